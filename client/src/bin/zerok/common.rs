@@ -1,0 +1,41 @@
+//! Options every command shares: which vault, and which secret opens it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use zerok_client::{Home, Unlocked, read_recovery_key, unlock};
+
+/// Where the vault is and how to open it.
+#[derive(clap::Args, Clone, Debug)]
+pub struct VaultArgs {
+    /// Vault URL: a folder path, file:///abs/path, s3://bucket/prefix (default: the
+    /// vault set up by `init` on this device).
+    #[arg(long, env = "ZEROK_VAULT")]
+    pub vault: Option<String>,
+    /// Read the recovery key from this file (or set ZEROK_RECOVERY_KEY).
+    #[arg(long)]
+    pub recovery_key_file: Option<PathBuf>,
+}
+
+impl VaultArgs {
+    /// The vault URL given, or this device's default.
+    pub fn url(&self, home: &Home) -> Result<String> {
+        self.vault
+            .clone()
+            .or_else(|| home.default_vault())
+            .context("no vault given: pass --vault URL or set ZEROK_VAULT (or run `zerok init` first)")
+    }
+
+    /// Unlocks the vault.
+    pub async fn open(&self) -> Result<Unlocked> {
+        let home = Home::locate()?;
+        let url = self.url(&home)?;
+        let recovery = read_recovery_key(self.recovery_key_file.as_deref())?;
+        unlock(&url, recovery.as_ref(), &home).await
+    }
+}
+
+/// Prints one JSON value on stdout.
+pub fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}

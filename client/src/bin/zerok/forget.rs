@@ -1,0 +1,83 @@
+//! `zerok forget` and `zerok prune`.
+
+use anyhow::Result;
+use serde_json::json;
+use zerok_vault::{Progress, PruneReport};
+
+use crate::common::{VaultArgs, print_json};
+
+#[derive(clap::Args)]
+pub struct ForgetArgs {
+    /// Keep the newest N snapshots of each host and set of paths.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    keep_last: u64,
+    /// Prune afterwards.
+    #[arg(long)]
+    prune: bool,
+    #[command(flatten)]
+    vault: VaultArgs,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    vault: VaultArgs,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn prune_json(r: &PruneReport) -> serde_json::Value {
+    json!({
+        "packs_deleted": r.packs_deleted,
+        "packs_repacked": r.packs_repacked,
+        "bytes_freed": r.bytes_freed,
+        "bytes_written": r.bytes_written,
+    })
+}
+
+fn print_prune(r: &PruneReport) {
+    println!(
+        "prune: {} packs deleted ({} repacked), {} freed, {} rewritten",
+        r.packs_deleted,
+        r.packs_repacked,
+        indicatif::HumanBytes(r.bytes_freed),
+        indicatif::HumanBytes(r.bytes_written)
+    );
+}
+
+pub async fn run_forget(args: ForgetArgs) -> Result<u8> {
+    let unlocked = args.vault.open().await?;
+    let report = zerok_vault::forget(&unlocked.vault, args.keep_last as usize).await?;
+    let pruned = if args.prune { Some(zerok_vault::prune(&unlocked.vault, &Progress::default()).await?) } else { None };
+    if args.json {
+        print_json(&json!({
+            "removed": report.removed.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            "kept": report.kept.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            "prune": pruned.as_ref().map(prune_json),
+        }));
+    } else {
+        for id in &report.removed {
+            println!("removed snapshot {}", id.short());
+        }
+        println!("{} removed, {} kept", report.removed.len(), report.kept.len());
+        if let Some(r) = &pruned {
+            print_prune(r);
+        }
+    }
+    Ok(0)
+}
+
+pub async fn run_prune(args: PruneArgs) -> Result<u8> {
+    let unlocked = args.vault.open().await?;
+    let r = zerok_vault::prune(&unlocked.vault, &Progress::default()).await?;
+    if args.json {
+        print_json(&prune_json(&r));
+    } else {
+        print_prune(&r);
+    }
+    Ok(0)
+}

@@ -1,0 +1,82 @@
+//! `zerok`: back up folders of app state to an encrypted vault and restore them.
+//! This file only parses arguments, sets up logging, runs the command and maps the
+//! outcome to an exit code (0 ok, 1 error, 3 backup done but some files unreadable).
+
+mod backup;
+mod check;
+mod common;
+mod forget;
+mod init;
+mod key;
+mod progress;
+mod restore;
+mod snapshots;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Zero-knowledge encrypted backup for local-first apps.
+#[derive(Parser)]
+#[command(name = "zerok", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a vault and print its recovery key (once).
+    Init(init::Args),
+    /// Back up files and folders into a new snapshot.
+    Backup(backup::Args),
+    /// List snapshots.
+    Snapshots(snapshots::Args),
+    /// Restore a snapshot (or part of one) into a folder.
+    Restore(restore::Args),
+    /// Verify the vault's structure, and with --read-data every byte.
+    Check(check::Args),
+    /// Delete old snapshots (keep the newest N per host and paths).
+    Forget(forget::ForgetArgs),
+    /// Delete data no snapshot needs.
+    Prune(forget::PruneArgs),
+    /// Manage key slots.
+    Key(key::Args),
+}
+
+/// Exit code: finished, but some files could not be read.
+pub const EXIT_PARTIAL: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ZEROK_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zerok: error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Init(a) => init::run(a).await,
+            Command::Backup(a) => backup::run(a).await,
+            Command::Snapshots(a) => snapshots::run(a).await,
+            Command::Restore(a) => restore::run(a).await,
+            Command::Check(a) => check::run(a).await,
+            Command::Forget(a) => forget::run_forget(a).await,
+            Command::Prune(a) => forget::run_prune(a).await,
+            Command::Key(a) => key::run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("zerok: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! `zerok restore`: restore a snapshot, or the parts matching --include, into a folder.
+
+use std::{path::PathBuf, sync::Arc};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use zerok_vault::{Progress, RestoreOptions};
+
+use crate::{
+    common::{VaultArgs, print_json},
+    progress::{Bar, Show},
+};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Snapshot id (or unique prefix), or `latest`.
+    snapshot: String,
+    /// Folder to restore into.
+    #[arg(long)]
+    target: PathBuf,
+    /// Restore only paths matching this glob, relative to the target (repeatable).
+    #[arg(long = "include")]
+    includes: Vec<String>,
+    #[command(flatten)]
+    vault: VaultArgs,
+    /// Print one JSON summary object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args) -> Result<u8> {
+    let unlocked = args.vault.open().await?;
+    let (id, snap) = unlocked.vault.find_snapshot(&args.snapshot).await?;
+    let mut opts = RestoreOptions::new(args.target.clone());
+    opts.includes = args.includes;
+    let progress = Arc::new(Progress::default());
+    let bar = Bar::start(&progress, Show::Restore);
+    let s = zerok_vault::restore(&unlocked.vault, &snap, &opts, progress)
+        .await
+        .with_context(|| format!("restoring snapshot {} into {}", id.short(), args.target.display()))?;
+    drop(bar);
+    if args.json {
+        print_json(&json!({
+            "snapshot_id": id.to_string(),
+            "target": args.target.display().to_string(),
+            "files_restored": s.files,
+            "dirs_restored": s.dirs,
+            "symlinks_restored": s.symlinks,
+            "bytes_restored": s.bytes,
+        }));
+    } else {
+        println!(
+            "restored snapshot {} into {}: {} files, {} folders, {} symlinks, {}",
+            id.short(),
+            args.target.display(),
+            s.files,
+            s.dirs,
+            s.symlinks,
+            indicatif::HumanBytes(s.bytes)
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,15 @@
+//! zerok-client: what the `zerok` and `zerok-restore` programs share — this device's
+//! state under `ZEROK_HOME` (default vault, device keys) and unlocking a vault with the
+//! best secret available. Later also the sync client and the cloud-backup API for apps.
+//!
+//! It never prints; binaries decide what the user sees.
+//!
+//! # Layout
+//! - `home`: [`Home`] — the per-device folder and the files in it.
+//! - `unlock`: [`unlock`] — recovery key, device key or passphrase → [`zerok_vault::Vault`].
+
+mod home;
+mod unlock;
+
+pub use home::Home;
+pub use unlock::{KeySource, Unlocked, read_recovery_key, unlock};

@@ -1,0 +1,191 @@
+//! Backup: walk → skip unchanged files (parent snapshot) → FastCDC → keyed BLAKE3 → dedup →
+//! zstd → XChaCha20-Poly1305 → packs → bounded concurrent uploads → index → snapshot.
+//!
+//! Threads: one walker (reads, chunks, hashes, dedups), `workers` sealers (compress and
+//! encrypt), and the async packer/uploader. Bounded channels between them cap memory at
+//! about `(2·workers + 4·workers) · max chunk + (uploads + 1) · pack size`. Index files are
+//! written every [`packer::INDEX_FLUSH_PACKS`] packs, so an interrupted backup leaves packs
+//! that the next run finds in the index and does not upload again.
+
+mod packer;
+pub(crate) use packer::flush as flush_index;
+mod walk;
+
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use zerok_core::SnapshotId;
+
+use crate::{
+    Error, MasterIndex, Progress, Result, Vault,
+    format::{Kind, envelope::Sealer, names, seal_msgpack, snapshot::{Snapshot, SnapshotSummary}},
+    lock::Lock,
+};
+
+/// What to back up, and how.
+#[derive(Clone, Debug)]
+pub struct BackupOptions {
+    /// Files or folders to back up.
+    pub paths: Vec<PathBuf>,
+    /// Tags recorded in the snapshot.
+    pub tags: Vec<String>,
+    /// Host name recorded in the snapshot (also picks the parent snapshot).
+    pub hostname: String,
+    /// Sync cursors (per relay) the backed-up state includes.
+    pub sync_cursors: BTreeMap<String, u64>,
+    /// Compress/encrypt threads.
+    pub workers: usize,
+    /// Pack uploads in flight at once.
+    pub uploads: usize,
+}
+
+impl BackupOptions {
+    /// Defaults: this host, one sealer per core, 4 concurrent uploads.
+    pub fn new(paths: Vec<PathBuf>) -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self { paths, tags: Vec::new(), hostname: crate::hostname(), sync_cursors: BTreeMap::new(), workers: cores, uploads: 4 }
+    }
+}
+
+/// What a backup did.
+#[derive(Clone, Debug)]
+pub struct BackupSummary {
+    /// The new snapshot.
+    pub snapshot_id: SnapshotId,
+    /// The snapshot whose unchanged files were reused.
+    pub parent: Option<SnapshotId>,
+    /// Files not in the parent.
+    pub files_new: u64,
+    /// Files in the parent but changed.
+    pub files_changed: u64,
+    /// Files skipped as unchanged (size, mtime, ctime, inode).
+    pub files_unmodified: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Bytes read from files (unchanged files are not read).
+    pub bytes_read: u64,
+    /// Bytes of all files in the snapshot.
+    pub bytes_total: u64,
+    /// Bytes newly stored in the vault (packs, index, snapshot), after dedup and compression.
+    pub bytes_added: u64,
+    /// Chunks not already in the vault.
+    pub chunks_new: u64,
+    /// Files that could not be read, with the reason; they are not in the snapshot.
+    pub unreadable: Vec<(PathBuf, String)>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// Backs up `opts.paths` into a new snapshot.
+///
+/// # Errors
+/// [`Error::Io`] for a source path that does not exist; [`Error::Locked`] while prune runs;
+/// storage errors after their retries. Unreadable files inside the paths are not errors:
+/// they are listed in [`BackupSummary::unreadable`].
+pub async fn backup(vault: &Vault, opts: BackupOptions, progress: Arc<Progress>) -> Result<BackupSummary> {
+    let started = std::time::Instant::now();
+    let time_ns = crate::now_ns();
+    let mut paths = Vec::new();
+    for p in &opts.paths {
+        let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+        std::fs::symlink_metadata(&abs).map_err(|e| Error::io(&abs, e))?;
+        paths.push(abs);
+    }
+    if paths.is_empty() {
+        return Err(Error::Invalid("nothing to back up: give at least one path".into()));
+    }
+    let mut names_seen = std::collections::HashSet::new();
+    for p in &paths {
+        if !names_seen.insert(walk::base_name(p)) {
+            return Err(Error::Invalid(format!("two paths share the name {:?}; back them up separately", p.file_name())));
+        }
+    }
+    let lock = Lock::acquire(vault, false).await?;
+    let result = run(vault, &opts, paths, progress, &lock, time_ns).await;
+    lock.release(vault).await;
+    result.map(|mut s| {
+        s.duration = started.elapsed();
+        s
+    })
+}
+
+async fn run(
+    vault: &Vault,
+    opts: &BackupOptions,
+    paths: Vec<PathBuf>,
+    progress: Arc<Progress>,
+    lock: &Lock,
+    time_ns: i64,
+) -> Result<BackupSummary> {
+    let index = Arc::new(MasterIndex::load(vault).await?);
+    let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let parent = vault
+        .snapshots()
+        .await?
+        .into_iter()
+        .rfind(|(_, s)| s.hostname == opts.hostname && s.paths == path_strings);
+    let parent_root = match &parent {
+        Some((_, snap)) => vault.load_tree(&index, &snap.tree).await.ok(),
+        None => None,
+    };
+
+    let workers = opts.workers.max(1);
+    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<walk::Job>(workers * 2);
+    let (sealed_tx, sealed_rx) = tokio::sync::mpsc::channel::<packer::Sealed>(workers * 4);
+    for n in 0..workers {
+        let (rx, tx, keys, level) = (chunk_rx.clone(), sealed_tx.clone(), vault.keys().clone(), vault.config().compression_level);
+        std::thread::Builder::new()
+            .name(format!("zerok-seal-{n}"))
+            .spawn(move || {
+                let mut sealer = Sealer::new(level);
+                for job in rx {
+                    let key = if job.kind == Kind::Data { keys.data() } else { keys.metadata() };
+                    let bytes = sealer.seal(key, job.kind, &job.id.0, &job.data);
+                    let sealed = packer::Sealed { id: job.id, kind: job.kind, raw_len: job.data.len() as u32, bytes };
+                    if tx.blocking_send(sealed).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::Invalid(format!("cannot start worker thread: {e}")))?;
+    }
+    drop((chunk_rx, sealed_tx));
+
+    let walker = walk::Walker::new(vault.clone(), index.clone(), chunk_tx, progress.clone());
+    let walk_task = tokio::task::spawn_blocking(move || walker.run(&paths, parent_root));
+    let packed = packer::run(vault, sealed_rx, opts.uploads.max(1), &progress, lock).await;
+    let walked = walk_task.await.map_err(|e| Error::Invalid(format!("backup walker failed: {e}")))?;
+    let mut bytes_added = packed?;
+    let (root, stats) = walked?;
+
+    let snapshot = Snapshot {
+        version: 1,
+        time_ns,
+        hostname: opts.hostname.clone(),
+        tags: opts.tags.clone(),
+        paths: path_strings,
+        tree: root,
+        parent: parent.as_ref().map(|(id, _)| *id),
+        sync_cursors: opts.sync_cursors.clone(),
+        summary: SnapshotSummary { files: stats.files_new + stats.files_changed + stats.files_unmodified, dirs: stats.dirs, bytes: stats.bytes_total },
+        program: concat!("zerok ", env!("CARGO_PKG_VERSION")).into(),
+    };
+    let id = SnapshotId::random();
+    let sealed = seal_msgpack(vault.keys().metadata(), Kind::Snapshot, &id.0, &snapshot);
+    bytes_added += sealed.len() as u64;
+    vault.backend().put_new(&names::snapshot(&id), Bytes::from(sealed)).await?;
+    Ok(BackupSummary {
+        snapshot_id: id,
+        parent: snapshot.parent,
+        files_new: stats.files_new,
+        files_changed: stats.files_changed,
+        files_unmodified: stats.files_unmodified,
+        dirs: stats.dirs,
+        bytes_read: stats.bytes_read,
+        bytes_total: stats.bytes_total,
+        bytes_added,
+        chunks_new: stats.chunks_new,
+        unreadable: stats.unreadable,
+        duration: Duration::ZERO,
+    })
+}

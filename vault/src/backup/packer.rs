@@ -1,0 +1,101 @@
+//! The packer: gathers sealed chunks into packs of about the vault's pack size, uploads
+//! them with bounded concurrency, and writes index files as packs land.
+
+use bytes::Bytes;
+use futures::{StreamExt, stream::FuturesUnordered};
+use zerok_core::{ChunkId, IndexId};
+
+use crate::{
+    Progress, Result, Vault,
+    format::{
+        Kind,
+        index::{IndexFile, IndexPack},
+        names,
+        pack::PackWriter,
+        seal_msgpack,
+    },
+    lock::{Lock, REFRESH_SECS},
+};
+
+/// Packs per index file while a backup runs (bounds what an interruption can orphan).
+pub const INDEX_FLUSH_PACKS: usize = 4;
+
+/// A chunk sealed by a worker.
+pub(super) struct Sealed {
+    pub id: ChunkId,
+    pub kind: Kind,
+    pub raw_len: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// Runs until the sealers hang up; returns the bytes written to the vault.
+pub(super) async fn run(
+    vault: &Vault,
+    mut rx: tokio::sync::mpsc::Receiver<Sealed>,
+    uploads: usize,
+    progress: &Progress,
+    lock: &Lock,
+) -> Result<u64> {
+    let pack_bytes = vault.config().pack_bytes as usize;
+    let new_writer = || PackWriter::with_capacity(pack_bytes + vault.config().chunker.max_bytes as usize);
+    let mut writer = new_writer();
+    let mut inflight = FuturesUnordered::new();
+    let mut pending = Vec::new();
+    let mut added = 0u64;
+    let mut refresh = tokio::time::interval(std::time::Duration::from_secs(REFRESH_SECS));
+    refresh.tick().await;
+    loop {
+        tokio::select! {
+            Some(done) = inflight.next(), if !inflight.is_empty() => {
+                let (pack, n): (IndexPack, u64) = done?;
+                added += n;
+                pending.push(pack);
+                if pending.len() >= INDEX_FLUSH_PACKS {
+                    added += flush(vault, &mut pending, progress).await?;
+                }
+            }
+            msg = rx.recv(), if inflight.len() < uploads => match msg {
+                Some(s) => {
+                    writer.add(s.kind, s.id, &s.bytes, s.raw_len);
+                    if writer.len() >= pack_bytes {
+                        inflight.push(upload(vault, std::mem::replace(&mut writer, new_writer()), progress));
+                    }
+                }
+                None => break,
+            },
+            _ = refresh.tick() => lock.refresh(vault).await?,
+        }
+    }
+    if !writer.is_empty() {
+        inflight.push(upload(vault, writer, progress));
+    }
+    while let Some(done) = inflight.next().await {
+        let (pack, n) = done?;
+        added += n;
+        pending.push(pack);
+    }
+    added += flush(vault, &mut pending, progress).await?;
+    Ok(added)
+}
+
+async fn upload(vault: &Vault, writer: PackWriter, progress: &Progress) -> Result<(IndexPack, u64)> {
+    let (id, bytes, entries) = writer.finish(vault.keys().metadata());
+    let n = bytes.len() as u64;
+    vault.backend().put(&names::pack(&id), Bytes::from(bytes)).await?;
+    Progress::add(&progress.bytes_added, n);
+    Ok((IndexPack::new(id, &entries), n))
+}
+
+/// Writes the pending packs as one index file; returns its size.
+pub(crate) async fn flush(vault: &Vault, pending: &mut Vec<IndexPack>, progress: &Progress) -> Result<u64> {
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let id = IndexId::random();
+    let file = IndexFile { version: 1, packs: std::mem::take(pending) };
+    let sealed = seal_msgpack(vault.keys().metadata(), Kind::Index, &id.0, &file);
+    let n = sealed.len() as u64;
+    vault.backend().put_new(&names::index(&id), Bytes::from(sealed)).await?;
+    Progress::add(&progress.bytes_added, n);
+    Ok(n)
+}

@@ -1,0 +1,240 @@
+//! The walker thread: visits the source paths in name order, reuses the chunk lists of
+//! files unchanged since the parent snapshot, chunks and hashes the rest, and hands every
+//! chunk the vault lacks to the sealers. Builds trees bottom-up.
+
+use std::{
+    collections::HashSet,
+    fs::{self, Metadata},
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use fastcdc::v2020::{Normalization, StreamCDC};
+use zerok_core::ChunkId;
+
+use crate::{
+    Error, MasterIndex, Progress, Result, Vault,
+    format::{
+        Kind,
+        tree::{Node, NodeKind, Tree},
+    },
+};
+
+/// A chunk for the sealers.
+pub(super) struct Job {
+    pub id: ChunkId,
+    pub kind: Kind,
+    pub data: Vec<u8>,
+}
+
+/// Counts for the summary.
+#[derive(Default)]
+pub(super) struct WalkStats {
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unmodified: u64,
+    pub dirs: u64,
+    pub bytes_read: u64,
+    pub bytes_total: u64,
+    pub chunks_new: u64,
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// The name a source path gets in the snapshot's root tree.
+pub(super) fn base_name(path: &Path) -> Vec<u8> {
+    match path.file_name() {
+        Some(name) => name.as_bytes().to_vec(),
+        None => b"root".to_vec(),
+    }
+}
+
+pub(super) struct Walker {
+    vault: Vault,
+    index: Arc<MasterIndex>,
+    runtime: tokio::runtime::Handle,
+    /// Chunks already sent to the sealers in this run (the index holds the rest).
+    sent: HashSet<ChunkId>,
+    tx: crossbeam_channel::Sender<Job>,
+    progress: Arc<Progress>,
+    stats: WalkStats,
+}
+
+impl Walker {
+    pub fn new(vault: Vault, index: Arc<MasterIndex>, tx: crossbeam_channel::Sender<Job>, progress: Arc<Progress>) -> Self {
+        let runtime = tokio::runtime::Handle::current();
+        Self { vault, index, runtime, sent: HashSet::new(), tx, progress, stats: WalkStats::default() }
+    }
+
+    /// Walks every path; returns the root tree id.
+    pub fn run(mut self, paths: &[PathBuf], parent_root: Option<Tree>) -> Result<(ChunkId, WalkStats)> {
+        let mut nodes = Vec::new();
+        for path in paths {
+            let name = base_name(path);
+            let prev = parent_root.as_ref().and_then(|t| find(t, &name));
+            if let Some(node) = self.entry(path, name, prev)? {
+                nodes.push(node);
+            }
+        }
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let root = self.store_tree(Tree { version: 1, nodes })?;
+        Ok((root, self.stats))
+    }
+
+    fn unreadable(&mut self, path: &Path, err: impl std::fmt::Display) {
+        tracing::warn!(path = %path.display(), error = %err, "cannot read; left out of the snapshot");
+        self.stats.unreadable.push((path.to_path_buf(), err.to_string()));
+    }
+
+    fn entry(&mut self, path: &Path, name: Vec<u8>, prev: Option<&Node>) -> Result<Option<Node>> {
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.unreadable(path, e);
+                return Ok(None);
+            }
+        };
+        let mut node = node_from(name, &meta);
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            node.kind = NodeKind::Dir;
+            let prev_tree = prev.filter(|n| n.kind == NodeKind::Dir).and_then(|n| n.subtree).and_then(|id| {
+                // A parent tree that cannot be read only costs re-reading its files.
+                self.runtime.block_on(self.vault.load_tree(&self.index, &id)).ok()
+            });
+            node.subtree = Some(self.dir(path, prev_tree)?);
+            self.stats.dirs += 1;
+        } else if ft.is_file() {
+            node.kind = NodeKind::File;
+            node.size = meta.len();
+            if !self.file(path, &mut node, prev)? {
+                return Ok(None);
+            }
+        } else if ft.is_symlink() {
+            node.kind = NodeKind::Symlink;
+            match fs::read_link(path) {
+                Ok(target) => node.target = Some(target.as_os_str().as_bytes().to_vec()),
+                Err(e) => {
+                    self.unreadable(path, e);
+                    return Ok(None);
+                }
+            }
+        } else {
+            tracing::warn!(path = %path.display(), "special file (device, socket or fifo) skipped");
+            return Ok(None);
+        }
+        Ok(Some(node))
+    }
+
+    fn dir(&mut self, path: &Path, prev: Option<Tree>) -> Result<ChunkId> {
+        let mut names: Vec<_> = match fs::read_dir(path) {
+            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect(),
+            Err(e) => {
+                self.unreadable(path, e);
+                Vec::new()
+            }
+        };
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut nodes = Vec::with_capacity(names.len());
+        for name in names {
+            let prev_node = prev.as_ref().and_then(|t| find(t, name.as_bytes()));
+            if let Some(node) = self.entry(&path.join(&name), name.as_bytes().to_vec(), prev_node)? {
+                nodes.push(node);
+            }
+        }
+        self.store_tree(Tree { version: 1, nodes })
+    }
+
+    /// Fills `node.content`; false when the file could not be read.
+    fn file(&mut self, path: &Path, node: &mut Node, prev: Option<&Node>) -> Result<bool> {
+        if let Some(p) = prev
+            && p.kind == NodeKind::File
+            && p.size == node.size
+            && p.mtime_ns == node.mtime_ns
+            && p.ctime_ns == node.ctime_ns
+            && p.inode == node.inode
+            && p.content.iter().all(|c| self.index.contains(c))
+        {
+            node.content = p.content.clone();
+            self.stats.files_unmodified += 1;
+            self.stats.bytes_total += node.size;
+            Progress::add(&self.progress.files, 1);
+            return Ok(true);
+        }
+        let file = match fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.unreadable(path, e);
+                return Ok(false);
+            }
+        };
+        let params = self.vault.config().chunker;
+        let chunker = StreamCDC::with_level_and_seed(
+            file,
+            params.min_bytes as usize,
+            params.avg_bytes as usize,
+            params.max_bytes as usize,
+            Normalization::Level1,
+            self.vault.keys().chunker_seed(),
+        );
+        let mut size = 0u64;
+        for chunk in chunker {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    self.unreadable(path, std::io::Error::from(e));
+                    return Ok(false);
+                }
+            };
+            size += chunk.length as u64;
+            Progress::add(&self.progress.bytes, chunk.length as u64);
+            let id = self.store(Kind::Data, chunk.data)?;
+            node.content.push(id);
+        }
+        node.size = size;
+        self.stats.bytes_read += size;
+        self.stats.bytes_total += size;
+        if prev.is_some() {
+            self.stats.files_changed += 1;
+        } else {
+            self.stats.files_new += 1;
+        }
+        Progress::add(&self.progress.files, 1);
+        Ok(true)
+    }
+
+    fn store_tree(&mut self, tree: Tree) -> Result<ChunkId> {
+        self.store(Kind::Tree, tree.encode())
+    }
+
+    /// Names a chunk and sends it to the sealers unless the vault already has it.
+    fn store(&mut self, kind: Kind, data: Vec<u8>) -> Result<ChunkId> {
+        let id = self.vault.keys().chunk_id(&data);
+        if !self.index.contains(&id) && self.sent.insert(id) {
+            self.stats.chunks_new += 1;
+            self.tx.send(Job { id, kind, data }).map_err(|_| Error::Invalid("backup pipeline stopped".into()))?;
+        }
+        Ok(id)
+    }
+}
+
+fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
+    tree.nodes.binary_search_by(|n| n.name.as_slice().cmp(name)).ok().map(|i| &tree.nodes[i])
+}
+
+fn node_from(name: Vec<u8>, meta: &Metadata) -> Node {
+    Node {
+        name,
+        kind: NodeKind::File,
+        mode: meta.mode() & 0o7777,
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        inode: meta.ino(),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        size: 0,
+        content: Vec::new(),
+        subtree: None,
+        target: None,
+    }
+}

@@ -1,0 +1,162 @@
+//! `check`: verifies the vault's structure — every index file, snapshot and tree opens,
+//! every pack the index names exists and is large enough, every chunk a file needs is
+//! indexed — and with `read_data`, downloads every pack and verifies its hash, header and
+//! every chunk (authentication, decompression, keyed id).
+
+use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt;
+use zerok_core::{ChunkId, PackId};
+
+use crate::{
+    MasterIndex, Progress, Result, Vault,
+    format::{names, pack, tree::NodeKind},
+};
+
+/// Packs downloaded at once by `--read-data`.
+const READ_CONCURRENCY: usize = 4;
+
+/// What `check` found. The vault is sound when `errors` is empty.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// Snapshots read.
+    pub snapshots: usize,
+    /// Trees read.
+    pub trees: usize,
+    /// Packs listed in the store.
+    pub packs: usize,
+    /// Chunks verified by reading their data.
+    pub chunks_read: usize,
+    /// Problems, each naming the object.
+    pub errors: Vec<String>,
+    /// Harmless findings (e.g. packs left by an interrupted backup).
+    pub warnings: Vec<String>,
+}
+
+/// Checks the vault.
+///
+/// # Errors
+/// Only when the store cannot be listed; damage is reported in [`CheckReport::errors`].
+pub async fn check(vault: &Vault, read_data: bool, progress: &Progress) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    let (index, bad) = MasterIndex::load_reporting(vault).await?;
+    report.errors.extend(bad.into_iter().map(|e| e.to_string()));
+
+    let stored: HashMap<PackId, u64> = vault
+        .backend()
+        .list(names::DATA)
+        .await?
+        .into_iter()
+        .filter_map(|(name, size)| Some((PackId::from_hex(names::id_part(&name)).ok()?, size)))
+        .collect();
+    report.packs = stored.len();
+    for (id, entries) in &index.packs {
+        let need = entries.iter().map(|e| e.offset as u64 + e.length as u64).max().unwrap_or(0);
+        match stored.get(id) {
+            None => report.errors.push(format!("missing pack {} (listed in the index)", names::pack(id))),
+            Some(&size) if size < need + 4 => {
+                report.errors.push(format!("truncated pack {}: {size} bytes, index needs more than {need}", names::pack(id)))
+            }
+            Some(_) => {}
+        }
+    }
+    for id in stored.keys().filter(|id| !index.packs.contains_key(id)) {
+        report.warnings.push(format!("pack {} is in no index (left by an interrupted backup; prune removes it)", names::pack(id)));
+    }
+
+    check_snapshots(vault, &index, &mut report).await?;
+
+    if read_data {
+        let packs: Vec<_> = index.packs.keys().filter(|id| stored.contains_key(id)).copied().collect();
+        let results: Vec<(usize, Vec<String>)> = futures::stream::iter(packs)
+            .map(|id| read_pack(vault, &index, id, progress))
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        for (n, errors) in results {
+            report.chunks_read += n;
+            report.errors.extend(errors);
+        }
+    }
+    Ok(report)
+}
+
+async fn check_snapshots(vault: &Vault, index: &MasterIndex, report: &mut CheckReport) -> Result<()> {
+    let mut seen: HashSet<ChunkId> = HashSet::new();
+    for (name, _) in vault.backend().list(names::SNAPSHOTS).await? {
+        let snap = match zerok_core::SnapshotId::from_hex(names::id_part(&name)) {
+            Ok(id) => vault.load_snapshot(&id).await,
+            Err(_) => Err(crate::Error::corrupt(&name, "bad name")),
+        };
+        let snap = match snap {
+            Ok(s) => s,
+            Err(e) => {
+                report.errors.push(e.to_string());
+                continue;
+            }
+        };
+        report.snapshots += 1;
+        let mut stack = vec![snap.tree];
+        while let Some(tree_id) = stack.pop() {
+            if !seen.insert(tree_id) {
+                continue;
+            }
+            let tree = match vault.load_tree(index, &tree_id).await {
+                Ok(t) => t,
+                Err(e) => {
+                    report.errors.push(format!("tree {} of {name}: {e}", tree_id.short()));
+                    continue;
+                }
+            };
+            report.trees += 1;
+            for node in &tree.nodes {
+                let shown = String::from_utf8_lossy(&node.name);
+                if !node.has_safe_name() {
+                    report.errors.push(format!("tree {}: unsafe name {shown:?}", tree_id.short()));
+                }
+                match (node.kind, node.subtree) {
+                    (NodeKind::Dir, Some(sub)) => stack.push(sub),
+                    (NodeKind::Dir, None) => report.errors.push(format!("tree {}: folder {shown:?} has no subtree", tree_id.short())),
+                    _ => {}
+                }
+                for chunk in node.content.iter().filter(|c| !index.contains(c)) {
+                    report.errors.push(format!("chunk {} of file {shown:?} (tree {}) is in no index", chunk.short(), tree_id.short()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Downloads one pack and verifies everything in it.
+async fn read_pack(vault: &Vault, index: &MasterIndex, id: PackId, progress: &Progress) -> (usize, Vec<String>) {
+    let name = names::pack(&id);
+    let bytes = match vault.backend().get(&name).await {
+        Ok(b) => b,
+        Err(e) => return (0, vec![e.to_string()]),
+    };
+    Progress::add(&progress.bytes, bytes.len() as u64);
+    if PackId(*blake3::hash(&bytes).as_bytes()) != id {
+        return (0, vec![format!("corrupted object {name}: content does not match its name (hash)")]);
+    }
+    let n = bytes.len();
+    let header = pack::header_len(n as u64, &bytes[n.saturating_sub(4)..]).and_then(|hl| {
+        let start = n - 4 - hl as usize;
+        pack::decode_header(vault.keys().metadata(), &bytes[start..n - 4], start as u64)
+    });
+    let entries = match header {
+        Ok(e) => e,
+        Err(why) => return (0, vec![format!("corrupted object {name}: {why}")]),
+    };
+    let mut errors = Vec::new();
+    if index.packs.get(&id).is_some_and(|listed| listed != &entries) {
+        errors.push(format!("{name}: header disagrees with the index"));
+    }
+    for e in &entries {
+        let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+        if let Err(err) = vault.open_chunk(&name, e.kind, &e.id, sealed, e.raw_len) {
+            errors.push(err.to_string());
+        }
+    }
+    (entries.len(), errors)
+}

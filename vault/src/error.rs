@@ -1,0 +1,100 @@
+//! The one error type of zerok-vault.
+
+/// What can go wrong with a vault. Each variant names the object or path involved so the
+/// user can tell which one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The vault URL could not be understood.
+    #[error("invalid vault URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The object store failed (after its bounded retries).
+    #[error("storage error on {object}: {source}")]
+    Store {
+        /// The object or prefix being accessed.
+        object: String,
+        /// What the store said.
+        #[source]
+        source: object_store::Error,
+    },
+    /// An object that should exist does not.
+    #[error("missing object {object}")]
+    NotFound {
+        /// The object name.
+        object: String,
+    },
+    /// An object exists but is damaged: fails authentication, hash, or parse.
+    #[error("corrupted object {object}: {reason}")]
+    Corrupt {
+        /// The object name (and blob within it, when known).
+        object: String,
+        /// What check failed.
+        reason: String,
+    },
+    /// No key slot opens with the given secret.
+    #[error("wrong key: no key slot of this vault opens with it")]
+    WrongKey,
+    /// The vault was written by a newer zerok.
+    #[error("unsupported vault format version {version} (this zerok reads up to {supported})")]
+    Unsupported {
+        /// The version found.
+        version: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// `init` on a location that already holds a vault.
+    #[error("a vault already exists at {0}; refusing to overwrite it")]
+    AlreadyExists(String),
+    /// The location holds no vault.
+    #[error("no vault at {0} (run `zerok init` first)")]
+    NoVault(String),
+    /// A local file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The local path.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A snapshot tree names a path that would land outside the restore target.
+    #[error("refusing unsafe path {0:?} from snapshot (it would escape the target)")]
+    UnsafePath(String),
+    /// Another process holds a conflicting lock.
+    #[error("vault is locked: {0}")]
+    Locked(String),
+    /// A snapshot id or prefix that matches nothing, or more than one snapshot.
+    #[error("snapshot {0:?}: {1}")]
+    Snapshot(String, &'static str),
+    /// Bad input that fits no other variant.
+    #[error("{0}")]
+    Invalid(String),
+    /// Key handling failed.
+    #[error(transparent)]
+    Core(#[from] zerok_core::Error),
+}
+
+impl Error {
+    /// True when trying again later might succeed (network and server trouble).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Store { source, .. } if !matches!(source,
+            object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } | object_store::Error::NotImplemented { .. }))
+    }
+
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io { path: path.display().to_string(), source }
+    }
+
+    pub(crate) fn corrupt(object: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Corrupt { object: object.into(), reason: reason.into() }
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

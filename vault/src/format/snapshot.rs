@@ -1,0 +1,44 @@
+//! `snapshots/<snapshot-id>`: one backup. Sealed MessagePack map (kind `Snapshot`, id = the
+//! snapshot id), fields as in [`Snapshot`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use zerok_core::{ChunkId, SnapshotId};
+
+/// A snapshot manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Format version (1).
+    pub version: u32,
+    /// When the backup started, Unix nanoseconds.
+    pub time_ns: i64,
+    /// Host (device) name.
+    pub hostname: String,
+    /// User tags.
+    pub tags: Vec<String>,
+    /// Absolute source paths, as given.
+    pub paths: Vec<String>,
+    /// Root tree: one node per source path, named by its base name.
+    pub tree: ChunkId,
+    /// The snapshot used to skip unchanged files.
+    pub parent: Option<SnapshotId>,
+    /// Per relay address, the last sync cursor included in this backup.
+    #[serde(default)]
+    pub sync_cursors: BTreeMap<String, u64>,
+    /// Totals.
+    pub summary: SnapshotSummary,
+    /// Program that wrote it.
+    pub program: String,
+}
+
+/// Totals recorded with a snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSummary {
+    /// Regular files.
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+}

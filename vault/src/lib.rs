@@ -1,0 +1,71 @@
+//! zerok-vault: encrypted, deduplicated, compressed snapshots of folders in any object store
+//! (a local folder, S3/MinIO, or memory), and everything done with them: backup, restore,
+//! check, forget and prune, key slots.
+//!
+//! A library only: it prints nothing and never exits; progress is reported through
+//! [`Progress`] counters and results through typed values and [`Error`]. The byte format
+//! is specified in `vault/FORMAT.md`.
+//!
+//! # Layout
+//! - [`store`]: URLs → [`Backend`] (named objects under a prefix, errors that name them).
+//! - [`format`]: encoders/decoders of every stored object.
+//! - `vault`: [`Vault`] — init, unlock by key slot, snapshots, trees, chunk reads.
+//! - `master_index`: [`MasterIndex`] — chunk id → pack location.
+//! - `backup`: the parallel walk → chunk → compress → encrypt → pack → upload pipeline.
+//! - `restore`, `check`, `prune`, `lock`, `progress`.
+//!
+//! ```no_run
+//! # async fn demo() -> zerok_vault::Result<()> {
+//! use zerok_vault::{Location, Vault, InitOptions, BackupOptions};
+//! let url = "/tmp/my-vault";
+//! let created = Vault::init(Location::parse(url)?.open(url)?, InitOptions::default()).await?;
+//! println!("write down: {}", created.recovery_key.display());
+//! let opts = BackupOptions::new(vec!["/home/me/app-state".into()]);
+//! let summary = zerok_vault::backup(&created.vault, opts, Default::default()).await?;
+//! println!("snapshot {}", summary.snapshot_id);
+//! # Ok(()) }
+//! ```
+
+mod backup;
+mod check;
+mod error;
+pub mod format;
+mod lock;
+mod master_index;
+mod progress;
+mod prune;
+mod restore;
+pub mod store;
+mod vault;
+
+pub use backup::{BackupOptions, BackupSummary, backup};
+pub use check::{CheckReport, check};
+pub use error::{Error, Result};
+pub use format::keyslot::SlotKind;
+pub use master_index::{BlobLocation, MasterIndex};
+pub use progress::Progress;
+pub use prune::{ForgetReport, PruneReport, forget, prune};
+pub use restore::{RestoreOptions, RestoreSummary, restore};
+pub use store::{Backend, Location};
+pub use vault::{Created, DeviceKey, InitOptions, Secret, Vault};
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Nanoseconds since the Unix epoch.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// This machine's host name, for labels and snapshot grouping.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,303 @@
+//! Opening object stores from URLs, and the [`Backend`]: named-object access relative to
+//! the vault's prefix, with errors that name the object.
+//!
+//! URLs: `file:///abs/path` or a plain path (the embedded default: a local folder, fsync on
+//! every write), `s3://bucket/prefix` (AWS S3, MinIO and other S3-compatible stores, set up
+//! from the standard `AWS_*` environment variables), `memory://` (process-local, for tests).
+//! Retries: the S3 client retries transient failures with backoff, at most
+//! [`S3_MAX_RETRIES`] times within [`S3_RETRY_TIMEOUT`].
+
+use std::{ops::Range, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, aws::AmazonS3Builder,
+    local::LocalFileSystem, memory::InMemory, path::Path as StorePath,
+};
+
+use crate::{Error, Result};
+
+/// Retries of one S3 request before its error is reported.
+pub const S3_MAX_RETRIES: usize = 4;
+/// Time limit across one S3 request and its retries.
+pub const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where a vault lives, parsed from its URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A local folder (absolute path).
+    Local(std::path::PathBuf),
+    /// An S3 bucket and key prefix.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix inside the bucket, without leading or trailing `/`.
+        prefix: String,
+    },
+    /// An in-process store that lives as long as the returned [`Backend`].
+    Memory,
+}
+
+impl Location {
+    /// Parses a vault URL or plain path.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] for an unknown scheme, an empty bucket, or a relative
+    /// `file://` path.
+    pub fn parse(url: &str) -> Result<Self> {
+        let bad = |reason: &str| Error::InvalidUrl { url: url.to_string(), reason: reason.to_string() };
+        if url.is_empty() {
+            return Err(bad("empty"));
+        }
+        let Some((scheme, rest)) = url.split_once("://") else {
+            let path = std::path::absolute(url).map_err(|e| bad(&e.to_string()))?;
+            return Ok(Location::Local(path));
+        };
+        match scheme {
+            "file" => {
+                if !rest.starts_with('/') {
+                    return Err(bad("file:// needs an absolute path, as in file:///srv/vault"));
+                }
+                Ok(Location::Local(rest.into()))
+            }
+            "s3" => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() || bucket.contains(|c: char| c.is_whitespace()) {
+                    return Err(bad("s3:// needs a bucket, as in s3://bucket/prefix"));
+                }
+                Ok(Location::S3 { bucket: bucket.into(), prefix: prefix.trim_matches('/').into() })
+            }
+            "memory" => Ok(Location::Memory),
+            other => Err(bad(&format!("unknown scheme {other:?} (use file://, s3:// or a path)"))),
+        }
+    }
+
+    /// Opens the store. A local folder is created when missing.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a local folder cannot be created; [`Error::InvalidUrl`] when the S3
+    /// settings are incomplete.
+    pub fn open(&self, url: &str) -> Result<Backend> {
+        let (store, prefix): (Arc<dyn ObjectStore>, String) = match self {
+            Location::Local(path) => {
+                std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+                let fs = LocalFileSystem::new_with_prefix(path)
+                    .map_err(|e| Error::InvalidUrl { url: url.into(), reason: e.to_string() })?
+                    .with_fsync(true)
+                    .with_automatic_cleanup(true);
+                (Arc::new(fs), String::new())
+            }
+            Location::S3 { bucket, prefix } => (Arc::new(s3_builder(bucket).build().map_err(|e| Error::InvalidUrl {
+                url: url.into(),
+                reason: e.to_string(),
+            })?), prefix.clone()),
+            Location::Memory => (Arc::new(InMemory::new()), String::new()),
+        };
+        Ok(Backend { store, prefix, url: url.to_string() })
+    }
+}
+
+/// An S3 client configured from the environment: `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL` (path-style requests when set,
+/// as MinIO expects) and `AWS_ALLOW_HTTP`.
+pub fn s3_builder(bucket: &str) -> AmazonS3Builder {
+    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(object_store::RetryConfig {
+        max_retries: S3_MAX_RETRIES,
+        retry_timeout: S3_RETRY_TIMEOUT,
+        ..Default::default()
+    });
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+        b = b.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+    }
+    if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+        b = b.with_region("us-east-1");
+    }
+    b
+}
+
+/// Named objects under one vault prefix of any [`ObjectStore`].
+#[derive(Clone)]
+pub struct Backend {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    url: String,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Backend({})", self.url)
+    }
+}
+
+impl Backend {
+    /// Wraps an existing store (tests, embedding apps) with a key prefix.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, url: &str) -> Self {
+        Self { store, prefix: prefix.trim_matches('/').to_string(), url: url.to_string() }
+    }
+
+    /// The URL this backend was opened from.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn path(&self, name: &str) -> StorePath {
+        if self.prefix.is_empty() { StorePath::from(name) } else { StorePath::from(format!("{}/{name}", self.prefix)) }
+    }
+
+    fn err(name: &str, source: object_store::Error) -> Error {
+        match source {
+            object_store::Error::NotFound { .. } => Error::NotFound { object: name.to_string() },
+            source => Error::Store { object: name.to_string(), source },
+        }
+    }
+
+    /// Reads a whole object.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or [`Error::Store`], naming the object.
+    pub async fn get(&self, name: &str) -> Result<Bytes> {
+        let res = self.store.get(&self.path(name)).await.map_err(|e| Self::err(name, e))?;
+        res.bytes().await.map_err(|e| Self::err(name, e))
+    }
+
+    /// Reads a byte range of an object.
+    ///
+    /// # Errors
+    /// As [`Backend::get`]; a range past the end is an error.
+    pub async fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes> {
+        let want = range.end - range.start;
+        let bytes = self.store.get_range(&self.path(name), range).await.map_err(|e| Self::err(name, e))?;
+        if bytes.len() as u64 != want {
+            return Err(Error::corrupt(name, format!("short read: {} of {want} bytes", bytes.len())));
+        }
+        Ok(bytes)
+    }
+
+    /// Writes an object, replacing any existing one (only for content-named objects,
+    /// whose content is the same whoever writes them).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
+        self.store.put(&self.path(name), PutPayload::from(bytes)).await.map_err(|e| Self::err(name, e))?;
+        Ok(())
+    }
+
+    /// Writes an object only if no object of that name exists (a conditional write).
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when it exists; [`Error::Store`] otherwise.
+    pub async fn put_new(&self, name: &str, bytes: Bytes) -> Result<()> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&self.path(name), PutPayload::from(bytes), opts).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                Err(Error::AlreadyExists(format!("{}/{name}", self.url)))
+            }
+            Err(e) => Err(Self::err(name, e)),
+        }
+    }
+
+    /// Whether an object exists.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store cannot answer.
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        match self.store.head(&self.path(name)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Self::err(name, e)),
+        }
+    }
+
+    /// Lists the objects under a folder (`"data"`, `"index"`, …), recursively, as
+    /// `(name relative to the vault, size)`.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn list(&self, folder: &str) -> Result<Vec<(String, u64)>> {
+        let base = self.path(folder);
+        let skip = if self.prefix.is_empty() { 0 } else { self.prefix.len() + 1 };
+        let metas: Vec<_> =
+            self.store.list(Some(&base)).try_collect().await.map_err(|e| Self::err(folder, e))?;
+        let mut out: Vec<_> = metas
+            .into_iter()
+            .map(|m| (m.location.as_ref()[skip..].to_string(), m.size))
+            .filter(|(name, _)| !name.rsplit('/').next().unwrap_or("").starts_with('#'))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Deletes an object; deleting a missing object is not an error.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        match self.store.delete(&self.path(name)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Self::err(name, e)),
+        }
+    }
+}
+
+/// Creates the S3 bucket of `location` when it does not exist (object_store cannot), using
+/// the same `AWS_*` variables as the client.
+///
+/// # Errors
+/// [`Error::Invalid`] when the store refuses; a local folder needs nothing.
+pub async fn create_bucket(location: &Location) -> Result<()> {
+    let Location::S3 { bucket, .. } = location else { return Ok(()) };
+    let env = |k: &str| std::env::var(k).ok();
+    let creds = aws_sdk_s3::config::Credentials::new(
+        env("AWS_ACCESS_KEY_ID").unwrap_or_default(),
+        env("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
+        env("AWS_SESSION_TOKEN"),
+        None,
+        "zerok-env",
+    );
+    let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
+    let mut conf = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .region(aws_sdk_s3::config::Region::new(region.clone()))
+        .credentials_provider(creds);
+    if let Some(endpoint) = env("AWS_ENDPOINT_URL") {
+        conf = conf.endpoint_url(endpoint).force_path_style(true);
+    }
+    let client = aws_sdk_s3::Client::from_conf(conf.build());
+    if client.head_bucket().bucket(bucket).send().await.is_ok() {
+        return Ok(());
+    }
+    let mut req = client.create_bucket().bucket(bucket);
+    if region != "us-east-1" {
+        req = req.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
+                .build(),
+        );
+    }
+    req.send().await.map_err(|e| {
+        Error::Invalid(format!("creating bucket {bucket}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(Location::parse("file:///srv/v").unwrap(), Location::Local("/srv/v".into()));
+        assert_eq!(
+            Location::parse("s3://b/some/prefix/").unwrap(),
+            Location::S3 { bucket: "b".into(), prefix: "some/prefix".into() }
+        );
+        assert_eq!(Location::parse("memory://").unwrap(), Location::Memory);
+        assert!(matches!(Location::parse("/abs").unwrap(), Location::Local(_)));
+        for bad in ["ftp://x", "s3://", "file://relative", ""] {
+            assert!(matches!(Location::parse(bad), Err(Error::InvalidUrl { .. })), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! An unlocked vault: its backend, keys and config, and the reads every operation shares
+//! (key slots, snapshots, trees, chunks).
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use zerok_core::{ChunkId, Kdf, Key32, MasterKey, RecoveryKey, SlotId, SnapshotId, VaultKeys};
+
+use crate::{
+    Backend, Error, MasterIndex, Result,
+    format::{
+        Kind,
+        config::{self, ChunkerParams, Config},
+        envelope,
+        keyslot::{KeySlot, SlotKind},
+        names, open_msgpack,
+        pack::MAX_BLOB_BYTES,
+        snapshot::Snapshot,
+        tree::Tree,
+    },
+};
+
+/// A secret that may open a vault.
+pub enum Secret<'a> {
+    /// The recovery key: tried against every recovery slot.
+    Recovery(&'a RecoveryKey),
+    /// A device key: opens its own slot.
+    Device(&'a DeviceKey),
+    /// A passphrase: tried against every passphrase slot.
+    Passphrase(&'a str),
+}
+
+/// A device's own key to a vault: the slot it opens and the 256-bit secret.
+#[derive(Clone, Debug)]
+pub struct DeviceKey {
+    /// The slot this key opens.
+    pub slot: SlotId,
+    /// The secret (zeroized on drop, redacted in Debug).
+    pub key: Key32,
+}
+
+/// Settings chosen at `init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Label of the first device slot (this device's name).
+    pub device_label: String,
+    /// FastCDC parameters.
+    pub chunker: ChunkerParams,
+    /// zstd level.
+    pub compression_level: i32,
+    /// Target pack size in bytes.
+    pub pack_bytes: u32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            device_label: crate::hostname(),
+            chunker: ChunkerParams::default(),
+            compression_level: 3,
+            pack_bytes: 16 << 20,
+        }
+    }
+}
+
+/// What `init` hands back: the vault, the recovery key to show once, this device's key.
+pub struct Created {
+    /// The new vault, unlocked.
+    pub vault: Vault,
+    /// Show to the user once; it is the only way in without a device.
+    pub recovery_key: RecoveryKey,
+    /// Store on this device.
+    pub device_key: DeviceKey,
+}
+
+/// An unlocked vault. Cloning is cheap (the store is shared) and copies the keys, each
+/// copy wiped on drop.
+#[derive(Clone)]
+pub struct Vault {
+    backend: Backend,
+    keys: VaultKeys,
+    config: Config,
+    master: MasterKey,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vault({})", self.backend.url())
+    }
+}
+
+impl Vault {
+    /// Creates a vault: a recovery slot, a device slot, then `config` (written last, and
+    /// only if absent, so a concurrent or repeated `init` never overwrites a vault).
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when the location already holds a vault (nothing is written).
+    pub async fn init(backend: Backend, opts: InitOptions) -> Result<Created> {
+        if backend.exists(names::CONFIG).await? || !backend.list(names::KEYS).await?.is_empty() {
+            return Err(Error::AlreadyExists(backend.url().to_string()));
+        }
+        let master = MasterKey::generate();
+        let keys = master.derive();
+        let recovery_key = RecoveryKey::generate();
+        let device_key = DeviceKey { slot: SlotId::random(), key: Key32::generate() };
+        let recovery_slot = SlotId::random();
+        let slots = [
+            (recovery_slot, SlotKind::Recovery, recovery_key.secret().expose().as_slice(), "recovery key".to_string()),
+            (device_key.slot, SlotKind::Device, device_key.key.expose().as_slice(), opts.device_label.clone()),
+        ];
+        for (id, kind, secret, label) in slots {
+            let slot = KeySlot::seal(&id, kind, Kdf::HkdfSha256, secret, &master, &label)?;
+            backend.put_new(&names::key(&id), Bytes::from(slot.encode())).await?;
+        }
+        let config = Config {
+            vault_id: zerok_core::VaultId::random(),
+            chunker: opts.chunker,
+            compression_level: opts.compression_level,
+            pack_bytes: opts.pack_bytes,
+            created: crate::now_secs(),
+        };
+        if let Err(e) = backend.put_new(names::CONFIG, Bytes::from(config.encode(&keys))).await {
+            for id in [recovery_slot, device_key.slot] {
+                let _ = backend.delete(&names::key(&id)).await;
+            }
+            return Err(e);
+        }
+        Ok(Created { vault: Vault { backend, keys, config, master }, recovery_key, device_key })
+    }
+
+    /// Reads the config header: refuses a newer format before any key is tried, and returns
+    /// the vault id.
+    ///
+    /// # Errors
+    /// [`Error::NoVault`], [`Error::Unsupported`] or [`Error::Corrupt`].
+    pub async fn peek(backend: &Backend) -> Result<zerok_core::VaultId> {
+        let bytes = match backend.get(names::CONFIG).await {
+            Err(Error::NotFound { .. }) => return Err(Error::NoVault(backend.url().to_string())),
+            other => other?,
+        };
+        config::peek_vault_id(&bytes)
+    }
+
+    /// Unlocks a vault with a secret.
+    ///
+    /// # Errors
+    /// [`Error::WrongKey`] when no slot opens; [`Error::NoVault`], [`Error::Unsupported`],
+    /// [`Error::Corrupt`] (config MAC) or storage errors.
+    pub async fn open(backend: Backend, secret: Secret<'_>) -> Result<Vault> {
+        let config_bytes = match backend.get(names::CONFIG).await {
+            Err(Error::NotFound { .. }) => return Err(Error::NoVault(backend.url().to_string())),
+            other => other?,
+        };
+        config::check_version(&config_bytes)?;
+        let master = match secret {
+            Secret::Device(dev) => {
+                let slot = match Self::read_slot(&backend, &dev.slot).await {
+                    Err(Error::NotFound { .. }) => return Err(Error::WrongKey),
+                    other => other?,
+                };
+                slot.open(&dev.slot, dev.key.expose())?
+            }
+            Secret::Recovery(key) => Self::try_slots(&backend, SlotKind::Recovery, key.secret().expose()).await?,
+            Secret::Passphrase(pass) => Self::try_slots(&backend, SlotKind::Passphrase, pass.as_bytes()).await?,
+        };
+        let keys = master.derive();
+        let config = Config::decode(&config_bytes, &keys)?;
+        Ok(Vault { backend, keys, config, master })
+    }
+
+    async fn read_slot(backend: &Backend, id: &SlotId) -> Result<KeySlot> {
+        KeySlot::decode(id, &backend.get(&names::key(id)).await?)
+    }
+
+    async fn try_slots(backend: &Backend, kind: SlotKind, secret: &[u8]) -> Result<MasterKey> {
+        for (id, slot) in Self::slots_of(backend).await? {
+            if slot.kind == kind
+                && let Ok(master) = slot.open(&id, secret)
+            {
+                return Ok(master);
+            }
+        }
+        Err(Error::WrongKey)
+    }
+
+    async fn slots_of(backend: &Backend) -> Result<Vec<(SlotId, KeySlot)>> {
+        let mut out = Vec::new();
+        for (name, _) in backend.list(names::KEYS).await? {
+            let id = SlotId::from_hex(names::id_part(&name)).map_err(|_| Error::corrupt(&name, "bad slot name"))?;
+            out.push((id, Self::read_slot(backend, &id).await?));
+        }
+        Ok(out)
+    }
+
+    /// All key slots.
+    ///
+    /// # Errors
+    /// Storage errors, or a slot that does not parse.
+    pub async fn slots(&self) -> Result<Vec<(SlotId, KeySlot)>> {
+        Self::slots_of(&self.backend).await
+    }
+
+    /// Adds a slot opened by `secret` (a device key or a passphrase). Existing data is not
+    /// touched.
+    ///
+    /// # Errors
+    /// Storage errors; invalid KDF parameters.
+    pub async fn add_slot(&self, kind: SlotKind, kdf: Kdf, secret: &[u8], label: &str) -> Result<SlotId> {
+        let id = SlotId::random();
+        let slot = KeySlot::seal(&id, kind, kdf, secret, &self.master, label)?;
+        self.backend.put_new(&names::key(&id), Bytes::from(slot.encode())).await?;
+        Ok(id)
+    }
+
+    /// Adds a slot for a new device and returns its key.
+    ///
+    /// # Errors
+    /// As [`Vault::add_slot`].
+    pub async fn add_device(&self, label: &str) -> Result<DeviceKey> {
+        let key = Key32::generate();
+        let slot = self.add_slot(SlotKind::Device, Kdf::HkdfSha256, key.expose(), label).await?;
+        Ok(DeviceKey { slot, key })
+    }
+
+    /// Removes a slot. Refuses to remove the last recovery slot, which would leave the
+    /// vault unrecoverable once its devices are gone.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unknown slot or the last recovery slot.
+    pub async fn remove_slot(&self, id: &SlotId) -> Result<()> {
+        let slots = self.slots().await?;
+        let Some((_, slot)) = slots.iter().find(|(s, _)| s == id) else {
+            return Err(Error::Invalid(format!("no key slot {}", id.short())));
+        };
+        let recoveries = slots.iter().filter(|(_, s)| s.kind == SlotKind::Recovery).count();
+        if slot.kind == SlotKind::Recovery && recoveries == 1 {
+            return Err(Error::Invalid("refusing to remove the only recovery key slot".into()));
+        }
+        self.backend.delete(&names::key(id)).await
+    }
+
+    /// The storage backend.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The derived keys.
+    pub fn keys(&self) -> &VaultKeys {
+        &self.keys
+    }
+
+    /// The vault's settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Every snapshot, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming a snapshot that does not open.
+    pub async fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let listed = self.backend.list(names::SNAPSHOTS).await?;
+        let mut all: Vec<(SnapshotId, Snapshot)> = futures::stream::iter(listed)
+            .map(|(name, _)| async move {
+                let id = SnapshotId::from_hex(names::id_part(&name)).map_err(|_| Error::corrupt(&name, "bad name"))?;
+                Ok::<_, Error>((id, self.load_snapshot(&id).await?))
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        all.sort_by_key(|(id, s)| (s.time_ns, *id));
+        Ok(all)
+    }
+
+    /// Reads one snapshot.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or [`Error::Corrupt`], naming it.
+    pub async fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let name = names::snapshot(id);
+        let bytes = self.backend.get(&name).await?;
+        let snap: Snapshot = open_msgpack(self.keys.metadata(), Kind::Snapshot, &id.0, &name, &bytes)?;
+        if snap.version != 1 {
+            return Err(Error::Unsupported { version: snap.version, supported: 1 });
+        }
+        Ok(snap)
+    }
+
+    /// Resolves `latest`, a full id, or a unique hex prefix.
+    ///
+    /// # Errors
+    /// [`Error::Snapshot`] when nothing or more than one snapshot matches.
+    pub async fn find_snapshot(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+        let mut all = self.snapshots().await?;
+        if spec == "latest" {
+            return all.pop().ok_or(Error::Snapshot(spec.into(), "the vault has no snapshots"));
+        }
+        let spec_lc = spec.to_ascii_lowercase();
+        let mut hits = all.into_iter().filter(|(id, _)| id.to_string().starts_with(&spec_lc));
+        match (hits.next(), hits.next()) {
+            (Some(hit), None) if !spec.is_empty() => Ok(hit),
+            (Some(_), Some(_)) => Err(Error::Snapshot(spec.into(), "prefix matches several snapshots")),
+            _ => Err(Error::Snapshot(spec.into(), "no such snapshot")),
+        }
+    }
+
+    /// Reads, authenticates, decompresses and verifies one chunk.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no index lists it; [`Error::Corrupt`] naming the pack and
+    /// chunk when any check fails.
+    pub async fn read_chunk(&self, index: &MasterIndex, id: &ChunkId) -> Result<Vec<u8>> {
+        let loc = index.get(id).ok_or_else(|| Error::NotFound { object: format!("chunk {id} (in no index)") })?;
+        let name = names::pack(&loc.pack);
+        let e = loc.entry;
+        let sealed = self.backend.get_range(&name, e.offset as u64..e.offset as u64 + e.length as u64).await?;
+        self.open_chunk(&name, e.kind, id, &sealed, e.raw_len)
+    }
+
+    /// Opens a sealed chunk read from pack `name` and checks its id and length.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the pack and chunk.
+    pub fn open_chunk(&self, name: &str, kind: Kind, id: &ChunkId, sealed: &[u8], raw_len: u32) -> Result<Vec<u8>> {
+        let key = if kind == Kind::Data { self.keys.data() } else { self.keys.metadata() };
+        let what = || format!("{name} (chunk {})", id.short());
+        let plain = envelope::open(key, kind, &id.0, sealed, (raw_len.min(MAX_BLOB_BYTES)) as usize)
+            .map_err(|e| Error::corrupt(what(), e.to_string()))?;
+        if plain.len() != raw_len as usize || self.keys.chunk_id(&plain) != *id {
+            return Err(Error::corrupt(what(), "content does not match its chunk id"));
+        }
+        Ok(plain)
+    }
+
+    /// Reads one tree.
+    ///
+    /// # Errors
+    /// As [`Vault::read_chunk`], or a tree that does not parse.
+    pub async fn load_tree(&self, index: &MasterIndex, id: &ChunkId) -> Result<Tree> {
+        let body = self.read_chunk(index, id).await?;
+        let tree: Tree = rmp_serde::from_slice(&body).map_err(|e| Error::corrupt(format!("tree {id}"), e.to_string()))?;
+        if tree.version != 1 {
+            return Err(Error::Unsupported { version: tree.version, supported: 1 });
+        }
+        Ok(tree)
+    }
+}
