@@ -28,11 +28,30 @@ struct LockBody {
     time: i64,
 }
 
-/// A held lock; call [`Lock::release`] when done (a dropped lock goes stale by itself).
+/// A held lock. [`Lock::release`] removes it; a lock dropped without release (its
+/// operation was cancelled) is removed in the background; one left by a killed process is
+/// ignored once stale, or at once on the same host when its process is gone.
 pub struct Lock {
     name: String,
     id: IndexId,
     exclusive: bool,
+    held: Option<crate::Backend>,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if let (Some(backend), Ok(rt)) = (self.held.take(), tokio::runtime::Handle::try_current()) {
+            let name = std::mem::take(&mut self.name);
+            rt.spawn(async move {
+                let _ = backend.delete(&name).await;
+            });
+        }
+    }
+}
+
+/// Whether a lock's holder is certainly gone: same host, and no such process.
+fn holder_is_dead(body: &LockBody) -> bool {
+    body.hostname == crate::hostname() && !std::path::Path::new(&format!("/proc/{}", body.pid)).exists()
 }
 
 impl Lock {
@@ -42,8 +61,9 @@ impl Lock {
     /// [`Error::Locked`] naming the conflicting holder.
     pub async fn acquire(vault: &Vault, exclusive: bool) -> Result<Self> {
         let id = IndexId::random();
-        let lock = Lock { name: format!("{}/{id}", names::LOCKS), id, exclusive };
+        let mut lock = Lock { name: format!("{}/{id}", names::LOCKS), id, exclusive, held: None };
         lock.write(vault, true).await?;
+        lock.held = Some(vault.backend().clone());
         for (name, _) in vault.backend().list(names::LOCKS).await? {
             if name == lock.name {
                 continue;
@@ -56,7 +76,7 @@ impl Lock {
                 },
                 Err(_) => continue,
             };
-            if crate::now_secs() - body.time > STALE_AFTER_SECS || !(exclusive || body.exclusive) {
+            if crate::now_secs() - body.time > STALE_AFTER_SECS || !(exclusive || body.exclusive) || holder_is_dead(&body) {
                 continue;
             }
             lock.release(vault).await;
@@ -89,7 +109,8 @@ impl Lock {
     }
 
     /// Removes the lock (best effort: a lock left behind goes stale).
-    pub async fn release(self, vault: &Vault) {
+    pub async fn release(mut self, vault: &Vault) {
+        self.held = None;
         if let Err(e) = vault.backend().delete(&self.name).await {
             tracing::warn!(error = %e, "could not remove lock; it will go stale");
         }

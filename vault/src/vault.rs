@@ -72,6 +72,12 @@ pub struct Created {
     pub device_key: DeviceKey,
 }
 
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Created({:?}, recovery key [REDACTED])", self.vault)
+    }
+}
+
 /// An unlocked vault. Cloning is cheap (the store is shared) and copies the keys, each
 /// copy wiped on drop.
 #[derive(Clone)]
