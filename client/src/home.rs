@@ -10,9 +10,9 @@ use std::{
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
 use zerok_core::{Key32, SlotId, VaultId};
 use zerok_vault::DeviceKey;
-use zeroize::Zeroize;
 
 /// The device folder.
 #[derive(Clone, Debug)]
@@ -57,7 +57,11 @@ impl Home {
     }
 
     fn ensure(&self, sub: &Path) -> Result<()> {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(sub).with_context(|| format!("creating {}", sub.display()))
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(sub)
+            .with_context(|| format!("creating {}", sub.display()))
     }
 
     fn write_private(&self, path: &Path, bytes: &[u8]) -> Result<()> {
@@ -99,7 +103,9 @@ impl Home {
     /// When the key file exists but is damaged.
     pub fn device_key(&self, vault: &VaultId) -> Result<Option<DeviceKey>> {
         let path = self.device_path(vault);
-        let Ok(mut text) = fs::read_to_string(&path) else { return Ok(None) };
+        let Ok(mut text) = fs::read_to_string(&path) else {
+            return Ok(None);
+        };
         let parsed: Result<DeviceFile, _> = serde_json::from_str(&text);
         text.zeroize();
         let mut file = parsed.with_context(|| format!("damaged device key file {}", path.display()))?;
@@ -107,7 +113,8 @@ impl Home {
         let ok = hex::decode_to_slice(&file.key, &mut raw).is_ok();
         file.key.zeroize();
         anyhow::ensure!(ok, "damaged device key file {}", path.display());
-        let slot = SlotId::from_hex(&file.slot).with_context(|| format!("damaged device key file {}", path.display()))?;
+        let slot =
+            SlotId::from_hex(&file.slot).with_context(|| format!("damaged device key file {}", path.display()))?;
         let key = Key32::from_bytes(raw);
         raw.zeroize();
         Ok(Some(DeviceKey { slot, key }))

@@ -35,7 +35,9 @@ pub struct Unlocked {
 /// Unreadable file or an invalid key.
 pub fn read_recovery_key(file: Option<&Path>) -> Result<Option<RecoveryKey>> {
     let text = match file {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading recovery key file {}", path.display()))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading recovery key file {}", path.display()))?
+        }
         None => match std::env::var("ZEROK_RECOVERY_KEY") {
             Ok(t) if !t.trim().is_empty() => t,
             _ => return Ok(None),

@@ -61,9 +61,7 @@ pub fn open(key: &Key32, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
     let mut out = body.to_vec();
     let nonce = XNonce::try_from(nonce).map_err(|_| Error::Decrypt)?;
     let tag = chacha20poly1305::Tag::try_from(tag).map_err(|_| Error::Decrypt)?;
-    cipher
-        .decrypt_inout_detached(&nonce, aad, out.as_mut_slice().into(), &tag)
-        .map_err(|_| Error::Decrypt)?;
+    cipher.decrypt_inout_detached(&nonce, aad, out.as_mut_slice().into(), &tag).map_err(|_| Error::Decrypt)?;
     Ok(out)
 }
 

@@ -29,9 +29,7 @@ pub const ARGON2_MIN_T: u32 = 2;
 
 fn hkdf32(salt: &[u8], ikm: &[u8], info: &[u8]) -> Key32 {
     let mut okm = [0u8; 32];
-    Hkdf::<Sha256>::new(Some(salt), ikm)
-        .expand(info, &mut okm)
-        .expect("32 bytes is a valid HKDF-SHA256 length");
+    Hkdf::<Sha256>::new(Some(salt), ikm).expand(info, &mut okm).expect("32 bytes is a valid HKDF-SHA256 length");
     let key = Key32::from_bytes(okm);
     zeroize::Zeroize::zeroize(&mut okm);
     key
@@ -158,9 +156,7 @@ impl Kdf {
                 let params = argon2::Params::new(m_kib, t, p, Some(32)).map_err(|e| Error::Kdf(e.to_string()))?;
                 let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
                 let mut out = [0u8; 32];
-                argon
-                    .hash_password_into(secret, salt, &mut out)
-                    .map_err(|e| Error::Kdf(e.to_string()))?;
+                argon.hash_password_into(secret, salt, &mut out).map_err(|e| Error::Kdf(e.to_string()))?;
                 let key = Key32::from_bytes(out);
                 zeroize::Zeroize::zeroize(&mut out);
                 Ok(key)
@@ -201,10 +197,7 @@ mod tests {
     fn argon2_matches_spec_vector_and_refuses_weak_params() {
         let kdf = Kdf::Argon2id { m_kib: 19 * 1024, t: 2, p: 1 };
         let kek = kdf.derive_kek(b"correct-horse-battery-staple", b"0123456789abcdef").unwrap();
-        assert_eq!(
-            hex::encode(kek.expose()),
-            "f6147e83436e8adda84e88f4e42a5fd078108d3c9d6c60adefe48ffd268f5301"
-        );
+        assert_eq!(hex::encode(kek.expose()), "f6147e83436e8adda84e88f4e42a5fd078108d3c9d6c60adefe48ffd268f5301");
         assert!(Kdf::Argon2id { m_kib: 1024, t: 1, p: 1 }.derive_kek(b"x", &[0; 16]).is_err());
     }
 

@@ -55,7 +55,8 @@ impl RecoveryKey {
         raw[32..].copy_from_slice(&checksum(self.0.expose()));
         let mut text = crockford().encode(&raw);
         raw.zeroize();
-        let grouped = text.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).expect("ascii")).collect::<Vec<_>>().join("-");
+        let grouped =
+            text.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).expect("ascii")).collect::<Vec<_>>().join("-");
         text.zeroize();
         grouped
     }

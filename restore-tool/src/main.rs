@@ -40,7 +40,8 @@ fn recovery_key(args: &Args) -> Result<RecoveryKey> {
     if let Some(key) = read_recovery_key(args.recovery_key_file.as_deref())? {
         return Ok(key);
     }
-    let typed = rpassword::prompt_password("recovery key: ").context("no recovery key: set ZEROK_RECOVERY_KEY, pass --recovery-key-file, or type it at the prompt")?;
+    let typed = rpassword::prompt_password("recovery key: ")
+        .context("no recovery key: set ZEROK_RECOVERY_KEY, pass --recovery-key-file, or type it at the prompt")?;
     Ok(RecoveryKey::parse(typed.trim())?)
 }
 

@@ -54,14 +54,16 @@ pub async fn check(vault: &Vault, read_data: bool, progress: &Progress) -> Resul
         let need = entries.iter().map(|e| e.offset as u64 + e.length as u64).max().unwrap_or(0);
         match stored.get(id) {
             None => report.errors.push(format!("missing pack {} (listed in the index)", names::pack(id))),
-            Some(&size) if size < need + 4 => {
-                report.errors.push(format!("truncated pack {}: {size} bytes, index needs more than {need}", names::pack(id)))
-            }
+            Some(&size) if size < need + 4 => report
+                .errors
+                .push(format!("truncated pack {}: {size} bytes, index needs more than {need}", names::pack(id))),
             Some(_) => {}
         }
     }
     for id in stored.keys().filter(|id| !index.packs.contains_key(id)) {
-        report.warnings.push(format!("pack {} is in no index (left by an interrupted backup; prune removes it)", names::pack(id)));
+        report
+            .warnings
+            .push(format!("pack {} is in no index (left by an interrupted backup; prune removes it)", names::pack(id)));
     }
 
     check_snapshots(vault, &index, &mut report).await?;
@@ -116,11 +118,17 @@ async fn check_snapshots(vault: &Vault, index: &MasterIndex, report: &mut CheckR
                 }
                 match (node.kind, node.subtree) {
                     (NodeKind::Dir, Some(sub)) => stack.push(sub),
-                    (NodeKind::Dir, None) => report.errors.push(format!("tree {}: folder {shown:?} has no subtree", tree_id.short())),
+                    (NodeKind::Dir, None) => {
+                        report.errors.push(format!("tree {}: folder {shown:?} has no subtree", tree_id.short()))
+                    }
                     _ => {}
                 }
                 for chunk in node.content.iter().filter(|c| !index.contains(c)) {
-                    report.errors.push(format!("chunk {} of file {shown:?} (tree {}) is in no index", chunk.short(), tree_id.short()));
+                    report.errors.push(format!(
+                        "chunk {} of file {shown:?} (tree {}) is in no index",
+                        chunk.short(),
+                        tree_id.short()
+                    ));
                 }
             }
         }

@@ -68,7 +68,9 @@ impl Lock {
             if name == lock.name {
                 continue;
             }
-            let Ok(other_id) = IndexId::from_hex(names::id_part(&name)) else { continue };
+            let Ok(other_id) = IndexId::from_hex(names::id_part(&name)) else {
+                continue;
+            };
             let body: LockBody = match vault.backend().get(&name).await {
                 Ok(bytes) => match open_msgpack(vault.keys().metadata(), Kind::Lock, &other_id.0, &name, &bytes) {
                     Ok(body) => body,
@@ -76,7 +78,10 @@ impl Lock {
                 },
                 Err(_) => continue,
             };
-            if crate::now_secs() - body.time > STALE_AFTER_SECS || !(exclusive || body.exclusive) || holder_is_dead(&body) {
+            if crate::now_secs() - body.time > STALE_AFTER_SECS
+                || !(exclusive || body.exclusive)
+                || holder_is_dead(&body)
+            {
                 continue;
             }
             lock.release(vault).await;
@@ -97,7 +102,11 @@ impl Lock {
             time: crate::now_secs(),
         };
         let bytes = Bytes::from(seal_msgpack(vault.keys().metadata(), Kind::Lock, &self.id.0, &body));
-        if first { vault.backend().put_new(&self.name, bytes).await } else { vault.backend().put(&self.name, bytes).await }
+        if first {
+            vault.backend().put_new(&self.name, bytes).await
+        } else {
+            vault.backend().put(&self.name, bytes).await
+        }
     }
 
     /// Rewrites the lock's time so others see it is alive.

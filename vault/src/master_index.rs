@@ -55,7 +55,8 @@ impl MasterIndex {
         let listed = vault.backend().list(names::INDEX).await?;
         let results: Vec<Result<(IndexId, IndexFile)>> = futures::stream::iter(listed)
             .map(|(name, _)| async move {
-                let id = IndexId::from_hex(names::id_part(&name)).map_err(|_| crate::Error::corrupt(&name, "bad name"))?;
+                let id =
+                    IndexId::from_hex(names::id_part(&name)).map_err(|_| crate::Error::corrupt(&name, "bad name"))?;
                 let bytes = vault.backend().get(&name).await?;
                 let file: IndexFile = open_msgpack(vault.keys().metadata(), Kind::Index, &id.0, &name, &bytes)?;
                 let packs = file.packs.iter().map(|p| p.entries().map(|e| (p.id, e)));

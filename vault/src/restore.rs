@@ -73,7 +73,12 @@ struct Plan {
 /// [`Error::UnsafePath`] for a tree entry that would escape the target (checked before
 /// anything is written); [`Error::Corrupt`] / [`Error::NotFound`] naming the damaged or
 /// missing object; [`Error::Io`] for local write failures.
-pub async fn restore(vault: &Vault, snapshot: &Snapshot, opts: &RestoreOptions, progress: Arc<Progress>) -> Result<RestoreSummary> {
+pub async fn restore(
+    vault: &Vault,
+    snapshot: &Snapshot,
+    opts: &RestoreOptions,
+    progress: Arc<Progress>,
+) -> Result<RestoreSummary> {
     let index = MasterIndex::load(vault).await?;
     let root = vault.load_tree(&index, &snapshot.tree).await?;
     let filter = build_filter(&opts.includes)?;
@@ -82,7 +87,9 @@ pub async fn restore(vault: &Vault, snapshot: &Snapshot, opts: &RestoreOptions, 
     let top_nodes = match root.nodes.as_slice() {
         [only] if snapshot.paths.len() == 1 && only.kind == NodeKind::Dir => {
             top_dir = Some(only.clone());
-            let sub = only.subtree.ok_or_else(|| Error::corrupt(format!("tree {}", snapshot.tree), "folder without subtree"))?;
+            let sub = only
+                .subtree
+                .ok_or_else(|| Error::corrupt(format!("tree {}", snapshot.tree), "folder without subtree"))?;
             vault.load_tree(&index, &sub).await?.nodes
         }
         _ => root.nodes,
@@ -116,7 +123,10 @@ pub async fn restore(vault: &Vault, snapshot: &Snapshot, opts: &RestoreOptions, 
         clear_entry(&path).await?;
         let target = std::ffi::OsStr::from_bytes(node.target.as_deref().unwrap_or_default());
         std::os::unix::fs::symlink(target, &path).map_err(|e| Error::io(&path, e))?;
-        let t = filetime::FileTime::from_unix_time(node.mtime_ns.div_euclid(1_000_000_000), node.mtime_ns.rem_euclid(1_000_000_000) as u32);
+        let t = filetime::FileTime::from_unix_time(
+            node.mtime_ns.div_euclid(1_000_000_000),
+            node.mtime_ns.rem_euclid(1_000_000_000) as u32,
+        );
         filetime::set_symlink_file_times(&path, t, t).map_err(|e| Error::io(&path, e))?;
     }
     for (rel, node) in plan.dirs.iter().rev() {
@@ -134,7 +144,8 @@ fn build_filter(includes: &[String]) -> Result<Option<GlobSet>> {
     }
     let mut b = GlobSetBuilder::new();
     for pattern in includes {
-        let glob = Glob::new(pattern.trim_matches('/')).map_err(|e| Error::Invalid(format!("--include {pattern:?}: {e}")))?;
+        let glob =
+            Glob::new(pattern.trim_matches('/')).map_err(|e| Error::Invalid(format!("--include {pattern:?}: {e}")))?;
         b.add(glob);
     }
     b.build().map(Some).map_err(|e| Error::Invalid(e.to_string()))
@@ -167,7 +178,9 @@ async fn collect(vault: &Vault, index: &MasterIndex, nodes: Vec<Node>, base: Pat
             let rel = base.join(std::ffi::OsStr::from_bytes(&node.name));
             match node.kind {
                 NodeKind::Dir => {
-                    let sub = node.subtree.ok_or_else(|| Error::corrupt(format!("folder {}", rel.display()), "no subtree"))?;
+                    let sub = node
+                        .subtree
+                        .ok_or_else(|| Error::corrupt(format!("folder {}", rel.display()), "no subtree"))?;
                     let children = vault.load_tree(index, &sub).await?.nodes;
                     plan.dirs.push((rel.clone(), node));
                     stack.push((children, rel));
@@ -234,7 +247,10 @@ async fn restore_file(
     file.flush().await.map_err(|e| Error::io(&path, e))?;
     drop(file);
     if written != node.size {
-        return Err(Error::corrupt(format!("file {}", path.display()), format!("restored {written} bytes, snapshot says {}", node.size)));
+        return Err(Error::corrupt(
+            format!("file {}", path.display()),
+            format!("restored {written} bytes, snapshot says {}", node.size),
+        ));
     }
     set_meta(&path, node)?;
     Progress::add(&progress.files, 1);
@@ -243,6 +259,9 @@ async fn restore_file(
 
 fn set_meta(path: &Path, node: &Node) -> Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)).map_err(|e| Error::io(path, e))?;
-    let t = filetime::FileTime::from_unix_time(node.mtime_ns.div_euclid(1_000_000_000), node.mtime_ns.rem_euclid(1_000_000_000) as u32);
+    let t = filetime::FileTime::from_unix_time(
+        node.mtime_ns.div_euclid(1_000_000_000),
+        node.mtime_ns.rem_euclid(1_000_000_000) as u32,
+    );
     filetime::set_file_times(path, t, t).map_err(|e| Error::io(path, e))
 }

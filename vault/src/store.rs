@@ -12,8 +12,8 @@ use std::{ops::Range, sync::Arc, time::Duration};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{
-    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, aws::AmazonS3Builder,
-    local::LocalFileSystem, memory::InMemory, path::Path as StorePath,
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, aws::AmazonS3Builder, local::LocalFileSystem,
+    memory::InMemory, path::Path as StorePath,
 };
 
 use crate::{Error, Result};
@@ -88,10 +88,14 @@ impl Location {
                     .with_automatic_cleanup(true);
                 (Arc::new(fs), String::new())
             }
-            Location::S3 { bucket, prefix } => (Arc::new(s3_builder(bucket).build().map_err(|e| Error::InvalidUrl {
-                url: url.into(),
-                reason: e.to_string(),
-            })?), prefix.clone()),
+            Location::S3 { bucket, prefix } => (
+                Arc::new(
+                    s3_builder(bucket)
+                        .build()
+                        .map_err(|e| Error::InvalidUrl { url: url.into(), reason: e.to_string() })?,
+                ),
+                prefix.clone(),
+            ),
             Location::Memory => (Arc::new(InMemory::new()), String::new()),
         };
         Ok(Backend { store, prefix, url: url.to_string() })
@@ -219,8 +223,7 @@ impl Backend {
     pub async fn list(&self, folder: &str) -> Result<Vec<(String, u64)>> {
         let base = self.path(folder);
         let skip = if self.prefix.is_empty() { 0 } else { self.prefix.len() + 1 };
-        let metas: Vec<_> =
-            self.store.list(Some(&base)).try_collect().await.map_err(|e| Self::err(folder, e))?;
+        let metas: Vec<_> = self.store.list(Some(&base)).try_collect().await.map_err(|e| Self::err(folder, e))?;
         let mut out: Vec<_> = metas
             .into_iter()
             .map(|m| (m.location.as_ref()[skip..].to_string(), m.size))
@@ -248,7 +251,9 @@ impl Backend {
 /// # Errors
 /// [`Error::Invalid`] when the store refuses; a local folder needs nothing.
 pub async fn create_bucket(location: &Location) -> Result<()> {
-    let Location::S3 { bucket, .. } = location else { return Ok(()) };
+    let Location::S3 { bucket, .. } = location else {
+        return Ok(());
+    };
     let env = |k: &str| std::env::var(k).ok();
     let creds = aws_sdk_s3::config::Credentials::new(
         env("AWS_ACCESS_KEY_ID").unwrap_or_default(),

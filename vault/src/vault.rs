@@ -343,7 +343,8 @@ impl Vault {
     /// As [`Vault::read_chunk`], or a tree that does not parse.
     pub async fn load_tree(&self, index: &MasterIndex, id: &ChunkId) -> Result<Tree> {
         let body = self.read_chunk(index, id).await?;
-        let tree: Tree = rmp_serde::from_slice(&body).map_err(|e| Error::corrupt(format!("tree {id}"), e.to_string()))?;
+        let tree: Tree =
+            rmp_serde::from_slice(&body).map_err(|e| Error::corrupt(format!("tree {id}"), e.to_string()))?;
         if tree.version != 1 {
             return Err(Error::Unsupported { version: tree.version, supported: 1 });
         }

@@ -104,7 +104,12 @@ async fn restore_refuses_paths_that_escape_the_target() {
         let tree_body = tree.encode();
         let tree_id = keys.chunk_id(&tree_body);
         let mut w = PackWriter::default();
-        w.add(Kind::Data, file_id, &zerok_vault::format::envelope::seal(keys.data(), Kind::Data, &file_id.0, &file_body, 3), 5);
+        w.add(
+            Kind::Data,
+            file_id,
+            &zerok_vault::format::envelope::seal(keys.data(), Kind::Data, &file_id.0, &file_body, 3),
+            5,
+        );
         let sealed_tree = zerok_vault::format::envelope::seal(keys.metadata(), Kind::Tree, &tree_id.0, &tree_body, 3);
         w.add(Kind::Tree, tree_id, &sealed_tree, tree_body.len() as u32);
         let (pack_id, bytes, entries) = w.finish(keys.metadata());
@@ -126,9 +131,10 @@ async fn restore_refuses_paths_that_escape_the_target() {
             program: "test".into(),
         };
         let target = dir.path().join("target");
-        let err = zerok_vault::restore(&vault, &snap, &zerok_vault::RestoreOptions::new(target.clone()), Default::default())
-            .await
-            .unwrap_err();
+        let err =
+            zerok_vault::restore(&vault, &snap, &zerok_vault::RestoreOptions::new(target.clone()), Default::default())
+                .await
+                .unwrap_err();
         assert!(matches!(err, Error::UnsafePath(_)), "{err}");
         assert!(!target.exists(), "nothing may be written when a path is unsafe");
         assert!(!dir.path().join("escape").exists() && !dir.path().join("b").exists());

@@ -57,7 +57,12 @@ async fn appended_log_adds_about_the_appended_bytes() {
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("wal.log"), noise(3, 4 << 20)).unwrap();
     backup(&vault, &[&src]).await;
-    std::fs::OpenOptions::new().append(true).open(src.join("wal.log")).unwrap().write_all(&noise(4, 100 << 10)).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(src.join("wal.log"))
+        .unwrap()
+        .write_all(&noise(4, 100 << 10))
+        .unwrap();
     let second = backup(&vault, &[&src]).await;
     assert!(second.bytes_added < 600 << 10, "appending 100 KiB stored {}", second.bytes_added);
 }
@@ -69,7 +74,8 @@ async fn two_devices_back_up_into_one_vault_at_the_same_time() {
     let created = zerok_vault::Vault::init(server.backend("shared", ""), small_opts()).await.unwrap();
     let laptop = created.vault;
     let second_key = laptop.add_device("phone").await.unwrap();
-    let phone = zerok_vault::Vault::open(server.backend("shared", ""), zerok_vault::Secret::Device(&second_key)).await.unwrap();
+    let phone =
+        zerok_vault::Vault::open(server.backend("shared", ""), zerok_vault::Secret::Device(&second_key)).await.unwrap();
 
     let (a, b) = (dir.path().join("laptop-src"), dir.path().join("phone-src"));
     make_tree(&a);
@@ -89,7 +95,9 @@ async fn two_devices_back_up_into_one_vault_at_the_same_time() {
     for (vault, id, src) in [(&laptop, ra.snapshot_id, &a), (&phone, rb.snapshot_id, &b)] {
         let out = dir.path().join(format!("out-{}", id.short()));
         let snap = vault.load_snapshot(&id).await.unwrap();
-        zerok_vault::restore(vault, &snap, &zerok_vault::RestoreOptions::new(out.clone()), Default::default()).await.unwrap();
+        zerok_vault::restore(vault, &snap, &zerok_vault::RestoreOptions::new(out.clone()), Default::default())
+            .await
+            .unwrap();
         assert_eq!(describe(src), describe(&out));
     }
     let report = zerok_vault::check(&phone, true, &Default::default()).await.unwrap();

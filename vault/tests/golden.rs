@@ -33,14 +33,16 @@ fn sealed_chunk_vector_opens_to_known_plaintext() {
     let id = keys.chunk_id(b"hello");
     assert_eq!(id.to_string(), "20640219af1fafd11b05ddcbe0d0f548cd28649277002bc9dea7ef7f813f8793");
     // flag RAW ‖ "hello", nonce 00..17, under the data key with aad(Data, id).
-    let sealed = aead::seal_with_nonce(keys.data(), std::array::from_fn(|i| i as u8), &aad(Kind::Data, &id.0), b"\x00hello");
+    let sealed =
+        aead::seal_with_nonce(keys.data(), std::array::from_fn(|i| i as u8), &aad(Kind::Data, &id.0), b"\x00hello");
     assert_eq!(hex::encode(&sealed), GOLDEN_SEALED_CHUNK);
     let opened = envelope::open(keys.data(), Kind::Data, &id.0, &hex::decode(GOLDEN_SEALED_CHUNK).unwrap(), 5).unwrap();
     assert_eq!(opened, b"hello");
 }
 
 // Cross-checked with libsodium (PyNaCl crypto_aead_xchacha20poly1305_ietf_encrypt).
-const GOLDEN_SEALED_CHUNK: &str = "000102030405060708090a0b0c0d0e0f10111213141516175de1ee95c4cfc454087a76fa5ce74d77e75c059aee39";
+const GOLDEN_SEALED_CHUNK: &str =
+    "000102030405060708090a0b0c0d0e0f10111213141516175de1ee95c4cfc454087a76fa5ce74d77e75c059aee39";
 
 #[test]
 fn pack_header_vector() {
@@ -73,7 +75,10 @@ fn tree_and_index_bodies() {
         }],
     };
     assert_eq!(hex::encode(tree.encode()), GOLDEN_TREE);
-    let index = IndexFile { version: 1, packs: vec![IndexPack { id: PackId([2; 32]), blobs: vec![(1, ChunkId([3; 32]), 0, 46, 5)] }] };
+    let index = IndexFile {
+        version: 1,
+        packs: vec![IndexPack { id: PackId([2; 32]), blobs: vec![(1, ChunkId([3; 32]), 0, 46, 5)] }],
+    };
     assert_eq!(hex::encode(rmp_serde::to_vec_named(&index).unwrap()), GOLDEN_INDEX);
 }
 

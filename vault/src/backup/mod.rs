@@ -18,7 +18,12 @@ use zerok_core::SnapshotId;
 
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
-    format::{Kind, envelope::Sealer, names, seal_msgpack, snapshot::{Snapshot, SnapshotSummary}},
+    format::{
+        Kind,
+        envelope::Sealer,
+        names, seal_msgpack,
+        snapshot::{Snapshot, SnapshotSummary},
+    },
     lock::Lock,
 };
 
@@ -43,7 +48,14 @@ impl BackupOptions {
     /// Defaults: this host, one sealer per core, 4 concurrent uploads.
     pub fn new(paths: Vec<PathBuf>) -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Self { paths, tags: Vec::new(), hostname: crate::hostname(), sync_cursors: BTreeMap::new(), workers: cores, uploads: 4 }
+        Self {
+            paths,
+            tags: Vec::new(),
+            hostname: crate::hostname(),
+            sync_cursors: BTreeMap::new(),
+            workers: cores,
+            uploads: 4,
+        }
     }
 }
 
@@ -97,7 +109,10 @@ pub async fn backup(vault: &Vault, opts: BackupOptions, progress: Arc<Progress>)
     let mut names_seen = std::collections::HashSet::new();
     for p in &paths {
         if !names_seen.insert(walk::base_name(p)) {
-            return Err(Error::Invalid(format!("two paths share the name {:?}; back them up separately", p.file_name())));
+            return Err(Error::Invalid(format!(
+                "two paths share the name {:?}; back them up separately",
+                p.file_name()
+            )));
         }
     }
     let lock = Lock::acquire(vault, false).await?;
@@ -119,11 +134,8 @@ async fn run(
 ) -> Result<BackupSummary> {
     let index = Arc::new(MasterIndex::load(vault).await?);
     let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-    let parent = vault
-        .snapshots()
-        .await?
-        .into_iter()
-        .rfind(|(_, s)| s.hostname == opts.hostname && s.paths == path_strings);
+    let parent =
+        vault.snapshots().await?.into_iter().rfind(|(_, s)| s.hostname == opts.hostname && s.paths == path_strings);
     let parent_root = match &parent {
         Some((_, snap)) => vault.load_tree(&index, &snap.tree).await.ok(),
         None => None,
@@ -133,7 +145,8 @@ async fn run(
     let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<walk::Job>(workers * 2);
     let (sealed_tx, sealed_rx) = tokio::sync::mpsc::channel::<packer::Sealed>(workers * 4);
     for n in 0..workers {
-        let (rx, tx, keys, level) = (chunk_rx.clone(), sealed_tx.clone(), vault.keys().clone(), vault.config().compression_level);
+        let (rx, tx, keys, level) =
+            (chunk_rx.clone(), sealed_tx.clone(), vault.keys().clone(), vault.config().compression_level);
         std::thread::Builder::new()
             .name(format!("zerok-seal-{n}"))
             .spawn(move || {
@@ -167,7 +180,11 @@ async fn run(
         tree: root,
         parent: parent.as_ref().map(|(id, _)| *id),
         sync_cursors: opts.sync_cursors.clone(),
-        summary: SnapshotSummary { files: stats.files_new + stats.files_changed + stats.files_unmodified, dirs: stats.dirs, bytes: stats.bytes_total },
+        summary: SnapshotSummary {
+            files: stats.files_new + stats.files_changed + stats.files_unmodified,
+            dirs: stats.dirs,
+            bytes: stats.bytes_total,
+        },
         program: concat!("zerok ", env!("CARGO_PKG_VERSION")).into(),
     };
     let id = SnapshotId::random();

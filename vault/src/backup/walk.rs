@@ -61,7 +61,12 @@ pub(super) struct Walker {
 }
 
 impl Walker {
-    pub fn new(vault: Vault, index: Arc<MasterIndex>, tx: crossbeam_channel::Sender<Job>, progress: Arc<Progress>) -> Self {
+    pub fn new(
+        vault: Vault,
+        index: Arc<MasterIndex>,
+        tx: crossbeam_channel::Sender<Job>,
+        progress: Arc<Progress>,
+    ) -> Self {
         let runtime = tokio::runtime::Handle::current();
         Self { vault, index, runtime, sent: HashSet::new(), tx, progress, stats: WalkStats::default() }
     }

@@ -73,7 +73,8 @@ impl KeySlot {
     pub fn open(&self, id: &SlotId, secret: &[u8]) -> Result<MasterKey> {
         let kek = self.kdf.derive_kek(secret, &self.salt)?;
         let mut plain = aead::open(&kek, &aad(Kind::KeySlot, &id.0), &self.sealed).map_err(|_| Error::WrongKey)?;
-        let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| Error::corrupt(super::names::key(id), "bad key length"))?;
+        let bytes: [u8; 32] =
+            plain.as_slice().try_into().map_err(|_| Error::corrupt(super::names::key(id), "bad key length"))?;
         zeroize::Zeroize::zeroize(&mut plain);
         Ok(MasterKey::from_key(Key32::from_bytes(bytes)))
     }

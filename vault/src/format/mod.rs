@@ -124,6 +124,7 @@ pub fn open_msgpack<T: serde::de::DeserializeOwned>(
     if sealed.len() > MAX_METADATA_BYTES {
         return Err(crate::Error::corrupt(name, "larger than any valid object"));
     }
-    let body = envelope::open(key, kind, id, sealed, MAX_METADATA_BYTES).map_err(|e| crate::Error::corrupt(name, e.to_string()))?;
+    let body = envelope::open(key, kind, id, sealed, MAX_METADATA_BYTES)
+        .map_err(|e| crate::Error::corrupt(name, e.to_string()))?;
     rmp_serde::from_slice(&body).map_err(|e| crate::Error::corrupt(name, format!("does not parse: {e}")))
 }

@@ -50,7 +50,13 @@ impl PackWriter {
 
     /// Appends a sealed blob.
     pub fn add(&mut self, kind: Kind, id: ChunkId, sealed: &[u8], raw_len: u32) {
-        self.entries.push(BlobEntry { kind, id, offset: self.bytes.len() as u32, length: sealed.len() as u32, raw_len });
+        self.entries.push(BlobEntry {
+            kind,
+            id,
+            offset: self.bytes.len() as u32,
+            length: sealed.len() as u32,
+            raw_len,
+        });
         self.bytes.extend_from_slice(sealed);
     }
 
@@ -121,7 +127,13 @@ pub fn decode_header(metadata_key: &Key32, sealed: &[u8], blobs_end: u64) -> Res
         .map(|e| {
             let kind = Kind::from_byte(e[0]).filter(|k| matches!(k, Kind::Data | Kind::Tree)).ok_or("bad blob kind")?;
             let u = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4 bytes"));
-            let entry = BlobEntry { kind, id: ChunkId(e[1..33].try_into().expect("32 bytes")), offset: u(33), length: u(37), raw_len: u(41) };
+            let entry = BlobEntry {
+                kind,
+                id: ChunkId(e[1..33].try_into().expect("32 bytes")),
+                offset: u(33),
+                length: u(37),
+                raw_len: u(41),
+            };
             if entry.offset as u64 + entry.length as u64 > blobs_end || entry.length > MAX_BLOB_BYTES {
                 return Err("blob lies outside the pack".to_string());
             }

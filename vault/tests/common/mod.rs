@@ -39,7 +39,9 @@ impl S3Server {
         let task = tokio::spawn(async move {
             let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let conn = http.serve_connection(hyper_util::rt::TokioIo::new(sock), service.clone()).into_owned();
                 tokio::spawn(async move {
                     let _ = conn.await;

@@ -33,7 +33,11 @@ pub async fn run(args: Args) -> Result<u8> {
         zerok_vault::store::create_bucket(&location).await?;
     }
     let backend = location.open(&args.vault)?;
-    let opts = InitOptions { pack_bytes: args.pack_size_mib << 20, compression_level: args.compression_level, ..InitOptions::default() };
+    let opts = InitOptions {
+        pack_bytes: args.pack_size_mib << 20,
+        compression_level: args.compression_level,
+        ..InitOptions::default()
+    };
     let created = Vault::init(backend, opts).await?;
     let vault_id = created.vault.config().vault_id;
     home.save_device_key(&vault_id, &args.vault, &created.device_key)

@@ -86,7 +86,10 @@ pub async fn run(args: Args) -> Result<u8> {
                 if pass.chars().count() < 8 {
                     bail!("passphrase too short: use at least 8 characters");
                 }
-                let id = unlocked.vault.add_slot(SlotKind::Passphrase, Kdf::argon2_for_ram(total_ram_mib()), pass.as_bytes(), &label).await?;
+                let id = unlocked
+                    .vault
+                    .add_slot(SlotKind::Passphrase, Kdf::argon2_for_ram(total_ram_mib()), pass.as_bytes(), &label)
+                    .await?;
                 println!("added passphrase slot {}", id.short());
             }
         }
@@ -94,7 +97,8 @@ pub async fn run(args: Args) -> Result<u8> {
             let unlocked = vault.open().await?;
             let slots = unlocked.vault.slots().await?;
             let want = slot.to_ascii_lowercase();
-            let hits: Vec<SlotId> = slots.iter().map(|(id, _)| *id).filter(|id| id.to_string().starts_with(&want)).collect();
+            let hits: Vec<SlotId> =
+                slots.iter().map(|(id, _)| *id).filter(|id| id.to_string().starts_with(&want)).collect();
             match hits.as_slice() {
                 [id] if !want.is_empty() => {
                     unlocked.vault.remove_slot(id).await?;

@@ -30,7 +30,9 @@ impl Bar {
         }
         let bar = ProgressBar::new_spinner();
         let style = match show {
-            Show::Restore => "{spinner} {elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+            Show::Restore => {
+                "{spinner} {elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}"
+            }
             _ => "{spinner} {elapsed_precise} {bytes} {binary_bytes_per_sec} {msg}",
         };
         bar.set_style(ProgressStyle::with_template(style).unwrap_or_else(|_| ProgressStyle::default_spinner()));
@@ -40,7 +42,10 @@ impl Bar {
                 b.set_position(Progress::get(&p.bytes));
                 let files = Progress::get(&p.files);
                 match show {
-                    Show::Backup => b.set_message(format!("{files} files, {} stored", indicatif::HumanBytes(Progress::get(&p.bytes_added)))),
+                    Show::Backup => b.set_message(format!(
+                        "{files} files, {} stored",
+                        indicatif::HumanBytes(Progress::get(&p.bytes_added))
+                    )),
                     Show::Restore => {
                         b.set_length(Progress::get(&p.bytes_total));
                         b.set_message(format!("{files} files"));

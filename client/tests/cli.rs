@@ -1,0 +1,175 @@
+//! The `zerok` and `zerok-restore` command-line contract, run as real processes: the
+//! command names, flags, JSON keys and exit codes that scripts rely on.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use serde_json::Value;
+
+const ZEROK: &str = env!("CARGO_BIN_EXE_zerok");
+
+/// A device: its own ZEROK_HOME.
+struct Device {
+    home: PathBuf,
+}
+
+impl Device {
+    fn new(root: &Path, name: &str) -> Self {
+        Self { home: root.join(name) }
+    }
+
+    fn cmd(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args).env("ZEROK_HOME", &self.home).env_remove("ZEROK_VAULT").env_remove("ZEROK_RECOVERY_KEY");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(ZEROK, args).output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(out.status.success(), "zerok {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+fn write_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("db/empty")).unwrap();
+    std::fs::write(root.join("db/app.sqlite"), (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect::<Vec<_>>())
+        .unwrap();
+    std::fs::write(root.join("notes é.txt"), "remember the milk").unwrap();
+    std::os::unix::fs::symlink("notes é.txt", root.join("latest")).unwrap();
+}
+
+#[test]
+fn init_backup_snapshots_restore_check_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let vault_url = format!("file://{}", vault.display());
+    let src = dir.path().join("app-state");
+    write_tree(&src);
+    let laptop = Device::new(dir.path(), "laptop");
+
+    let init = laptop.json(&["init", "--vault", &vault_url, "--json"]);
+    let recovery = init["recovery_key"].as_str().unwrap().to_string();
+    assert_eq!(init["vault_id"].as_str().unwrap().len(), 64);
+
+    // The device needs no secret and no --vault after init.
+    let first = laptop.json(&["backup", src.to_str().unwrap(), "--tag", "first", "--json"]);
+    for key in ["snapshot_id", "files_new", "files_changed", "files_unmodified", "bytes_read", "bytes_added"] {
+        assert!(first.get(key).is_some(), "backup --json lacks {key}: {first}");
+    }
+    assert_eq!(first["files_new"], 2);
+    std::fs::write(src.join("notes é.txt"), "remember the eggs").unwrap();
+    let second = laptop.json(&["backup", src.to_str().unwrap(), "--json"]);
+    assert_eq!((second["files_changed"].as_u64(), second["files_unmodified"].as_u64()), (Some(1), Some(1)));
+
+    let snaps = laptop.json(&["snapshots", "--json"]);
+    assert_eq!(snaps.as_array().unwrap().len(), 2);
+    assert_eq!(snaps[0]["tags"][0], "first");
+
+    // Restore the first snapshot by id prefix: the folder's contents land in the target.
+    let old = dir.path().join("old");
+    let prefix = &first["snapshot_id"].as_str().unwrap()[..8];
+    let out = laptop.run(&["restore", prefix, "--target", old.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(old.join("notes é.txt")).unwrap(), "remember the milk");
+
+    let check = laptop.run(&["check", "--read-data"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+
+    // Any machine can read the vault with the recovery key in the environment.
+    let other = Device::new(dir.path(), "other");
+    let out = other
+        .cmd(ZEROK, &["snapshots", "--json"])
+        .env("ZEROK_VAULT", &vault_url)
+        .env("ZEROK_RECOVERY_KEY", &recovery)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn wrong_recovery_key_is_one_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let dev = Device::new(dir.path(), "dev");
+    dev.json(&["init", "--vault", vault.to_str().unwrap(), "--json"]);
+    let src = dir.path().join("src");
+    write_tree(&src);
+    dev.json(&["backup", src.to_str().unwrap(), "--json"]);
+
+    let other = zerok_core::RecoveryKey::generate().display();
+    let out = dev
+        .cmd(ZEROK, &["snapshots", "--vault", vault.to_str().unwrap()])
+        .env("ZEROK_RECOVERY_KEY", &other)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("wrong key"), "{err}");
+
+    // A typo is caught by the checksum before the vault is touched.
+    let mut typo = other.clone().into_bytes();
+    typo[0] = if typo[0] == b'A' { b'B' } else { b'A' };
+    let out = dev
+        .cmd(ZEROK, &["snapshots", "--vault", vault.to_str().unwrap()])
+        .env("ZEROK_RECOVERY_KEY", String::from_utf8(typo).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checksum"));
+}
+
+#[test]
+fn second_init_bad_url_and_unreadable_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let dev = Device::new(dir.path(), "dev");
+    dev.json(&["init", "--vault", vault.to_str().unwrap(), "--json"]);
+    let again = dev.run(&["init", "--vault", vault.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let bad = dev.run(&["snapshots", "--vault", "ftp://nowhere"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scheme"));
+
+    // /proc/self/mem is a regular file that cannot be read from offset 0: exit 3, listed.
+    let src = dir.path().join("src");
+    write_tree(&src);
+    let out = dev.run(&["backup", src.to_str().unwrap(), "/proc/self/mem", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["unreadable"][0], "/proc/self/mem");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/proc/self/mem"));
+}
+
+#[test]
+fn forget_and_prune_keep_the_newest_and_free_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let dev = Device::new(dir.path(), "dev");
+    dev.json(&["init", "--vault", vault.to_str().unwrap(), "--json"]);
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    for round in 0..3u32 {
+        std::fs::write(src.join("data.bin"), (0..300_000u32).map(|i| (i * 7 + round * 13) as u8).collect::<Vec<_>>())
+            .unwrap();
+        dev.json(&["backup", src.to_str().unwrap(), "--json"]);
+    }
+    let forgot = dev.json(&["forget", "--keep-last", "1", "--prune", "--json"]);
+    assert_eq!(forgot["removed"].as_array().unwrap().len(), 2);
+    assert!(forgot["prune"]["packs_deleted"].as_u64().unwrap() >= 1, "{forgot}");
+    let out = dir.path().join("out");
+    assert!(dev.run(&["restore", "latest", "--target", out.to_str().unwrap()]).status.success());
+    assert_eq!(std::fs::read(out.join("data.bin")).unwrap(), std::fs::read(src.join("data.bin")).unwrap());
+    assert!(dev.run(&["check", "--read-data"]).status.success());
+}
