@@ -1,0 +1,42 @@
+//! Per-stage throughput: chunking, hashing, compression, encryption (one core each).
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fastcdc::v2020::{Normalization, StreamCDC};
+use zerok_benches::{random_bytes, text_bytes};
+use zerok_core::{Key32, MasterKey, aead};
+use zerok_vault::format::config::ChunkerParams;
+
+const LEN: usize = 32 << 20;
+
+fn stages(c: &mut Criterion) {
+    let keys = MasterKey::generate().derive();
+    let p = ChunkerParams::default();
+    for (name, data) in [("random", random_bytes(1, LEN)), ("text", text_bytes(1, LEN))] {
+        let mut g = c.benchmark_group(format!("stage/{name}"));
+        g.throughput(Throughput::Bytes(LEN as u64)).sample_size(10);
+        g.bench_function("fastcdc", |b| {
+            b.iter(|| {
+                let cdc = StreamCDC::with_level_and_seed(
+                    data.as_slice(),
+                    p.min_bytes as usize,
+                    p.avg_bytes as usize,
+                    p.max_bytes as usize,
+                    Normalization::Level1,
+                    keys.chunker_seed(),
+                );
+                cdc.map(|c| c.unwrap().length).sum::<usize>()
+            })
+        });
+        g.bench_function("keyed-blake3", |b| b.iter(|| data.chunks(512 << 10).map(|c| keys.chunk_id(c).0[0]).fold(0u8, |a, b| a ^ b)));
+        g.bench_function("zstd-3", |b| {
+            let mut z = zstd::bulk::Compressor::new(3).unwrap();
+            b.iter(|| data.chunks(512 << 10).map(|c| z.compress(c).unwrap().len()).sum::<usize>())
+        });
+        let key = Key32::generate();
+        g.bench_function("xchacha20poly1305", |b| b.iter(|| data.chunks(512 << 10).map(|c| aead::seal(&key, b"aad", c).len()).sum::<usize>()));
+        g.finish();
+    }
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);
