@@ -25,8 +25,12 @@ fn pipeline(c: &mut Criterion) {
             })
         };
         let run_backup = |vault: &Vault| {
-            rt.block_on(zerok_vault::backup(vault, BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default())))
-                .unwrap()
+            rt.block_on(zerok_vault::backup(
+                vault,
+                BackupOptions::new(vec![src.clone()]),
+                Arc::new(Progress::default()),
+            ))
+            .unwrap()
         };
         g.bench_function("backup-memory", |b| {
             b.iter_batched(|| fresh_vault("memory://".into()), |v| run_backup(&v), BatchSize::PerIteration)

@@ -27,13 +27,17 @@ fn stages(c: &mut Criterion) {
                 cdc.map(|c| c.unwrap().length).sum::<usize>()
             })
         });
-        g.bench_function("keyed-blake3", |b| b.iter(|| data.chunks(512 << 10).map(|c| keys.chunk_id(c).0[0]).fold(0u8, |a, b| a ^ b)));
+        g.bench_function("keyed-blake3", |b| {
+            b.iter(|| data.chunks(512 << 10).map(|c| keys.chunk_id(c).0[0]).fold(0u8, |a, b| a ^ b))
+        });
         g.bench_function("zstd-3", |b| {
             let mut z = zstd::bulk::Compressor::new(3).unwrap();
             b.iter(|| data.chunks(512 << 10).map(|c| z.compress(c).unwrap().len()).sum::<usize>())
         });
         let key = Key32::generate();
-        g.bench_function("xchacha20poly1305", |b| b.iter(|| data.chunks(512 << 10).map(|c| aead::seal(&key, b"aad", c).len()).sum::<usize>()));
+        g.bench_function("xchacha20poly1305", |b| {
+            b.iter(|| data.chunks(512 << 10).map(|c| aead::seal(&key, b"aad", c).len()).sum::<usize>())
+        });
         g.finish();
     }
 }

@@ -34,8 +34,17 @@ pub fn text_bytes(seed: u64, len: usize) -> Vec<u8> {
         x ^= x << 17;
         let w = |i: u64| WORDS[((x >> (i * 4)) & 15) as usize];
         out.extend_from_slice(
-            format!("2026-11-24T10:{:02}:{:02}Z {} {} {}={} {}\n", line % 60, x % 60, w(1), w(2), w(3), x % 10_000, w(4))
-                .as_bytes(),
+            format!(
+                "2026-11-24T10:{:02}:{:02}Z {} {} {}={} {}\n",
+                line % 60,
+                x % 60,
+                w(1),
+                w(2),
+                w(3),
+                x % 10_000,
+                w(4)
+            )
+            .as_bytes(),
         );
     }
     out.truncate(len);

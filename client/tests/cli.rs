@@ -173,3 +173,75 @@ fn forget_and_prune_keep_the_newest_and_free_the_rest() {
     assert_eq!(std::fs::read(out.join("data.bin")).unwrap(), std::fs::read(src.join("data.bin")).unwrap());
     assert!(dev.run(&["check", "--read-data"]).status.success());
 }
+
+#[test]
+fn s3_vault_from_the_standard_environment_with_bucket_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let s3_root = dir.path().join("s3");
+    std::fs::create_dir(&s3_root).unwrap();
+    let server = rt.block_on(zerok_testkit::S3Server::start(&s3_root));
+    let dev = Device::new(dir.path(), "dev");
+    let with_env = |args: &[&str]| {
+        let mut c = dev.cmd(ZEROK, args);
+        c.envs(server.env());
+        c.output().unwrap()
+    };
+    let url = "s3://fresh-bucket/devices/laptop";
+    let out = with_env(&["init", "--vault", url, "--create-bucket", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(s3_root.join("fresh-bucket/devices/laptop/config").exists(), "vault written through S3 under the prefix");
+
+    let src = dir.path().join("src");
+    write_tree(&src);
+    let out = with_env(&["backup", src.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let restored = dir.path().join("restored");
+    let out = with_env(&["restore", "latest", "--target", restored.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        std::fs::read(restored.join("db/app.sqlite")).unwrap(),
+        std::fs::read(src.join("db/app.sqlite")).unwrap()
+    );
+
+    // Wrong credentials are refused by the server (SigV4 is checked), in one line.
+    let out = dev.cmd(ZEROK, &["snapshots"]).envs(server.env()).env("AWS_SECRET_ACCESS_KEY", "wrong").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1);
+}
+
+#[test]
+fn passphrase_slot_opens_the_vault_and_slots_can_be_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let dev = Device::new(dir.path(), "dev");
+    let init = dev.json(&["init", "--vault", vault.to_str().unwrap(), "--json"]);
+    let added = dev.cmd(ZEROK, &["key", "add"]).env("ZEROK_NEW_PASSPHRASE", "correct horse battery").output().unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+
+    let stranger = Device::new(dir.path(), "stranger");
+    let open = |pass: &str| {
+        stranger
+            .cmd(ZEROK, &["snapshots", "--json", "--vault", vault.to_str().unwrap()])
+            .env("ZEROK_PASSPHRASE", pass)
+            .output()
+            .unwrap()
+    };
+    assert!(open("correct horse battery").status.success());
+    assert_eq!(open("wrong horse battery").status.code(), Some(1));
+
+    // The only recovery slot cannot be removed; the device slot can.
+    let slots = dev.json(&["key", "list", "--json"]);
+    let slot_of = |kind: &str| {
+        slots.as_array().unwrap().iter().find(|s| s["kind"] == kind).unwrap()["id"].as_str().unwrap().to_string()
+    };
+    let out = dev.run(&["key", "remove", &slot_of("recovery")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only recovery"));
+    assert_eq!(init["device_slot"].as_str().unwrap(), slot_of("device"));
+    assert!(dev.run(&["key", "remove", &slot_of("device")[..12]]).status.success());
+    // This device's key is gone; it now needs a secret.
+    let out = dev.run(&["snapshots"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("recovery key"));
+}

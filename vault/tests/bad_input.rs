@@ -71,7 +71,7 @@ async fn unreachable_store_fails_after_bounded_retries() {
     let mut server = S3Server::start(dir.path()).await;
     server.endpoint = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
-    let err = Vault::peek(&server.backend("b", "")).await.unwrap_err();
+    let err = Vault::peek(&s3_backend(&server, "b", "")).await.unwrap_err();
     assert!(matches!(err, Error::Store { .. }), "{err}");
     assert!(err.is_retryable());
     assert!(started.elapsed() < Duration::from_secs(90));

@@ -71,11 +71,12 @@ async fn appended_log_adds_about_the_appended_bytes() {
 async fn two_devices_back_up_into_one_vault_at_the_same_time() {
     let dir = tempfile::tempdir().unwrap();
     let server = S3Server::start(dir.path()).await;
-    let created = zerok_vault::Vault::init(server.backend("shared", ""), small_opts()).await.unwrap();
+    let created = zerok_vault::Vault::init(s3_backend(&server, "shared", ""), small_opts()).await.unwrap();
     let laptop = created.vault;
     let second_key = laptop.add_device("phone").await.unwrap();
-    let phone =
-        zerok_vault::Vault::open(server.backend("shared", ""), zerok_vault::Secret::Device(&second_key)).await.unwrap();
+    let phone = zerok_vault::Vault::open(s3_backend(&server, "shared", ""), zerok_vault::Secret::Device(&second_key))
+        .await
+        .unwrap();
 
     let (a, b) = (dir.path().join("laptop-src"), dir.path().join("phone-src"));
     make_tree(&a);

@@ -31,7 +31,7 @@ async fn local_folder_round_trip() {
 async fn s3_round_trip_through_object_store_client() {
     let dir = tempfile::tempdir().unwrap();
     let server = S3Server::start(dir.path()).await;
-    let vault = new_vault(server.backend("zerok-test", "vaults/one")).await;
+    let vault = new_vault(s3_backend(&server, "zerok-test", "vaults/one")).await;
     round_trip(&vault).await;
     // Objects really went through the S3 server into the bucket folder, under the prefix.
     assert!(dir.path().join("zerok-test/vaults/one/config").exists());

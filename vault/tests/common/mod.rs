@@ -9,64 +9,13 @@ use std::{
     sync::Arc,
 };
 
-use object_store::aws::AmazonS3Builder;
 use zerok_vault::{Backend, InitOptions, Location, Progress, RestoreOptions, Vault, format::config::ChunkerParams};
 
-pub const ACCESS_KEY: &str = "AKIDEXAMPLE";
-pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+pub use zerok_testkit::S3Server;
 
-/// A real S3 protocol server serving `root` on 127.0.0.1; stops when dropped.
-pub struct S3Server {
-    pub endpoint: String,
-    pub root: PathBuf,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl S3Server {
-    pub async fn start(root: &Path) -> S3Server {
-        let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("{e:?}")).unwrap();
-        let mut b = s3s::service::S3ServiceBuilder::new(fs);
-        b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        let service = b.build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let conn = http.serve_connection(hyper_util::rt::TokioIo::new(sock), service.clone()).into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
-        S3Server { endpoint: format!("http://{addr}"), root: root.to_path_buf(), task }
-    }
-
-    /// A backend on `bucket/prefix` through the same object_store S3 client used for
-    /// MinIO and AWS (the bucket folder is created; s3s-fs buckets are folders).
-    pub fn backend(&self, bucket: &str, prefix: &str) -> Backend {
-        std::fs::create_dir_all(self.root.join(bucket)).unwrap();
-        let store = AmazonS3Builder::new()
-            .with_endpoint(&self.endpoint)
-            .with_allow_http(true)
-            .with_virtual_hosted_style_request(false)
-            .with_bucket_name(bucket)
-            .with_access_key_id(ACCESS_KEY)
-            .with_secret_access_key(SECRET_KEY)
-            .with_region("us-east-1")
-            .build()
-            .unwrap();
-        Backend::new(Arc::new(store), prefix, &format!("s3://{bucket}/{prefix}"))
-    }
+/// A vault backend on `bucket/prefix` of a test S3 server.
+pub fn s3_backend(server: &S3Server, bucket: &str, prefix: &str) -> Backend {
+    Backend::new(server.store(bucket), prefix, &format!("s3://{bucket}/{prefix}"))
 }
 
 /// Small packs and chunks so tests exercise many of each.

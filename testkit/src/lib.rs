@@ -1,0 +1,86 @@
+//! zerok-testkit: real servers for tests — an S3 protocol server (s3s + s3s-fs) serving a
+//! folder on 127.0.0.1, reached through the same `object_store` S3 client that talks to
+//! MinIO and AWS. Test-only: never a dependency of a shipped crate.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use object_store::{ObjectStore, aws::AmazonS3Builder};
+
+/// Access key the server accepts.
+pub const ACCESS_KEY: &str = "AKIDEXAMPLE";
+/// Secret key the server accepts (SigV4 is really checked).
+pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+/// An S3 server on loopback; stops when dropped.
+pub struct S3Server {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The folder it serves; each bucket is a sub-folder.
+    pub root: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl S3Server {
+    /// Serves `root` (which must exist) on a free loopback port.
+    ///
+    /// # Panics
+    /// When the folder or the port cannot be used: a test setup failure.
+    pub async fn start(root: &Path) -> S3Server {
+        let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("{e:?}")).expect("s3s-fs root");
+        let mut b = s3s::service::S3ServiceBuilder::new(fs);
+        b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = b.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let task = tokio::spawn(async move {
+            let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            loop {
+                let Ok((sock, _)) = listener.accept().await else { return };
+                let conn = http.serve_connection(hyper_util::rt::TokioIo::new(sock), service.clone()).into_owned();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        S3Server { endpoint: format!("http://{addr}"), root: root.to_path_buf(), task }
+    }
+
+    /// An `object_store` S3 client for `bucket` (created as a folder when missing).
+    ///
+    /// # Panics
+    /// When the client cannot be built.
+    pub fn store(&self, bucket: &str) -> Arc<dyn ObjectStore> {
+        std::fs::create_dir_all(self.root.join(bucket)).expect("bucket folder");
+        let store = AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_bucket_name(bucket)
+            .with_access_key_id(ACCESS_KEY)
+            .with_secret_access_key(SECRET_KEY)
+            .with_region("us-east-1")
+            .build()
+            .expect("S3 client");
+        Arc::new(store)
+    }
+
+    /// The `AWS_*` environment a `zerok` process needs to reach this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+    }
+}
