@@ -97,7 +97,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("zerok-restore: error: {e:#}");
+            // One line, whatever the causes printed.
+            let message = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("zerok-restore: error: {message}");
             ExitCode::FAILURE
         }
     }

@@ -14,13 +14,15 @@ pub enum Error {
         reason: String,
     },
     /// The object store failed (after its bounded retries).
-    #[error("storage error on {object}: {source}")]
+    #[error("storage error on {object}: {message}")]
     Store {
         /// The object or prefix being accessed.
         object: String,
-        /// What the store said.
-        #[source]
-        source: object_store::Error,
+        /// What the store said, on one line (the server's error code and message when it
+        /// sent one).
+        message: String,
+        /// Whether trying again later might succeed.
+        retryable: bool,
     },
     /// An object that should exist does not.
     #[error("missing object {object}")]
@@ -82,9 +84,21 @@ pub enum Error {
 impl Error {
     /// True when trying again later might succeed (network and server trouble).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Store { source, .. } if !matches!(source,
-            object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. }
-            | object_store::Error::Precondition { .. } | object_store::Error::NotImplemented { .. }))
+        matches!(self, Error::Store { retryable: true, .. })
+    }
+
+    /// A storage error, described on one line.
+    pub(crate) fn store(object: &str, source: &object_store::Error) -> Self {
+        let retryable = !matches!(
+            source,
+            object_store::Error::NotFound { .. }
+                | object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. }
+                | object_store::Error::NotImplemented { .. }
+                | object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+        );
+        Error::Store { object: object.to_string(), message: describe(source), retryable }
     }
 
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
@@ -98,3 +112,28 @@ impl Error {
 
 /// Result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The most telling part of a store error on one line: an S3 `<Code>` and `<Message>` when
+/// the server sent them, else the innermost cause.
+fn describe(err: &object_store::Error) -> String {
+    let full = err.to_string();
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = full.find(&open)? + open.len();
+        let end = full[start..].find(&format!("</{name}>"))? + start;
+        Some(full[start..end].to_string())
+    };
+    if let Some(code) = tag("Code") {
+        let hint = match code.as_str() {
+            "NoSuchBucket" => " (create it, or run `zerok init --create-bucket`)",
+            "SignatureDoesNotMatch" | "InvalidAccessKeyId" => " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
+            _ => "",
+        };
+        return format!("{code}: {}{hint}", tag("Message").unwrap_or_default());
+    }
+    let mut inner: &dyn std::error::Error = err;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -152,7 +152,7 @@ impl Backend {
     fn err(name: &str, source: object_store::Error) -> Error {
         match source {
             object_store::Error::NotFound { .. } => Error::NotFound { object: name.to_string() },
-            source => Error::Store { object: name.to_string(), source },
+            source => Error::store(name, &source),
         }
     }
 

@@ -75,7 +75,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("zerok: error: {e:#}");
+            // One line, whatever the causes printed.
+            let message = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("zerok: error: {message}");
             ExitCode::FAILURE
         }
     }
