@@ -125,3 +125,50 @@ impl Lock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InitOptions, Location, Vault};
+
+    async fn vault() -> Vault {
+        Vault::init(Location::Memory.open("memory://").unwrap(), InitOptions::default()).await.unwrap().vault
+    }
+
+    #[tokio::test]
+    async fn backups_share_but_prune_excludes() {
+        let vault = vault().await;
+        let a = Lock::acquire(&vault, false).await.unwrap();
+        let b = Lock::acquire(&vault, false).await.unwrap();
+        let err = Lock::acquire(&vault, true).await.err().expect("prune must wait for backups");
+        assert!(err.to_string().contains("a backup is running"), "{err}");
+        a.release(&vault).await;
+        b.release(&vault).await;
+        let prune = Lock::acquire(&vault, true).await.unwrap();
+        let err = Lock::acquire(&vault, false).await.err().expect("backup must wait for prune");
+        assert!(err.to_string().contains("prune is running"), "{err}");
+        prune.release(&vault).await;
+        assert!(vault.backend().list(names::LOCKS).await.unwrap().is_empty(), "refused attempts leave no lock");
+    }
+
+    #[tokio::test]
+    async fn stale_locks_are_ignored() {
+        let vault = vault().await;
+        let mut stale = Lock {
+            name: format!("{}/{}", names::LOCKS, IndexId::random()),
+            id: IndexId::random(),
+            exclusive: false,
+            held: None,
+        };
+        stale.id = IndexId::from_hex(names::id_part(&stale.name)).unwrap();
+        let body = LockBody {
+            exclusive: false,
+            hostname: "elsewhere".into(),
+            pid: 1,
+            time: crate::now_secs() - STALE_AFTER_SECS - 1,
+        };
+        let bytes = Bytes::from(seal_msgpack(vault.keys().metadata(), Kind::Lock, &stale.id.0, &body));
+        vault.backend().put(&stale.name, bytes).await.unwrap();
+        Lock::acquire(&vault, true).await.unwrap().release(&vault).await;
+    }
+}

@@ -8,15 +8,16 @@
 //! whatever non-folder entry held the name. So nothing is ever written outside the target.
 
 use std::{
-    os::unix::{ffi::OsStrExt, fs::PermissionsExt},
+    os::unix::{
+        ffi::OsStrExt,
+        fs::{FileExt, PermissionsExt},
+    },
     path::{Path, PathBuf},
     sync::Arc,
 };
 
 use futures::{StreamExt, TryStreamExt};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use tokio::io::AsyncWriteExt;
-use zerok_core::ChunkId;
 
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
@@ -111,10 +112,9 @@ pub async fn restore(
         symlinks: plan.links.len() as u64,
         bytes: total,
     };
-    let index = &index;
-    let progress = &progress;
+    let (index, progress, shared) = (&index, &progress, &Arc::new(vault.clone()));
     futures::stream::iter(plan.files.iter())
-        .map(|(rel, node)| restore_file(vault, index, opts, opts.target.join(rel), node, progress))
+        .map(|(rel, node)| restore_file(shared, index, opts, opts.target.join(rel), node, progress))
         .buffer_unordered(opts.files_at_once.max(1))
         .try_collect::<()>()
         .await?;
@@ -219,8 +219,10 @@ async fn clear_entry(path: &Path) -> Result<()> {
     }
 }
 
+/// Writes one file: its chunks are fetched `chunks_ahead` at a time, and each is opened,
+/// verified and written at its offset on a blocking thread, so both cores decrypt.
 async fn restore_file(
-    vault: &Vault,
+    vault: &Arc<Vault>,
     index: &MasterIndex,
     opts: &RestoreOptions,
     path: PathBuf,
@@ -228,30 +230,47 @@ async fn restore_file(
     progress: &Progress,
 ) -> Result<()> {
     clear_entry(&path).await?;
-    let mut file = tokio::fs::OpenOptions::new()
+    let file = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&path)
         .await
         .map_err(|e| Error::io(&path, e))?;
-    let mut chunks = futures::stream::iter(node.content.iter())
-        .map(|id: &ChunkId| vault.read_chunk(index, id))
-        .buffered(opts.chunks_ahead.max(1));
-    let mut written = 0u64;
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk?;
-        file.write_all(&chunk).await.map_err(|e| Error::io(&path, e))?;
-        written += chunk.len() as u64;
-        Progress::add(&progress.bytes, chunk.len() as u64);
+    let file = Arc::new(file.into_std().await);
+    let mut offset = 0u64;
+    let mut pieces = Vec::with_capacity(node.content.len());
+    for id in &node.content {
+        pieces.push((id, offset));
+        offset += index.get(id).map_or(0, |loc| loc.entry.raw_len as u64);
     }
-    file.flush().await.map_err(|e| Error::io(&path, e))?;
-    drop(file);
-    if written != node.size {
+    if offset != node.size {
         return Err(Error::corrupt(
             format!("file {}", path.display()),
-            format!("restored {written} bytes, snapshot says {}", node.size),
+            format!("chunks hold {offset} bytes, snapshot says {}", node.size),
         ));
     }
+    let path = Arc::new(path);
+    futures::stream::iter(pieces)
+        .map(|(id, at)| {
+            let (vault, file, path) = (vault.clone(), file.clone(), path.clone());
+            async move {
+                let (name, loc, sealed) = vault.read_sealed(index, id).await?;
+                let id = *id;
+                let n = tokio::task::spawn_blocking(move || {
+                    let plain = vault.open_chunk(&name, loc.entry.kind, &id, &sealed, loc.entry.raw_len)?;
+                    file.write_all_at(&plain, at).map_err(|e| Error::io(&path, e))?;
+                    Ok::<_, Error>(plain.len() as u64)
+                })
+                .await
+                .map_err(|e| Error::Invalid(format!("restore worker failed: {e}")))??;
+                Progress::add(&progress.bytes, n);
+                Ok::<_, Error>(())
+            }
+        })
+        .buffer_unordered(opts.chunks_ahead.max(1))
+        .try_collect::<()>()
+        .await?;
+    drop(file);
     set_meta(&path, node)?;
     Progress::add(&progress.files, 1);
     Ok(())

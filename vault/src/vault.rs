@@ -315,11 +315,21 @@ impl Vault {
     /// [`Error::NotFound`] when no index lists it; [`Error::Corrupt`] naming the pack and
     /// chunk when any check fails.
     pub async fn read_chunk(&self, index: &MasterIndex, id: &ChunkId) -> Result<Vec<u8>> {
-        let loc = index.get(id).ok_or_else(|| Error::NotFound { object: format!("chunk {id} (in no index)") })?;
+        let (name, loc, sealed) = self.read_sealed(index, id).await?;
+        self.open_chunk(&name, loc.entry.kind, id, &sealed, loc.entry.raw_len)
+    }
+
+    /// Reads a chunk's sealed bytes (one ranged GET) without opening them; returns the pack
+    /// name and location too, for [`Vault::open_chunk`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no index lists the chunk, or storage errors.
+    pub async fn read_sealed(&self, index: &MasterIndex, id: &ChunkId) -> Result<(String, crate::BlobLocation, Bytes)> {
+        let loc = *index.get(id).ok_or_else(|| Error::NotFound { object: format!("chunk {id} (in no index)") })?;
         let name = names::pack(&loc.pack);
         let e = loc.entry;
         let sealed = self.backend.get_range(&name, e.offset as u64..e.offset as u64 + e.length as u64).await?;
-        self.open_chunk(&name, e.kind, id, &sealed, e.raw_len)
+        Ok((name, loc, sealed))
     }
 
     /// Opens a sealed chunk read from pack `name` and checks its id and length.

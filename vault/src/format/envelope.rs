@@ -77,20 +77,38 @@ pub fn open(key: &Key32, kind: Kind, id: &[u8; 32], sealed: &[u8], max_len: usiz
             }
             Ok(plain)
         }
-        Some(&ZSTD) => {
-            let mut out = Vec::new();
-            let decoder =
-                zstd::stream::read::Decoder::new(&plain[1..]).map_err(|e| OpenError::Malformed(e.to_string()))?;
-            let read = std::io::copy(&mut std::io::Read::take(decoder, max_len as u64 + 1), &mut out)
-                .map_err(|e| OpenError::Malformed(format!("zstd: {e}")))?;
-            if read > max_len as u64 {
-                return Err(OpenError::Malformed(format!("body exceeds {max_len} bytes")));
-            }
-            Ok(out)
-        }
+        Some(&ZSTD) => decompress(&plain[1..], max_len),
         Some(flag) => Err(OpenError::Malformed(format!("unknown compression flag {flag}"))),
         None => Err(OpenError::Malformed("empty envelope".into())),
     }
+}
+
+/// Decompresses one zstd frame of at most `max_len` bytes: in one call into an exact
+/// buffer when the frame states its size (ours always do), else by streaming with a cap.
+fn decompress(frame: &[u8], max_len: usize) -> Result<Vec<u8>, OpenError> {
+    let too_big = || OpenError::Malformed(format!("body exceeds {max_len} bytes"));
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(frame) {
+        if size > max_len as u64 {
+            return Err(too_big());
+        }
+        let mut out = Vec::with_capacity(size as usize);
+        zstd::bulk::Decompressor::new()
+            .and_then(|mut d| d.decompress_to_buffer(frame, &mut out))
+            .map_err(|e| OpenError::Malformed(format!("zstd: {e}")))?;
+        return if out.len() as u64 == size {
+            Ok(out)
+        } else {
+            Err(OpenError::Malformed("zstd: frame size mismatch".into()))
+        };
+    }
+    let mut out = Vec::new();
+    let decoder = zstd::stream::read::Decoder::new(frame).map_err(|e| OpenError::Malformed(e.to_string()))?;
+    let read = std::io::copy(&mut std::io::Read::take(decoder, max_len as u64 + 1), &mut out)
+        .map_err(|e| OpenError::Malformed(format!("zstd: {e}")))?;
+    if read > max_len as u64 {
+        return Err(too_big());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -117,5 +135,22 @@ mod tests {
         assert_eq!(open(&key, Kind::Data, &[1; 32], &sealed, 1 << 20), Err(OpenError::Decrypt));
         assert_eq!(open(&key, Kind::Tree, &[2; 32], &sealed, 1 << 20), Err(OpenError::Decrypt));
         assert!(matches!(open(&key, Kind::Tree, &[1; 32], &sealed, 100), Err(OpenError::Malformed(_))));
+    }
+
+    #[test]
+    fn streamed_frames_open_and_size_bombs_are_refused() {
+        let key = Key32::from_bytes([4; 32]);
+        let body = vec![7u8; 100_000];
+        // A frame without a content size (streaming encoder) takes the capped path.
+        let mut plain = vec![ZSTD];
+        let mut enc = zstd::stream::write::Encoder::new(&mut plain, 3).unwrap();
+        std::io::Write::write_all(&mut enc, &body).unwrap();
+        enc.finish().unwrap();
+        let sealed = aead::seal(&key, &aad(Kind::Data, &[0; 32]), &plain);
+        assert_eq!(open(&key, Kind::Data, &[0; 32], &sealed, 100_000).unwrap(), body);
+        assert!(matches!(open(&key, Kind::Data, &[0; 32], &sealed, 99_999), Err(OpenError::Malformed(_))));
+        // A frame that declares more than allowed is refused before allocating.
+        let sealed = seal(&key, Kind::Data, &[0; 32], &vec![0u8; 10 << 20], 3);
+        assert!(matches!(open(&key, Kind::Data, &[0; 32], &sealed, 1 << 20), Err(OpenError::Malformed(_))));
     }
 }
