@@ -120,7 +120,7 @@ pub async fn restore(
         .await?;
     for (rel, node) in &plan.links {
         let path = opts.target.join(rel);
-        clear_entry(&path).await?;
+        clear_entry(&path)?;
         let target = std::ffi::OsStr::from_bytes(node.target.as_deref().unwrap_or_default());
         std::os::unix::fs::symlink(target, &path).map_err(|e| Error::io(&path, e))?;
         let t = filetime::FileTime::from_unix_time(
@@ -211,16 +211,21 @@ async fn create_real_dir(path: &Path) -> Result<()> {
 }
 
 /// Removes a file or symlink holding `path`; refuses to replace a folder.
-async fn clear_entry(path: &Path) -> Result<()> {
-    match tokio::fs::symlink_metadata(path).await {
+fn clear_entry(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Err(Error::io(path, std::io::Error::other("a folder is in the way"))),
-        Ok(_) => tokio::fs::remove_file(path).await.map_err(|e| Error::io(path, e)),
+        Ok(_) => std::fs::remove_file(path).map_err(|e| Error::io(path, e)),
         Err(_) => Ok(()),
     }
 }
 
-/// Writes one file: its chunks are fetched `chunks_ahead` at a time, and each is opened,
-/// verified and written at its offset on a blocking thread, so both cores decrypt.
+/// Chunks opened and written per blocking call (a few MiB): few thread hand-offs per file,
+/// bounded memory per file.
+const CHUNKS_PER_BATCH: usize = 8;
+
+/// Writes one file: batches of chunks are fetched concurrently, then opened, verified and
+/// written at their offsets on a blocking thread; two batches are in flight at once, so
+/// fetching overlaps decrypting and both cores work.
 async fn restore_file(
     vault: &Arc<Vault>,
     index: &MasterIndex,
@@ -229,18 +234,10 @@ async fn restore_file(
     node: &Node,
     progress: &Progress,
 ) -> Result<()> {
-    clear_entry(&path).await?;
-    let file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .await
-        .map_err(|e| Error::io(&path, e))?;
-    let file = Arc::new(file.into_std().await);
     let mut offset = 0u64;
     let mut pieces = Vec::with_capacity(node.content.len());
     for id in &node.content {
-        pieces.push((id, offset));
+        pieces.push((*id, offset));
         offset += index.get(id).map_or(0, |loc| loc.entry.raw_len as u64);
     }
     if offset != node.size {
@@ -250,30 +247,52 @@ async fn restore_file(
         ));
     }
     let path = Arc::new(path);
-    futures::stream::iter(pieces)
-        .map(|(id, at)| {
+    let file = {
+        let path = path.clone();
+        blocking(move || {
+            clear_entry(&path)?;
+            std::fs::OpenOptions::new().write(true).create_new(true).open(&*path).map_err(|e| Error::io(&path, e))
+        })
+        .await?
+    };
+    let file = Arc::new(file);
+    futures::stream::iter(pieces.chunks(CHUNKS_PER_BATCH))
+        .map(|batch| {
             let (vault, file, path) = (vault.clone(), file.clone(), path.clone());
             async move {
-                let (name, loc, sealed) = vault.read_sealed(index, id).await?;
-                let id = *id;
-                let n = tokio::task::spawn_blocking(move || {
-                    let plain = vault.open_chunk(&name, loc.entry.kind, &id, &sealed, loc.entry.raw_len)?;
-                    file.write_all_at(&plain, at).map_err(|e| Error::io(&path, e))?;
-                    Ok::<_, Error>(plain.len() as u64)
+                let reader = &vault;
+                let fetched: Vec<_> = futures::stream::iter(batch)
+                    .map(|(id, at)| async move { Ok::<_, Error>((*id, *at, reader.read_sealed(index, id).await?)) })
+                    .buffered(opts.chunks_ahead.max(1))
+                    .try_collect()
+                    .await?;
+                let n = blocking(move || {
+                    let mut n = 0u64;
+                    for (id, at, (name, loc, sealed)) in fetched {
+                        let plain = vault.open_chunk(&name, loc.entry.kind, &id, &sealed, loc.entry.raw_len)?;
+                        file.write_all_at(&plain, at).map_err(|e| Error::io(&path, e))?;
+                        n += plain.len() as u64;
+                    }
+                    Ok(n)
                 })
-                .await
-                .map_err(|e| Error::Invalid(format!("restore worker failed: {e}")))??;
+                .await?;
                 Progress::add(&progress.bytes, n);
                 Ok::<_, Error>(())
             }
         })
-        .buffer_unordered(opts.chunks_ahead.max(1))
+        .buffer_unordered(2)
         .try_collect::<()>()
         .await?;
     drop(file);
-    set_meta(&path, node)?;
+    let node = node.clone();
+    blocking(move || set_meta(&path, &node)).await?;
     Progress::add(&progress.files, 1);
     Ok(())
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Invalid(format!("restore worker failed: {e}")))?
 }
 
 fn set_meta(path: &Path, node: &Node) -> Result<()> {
