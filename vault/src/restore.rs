@@ -123,6 +123,7 @@ pub async fn restore(
         clear_entry(&path)?;
         let target = std::ffi::OsStr::from_bytes(node.target.as_deref().unwrap_or_default());
         std::os::unix::fs::symlink(target, &path).map_err(|e| Error::io(&path, e))?;
+        set_owner(&path, node);
         let t = filetime::FileTime::from_unix_time(
             node.mtime_ns.div_euclid(1_000_000_000),
             node.mtime_ns.rem_euclid(1_000_000_000) as u32,
@@ -296,10 +297,20 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 fn set_meta(path: &Path, node: &Node) -> Result<()> {
+    set_owner(path, node);
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)).map_err(|e| Error::io(path, e))?;
     let t = filetime::FileTime::from_unix_time(
         node.mtime_ns.div_euclid(1_000_000_000),
         node.mtime_ns.rem_euclid(1_000_000_000) as u32,
     );
     filetime::set_file_times(path, t, t).map_err(|e| Error::io(path, e))
+}
+
+/// Restores the owner where allowed (as root); elsewhere the restoring user keeps it.
+fn set_owner(path: &Path, node: &Node) {
+    if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))
+        && e.kind() != std::io::ErrorKind::PermissionDenied
+    {
+        tracing::debug!(path = %path.display(), error = %e, "owner not restored");
+    }
 }

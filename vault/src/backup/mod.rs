@@ -27,6 +27,10 @@ use crate::{
     lock::Lock,
 };
 
+/// Stack of the walker thread, which recurses once per folder level (a path of 4096 bytes
+/// has at most 2048 levels).
+const WALKER_STACK_BYTES: usize = 64 << 20;
+
 /// What to back up, and how.
 #[derive(Clone, Debug)]
 pub struct BackupOptions {
@@ -165,9 +169,17 @@ async fn run(
     drop((chunk_rx, sealed_tx));
 
     let walker = walk::Walker::new(vault.clone(), index.clone(), chunk_tx, progress.clone());
-    let walk_task = tokio::task::spawn_blocking(move || walker.run(&paths, parent_root));
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    // Its own thread with a large stack: the walk recurses once per folder level.
+    std::thread::Builder::new()
+        .name("zerok-walk".into())
+        .stack_size(WALKER_STACK_BYTES)
+        .spawn(move || {
+            let _ = done_tx.send(walker.run(&paths, parent_root));
+        })
+        .map_err(|e| Error::Invalid(format!("cannot start walker thread: {e}")))?;
     let packed = packer::run(vault, sealed_rx, opts.uploads.max(1), &progress, lock).await;
-    let walked = walk_task.await.map_err(|e| Error::Invalid(format!("backup walker failed: {e}")))?;
+    let walked = done_rx.await.map_err(|_| Error::Invalid("backup walker stopped unexpectedly".into()))?;
     let mut bytes_added = packed?;
     let (root, stats) = walked?;
 
