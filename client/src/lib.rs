@@ -7,9 +7,12 @@
 //! # Layout
 //! - `home`: [`Home`] — the per-device folder and the files in it.
 //! - `unlock`: [`unlock`] — recovery key, device key or passphrase → [`zerok_vault::Vault`].
+//! - `report`: JSON reports whose keys scripts rely on.
 
 mod home;
+mod report;
 mod unlock;
 
 pub use home::Home;
+pub use report::restore_json;
 pub use unlock::{KeySource, Unlocked, read_recovery_key, unlock};

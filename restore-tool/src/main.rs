@@ -8,7 +8,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use zerok_client::{Home, read_recovery_key, unlock};
+use zerok_client::{Home, read_recovery_key, restore_json, unlock};
 use zerok_core::RecoveryKey;
 use zerok_vault::{Progress, RestoreOptions};
 
@@ -60,18 +60,9 @@ async fn run(args: Args) -> Result<()> {
     home.save_device_key(&vault.config().vault_id, &args.vault, &device)?;
     home.set_default_vault(&args.vault)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "snapshot_id": id.to_string(),
-                "target": args.target.display().to_string(),
-                "files_restored": summary.files,
-                "dirs_restored": summary.dirs,
-                "symlinks_restored": summary.symlinks,
-                "bytes_restored": summary.bytes,
-                "device_slot": device.slot.to_string(),
-            })
-        );
+        let mut report = restore_json(&id, &args.target, &summary);
+        report["device_slot"] = device.slot.to_string().into();
+        println!("{report}");
     } else {
         println!(
             "restored snapshot {} into {}: {} files, {} bytes; this device is now registered (slot {})",

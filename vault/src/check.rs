@@ -3,7 +3,7 @@
 //! indexed — and with `read_data`, downloads every pack and verifies its hash, header and
 //! every chunk (authentication, decompression, keyed id).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use futures::StreamExt;
 use zerok_core::{ChunkId, PackId};
@@ -42,13 +42,7 @@ pub async fn check(vault: &Vault, read_data: bool, progress: &Progress) -> Resul
     let (index, bad) = MasterIndex::load_reporting(vault).await?;
     report.errors.extend(bad.into_iter().map(|e| e.to_string()));
 
-    let stored: HashMap<PackId, u64> = vault
-        .backend()
-        .list(names::DATA)
-        .await?
-        .into_iter()
-        .filter_map(|(name, size)| Some((PackId::from_hex(names::id_part(&name)).ok()?, size)))
-        .collect();
+    let stored = vault.stored_packs().await?;
     report.packs = stored.len();
     for (id, entries) in &index.packs {
         let need = entries.iter().map(|e| e.offset as u64 + e.length as u64).max().unwrap_or(0);

@@ -6,7 +6,7 @@
 //! everything kept; 3. delete the old index files; 4. delete the packs no longer indexed.
 //! Prune refuses to delete anything when a snapshot or tree cannot be read.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
 use zerok_core::{ChunkId, PackId, SnapshotId};
@@ -103,13 +103,7 @@ async fn used_chunks(vault: &Vault, index: &MasterIndex) -> Result<HashSet<Chunk
 async fn run(vault: &Vault, progress: &Progress) -> Result<PruneReport> {
     let index = MasterIndex::load(vault).await?;
     let used = used_chunks(vault, &index).await?;
-    let stored: HashMap<PackId, u64> = vault
-        .backend()
-        .list(names::DATA)
-        .await?
-        .into_iter()
-        .filter_map(|(name, size)| Some((PackId::from_hex(names::id_part(&name)).ok()?, size)))
-        .collect();
+    let stored = vault.stored_packs().await?;
 
     let mut report = PruneReport::default();
     let mut keep: Vec<IndexPack> = Vec::new();

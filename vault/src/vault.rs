@@ -277,6 +277,20 @@ impl Vault {
         Ok(all)
     }
 
+    /// Every pack in the store with its size (whether or not an index names it).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn stored_packs(&self) -> Result<std::collections::HashMap<zerok_core::PackId, u64>> {
+        Ok(self
+            .backend
+            .list(names::DATA)
+            .await?
+            .into_iter()
+            .filter_map(|(name, size)| Some((zerok_core::PackId::from_hex(names::id_part(&name)).ok()?, size)))
+            .collect())
+    }
+
     /// Reads one snapshot.
     ///
     /// # Errors

@@ -3,7 +3,6 @@
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context, Result};
-use serde_json::json;
 use zerok_vault::{Progress, RestoreOptions};
 
 use crate::{
@@ -40,14 +39,7 @@ pub async fn run(args: Args) -> Result<u8> {
         .with_context(|| format!("restoring snapshot {} into {}", id.short(), args.target.display()))?;
     drop(bar);
     if args.json {
-        print_json(&json!({
-            "snapshot_id": id.to_string(),
-            "target": args.target.display().to_string(),
-            "files_restored": s.files,
-            "dirs_restored": s.dirs,
-            "symlinks_restored": s.symlinks,
-            "bytes_restored": s.bytes,
-        }));
+        print_json(&zerok_client::restore_json(&id, &args.target, &s));
     } else {
         println!(
             "restored snapshot {} into {}: {} files, {} folders, {} symlinks, {}",
