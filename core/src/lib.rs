@@ -11,6 +11,7 @@
 //! - [`aead`]: XChaCha20-Poly1305 sealing with associated data.
 //! - [`keys`]: the vault master key, its HKDF subkeys, and key-slot KEK derivation.
 //! - [`recovery`]: the human-typed recovery key with its checksum.
+//! - [`sync`]: the sync protocol — group keys, membership proof, messages, framing.
 //!
 //! ```
 //! use zerok_core::{MasterKey, aead};
@@ -26,6 +27,7 @@ pub mod ids;
 pub mod keys;
 pub mod recovery;
 pub mod secret;
+pub mod sync;
 
 pub use error::{Error, Result};
 pub use ids::{ChunkId, IndexId, PackId, SlotId, SnapshotId, VaultId};
