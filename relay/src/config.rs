@@ -1,0 +1,188 @@
+//! `relay.toml`: plain data with documented defaults; unknown keys are errors. Command-line
+//! flags and `ZEROK_RELAY_*` variables override the file.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// QUIC endpoint.
+    pub server: ServerConfig,
+    /// Where and how messages are kept.
+    pub storage: StorageConfig,
+    /// Abuse limits.
+    pub limits: LimitsConfig,
+    /// Health and metrics over HTTP.
+    pub http: HttpConfig,
+    /// Expiry sweeps.
+    pub cleanup: CleanupConfig,
+}
+
+/// QUIC endpoint settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerConfig {
+    /// UDP address to listen on. Default `0.0.0.0:4433`.
+    pub listen: SocketAddr,
+    /// Use iroh's public relay servers for hole punching (off: self-hosted, LAN, loopback).
+    pub iroh_relays: bool,
+    /// Publish and look up endpoint addresses through iroh's DNS discovery (off by default).
+    pub discovery: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: "0.0.0.0:4433".parse().expect("valid"), iroh_relays: false, discovery: false }
+    }
+}
+
+/// Storage mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageMode {
+    /// Local store with TTL (default).
+    #[default]
+    Transit,
+}
+
+/// Storage settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StorageConfig {
+    /// Folder for the store and the relay's identity key. Default `./zerok-relay-data`.
+    pub data_dir: PathBuf,
+    /// `transit` (default).
+    pub mode: StorageMode,
+    /// Largest message payload. Default 1,000,000 bytes (fits a 1 MiB frame).
+    pub max_blob_bytes: u64,
+    /// Payload bytes one group may keep. Default 100 MiB.
+    pub max_group_bytes: u64,
+    /// Message lifetime when the pusher gives none. Default 7 days.
+    pub default_ttl_secs: u64,
+    /// Longest lifetime a pusher may ask for. Default 30 days.
+    pub max_ttl_secs: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: "zerok-relay-data".into(),
+            mode: StorageMode::Transit,
+            max_blob_bytes: 1_000_000,
+            max_group_bytes: 100 << 20,
+            default_ttl_secs: 7 * 24 * 3600,
+            max_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// Abuse limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsConfig {
+    /// PUSH/PULL per device per minute. Default 600.
+    pub messages_per_minute: u32,
+    /// PUSH/PULL across all devices per second. Default 5,000.
+    pub global_per_second: u32,
+    /// Seconds a new connection has to send HELLO. Default 10.
+    pub hello_timeout_secs: u64,
+    /// Concurrent sessions. Default 10,000.
+    pub max_sessions: usize,
+    /// Device names are cut to this many characters. Default 256.
+    pub max_device_name_chars: usize,
+    /// Most messages per PULL. Default 1,000.
+    pub max_pull_limit: u32,
+    /// Largest frame accepted. Default 1 MiB.
+    pub max_frame_bytes: usize,
+    /// Invite lookups per connection before it is closed. Default 5.
+    pub invite_lookups_per_connection: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            messages_per_minute: 600,
+            global_per_second: 5_000,
+            hello_timeout_secs: 10,
+            max_sessions: 10_000,
+            max_device_name_chars: 256,
+            max_pull_limit: 1_000,
+            max_frame_bytes: zerok_core::sync::frame::MAX_FRAME_BYTES,
+            invite_lookups_per_connection: 5,
+        }
+    }
+}
+
+/// HTTP settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HttpConfig {
+    /// Serve `/health` and `/metrics`. Default true.
+    pub enabled: bool,
+    /// TCP address. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: "127.0.0.1:8080".parse().expect("valid") }
+    }
+}
+
+/// Expiry sweeps.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CleanupConfig {
+    /// Seconds between sweeps. Default 3600.
+    pub interval_secs: u64,
+}
+
+impl Default for CleanupConfig {
+    fn default() -> Self {
+        Self { interval_secs: 3600 }
+    }
+}
+
+impl Config {
+    /// Parses TOML text.
+    ///
+    /// # Errors
+    /// Unknown keys, wrong types.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Applies `ZEROK_RELAY_LISTEN`, `ZEROK_RELAY_HTTP`, `ZEROK_RELAY_DATA_DIR`.
+    ///
+    /// # Errors
+    /// An address that does not parse.
+    pub fn apply_env(&mut self) -> Result<(), String> {
+        if let Ok(v) = std::env::var("ZEROK_RELAY_LISTEN") {
+            self.server.listen = v.parse().map_err(|e| format!("ZEROK_RELAY_LISTEN={v:?}: {e}"))?;
+        }
+        if let Ok(v) = std::env::var("ZEROK_RELAY_HTTP") {
+            self.http.listen = v.parse().map_err(|e| format!("ZEROK_RELAY_HTTP={v:?}: {e}"))?;
+        }
+        if let Ok(v) = std::env::var("ZEROK_RELAY_DATA_DIR") {
+            self.storage.data_dir = v.into();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_unknown_keys() {
+        let c = Config::from_toml("[storage]\ndefault-ttl-secs = 60\n").unwrap();
+        assert_eq!(c.storage.default_ttl_secs, 60);
+        assert_eq!(c.limits.max_frame_bytes, 1 << 20);
+        assert!(Config::from_toml("[storage]\nttl = 60\n").unwrap_err().contains("unknown field"));
+        assert!(Config::from_toml("[nonsense]\n").is_err());
+    }
+}

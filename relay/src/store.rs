@@ -1,0 +1,563 @@
+//! The transit store: one redb file holding, per group, the cursor counter, the encrypted
+//! messages (with TTL), the device roster (names, last seen, acknowledged cursor, revoked),
+//! storage usage for quotas, and sealed pairing invites.
+//!
+//! Every write is one ACID transaction committed durably before it returns, so a PUSH_ACK
+//! sent after [`Store::push`] survives a crash; the cursor is assigned in the same
+//! transaction as the insert, so cursors never have gaps from failed inserts. Pushing the
+//! same blob id twice returns the first cursor (a retried push is idempotent).
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+use zerok_core::sync::{
+    BlobId, DeviceId, GroupId,
+    message::{BlobEntry, DeviceInfo},
+};
+
+/// group → next cursor.
+const CURSORS: TableDefinition<&[u8], u64> = TableDefinition::new("cursors");
+/// group ‖ cursor (BE) → [`StoredBlob`].
+const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
+/// group ‖ blob id → cursor.
+const BLOB_IDS: TableDefinition<&[u8], u64> = TableDefinition::new("blob_ids");
+/// expires (BE) ‖ group ‖ cursor (BE) → ().
+const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("expiry");
+/// group ‖ device → [`DeviceRecord`].
+const DEVICES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("devices");
+/// group → payload bytes stored.
+const USAGE: TableDefinition<&[u8], u64> = TableDefinition::new("usage");
+/// lookup code → [`StoredInvite`].
+const INVITES: TableDefinition<&str, &[u8]> = TableDefinition::new("invites");
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("relay store: {0}")]
+    Db(String),
+    /// The group's quota would be exceeded.
+    #[error("group storage quota of {0} bytes reached")]
+    Quota(u64),
+    /// The device is revoked in this group.
+    #[error("device revoked")]
+    Revoked,
+    /// Only the sender may force-delete.
+    #[error("only the sender may force-delete a message")]
+    NotOwner,
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(impl From<$t> for StoreError {
+        fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+    })*};
+}
+db_err!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Serialize, Deserialize)]
+struct StoredBlob {
+    blob_id: BlobId,
+    sender: DeviceId,
+    #[serde(with = "serde_bytes_vec")]
+    payload: Vec<u8>,
+    timestamp: u64,
+    expires: u64,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct DeviceRecord {
+    name: String,
+    last_seen: u64,
+    acked: u64,
+    revoked: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredInvite {
+    #[serde(with = "serde_bytes_vec")]
+    sealed: Vec<u8>,
+    expires: u64,
+}
+
+mod serde_bytes_vec {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    rmp_serde::to_vec(v).expect("record encodes")
+}
+
+fn dec<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Db(format!("damaged record: {e}")))
+}
+
+fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
+    [a, b].concat()
+}
+
+fn blob_key(group: &GroupId, cursor: u64) -> Vec<u8> {
+    key2(&group.0, &cursor.to_be_bytes())
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    /// The blob's cursor.
+    pub cursor: u64,
+    /// Relay time it was stored.
+    pub timestamp: u64,
+    /// True when this blob id was already stored (a retry).
+    pub duplicate: bool,
+}
+
+/// The transit store.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens or creates the store file.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or is damaged.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        {
+            tx.open_table(CURSORS)?;
+            tx.open_table(BLOBS)?;
+            tx.open_table(BLOB_IDS)?;
+            tx.open_table(EXPIRY)?;
+            tx.open_table(DEVICES)?;
+            tx.open_table(USAGE)?;
+            tx.open_table(INVITES)?;
+        }
+        tx.commit()?;
+        Ok(Self { db })
+    }
+
+    /// Stores a message and assigns its cursor, durably.
+    ///
+    /// # Errors
+    /// [`StoreError::Quota`] when the group would exceed `quota` bytes.
+    pub fn push(&self, group: &GroupId, sender: &DeviceId, blob_id: &BlobId, payload: &[u8], ttl_secs: u64, now: u64, quota: u64) -> Result<Pushed> {
+        let tx = self.db.begin_write()?;
+        let pushed = {
+            let mut ids = tx.open_table(BLOB_IDS)?;
+            let id_key = key2(&group.0, &blob_id.0);
+            if let Some(cursor) = ids.get(id_key.as_slice())?.map(|g| g.value()) {
+                return Ok(Pushed { cursor, timestamp: now, duplicate: true });
+            }
+            let mut usage = tx.open_table(USAGE)?;
+            let used = usage.get(group.0.as_slice())?.map_or(0, |g| g.value());
+            if used + payload.len() as u64 > quota {
+                return Err(StoreError::Quota(quota));
+            }
+            usage.insert(group.0.as_slice(), used + payload.len() as u64)?;
+            let mut cursors = tx.open_table(CURSORS)?;
+            let cursor = cursors.get(group.0.as_slice())?.map_or(1, |g| g.value());
+            cursors.insert(group.0.as_slice(), cursor + 1)?;
+            let expires = now.saturating_add(ttl_secs);
+            let record = StoredBlob { blob_id: *blob_id, sender: *sender, payload: payload.to_vec(), timestamp: now, expires };
+            tx.open_table(BLOBS)?.insert(blob_key(group, cursor).as_slice(), enc(&record).as_slice())?;
+            ids.insert(id_key.as_slice(), cursor)?;
+            let exp_key = [&expires.to_be_bytes()[..], &group.0, &cursor.to_be_bytes()].concat();
+            tx.open_table(EXPIRY)?.insert(exp_key.as_slice(), ())?;
+            Pushed { cursor, timestamp: now, duplicate: false }
+        };
+        tx.commit()?;
+        Ok(pushed)
+    }
+
+    /// Messages after `after`, at most `limit`, in cursor order; and whether more remain.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn pull(&self, group: &GroupId, after: u64, limit: usize) -> Result<(Vec<BlobEntry>, bool)> {
+        let tx = self.db.begin_read()?;
+        let blobs = tx.open_table(BLOBS)?;
+        let start = blob_key(group, after.saturating_add(1));
+        let end = blob_key(group, u64::MAX);
+        let mut out = Vec::new();
+        let mut more = false;
+        for item in blobs.range(start.as_slice()..=end.as_slice())? {
+            let (k, v) = item?;
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            let cursor = u64::from_be_bytes(k.value()[32..40].try_into().expect("8 bytes"));
+            let b: StoredBlob = dec(v.value())?;
+            out.push(BlobEntry { blob_id: b.blob_id, cursor, sender_id: b.sender, payload: b.payload, timestamp: b.timestamp });
+        }
+        Ok((out, more))
+    }
+
+    /// Highest cursor assigned in the group (0 before the first push; never goes down).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn max_cursor(&self, group: &GroupId) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(CURSORS)?.get(group.0.as_slice())?.map_or(0, |g| g.value().saturating_sub(1)))
+    }
+
+    /// Records a device's HELLO (name, time); refuses a revoked device.
+    ///
+    /// # Errors
+    /// [`StoreError::Revoked`].
+    pub fn hello(&self, group: &GroupId, device: &DeviceId, name: &str, now: u64) -> Result<()> {
+        self.update_device(group, device, |d| {
+            if d.revoked {
+                return Err(StoreError::Revoked);
+            }
+            d.name = name.to_string();
+            d.last_seen = now;
+            Ok(())
+        })
+    }
+
+    /// Records that a device has everything up to `cursor` (from its PULL), and contact.
+    ///
+    /// # Errors
+    /// [`StoreError::Revoked`].
+    pub fn ack(&self, group: &GroupId, device: &DeviceId, cursor: u64, now: u64) -> Result<()> {
+        self.update_device(group, device, |d| {
+            if d.revoked {
+                return Err(StoreError::Revoked);
+            }
+            d.acked = d.acked.max(cursor);
+            d.last_seen = now;
+            Ok(())
+        })
+    }
+
+    fn update_device(&self, group: &GroupId, device: &DeviceId, f: impl FnOnce(&mut DeviceRecord) -> Result<()>) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut devices = tx.open_table(DEVICES)?;
+            let key = key2(&group.0, &device.0);
+            let mut rec: DeviceRecord = match devices.get(key.as_slice())? {
+                Some(v) => dec(v.value())?,
+                None => DeviceRecord::default(),
+            };
+            f(&mut rec)?;
+            devices.insert(key.as_slice(), enc(&rec).as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether a device is revoked in a group.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn is_revoked(&self, group: &GroupId, device: &DeviceId) -> Result<bool> {
+        let tx = self.db.begin_read()?;
+        let rec = tx.open_table(DEVICES)?.get(key2(&group.0, &device.0).as_slice())?.map(|v| dec::<DeviceRecord>(v.value())).transpose()?;
+        Ok(rec.is_some_and(|r| r.revoked))
+    }
+
+    /// Marks a device revoked (idempotent).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn revoke(&self, group: &GroupId, device: &DeviceId) -> Result<()> {
+        self.update_device(group, device, |d| {
+            d.revoked = true;
+            Ok(())
+        })
+    }
+
+    /// The group's roster (online flags are the caller's to fill).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn devices(&self, group: &GroupId) -> Result<Vec<DeviceInfo>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DEVICES)?;
+        let mut out = Vec::new();
+        for item in table.range(key2(&group.0, &[0; 32]).as_slice()..=key2(&group.0, &[0xFF; 32]).as_slice())? {
+            let (k, v) = item?;
+            let rec: DeviceRecord = dec(v.value())?;
+            let id = DeviceId(k.value()[32..64].try_into().expect("32 bytes"));
+            out.push(DeviceInfo { device_id: id, name: rec.name, last_seen: rec.last_seen, online: false, revoked: rec.revoked });
+        }
+        Ok(out)
+    }
+
+    /// Messages of others after this device's acknowledged cursor (capped at `cap`).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn pending_count(&self, group: &GroupId, device: &DeviceId, cap: u32) -> Result<u32> {
+        let tx = self.db.begin_read()?;
+        let acked = tx
+            .open_table(DEVICES)?
+            .get(key2(&group.0, &device.0).as_slice())?
+            .map(|v| dec::<DeviceRecord>(v.value()))
+            .transpose()?
+            .map_or(0, |r| r.acked);
+        let blobs = tx.open_table(BLOBS)?;
+        let mut n = 0;
+        for item in blobs.range(blob_key(group, acked + 1).as_slice()..=blob_key(group, u64::MAX).as_slice())? {
+            let (_, v) = item?;
+            if dec::<StoredBlob>(v.value())?.sender != *device {
+                n += 1;
+                if n == cap {
+                    break;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Deletes one message. `force` (sender only) deletes now; otherwise it is deleted now
+    /// if every active device has acknowledged it, and else by cleanup once they have.
+    ///
+    /// # Errors
+    /// [`StoreError::NotOwner`] for a force-delete by another device.
+    pub fn delete(&self, group: &GroupId, blob_id: &BlobId, requester: &DeviceId, force: bool) -> Result<bool> {
+        let tx = self.db.begin_write()?;
+        let deleted = {
+            let ids = tx.open_table(BLOB_IDS)?;
+            let Some(cursor) = ids.get(key2(&group.0, &blob_id.0).as_slice())?.map(|g| g.value()) else { return Ok(false) };
+            drop(ids);
+            let sender = match tx.open_table(BLOBS)?.get(blob_key(group, cursor).as_slice())? {
+                Some(v) => dec::<StoredBlob>(v.value())?.sender,
+                None => return Ok(false),
+            };
+            if force && sender != *requester {
+                return Err(StoreError::NotOwner);
+            }
+            if !force && Self::min_acked(&tx, group)?.is_none_or(|m| m < cursor) {
+                false
+            } else {
+                Self::remove_blob(&tx, group, cursor)?;
+                true
+            }
+        };
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    fn min_acked(tx: &redb::WriteTransaction, group: &GroupId) -> Result<Option<u64>> {
+        let devices = tx.open_table(DEVICES)?;
+        let mut min: Option<u64> = None;
+        for item in devices.range(key2(&group.0, &[0; 32]).as_slice()..=key2(&group.0, &[0xFF; 32]).as_slice())? {
+            let rec: DeviceRecord = dec(item?.1.value())?;
+            if !rec.revoked {
+                min = Some(min.map_or(rec.acked, |m| m.min(rec.acked)));
+            }
+        }
+        Ok(min)
+    }
+
+    fn remove_blob(tx: &redb::WriteTransaction, group: &GroupId, cursor: u64) -> Result<()> {
+        let mut blobs = tx.open_table(BLOBS)?;
+        let Some(rec) = blobs.remove(blob_key(group, cursor).as_slice())?.map(|v| dec::<StoredBlob>(v.value())).transpose()? else {
+            return Ok(());
+        };
+        tx.open_table(BLOB_IDS)?.remove(key2(&group.0, &rec.blob_id.0).as_slice())?;
+        let exp_key = [&rec.expires.to_be_bytes()[..], &group.0, &cursor.to_be_bytes()].concat();
+        tx.open_table(EXPIRY)?.remove(exp_key.as_slice())?;
+        let mut usage = tx.open_table(USAGE)?;
+        let used = usage.get(group.0.as_slice())?.map_or(0, |g| g.value());
+        usage.insert(group.0.as_slice(), used.saturating_sub(rec.payload.len() as u64))?;
+        Ok(())
+    }
+
+    /// Removes expired messages, messages every active device has acknowledged, and
+    /// expired invites. Returns how many messages were removed.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn cleanup(&self, now: u64) -> Result<u64> {
+        let tx = self.db.begin_write()?;
+        let mut removed = 0;
+        {
+            let expired: Vec<(GroupId, u64)> = {
+                let expiry = tx.open_table(EXPIRY)?;
+                let end = [&now.to_be_bytes()[..], &[0xFF; 40]].concat();
+                let mut v = Vec::new();
+                for item in expiry.range(&[][..]..=end.as_slice())? {
+                    let k = item?.0.value().to_vec();
+                    v.push((GroupId(k[8..40].try_into().expect("32")), u64::from_be_bytes(k[40..48].try_into().expect("8"))));
+                }
+                v
+            };
+            for (group, cursor) in expired {
+                Self::remove_blob(&tx, &group, cursor)?;
+                removed += 1;
+            }
+            let groups: Vec<GroupId> = {
+                let cursors = tx.open_table(CURSORS)?;
+                let mut v = Vec::new();
+                for item in cursors.iter()? {
+                    v.push(GroupId(item?.0.value().try_into().map_err(|_| StoreError::Db("bad group key".into()))?));
+                }
+                v
+            };
+            for group in groups {
+                let Some(acked) = Self::min_acked(&tx, &group)? else { continue };
+                let cursors: Vec<u64> = {
+                    let blobs = tx.open_table(BLOBS)?;
+                    let mut v = Vec::new();
+                    for item in blobs.range(blob_key(&group, 1).as_slice()..=blob_key(&group, acked).as_slice())? {
+                        v.push(u64::from_be_bytes(item?.0.value()[32..40].try_into().expect("8")));
+                    }
+                    v
+                };
+                for cursor in cursors {
+                    Self::remove_blob(&tx, &group, cursor)?;
+                    removed += 1;
+                }
+            }
+            let mut invites = tx.open_table(INVITES)?;
+            invites.retain(|_, v| dec::<StoredInvite>(v).is_ok_and(|i| i.expires > now))?;
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    /// Bytes of payload the group stores.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn usage(&self, group: &GroupId) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(USAGE)?.get(group.0.as_slice())?.map_or(0, |g| g.value()))
+    }
+
+    /// Totals for /health and /metrics: (groups, messages, payload bytes).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn totals(&self) -> Result<(u64, u64, u64)> {
+        let tx = self.db.begin_read()?;
+        let groups = tx.open_table(CURSORS)?.len()?;
+        let blobs = tx.open_table(BLOBS)?.len()?;
+        let mut bytes = 0;
+        for item in tx.open_table(USAGE)?.iter()? {
+            bytes += item?.1.value();
+        }
+        Ok((groups, blobs, bytes))
+    }
+
+    /// Stores a sealed invite under its lookup code (replacing none: codes are random).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn put_invite(&self, lookup: &str, sealed: &[u8], expires: u64) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(INVITES)?.insert(lookup, enc(&StoredInvite { sealed: sealed.to_vec(), expires }).as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Takes an invite: returns it once and deletes it (single use); expired ones are gone.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn take_invite(&self, lookup: &str, now: u64) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_write()?;
+        let found = tx.open_table(INVITES)?.remove(lookup)?.map(|v| dec::<StoredInvite>(v.value())).transpose()?;
+        tx.commit()?;
+        Ok(found.filter(|i| i.expires > now).map(|i| i.sealed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const G: GroupId = GroupId([1; 32]);
+    const A: DeviceId = DeviceId([2; 32]);
+    const B: DeviceId = DeviceId([3; 32]);
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("relay.redb")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn cursors_are_gapless_and_retries_idempotent() {
+        let (_d, s) = store();
+        let p1 = s.push(&G, &A, &BlobId([1; 16]), b"one", 100, 10, 1 << 20).unwrap();
+        let again = s.push(&G, &A, &BlobId([1; 16]), b"one", 100, 11, 1 << 20).unwrap();
+        let p2 = s.push(&G, &A, &BlobId([2; 16]), b"two", 100, 12, 1 << 20).unwrap();
+        assert_eq!((p1.cursor, again.cursor, again.duplicate, p2.cursor), (1, 1, true, 2));
+        let (got, more) = s.pull(&G, 0, 1).unwrap();
+        assert_eq!((got.len(), got[0].payload.as_slice(), more), (1, &b"one"[..], true));
+        assert_eq!(s.pull(&G, 1, 10).unwrap().0[0].cursor, 2);
+        assert_eq!(s.max_cursor(&G).unwrap(), 2);
+        assert!(s.pull(&GroupId([9; 32]), 0, 10).unwrap().0.is_empty(), "groups are separate");
+    }
+
+    #[test]
+    fn quota_ttl_and_ack_cleanup() {
+        let (_d, s) = store();
+        assert!(matches!(s.push(&G, &A, &BlobId([1; 16]), &[0; 100], 10, 0, 50), Err(StoreError::Quota(50))));
+        s.hello(&G, &A, "a", 0).unwrap();
+        s.hello(&G, &B, "b", 0).unwrap();
+        s.push(&G, &A, &BlobId([1; 16]), b"short", 10, 0, 1000).unwrap();
+        s.push(&G, &A, &BlobId([2; 16]), b"long", 1000, 0, 1000).unwrap();
+        assert_eq!(s.pending_count(&G, &B, 100).unwrap(), 2);
+        assert_eq!(s.pending_count(&G, &A, 100).unwrap(), 0, "own messages are not pending");
+        assert_eq!(s.cleanup(11).unwrap(), 1, "TTL expired");
+        assert_eq!(s.usage(&G).unwrap(), 4);
+        s.ack(&G, &A, 2, 12).unwrap();
+        assert_eq!(s.cleanup(12).unwrap(), 0, "B has not acknowledged");
+        s.ack(&G, &B, 2, 12).unwrap();
+        assert_eq!(s.cleanup(12).unwrap(), 1, "everyone acknowledged");
+        assert_eq!(s.usage(&G).unwrap(), 0);
+        assert_eq!(s.max_cursor(&G).unwrap(), 2, "cursors never go back");
+    }
+
+    #[test]
+    fn revocation_delete_and_invites() {
+        let (_d, s) = store();
+        s.hello(&G, &A, "a", 0).unwrap();
+        s.revoke(&G, &B).unwrap();
+        assert!(matches!(s.hello(&G, &B, "b", 1), Err(StoreError::Revoked)));
+        assert!(s.is_revoked(&G, &B).unwrap());
+        let p = s.push(&G, &A, &BlobId([7; 16]), b"x", 100, 0, 1000).unwrap();
+        assert!(matches!(s.delete(&G, &BlobId([7; 16]), &B, true), Err(StoreError::NotOwner)));
+        assert!(s.delete(&G, &BlobId([7; 16]), &A, true).unwrap());
+        assert!(s.pull(&G, 0, 10).unwrap().0.is_empty());
+        assert_eq!(p.cursor, 1);
+        s.put_invite("ABCD1234", b"sealed", 600).unwrap();
+        assert_eq!(s.take_invite("ABCD1234", 10).unwrap().as_deref(), Some(&b"sealed"[..]));
+        assert_eq!(s.take_invite("ABCD1234", 10).unwrap(), None, "single use");
+        s.put_invite("EXPIRED1", b"sealed", 5).unwrap();
+        assert_eq!(s.take_invite("EXPIRED1", 10).unwrap(), None);
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.redb");
+        Store::open(&path).unwrap().push(&G, &A, &BlobId([1; 16]), b"kept", 100, 0, 1000).unwrap();
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.pull(&G, 0, 10).unwrap().0[0].payload, b"kept");
+    }
+}

@@ -1,0 +1,152 @@
+//! zerok-wire: the sync protocol on iroh, shared by the relay and the client — the ALPN,
+//! endpoint construction (public relays and discovery off unless asked), relay addresses
+//! (`ENDPOINT_ID@IP:PORT`), and frame I/O on QUIC streams with the length checked before
+//! anything is allocated.
+
+use std::net::SocketAddr;
+
+use iroh::{
+    Endpoint, EndpointAddr, RelayMode, SecretKey,
+    endpoint::{NetReportConfig, PortmapperConfig, RecvStream, SendStream, presets},
+};
+use zerok_core::sync::{
+    Message,
+    frame::{self, FrameError, HEADER_BYTES},
+};
+
+/// The protocol's ALPN.
+pub const ALPN: &[u8] = b"/zerok-sync/1";
+
+/// Frame I/O failures.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The frame was refused (too large, malformed).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The stream or connection failed.
+    #[error("stream: {0}")]
+    Stream(String),
+    /// Bad relay address text.
+    #[error("invalid relay address {0:?} (expected ENDPOINT_ID@IP:PORT as the relay printed it)")]
+    Addr(String),
+    /// The endpoint could not be created.
+    #[error("endpoint: {0}")]
+    Bind(String),
+}
+
+/// How an endpoint reaches the world.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NetOptions {
+    /// Use iroh's public relay servers.
+    pub iroh_relays: bool,
+    /// Use iroh's DNS address lookup.
+    pub discovery: bool,
+}
+
+/// Binds an iroh endpoint on `bind` with `secret` as its identity. With both options off it
+/// sends nothing beyond `bind`'s interface: no relay, no discovery, no port mapping.
+///
+/// # Errors
+/// [`WireError::Bind`].
+pub async fn bind(secret: SecretKey, bind: SocketAddr, alpns: Vec<Vec<u8>>, net: NetOptions) -> Result<Endpoint, WireError> {
+    let err = |e: &dyn std::fmt::Display| WireError::Bind(e.to_string());
+    let mut builder = if net.discovery { Endpoint::builder(presets::N0) } else { Endpoint::builder(presets::Minimal) };
+    builder = builder
+        .secret_key(secret)
+        .relay_mode(if net.iroh_relays { RelayMode::Default } else { RelayMode::Disabled })
+        .clear_ip_transports()
+        .bind_addr(bind)
+        .map_err(|e| err(&e))?
+        .portmapper_config(PortmapperConfig::Disabled)
+        .alpns(alpns);
+    if !net.iroh_relays {
+        builder = builder.net_report_config(NetReportConfig::minimal());
+    }
+    builder.bind().await.map_err(|e| err(&e))
+}
+
+/// Where a relay is: its endpoint id and, unless discovery finds it, its socket address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayAddr {
+    /// Endpoint id (Ed25519 public key).
+    pub id: [u8; 32],
+    /// Socket address, when given.
+    pub addr: Option<SocketAddr>,
+}
+
+impl RelayAddr {
+    /// Parses `ID@IP:PORT` or a bare `ID` (64 hex digits).
+    ///
+    /// # Errors
+    /// [`WireError::Addr`].
+    pub fn parse(text: &str) -> Result<Self, WireError> {
+        let bad = || WireError::Addr(text.to_string());
+        let (id_text, addr) = match text.trim().split_once('@') {
+            Some((id, addr)) => (id, Some(addr.parse().map_err(|_| bad())?)),
+            None => (text.trim(), None),
+        };
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(id_text, &mut id).map_err(|_| bad())?;
+        iroh::PublicKey::from_bytes(&id).map_err(|_| bad())?;
+        Ok(Self { id, addr })
+    }
+
+    /// The iroh address to dial.
+    pub fn endpoint_addr(&self) -> EndpointAddr {
+        let key = iroh::PublicKey::from_bytes(&self.id).expect("checked when parsed");
+        let addr = EndpointAddr::new(key);
+        match self.addr {
+            Some(sock) => addr.with_ip_addr(sock),
+            None => addr,
+        }
+    }
+}
+
+impl std::fmt::Display for RelayAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.addr {
+            Some(a) => write!(f, "{}@{a}", hex::encode(self.id)),
+            None => f.write_str(&hex::encode(self.id)),
+        }
+    }
+}
+
+/// Reads one frame; the declared length is checked against `max` before allocating.
+///
+/// # Errors
+/// [`WireError::Frame`] for an oversized or malformed frame, [`WireError::Stream`] when the
+/// stream ends early.
+pub async fn read_frame(recv: &mut RecvStream, max: usize) -> Result<Message, WireError> {
+    let mut header = [0u8; HEADER_BYTES];
+    recv.read_exact(&mut header).await.map_err(|e| WireError::Stream(e.to_string()))?;
+    let len = frame::body_len(header, max)?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await.map_err(|e| WireError::Stream(e.to_string()))?;
+    Ok(frame::decode(&body)?)
+}
+
+/// Writes one frame and finishes the stream.
+///
+/// # Errors
+/// [`WireError::Stream`].
+pub async fn write_frame(send: &mut SendStream, msg: &Message) -> Result<(), WireError> {
+    send.write_all(&frame::encode(msg)).await.map_err(|e| WireError::Stream(e.to_string()))?;
+    send.finish().map_err(|e| WireError::Stream(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_addresses_round_trip() {
+        let id = SecretKey::from_bytes(&[7; 32]).public();
+        let text = format!("{}@127.0.0.1:4433", hex::encode(id.as_bytes()));
+        let parsed = RelayAddr::parse(&text).unwrap();
+        assert_eq!(parsed.to_string(), text);
+        assert_eq!(RelayAddr::parse(&hex::encode(id.as_bytes())).unwrap().addr, None);
+        for bad in ["", "zz@127.0.0.1:1", "abcd", &format!("{}@nowhere", hex::encode(id.as_bytes()))] {
+            assert!(RelayAddr::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
