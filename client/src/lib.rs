@@ -8,9 +8,11 @@
 //! - `home`: [`Home`] — the per-device folder and the files in it.
 //! - `unlock`: [`unlock`] — recovery key, device key or passphrase → [`zerok_vault::Vault`].
 //! - `report`: JSON reports whose keys scripts rely on.
+//! - [`sync`]: the sync client — relays, push/pull, events, devices, pairing.
 
 mod home;
 mod report;
+pub mod sync;
 mod unlock;
 
 pub use home::Home;

@@ -15,7 +15,9 @@ use crate::{Error, Key32, Result};
 const CHECKSUM_CONTEXT: &str = "zerok recovery key checksum v1";
 const ENCODED_CHARS: usize = 56;
 
-fn crockford() -> &'static Encoding {
+/// Crockford base32 (`0-9 A-Z` without `I L O U`), case-insensitive, ignoring `-` and
+/// spaces, reading `O` as `0` and `I`/`L` as `1`; shared with pairing codes.
+pub fn crockford() -> &'static Encoding {
     static ENC: OnceLock<Encoding> = OnceLock::new();
     ENC.get_or_init(|| {
         let mut spec = Specification::new();

@@ -1,10 +1,29 @@
 //! zerok-relay: the zero-knowledge relay. It stores and forwards encrypted sync messages
 //! between the devices of a group, assigns per-group cursors, and learns nothing but
-//! sizes and timing: it never holds a group secret and logs no group, device or blob id.
+//! sizes and timing: it never holds a group secret, checks membership by a proof bound to
+//! each connection, and logs no group, device or blob id in clear.
 //!
 //! # Layout
-//! - `store`: [`Store`] — the durable transit store (redb).
+//! - `config`: [`Config`] — `relay.toml`, defaults, environment overrides.
+//! - `store`: [`Store`] — the durable transit store (redb): cursors, messages, roster,
+//!   quotas, TTL, invites.
+//! - `server`: [`Relay`] — endpoint, accept loop, session cap, cleanup, shutdown.
+//! - `session`: one connection's HELLO and requests.
+//! - `http`, `metrics`: `/health` and `/metrics`.
 
+mod config;
+mod http;
+mod metrics;
+mod server;
+mod session;
 mod store;
 
-pub use store::{Pushed, Store, StoreError};
+pub use config::{CleanupConfig, Config, HttpConfig, LimitsConfig, ServerConfig, StorageConfig, StorageMode};
+pub use metrics::Metrics;
+pub use server::{KEY_FILE, Relay, STORE_FILE, StartError, State};
+pub use store::{NewBlob, Pushed, Store, StoreError};
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}

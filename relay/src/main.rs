@@ -1,1 +1,105 @@
-fn main() {}
+//! `zerok-relay`: run the relay. Flags override the config file, which overrides defaults.
+//! Prints its endpoint id and the address clients pass as `ADDR` (with `--json`, as the
+//! first stdout line); stops gracefully on SIGTERM or ctrl-c.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use zerok_relay::{Config, Relay};
+
+/// Zero-knowledge sync relay.
+#[derive(Parser)]
+#[command(name = "zerok-relay", version, about)]
+struct Args {
+    /// Config file (TOML); missing keys take their defaults.
+    #[arg(long, env = "ZEROK_RELAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data folder (store and identity key).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// UDP address for QUIC, e.g. 0.0.0.0:4433.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// TCP address for /health and /metrics.
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// First stdout line: one JSON object with endpoint_id, addr, http.
+    #[arg(long)]
+    json: bool,
+}
+
+fn config(args: &Args) -> Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    config.apply_env().map_err(anyhow::Error::msg)?;
+    if let Some(dir) = &args.data_dir {
+        config.storage.data_dir = dir.clone();
+    }
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if let Some(http) = args.http {
+        config.http.listen = http;
+    }
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let relay = Relay::start(config(&args)?).await.context("starting the relay")?;
+    let addr = relay.addr();
+    let http = relay.http_addr().map(|a| a.to_string());
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "endpoint_id": hex::encode(addr.id), "addr": addr.to_string(), "http": http })
+        );
+    } else {
+        println!("zerok-relay {} listening", env!("CARGO_PKG_VERSION"));
+        println!("endpoint id: {}", hex::encode(addr.id));
+        println!("address:     {addr}");
+        if let Some(h) = &http {
+            println!("http:        http://{h}/health");
+        }
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    relay.shutdown().await;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ZEROK_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zerok-relay: error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let message = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("zerok-relay: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -128,6 +128,23 @@ pub struct Pushed {
     pub duplicate: bool,
 }
 
+/// A message to store.
+#[derive(Clone, Copy, Debug)]
+pub struct NewBlob<'a> {
+    /// Its group.
+    pub group: &'a GroupId,
+    /// Who pushed it.
+    pub sender: &'a DeviceId,
+    /// Sender-chosen id.
+    pub blob_id: &'a BlobId,
+    /// Ciphertext.
+    pub payload: &'a [u8],
+    /// Lifetime.
+    pub ttl_secs: u64,
+    /// Relay time, Unix seconds.
+    pub now: u64,
+}
+
 /// The transit store.
 pub struct Store {
     db: Database,
@@ -158,7 +175,8 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Quota`] when the group would exceed `quota` bytes.
-    pub fn push(&self, group: &GroupId, sender: &DeviceId, blob_id: &BlobId, payload: &[u8], ttl_secs: u64, now: u64, quota: u64) -> Result<Pushed> {
+    pub fn push(&self, blob: &NewBlob<'_>, quota: u64) -> Result<Pushed> {
+        let NewBlob { group, sender, blob_id, payload, ttl_secs, now } = *blob;
         let tx = self.db.begin_write()?;
         let pushed = {
             let mut ids = tx.open_table(BLOB_IDS)?;
@@ -176,7 +194,8 @@ impl Store {
             let cursor = cursors.get(group.0.as_slice())?.map_or(1, |g| g.value());
             cursors.insert(group.0.as_slice(), cursor + 1)?;
             let expires = now.saturating_add(ttl_secs);
-            let record = StoredBlob { blob_id: *blob_id, sender: *sender, payload: payload.to_vec(), timestamp: now, expires };
+            let record =
+                StoredBlob { blob_id: *blob_id, sender: *sender, payload: payload.to_vec(), timestamp: now, expires };
             tx.open_table(BLOBS)?.insert(blob_key(group, cursor).as_slice(), enc(&record).as_slice())?;
             ids.insert(id_key.as_slice(), cursor)?;
             let exp_key = [&expires.to_be_bytes()[..], &group.0, &cursor.to_be_bytes()].concat();
@@ -206,7 +225,13 @@ impl Store {
             }
             let cursor = u64::from_be_bytes(k.value()[32..40].try_into().expect("8 bytes"));
             let b: StoredBlob = dec(v.value())?;
-            out.push(BlobEntry { blob_id: b.blob_id, cursor, sender_id: b.sender, payload: b.payload, timestamp: b.timestamp });
+            out.push(BlobEntry {
+                blob_id: b.blob_id,
+                cursor,
+                sender_id: b.sender,
+                payload: b.payload,
+                timestamp: b.timestamp,
+            });
         }
         Ok((out, more))
     }
@@ -250,7 +275,12 @@ impl Store {
         })
     }
 
-    fn update_device(&self, group: &GroupId, device: &DeviceId, f: impl FnOnce(&mut DeviceRecord) -> Result<()>) -> Result<()> {
+    fn update_device(
+        &self,
+        group: &GroupId,
+        device: &DeviceId,
+        f: impl FnOnce(&mut DeviceRecord) -> Result<()>,
+    ) -> Result<()> {
         let tx = self.db.begin_write()?;
         {
             let mut devices = tx.open_table(DEVICES)?;
@@ -272,7 +302,11 @@ impl Store {
     /// Database errors.
     pub fn is_revoked(&self, group: &GroupId, device: &DeviceId) -> Result<bool> {
         let tx = self.db.begin_read()?;
-        let rec = tx.open_table(DEVICES)?.get(key2(&group.0, &device.0).as_slice())?.map(|v| dec::<DeviceRecord>(v.value())).transpose()?;
+        let rec = tx
+            .open_table(DEVICES)?
+            .get(key2(&group.0, &device.0).as_slice())?
+            .map(|v| dec::<DeviceRecord>(v.value()))
+            .transpose()?;
         Ok(rec.is_some_and(|r| r.revoked))
     }
 
@@ -299,7 +333,13 @@ impl Store {
             let (k, v) = item?;
             let rec: DeviceRecord = dec(v.value())?;
             let id = DeviceId(k.value()[32..64].try_into().expect("32 bytes"));
-            out.push(DeviceInfo { device_id: id, name: rec.name, last_seen: rec.last_seen, online: false, revoked: rec.revoked });
+            out.push(DeviceInfo {
+                device_id: id,
+                name: rec.name,
+                last_seen: rec.last_seen,
+                online: false,
+                revoked: rec.revoked,
+            });
         }
         Ok(out)
     }
@@ -339,7 +379,9 @@ impl Store {
         let tx = self.db.begin_write()?;
         let deleted = {
             let ids = tx.open_table(BLOB_IDS)?;
-            let Some(cursor) = ids.get(key2(&group.0, &blob_id.0).as_slice())?.map(|g| g.value()) else { return Ok(false) };
+            let Some(cursor) = ids.get(key2(&group.0, &blob_id.0).as_slice())?.map(|g| g.value()) else {
+                return Ok(false);
+            };
             drop(ids);
             let sender = match tx.open_table(BLOBS)?.get(blob_key(group, cursor).as_slice())? {
                 Some(v) => dec::<StoredBlob>(v.value())?.sender,
@@ -373,7 +415,9 @@ impl Store {
 
     fn remove_blob(tx: &redb::WriteTransaction, group: &GroupId, cursor: u64) -> Result<()> {
         let mut blobs = tx.open_table(BLOBS)?;
-        let Some(rec) = blobs.remove(blob_key(group, cursor).as_slice())?.map(|v| dec::<StoredBlob>(v.value())).transpose()? else {
+        let Some(rec) =
+            blobs.remove(blob_key(group, cursor).as_slice())?.map(|v| dec::<StoredBlob>(v.value())).transpose()?
+        else {
             return Ok(());
         };
         tx.open_table(BLOB_IDS)?.remove(key2(&group.0, &rec.blob_id.0).as_slice())?;
@@ -400,7 +444,10 @@ impl Store {
                 let mut v = Vec::new();
                 for item in expiry.range(&[][..]..=end.as_slice())? {
                     let k = item?.0.value().to_vec();
-                    v.push((GroupId(k[8..40].try_into().expect("32")), u64::from_be_bytes(k[40..48].try_into().expect("8"))));
+                    v.push((
+                        GroupId(k[8..40].try_into().expect("32")),
+                        u64::from_be_bytes(k[40..48].try_into().expect("8")),
+                    ));
                 }
                 v
             };
@@ -493,6 +540,10 @@ mod tests {
     const A: DeviceId = DeviceId([2; 32]);
     const B: DeviceId = DeviceId([3; 32]);
 
+    fn put(s: &Store, id: u8, payload: &[u8], ttl_secs: u64, now: u64, quota: u64) -> Result<Pushed> {
+        s.push(&NewBlob { group: &G, sender: &A, blob_id: &BlobId([id; 16]), payload, ttl_secs, now }, quota)
+    }
+
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("relay.redb")).unwrap();
@@ -502,9 +553,9 @@ mod tests {
     #[test]
     fn cursors_are_gapless_and_retries_idempotent() {
         let (_d, s) = store();
-        let p1 = s.push(&G, &A, &BlobId([1; 16]), b"one", 100, 10, 1 << 20).unwrap();
-        let again = s.push(&G, &A, &BlobId([1; 16]), b"one", 100, 11, 1 << 20).unwrap();
-        let p2 = s.push(&G, &A, &BlobId([2; 16]), b"two", 100, 12, 1 << 20).unwrap();
+        let p1 = put(&s, 1, b"one", 100, 10, 1 << 20).unwrap();
+        let again = put(&s, 1, b"one", 100, 11, 1 << 20).unwrap();
+        let p2 = put(&s, 2, b"two", 100, 12, 1 << 20).unwrap();
         assert_eq!((p1.cursor, again.cursor, again.duplicate, p2.cursor), (1, 1, true, 2));
         let (got, more) = s.pull(&G, 0, 1).unwrap();
         assert_eq!((got.len(), got[0].payload.as_slice(), more), (1, &b"one"[..], true));
@@ -516,11 +567,11 @@ mod tests {
     #[test]
     fn quota_ttl_and_ack_cleanup() {
         let (_d, s) = store();
-        assert!(matches!(s.push(&G, &A, &BlobId([1; 16]), &[0; 100], 10, 0, 50), Err(StoreError::Quota(50))));
+        assert!(matches!(put(&s, 1, &[0; 100], 10, 0, 50), Err(StoreError::Quota(50))));
         s.hello(&G, &A, "a", 0).unwrap();
         s.hello(&G, &B, "b", 0).unwrap();
-        s.push(&G, &A, &BlobId([1; 16]), b"short", 10, 0, 1000).unwrap();
-        s.push(&G, &A, &BlobId([2; 16]), b"long", 1000, 0, 1000).unwrap();
+        put(&s, 1, b"short", 10, 0, 1000).unwrap();
+        put(&s, 2, b"long", 1000, 0, 1000).unwrap();
         assert_eq!(s.pending_count(&G, &B, 100).unwrap(), 2);
         assert_eq!(s.pending_count(&G, &A, 100).unwrap(), 0, "own messages are not pending");
         assert_eq!(s.cleanup(11).unwrap(), 1, "TTL expired");
@@ -540,7 +591,7 @@ mod tests {
         s.revoke(&G, &B).unwrap();
         assert!(matches!(s.hello(&G, &B, "b", 1), Err(StoreError::Revoked)));
         assert!(s.is_revoked(&G, &B).unwrap());
-        let p = s.push(&G, &A, &BlobId([7; 16]), b"x", 100, 0, 1000).unwrap();
+        let p = put(&s, 7, b"x", 100, 0, 1000).unwrap();
         assert!(matches!(s.delete(&G, &BlobId([7; 16]), &B, true), Err(StoreError::NotOwner)));
         assert!(s.delete(&G, &BlobId([7; 16]), &A, true).unwrap());
         assert!(s.pull(&G, 0, 10).unwrap().0.is_empty());
@@ -556,7 +607,7 @@ mod tests {
     fn survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.redb");
-        Store::open(&path).unwrap().push(&G, &A, &BlobId([1; 16]), b"kept", 100, 0, 1000).unwrap();
+        put(&Store::open(&path).unwrap(), 1, b"kept", 100, 0, 1000).unwrap();
         let s = Store::open(&path).unwrap();
         assert_eq!(s.pull(&G, 0, 10).unwrap().0[0].payload, b"kept");
     }

@@ -48,7 +48,12 @@ pub struct NetOptions {
 ///
 /// # Errors
 /// [`WireError::Bind`].
-pub async fn bind(secret: SecretKey, bind: SocketAddr, alpns: Vec<Vec<u8>>, net: NetOptions) -> Result<Endpoint, WireError> {
+pub async fn bind(
+    secret: SecretKey,
+    bind: SocketAddr,
+    alpns: Vec<Vec<u8>>,
+    net: NetOptions,
+) -> Result<Endpoint, WireError> {
     let err = |e: &dyn std::fmt::Display| WireError::Bind(e.to_string());
     let mut builder = if net.discovery { Endpoint::builder(presets::N0) } else { Endpoint::builder(presets::Minimal) };
     builder = builder

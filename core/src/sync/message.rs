@@ -53,6 +53,8 @@ pub enum Message {
     InviteCancel(InviteGet),
     /// R→C: a sealed invite.
     InviteFound(InviteFound),
+    /// R→C: done (DELETE, INVITE_PUT, INVITE_CANCEL).
+    Ok,
     /// Either way: a request failed.
     Error(ErrorMsg),
     /// C→R: closing.

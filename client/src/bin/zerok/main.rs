@@ -11,6 +11,7 @@ mod key;
 mod progress;
 mod restore;
 mod snapshots;
+mod sync;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,8 @@ enum Command {
     Prune(forget::PruneArgs),
     /// Manage key slots.
     Key(key::Args),
+    /// Sync encrypted messages between this group's devices through relays.
+    Sync(sync::Args),
 }
 
 /// Exit code: finished, but some files could not be read.
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
             Command::Forget(a) => forget::run_forget(a).await,
             Command::Prune(a) => forget::run_prune(a).await,
             Command::Key(a) => key::run(a).await,
+            Command::Sync(a) => sync::run(a).await,
         }
     });
     match result {

@@ -1,0 +1,232 @@
+//! `zerok sync …`: membership in a sync group and its encrypted messages.
+
+use std::{io::Read, path::PathBuf};
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use serde_json::json;
+use zerok_client::{
+    Home,
+    sync::{SyncClient, SyncEvent, SyncHome, create, join},
+};
+use zerok_core::sync::{DeviceId, message::RevokeReason};
+use zerok_wire::RelayAddr;
+
+use crate::common::print_json;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Create a sync group on this device.
+    Create {
+        /// Relay address as the relay printed it (ENDPOINT_ID@IP:PORT); repeat for more.
+        #[arg(long = "relay", required = true)]
+        relays: Vec<String>,
+        /// This device's name (default: host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a single-use invite (URL for a QR code, and a short code), valid 10 minutes.
+    Invite {
+        /// Print one JSON object with `url` and `code`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Join a group with an invite URL or a short code.
+    Join {
+        /// `zerok://pair?invite=…` or `XXXX-XXXX-XXXX-XXXX`.
+        invite: String,
+        /// Relay holding a short code's invite (also from ZEROK_RELAY).
+        #[arg(long, env = "ZEROK_RELAY")]
+        relay: Option<String>,
+        /// This device's name (default: host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Encrypt and push a file (or `-` for standard input) to the group.
+    Push {
+        /// File to push, or `-`.
+        file: PathBuf,
+        /// Print one JSON object with `cursor` and `blob_id`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pull and decrypt new messages.
+    Pull {
+        /// One JSON line per message: `cursor`, `blob_id`, `sender`, `data` (base64).
+        #[arg(long)]
+        json: bool,
+        /// Keep waiting for new messages (until interrupted).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// List the group's devices.
+    Devices {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device: relays refuse it from now on.
+    Revoke {
+        /// Device id (hex, as `devices` shows it).
+        device_id: String,
+    },
+}
+
+fn sync_home() -> Result<SyncHome> {
+    Ok(SyncHome::new(Home::locate()?.dir()))
+}
+
+fn relays(list: &[String]) -> Result<Vec<RelayAddr>> {
+    list.iter().map(|r| RelayAddr::parse(r).map_err(anyhow::Error::from)).collect()
+}
+
+fn print_received(client: &SyncClient, json: bool, items: &[zerok_client::sync::Received]) {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for m in items {
+        if json {
+            print_json(&json!({
+                "cursor": m.cursor,
+                "blob_id": m.blob_id.to_string(),
+                "sender": m.sender.to_string(),
+                "this_device": m.sender == client.device_id(),
+                "data": b64.encode(&m.data),
+            }));
+        } else {
+            println!("{} {} from {} ({} bytes)", m.cursor, m.blob_id, &m.sender.to_string()[..16], m.data.len());
+        }
+    }
+}
+
+pub async fn run(args: Args) -> Result<u8> {
+    let home = sync_home()?;
+    let name = |n: Option<String>| n.unwrap_or_else(zerok_vault::hostname);
+    match args.action {
+        Action::Create { relays: list, name: n, json } => {
+            let client = create(home, &relays(&list)?, &name(n)).await?;
+            if json {
+                print_json(&json!({ "device_id": client.device_id().to_string(), "relays": list }));
+            } else {
+                println!("created a sync group; this device is {}", client.device_id());
+            }
+            client.disconnect().await;
+        }
+        Action::Invite { json } => {
+            let client = SyncClient::connect(home).await?;
+            let (url, code) = client.invite().await?;
+            if json {
+                print_json(
+                    &json!({ "url": url, "code": code.to_string(), "expires_in_secs": zerok_client::sync::INVITE_SECS }),
+                );
+            } else {
+                println!("invite URL (QR): {url}");
+                println!("short code:      {code}   (single use, valid 10 minutes)");
+            }
+            client.disconnect().await;
+        }
+        Action::Join { invite, relay, name: n, json } => {
+            let relay = relay.map(|r| RelayAddr::parse(&r)).transpose()?;
+            let client = join(home, &invite, relay.as_ref(), &name(n)).await?;
+            if json {
+                print_json(&json!({ "device_id": client.device_id().to_string() }));
+            } else {
+                println!("joined the sync group; this device is {}", client.device_id());
+            }
+            client.disconnect().await;
+        }
+        Action::Push { file, json } => {
+            let mut data = Vec::new();
+            if file.as_os_str() == "-" {
+                std::io::stdin().read_to_end(&mut data).context("reading standard input")?;
+            } else {
+                data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            }
+            let client = SyncClient::connect(home).await?;
+            let (blob_id, cursor) = client.push(&data).await?;
+            if json {
+                print_json(&json!({ "cursor": cursor, "blob_id": blob_id.to_string() }));
+            } else {
+                println!("pushed {} bytes as {blob_id} at cursor {cursor}", data.len());
+            }
+            client.disconnect().await;
+        }
+        Action::Pull { json, follow } => {
+            let mut client = SyncClient::connect(home).await?;
+            let mut events = client.subscribe();
+            loop {
+                let items = client.pull().await?;
+                print_received(&client, json, &items);
+                if !follow {
+                    break;
+                }
+                loop {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {
+                            client.disconnect().await;
+                            return Ok(0);
+                        }
+                        e = events.recv() => match e {
+                            Ok(SyncEvent::BlobAvailable { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                            Ok(_) => continue,
+                            Err(_) => anyhow::bail!("connection to the relay closed"),
+                        },
+                    }
+                }
+            }
+            client.disconnect().await;
+        }
+        Action::Devices { json } => {
+            let client = SyncClient::connect(home).await?;
+            let me = client.device_id();
+            let devices = client.list_devices().await?;
+            if json {
+                let list: Vec<_> = devices
+                    .iter()
+                    .map(|d| {
+                        json!({
+                            "device_id": d.device_id.to_string(),
+                            "name": d.name,
+                            "last_seen": d.last_seen,
+                            "this_device": d.device_id == me,
+                            "online": d.online,
+                            "revoked": d.revoked,
+                        })
+                    })
+                    .collect();
+                print_json(&serde_json::Value::Array(list));
+            } else {
+                for d in &devices {
+                    let tag = if d.device_id == me {
+                        " (this device)"
+                    } else if d.revoked {
+                        " (revoked)"
+                    } else {
+                        ""
+                    };
+                    println!("{}  {}{}", d.device_id, d.name, tag);
+                }
+            }
+            client.disconnect().await;
+        }
+        Action::Revoke { device_id } => {
+            let device =
+                DeviceId::from_hex(&device_id).context("device id: 64 hex digits, as `zerok sync devices` shows")?;
+            let client = SyncClient::connect(home).await?;
+            client.revoke_device(device, RevokeReason::Lost).await?;
+            println!("revoked {device_id}");
+            client.disconnect().await;
+        }
+    }
+    Ok(0)
+}

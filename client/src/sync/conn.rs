@@ -1,0 +1,161 @@
+//! One connection to one relay: HELLO with the membership proof, request/response on a
+//! bidirectional stream each, and a task turning the relay's unidirectional NOTIFY /
+//! DEVICE_REVOKED streams into events.
+
+use tokio::sync::broadcast;
+use zerok_core::sync::{
+    DeviceId, ErrorCode, GroupKeys, Message,
+    frame::MAX_FRAME_BYTES,
+    message::{Hello, PROTOCOL_VERSION},
+};
+use zerok_wire::{ALPN, RelayAddr, read_frame, write_frame};
+
+use super::SyncEvent;
+
+/// Sync failures.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The relay answered with an ERROR.
+    #[error("relay refused: {message} (code {code})")]
+    Refused {
+        /// [`ErrorCode`] value.
+        code: u32,
+        /// Its text.
+        message: String,
+    },
+    /// No relay could be reached.
+    #[error("no relay reachable: {0}")]
+    Unreachable(String),
+    /// Transport trouble.
+    #[error("connection: {0}")]
+    Connection(String),
+    /// A payload did not decrypt.
+    #[error("message at cursor {cursor} does not decrypt with this group's key")]
+    Decrypt {
+        /// Its cursor.
+        cursor: u64,
+    },
+    /// Local state.
+    #[error("{0}")]
+    State(String),
+    /// An invite or code that is malformed, expired or used.
+    #[error("invite: {0}")]
+    Invite(String),
+}
+
+impl SyncError {
+    pub(crate) fn unexpected(msg: &Message) -> Self {
+        match msg {
+            Message::Error(e) => SyncError::Refused { code: e.code, message: e.message.clone() },
+            other => SyncError::Connection(format!("unexpected reply {:?}", std::mem::discriminant(other))),
+        }
+    }
+
+    /// The relay's error code, when it refused.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            SyncError::Refused { code, .. } => ErrorCode::from_u32(*code),
+            _ => None,
+        }
+    }
+}
+
+impl From<zerok_wire::WireError> for SyncError {
+    fn from(e: zerok_wire::WireError) -> Self {
+        SyncError::Connection(e.to_string())
+    }
+}
+
+/// A session with one relay.
+pub struct RelayConn {
+    conn: iroh::endpoint::Connection,
+    events_task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RelayConn {
+    fn drop(&mut self) {
+        self.events_task.abort();
+    }
+}
+
+impl RelayConn {
+    /// Connects and says HELLO.
+    ///
+    /// # Errors
+    /// Unreachable relay, or HELLO refused (not a member, revoked, version).
+    pub async fn connect(
+        endpoint: &iroh::Endpoint,
+        relay: &RelayAddr,
+        keys: &GroupKeys,
+        device_name: &str,
+        last_cursor: u64,
+        events: broadcast::Sender<SyncEvent>,
+    ) -> Result<Self, SyncError> {
+        let conn =
+            endpoint.connect(relay.endpoint_addr(), ALPN).await.map_err(|e| SyncError::Connection(e.to_string()))?;
+        let me = DeviceId(*endpoint.id().as_bytes());
+        let hello = Message::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            device_name: device_name.to_string(),
+            group_id: keys.id(),
+            last_cursor,
+            auth_key: keys.auth_public(),
+            proof: keys.hello_proof(&me, &relay.id),
+        });
+        let reply = request_on(&conn, &hello).await?;
+        if !matches!(reply, Message::Welcome(_)) {
+            conn.close(0u32.into(), b"refused");
+            return Err(SyncError::unexpected(&reply));
+        }
+        let relay_name = relay.to_string();
+        let watched = conn.clone();
+        let events_task = tokio::spawn(async move {
+            while let Ok(mut recv) = watched.accept_uni().await {
+                let event = match read_frame(&mut recv, MAX_FRAME_BYTES).await {
+                    Ok(Message::Notify(n)) => {
+                        SyncEvent::BlobAvailable { relay: relay_name.clone(), cursor: n.cursor, sender: n.sender_id }
+                    }
+                    Ok(Message::DeviceRevoked(r)) => SyncEvent::DeviceRevoked { device: r.device_id },
+                    _ => continue,
+                };
+                let _ = events.send(event);
+            }
+        });
+        Ok(Self { conn, events_task })
+    }
+
+    /// Sends one request and waits for its reply.
+    ///
+    /// # Errors
+    /// Transport failures; an ERROR reply is returned as a message for the caller to map.
+    pub async fn request(&self, msg: &Message) -> Result<Message, SyncError> {
+        request_on(&self.conn, msg).await
+    }
+
+    /// Closes the connection.
+    pub fn close(&self) {
+        self.conn.close(0u32.into(), b"bye");
+    }
+}
+
+/// Fetches (and so consumes) a sealed invite from a relay, before any HELLO.
+///
+/// # Errors
+/// Unreachable relay, or [`SyncError::Refused`] when there is no such invite.
+pub async fn lookup_invite(endpoint: &iroh::Endpoint, relay: &RelayAddr, lookup: &str) -> Result<Vec<u8>, SyncError> {
+    let conn = endpoint.connect(relay.endpoint_addr(), ALPN).await.map_err(|e| SyncError::Connection(e.to_string()))?;
+    let reply =
+        request_on(&conn, &Message::InviteGet(zerok_core::sync::message::InviteGet { lookup: lookup.to_string() }))
+            .await;
+    conn.close(0u32.into(), b"done");
+    match reply? {
+        Message::InviteFound(found) => Ok(found.sealed),
+        other => Err(SyncError::unexpected(&other)),
+    }
+}
+
+async fn request_on(conn: &iroh::endpoint::Connection, msg: &Message) -> Result<Message, SyncError> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| SyncError::Connection(e.to_string()))?;
+    write_frame(&mut send, msg).await?;
+    Ok(read_frame(&mut recv, MAX_FRAME_BYTES).await?)
+}

@@ -1,0 +1,281 @@
+//! The sync client (spec §6): a device's membership in one sync group, its connections to
+//! the group's relays, pushing and pulling encrypted messages, events, the device roster,
+//! revocation, and pairing by invite.
+//!
+//! State lives under `ZEROK_HOME/sync/`: `device.key` (this device's iroh identity, 0600),
+//! `group.json` (group secret, relays, per-relay cursors; 0600) and `outbox/` (pushes not
+//! yet acknowledged, one file each, sent again on the next connect).
+
+mod conn;
+mod invite;
+mod state;
+
+pub use conn::{RelayConn, SyncError};
+pub use invite::{INVITE_SECS, Invite, InviteCode};
+pub use state::{GroupState, SyncHome};
+
+use tokio::sync::broadcast;
+use zerok_core::sync::{
+    BlobId, DeviceId, GroupKeys, Message,
+    message::{BlobEntry, DeviceInfo, Pull, Push, RevokeDevice, RevokeReason},
+};
+use zerok_wire::RelayAddr;
+
+/// Something that happened on a connection.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SyncEvent {
+    /// A relay has a new message.
+    BlobAvailable {
+        /// Relay that has it.
+        relay: String,
+        /// Its cursor there.
+        cursor: u64,
+        /// Who pushed it.
+        sender: DeviceId,
+    },
+    /// A device was revoked.
+    DeviceRevoked {
+        /// Which.
+        device: DeviceId,
+    },
+    /// A payload did not decrypt (wrong group secret, tampering): never skipped silently.
+    DecryptFailed {
+        /// Its cursor.
+        cursor: u64,
+    },
+}
+
+/// A received, decrypted message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Cursor at the relay it came from.
+    pub cursor: u64,
+    /// Sender-chosen id.
+    pub blob_id: BlobId,
+    /// Who pushed it.
+    pub sender: DeviceId,
+    /// Plaintext.
+    pub data: Vec<u8>,
+}
+
+/// Creates a new group with this device as its first member.
+///
+/// # Errors
+/// This device is already in a group, or no relay answers.
+pub async fn create(home: SyncHome, relays: &[RelayAddr], device_name: &str) -> Result<SyncClient, SyncError> {
+    if home.has_group() {
+        return Err(SyncError::State("this device is already in a sync group".into()));
+    }
+    if relays.is_empty() {
+        return Err(SyncError::State("give at least one relay".into()));
+    }
+    home.save_group(&GroupState::new(&zerok_core::sync::GroupSecret::generate(), relays, device_name))?;
+    SyncClient::connect(home).await
+}
+
+/// Joins a group from an invite URL, or from a short code looked up at `relay` (a code
+/// does not say which relay holds it).
+///
+/// # Errors
+/// Already in a group; malformed, expired, used or cancelled invite; wrong code.
+pub async fn join(
+    home: SyncHome,
+    invite_or_code: &str,
+    relay: Option<&RelayAddr>,
+    device_name: &str,
+) -> Result<SyncClient, SyncError> {
+    if home.has_group() {
+        return Err(SyncError::State("this device is already in a sync group".into()));
+    }
+    let invite = if invite_or_code.trim().starts_with("zerok://") {
+        Invite::from_url(invite_or_code)?
+    } else {
+        let code = InviteCode::parse(invite_or_code)?;
+        let relay =
+            relay.ok_or_else(|| SyncError::Invite("a short code needs the relay address (--relay ADDR)".into()))?;
+        let endpoint = home.endpoint(std::slice::from_ref(relay)).await?;
+        let sealed = conn::lookup_invite(&endpoint, relay, code.lookup()).await;
+        endpoint.close().await;
+        code.open(&sealed?)?
+    };
+    let relays: Vec<RelayAddr> = invite.relays.iter().filter_map(|r| RelayAddr::parse(r).ok()).collect();
+    home.save_group(&GroupState::new(&invite.group_secret(), &relays, device_name))?;
+    SyncClient::connect(home).await
+}
+
+/// A connected member of a sync group.
+pub struct SyncClient {
+    home: SyncHome,
+    state: GroupState,
+    keys: GroupKeys,
+    endpoint: iroh::Endpoint,
+    conns: Vec<(RelayAddr, RelayConn)>,
+    events: broadcast::Sender<SyncEvent>,
+}
+
+impl SyncClient {
+    /// Connects to the group's relays (all of them; at least one must answer). Pushes left
+    /// in the outbox are sent again.
+    ///
+    /// # Errors
+    /// No group on this device, or no relay reachable.
+    pub async fn connect(home: SyncHome) -> Result<Self, SyncError> {
+        let state = home.load_group()?;
+        let keys = state.secret().derive();
+        let endpoint = home.endpoint(&state.relays()?).await?;
+        let (events, _) = broadcast::channel(1024);
+        let mut conns = Vec::new();
+        let mut failures = Vec::new();
+        for relay in state.relays()? {
+            let cursor = state.cursor(&relay.to_string());
+            match RelayConn::connect(&endpoint, &relay, &keys, &state.device_name, cursor, events.clone()).await {
+                Ok(conn) => conns.push((relay, conn)),
+                Err(e) => failures.push(format!("{relay}: {e}")),
+            }
+        }
+        if conns.is_empty() {
+            return Err(SyncError::Unreachable(failures.join("; ")));
+        }
+        let client = Self { home, state, keys, endpoint, conns, events };
+        client.flush_outbox().await?;
+        Ok(client)
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> DeviceId {
+        DeviceId(*self.endpoint.id().as_bytes())
+    }
+
+    /// Events from the relays (NOTIFY, revocations, decryption failures).
+    pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
+        self.events.subscribe()
+    }
+
+    /// The primary relay's last pulled cursor.
+    pub fn last_cursor(&self) -> u64 {
+        self.conns.first().map_or(0, |(r, _)| self.state.cursor(&r.to_string()))
+    }
+
+    /// Encrypts and pushes `data` to every connected relay; returns the blob id and the
+    /// primary relay's cursor. The push is kept in the outbox until acknowledged.
+    ///
+    /// # Errors
+    /// The relay refused it (size, quota, rate, revoked) or no relay acknowledged it.
+    pub async fn push(&self, data: &[u8]) -> Result<(BlobId, u64), SyncError> {
+        let blob_id = BlobId::random();
+        let payload = self.keys.seal(&blob_id, data);
+        self.home.outbox_put(&blob_id, &payload)?;
+        let cursor = self.send_push(blob_id, payload).await?;
+        self.home.outbox_remove(&blob_id)?;
+        Ok((blob_id, cursor))
+    }
+
+    async fn send_push(&self, blob_id: BlobId, payload: Vec<u8>) -> Result<u64, SyncError> {
+        let msg = Message::Push(Push { blob_id, payload, ttl: 0 });
+        let mut first: Option<Result<u64, SyncError>> = None;
+        for (_, conn) in &self.conns {
+            let result = match conn.request(&msg).await {
+                Ok(Message::PushAck(ack)) if ack.blob_id == blob_id => Ok(ack.cursor),
+                Ok(other) => Err(SyncError::unexpected(&other)),
+                Err(e) => Err(e),
+            };
+            first.get_or_insert(result);
+        }
+        first.unwrap_or(Err(SyncError::Unreachable("no relay connected".into())))
+    }
+
+    async fn flush_outbox(&self) -> Result<(), SyncError> {
+        for (blob_id, payload) in self.home.outbox_list()? {
+            self.send_push(blob_id, payload).await?;
+            self.home.outbox_remove(&blob_id)?;
+        }
+        Ok(())
+    }
+
+    /// Pulls everything new from the primary relay, in cursor order, decrypted. A payload
+    /// that does not decrypt is reported as an event and an error, never skipped silently.
+    ///
+    /// # Errors
+    /// Connection failures, refusals, or [`SyncError::Decrypt`] naming the first cursor
+    /// that did not decrypt (the cursor is kept just before it).
+    pub async fn pull(&mut self) -> Result<Vec<Received>, SyncError> {
+        let (relay, conn) = self.conns.first().ok_or_else(|| SyncError::Unreachable("no relay connected".into()))?;
+        let key = relay.to_string();
+        let mut after = self.state.cursor(&key);
+        let mut out = Vec::new();
+        loop {
+            let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
+            let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
+            for BlobEntry { blob_id, cursor, sender_id, payload, .. } in resp.blobs {
+                match self.keys.open(&blob_id, &payload) {
+                    Ok(data) => out.push(Received { cursor, blob_id, sender: sender_id, data }),
+                    Err(_) => {
+                        let _ = self.events.send(SyncEvent::DecryptFailed { cursor });
+                        self.state.set_cursor(&key, after);
+                        self.home.save_group(&self.state)?;
+                        return Err(SyncError::Decrypt { cursor });
+                    }
+                }
+                after = cursor;
+            }
+            if !resp.has_more {
+                break;
+            }
+        }
+        self.state.set_cursor(&key, after);
+        self.home.save_group(&self.state)?;
+        Ok(out)
+    }
+
+    /// The group's devices as the primary relay knows them.
+    ///
+    /// # Errors
+    /// Connection failures.
+    pub async fn list_devices(&self) -> Result<Vec<DeviceInfo>, SyncError> {
+        let (_, conn) = self.conns.first().ok_or_else(|| SyncError::Unreachable("no relay connected".into()))?;
+        match conn.request(&Message::Presence(Default::default())).await? {
+            Message::Presence(p) => Ok(p.devices),
+            other => Err(SyncError::unexpected(&other)),
+        }
+    }
+
+    /// Revokes a device at every relay.
+    ///
+    /// # Errors
+    /// Refusals or connection failures.
+    pub async fn revoke_device(&self, device: DeviceId, reason: RevokeReason) -> Result<(), SyncError> {
+        let msg = Message::RevokeDevice(RevokeDevice { device_id: device, reason, clear_pending: true });
+        for (_, conn) in &self.conns {
+            match conn.request(&msg).await? {
+                Message::DeviceRevoked(_) => {}
+                other => return Err(SyncError::unexpected(&other)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes an invite for another device: a URL (for a QR code, holds the secret) and a
+    /// short code whose lookup half is stored at the primary relay, sealed under its key
+    /// half (which never leaves the devices). Single use; expires in 10 minutes.
+    ///
+    /// # Errors
+    /// The relay refused to store it.
+    pub async fn invite(&self) -> Result<(String, InviteCode), SyncError> {
+        let invite = Invite::new(&self.state);
+        let code = InviteCode::generate();
+        let put = code.seal(&invite);
+        let (_, conn) = self.conns.first().ok_or_else(|| SyncError::Unreachable("no relay connected".into()))?;
+        match conn.request(&Message::InvitePut(put)).await? {
+            Message::Ok => Ok((invite.to_url(), code)),
+            other => Err(SyncError::unexpected(&other)),
+        }
+    }
+
+    /// Closes the connections.
+    pub async fn disconnect(self) {
+        for (_, conn) in &self.conns {
+            conn.close();
+        }
+        self.endpoint.close().await;
+    }
+}

@@ -1,0 +1,377 @@
+//! One connection: HELLO (with its membership proof) within the timeout — or invite
+//! lookups, which need no group — then requests, one bidirectional stream each. A
+//! malformed or oversized frame closes this connection only.
+
+use std::{sync::Arc, time::Duration};
+
+use iroh::endpoint::{Connection, RecvStream, SendStream};
+use zerok_core::sync::{
+    DeviceId, ErrorCode, GroupId, Message,
+    group::verify_hello,
+    message::{
+        DEFAULT_PULL_LIMIT, DeviceRevoked, Hello, InviteFound, Notify, PROTOCOL_VERSION, Presence, PullResponse,
+        PushAck, Welcome,
+    },
+};
+use zerok_wire::{WireError, read_frame, write_frame};
+
+use crate::{NewBlob, StoreError, metrics::Metrics, server::State};
+
+/// QUIC close codes.
+const CLOSE_BAD_FRAME: u32 = 3;
+const CLOSE_REFUSED: u32 = 4;
+const CLOSE_BYE: u32 = 0;
+/// Longest invite lookup code and sealed invite accepted.
+const MAX_LOOKUP_CHARS: usize = 16;
+const MAX_SEALED_INVITE_BYTES: usize = 4096;
+/// Invites live at most this long.
+const MAX_INVITE_SECS: u64 = 600;
+/// Bytes a PULL_RESPONSE leaves for framing around payloads.
+const PULL_OVERHEAD_BYTES: usize = 128;
+
+struct Session {
+    state: Arc<State>,
+    conn: Connection,
+    device: DeviceId,
+}
+
+/// Runs a connection to its end.
+pub async fn run(state: Arc<State>, conn: Connection) {
+    let device = DeviceId(*conn.remote_id().as_bytes());
+    let session = Arc::new(Session { state: state.clone(), conn: conn.clone(), device });
+    let Some(group) = session.until_hello().await else { return };
+    Metrics::inc(&state.metrics.sessions_active);
+    state.go_online(group, device, conn.clone());
+    tracing::debug!(group = %crate::server::log_group(&group), "session open");
+    loop {
+        let (send, recv) = tokio::select! {
+            _ = state.stop_token().cancelled() => {
+                conn.close((ErrorCode::RelayShuttingDown as u32).into(), b"relay shutting down");
+                break;
+            }
+            s = conn.accept_bi() => match s { Ok(s) => s, Err(_) => break },
+        };
+        let session = session.clone();
+        state.tasks.spawn(async move { session.serve_stream(group, send, recv).await });
+    }
+    state.go_offline(&group, &device, &conn);
+    state.metrics.sessions_active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+impl Session {
+    fn max_frame(&self) -> usize {
+        self.state.config.limits.max_frame_bytes
+    }
+
+    fn bad_frame(&self, e: &WireError) {
+        if matches!(e, WireError::Frame(_)) {
+            Metrics::inc(&self.state.metrics.bad_frames_total);
+            self.conn.close(CLOSE_BAD_FRAME.into(), b"bad frame");
+        }
+    }
+
+    /// Serves streams until a valid HELLO; returns its group, or None when the connection
+    /// was refused or ended.
+    async fn until_hello(&self) -> Option<GroupId> {
+        let deadline = tokio::time::sleep(Duration::from_secs(self.state.config.limits.hello_timeout_secs));
+        tokio::pin!(deadline);
+        let mut lookups = 0;
+        loop {
+            let (mut send, mut recv) = tokio::select! {
+                _ = &mut deadline => {
+                    self.conn.close(CLOSE_REFUSED.into(), b"no HELLO in time");
+                    return None;
+                }
+                _ = self.state.stop_token().cancelled() => return None,
+                s = self.conn.accept_bi() => s.ok()?,
+            };
+            let msg = match read_frame(&mut recv, self.max_frame()).await {
+                Ok(m) => m,
+                Err(e) => {
+                    self.bad_frame(&e);
+                    return None;
+                }
+            };
+            match msg {
+                Message::Hello(hello) => match self.hello(&hello).await {
+                    Ok(welcome) => {
+                        write_frame(&mut send, &welcome).await.ok()?;
+                        return Some(hello.group_id);
+                    }
+                    Err(refusal) => {
+                        Metrics::inc(&self.state.metrics.hello_refused_total);
+                        let _ = write_frame(&mut send, &refusal).await;
+                        let _ = send.stopped().await;
+                        self.conn.close(CLOSE_REFUSED.into(), b"HELLO refused");
+                        return None;
+                    }
+                },
+                Message::InviteGet(get) if lookups < self.state.config.limits.invite_lookups_per_connection => {
+                    lookups += 1;
+                    let reply = self.take_invite(&get.lookup).await;
+                    write_frame(&mut send, &reply).await.ok()?;
+                }
+                _ => {
+                    let _ = write_frame(&mut send, &ErrorCode::InvalidMessage.message("HELLO first")).await;
+                    self.conn.close(CLOSE_REFUSED.into(), b"HELLO first");
+                    return None;
+                }
+            }
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&crate::Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.state.store.clone();
+        tokio::task::spawn_blocking(move || f(&store)).await.unwrap_or_else(|e| Err(StoreError::Db(e.to_string())))
+    }
+
+    async fn hello(&self, h: &Hello) -> Result<Message, Message> {
+        if h.version != PROTOCOL_VERSION {
+            return Err(ErrorCode::VersionMismatch
+                .message(format!("protocol version {} unsupported; this relay speaks {PROTOCOL_VERSION}", h.version)));
+        }
+        verify_hello(&h.group_id, &h.auth_key, &h.proof, &self.device, self.state.relay_id())
+            .map_err(|_| ErrorCode::Unauthorized.message("membership proof does not verify for this connection"))?;
+        let name: String = h.device_name.chars().take(self.state.config.limits.max_device_name_chars).collect();
+        let (group, device, now) = (h.group_id, self.device, crate::now_secs());
+        let result = self
+            .blocking(move |s| {
+                s.hello(&group, &device, &name, now)?;
+                Ok((s.max_cursor(&group)?, s.pending_count(&group, &device, u32::MAX)?))
+            })
+            .await;
+        match result {
+            Ok((max_cursor, pending_count)) => Ok(Message::Welcome(Welcome {
+                version: PROTOCOL_VERSION,
+                relay_id: self.state.relay_id_hex(),
+                max_cursor,
+                pending_count,
+            })),
+            Err(StoreError::Revoked) => Err(ErrorCode::DeviceRevoked.message("this device was revoked from the group")),
+            Err(e) => Err(ErrorCode::RelayOverloaded.message(e.to_string())),
+        }
+    }
+
+    async fn take_invite(&self, lookup: &str) -> Message {
+        if lookup.len() > MAX_LOOKUP_CHARS {
+            return ErrorCode::InvalidMessage.message("bad invite code");
+        }
+        let (lookup, now) = (lookup.to_string(), crate::now_secs());
+        match self.blocking(move |s| s.take_invite(&lookup, now)).await {
+            Ok(Some(sealed)) => Message::InviteFound(InviteFound { sealed }),
+            Ok(None) => ErrorCode::InviteNotFound.message("no such invite (expired, used or cancelled)"),
+            Err(e) => ErrorCode::RelayOverloaded.message(e.to_string()),
+        }
+    }
+
+    async fn serve_stream(&self, group: GroupId, mut send: SendStream, mut recv: RecvStream) {
+        let msg = match read_frame(&mut recv, self.max_frame()).await {
+            Ok(m) => m,
+            Err(e) => return self.bad_frame(&e),
+        };
+        if let Message::Bye(_) = msg {
+            self.conn.close(CLOSE_BYE.into(), b"bye");
+            return;
+        }
+        let reply = self.request(group, msg).await;
+        if write_frame(&mut send, &reply).await.is_ok() {
+            let _ = send.stopped().await;
+        }
+    }
+
+    async fn request(&self, group: GroupId, msg: Message) -> Message {
+        let (state, device, now) = (&self.state, self.device, crate::now_secs());
+        let refused = |e: StoreError| match e {
+            StoreError::Quota(q) => {
+                ErrorCode::GroupQuotaExceeded.message(format!("group storage quota of {q} bytes reached"))
+            }
+            StoreError::Revoked => ErrorCode::DeviceRevoked.message("this device was revoked from the group"),
+            StoreError::NotOwner => ErrorCode::NotBlobOwner.message("only the sender may force-delete"),
+            StoreError::Db(e) => ErrorCode::RelayOverloaded.message(e),
+        };
+        if matches!(msg, Message::Push(_) | Message::Pull(_)) && !state.allow(&device) {
+            return ErrorCode::RateLimited.message("rate limit reached; retry later");
+        }
+        match msg {
+            Message::Push(p) => {
+                let limits = &state.config.storage;
+                if p.payload.len() as u64 > limits.max_blob_bytes {
+                    return ErrorCode::BlobTooLarge.message(format!("payload over {} bytes", limits.max_blob_bytes));
+                }
+                let ttl = if p.ttl == 0 { limits.default_ttl_secs } else { (p.ttl as u64).min(limits.max_ttl_secs) };
+                let quota = limits.max_group_bytes;
+                let size = p.payload.len() as u32;
+                let blob_id = p.blob_id;
+                let pushed = self
+                    .blocking(move |s| {
+                        if s.is_revoked(&group, &device)? {
+                            return Err(StoreError::Revoked);
+                        }
+                        s.push(
+                            &NewBlob {
+                                group: &group,
+                                sender: &device,
+                                blob_id: &p.blob_id,
+                                payload: &p.payload,
+                                ttl_secs: ttl,
+                                now,
+                            },
+                            quota,
+                        )
+                    })
+                    .await;
+                match pushed {
+                    Ok(pushed) => {
+                        Metrics::inc(&state.metrics.pushes_total);
+                        state.metrics.bytes_received_total.fetch_add(size as u64, std::sync::atomic::Ordering::Relaxed);
+                        if !pushed.duplicate {
+                            let note =
+                                Notify { blob_id, cursor: pushed.cursor, sender_id: device, timestamp: now, size };
+                            self.broadcast(&group, Some(&device), Message::Notify(note));
+                        }
+                        Message::PushAck(PushAck { blob_id, cursor: pushed.cursor, timestamp: pushed.timestamp })
+                    }
+                    Err(e) => refused(e),
+                }
+            }
+            Message::Pull(p) => {
+                let limit = match p.limit {
+                    0 => DEFAULT_PULL_LIMIT,
+                    n => n.min(state.config.limits.max_pull_limit),
+                } as usize;
+                let budget = self.max_frame().saturating_sub(PULL_OVERHEAD_BYTES);
+                let after = p.after_cursor;
+                let pulled = self
+                    .blocking(move |s| {
+                        s.ack(&group, &device, after, now)?;
+                        s.pull(&group, after, limit)
+                    })
+                    .await;
+                match pulled {
+                    Ok((mut blobs, mut has_more)) => {
+                        Metrics::inc(&state.metrics.pulls_total);
+                        let mut used = 0;
+                        let fit = blobs.iter().take_while(|b| {
+                            used += b.payload.len() + PULL_OVERHEAD_BYTES;
+                            used <= budget
+                        });
+                        let keep = fit.count().max(1).min(blobs.len());
+                        if keep < blobs.len() {
+                            blobs.truncate(keep);
+                            has_more = true;
+                        }
+                        let max_cursor = blobs.last().map_or(after, |b| b.cursor);
+                        Message::PullResponse(PullResponse { blobs, has_more, max_cursor })
+                    }
+                    Err(e) => refused(e),
+                }
+            }
+            Message::Presence(_) => {
+                let online: std::collections::HashSet<DeviceId> =
+                    state.online_devices(&group).into_iter().map(|(d, _)| d).collect();
+                match self
+                    .blocking(move |s| {
+                        s.ack(&group, &device, 0, now)?;
+                        s.devices(&group)
+                    })
+                    .await
+                {
+                    Ok(mut devices) => {
+                        for d in &mut devices {
+                            d.online = online.contains(&d.device_id);
+                        }
+                        Message::Presence(Presence { devices })
+                    }
+                    Err(e) => refused(e),
+                }
+            }
+            Message::Delete(d) => match self
+                .blocking(move |s| {
+                    if s.is_revoked(&group, &device)? {
+                        return Err(StoreError::Revoked);
+                    }
+                    s.delete(&group, &d.blob_id, &device, d.force)
+                })
+                .await
+            {
+                Ok(_) => Message::Ok,
+                Err(e) => refused(e),
+            },
+            Message::RevokeDevice(r) => {
+                let target = r.device_id;
+                match self
+                    .blocking(move |s| {
+                        if s.is_revoked(&group, &device)? {
+                            return Err(StoreError::Revoked);
+                        }
+                        s.revoke(&group, &target)
+                    })
+                    .await
+                {
+                    Ok(()) => {
+                        let notice = Message::DeviceRevoked(DeviceRevoked {
+                            device_id: target,
+                            revoked_by: device,
+                            timestamp: now,
+                            reason: r.reason,
+                        });
+                        self.broadcast(&group, None, notice.clone());
+                        if let Some((_, conn)) = state.online_devices(&group).into_iter().find(|(d, _)| *d == target) {
+                            let tracker = state.tasks.clone();
+                            tracker.spawn(async move {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                                conn.close(CLOSE_REFUSED.into(), b"device revoked");
+                            });
+                        }
+                        notice
+                    }
+                    Err(e) => refused(e),
+                }
+            }
+            Message::InvitePut(put) => {
+                if put.lookup.len() > MAX_LOOKUP_CHARS
+                    || put.sealed.len() > MAX_SEALED_INVITE_BYTES
+                    || put.expires > now + MAX_INVITE_SECS
+                {
+                    return ErrorCode::InvalidMessage
+                        .message("invite too large, code too long, or expiry over 10 minutes");
+                }
+                match self.blocking(move |s| s.put_invite(&put.lookup, &put.sealed, put.expires)).await {
+                    Ok(()) => Message::Ok,
+                    Err(e) => refused(e),
+                }
+            }
+            Message::InviteGet(get) => self.take_invite(&get.lookup).await,
+            Message::InviteCancel(get) => {
+                let _ = self.take_invite(&get.lookup).await;
+                Message::Ok
+            }
+            Message::RegisterPush(_) | Message::UnregisterPush(_) => {
+                ErrorCode::InvalidPushToken.message("this relay has no push gateway configured")
+            }
+            Message::ContentRef(_) | Message::ContentAck(_) => ErrorCode::InvalidMessage
+                .message("large content travels between devices over iroh-blobs, not through the relay"),
+            _ => ErrorCode::InvalidMessage.message("unexpected message"),
+        }
+    }
+
+    /// Sends `msg` on a new unidirectional stream to every online device of the group but
+    /// `except`; fire-and-forget, tracked for shutdown.
+    fn broadcast(&self, group: &GroupId, except: Option<&DeviceId>, msg: Message) {
+        for (device, conn) in self.state.online_devices(group) {
+            if Some(&device) == except {
+                continue;
+            }
+            let (msg, state) = (msg.clone(), self.state.clone());
+            self.state.tasks.spawn(async move {
+                let Ok(mut send) = conn.open_uni().await else { return };
+                if write_frame(&mut send, &msg).await.is_ok() {
+                    Metrics::inc(&state.metrics.notifies_total);
+                }
+            });
+        }
+    }
+}
