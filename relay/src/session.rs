@@ -26,6 +26,8 @@ const MAX_LOOKUP_CHARS: usize = 16;
 const MAX_SEALED_INVITE_BYTES: usize = 4096;
 /// Invites live at most this long.
 const MAX_INVITE_SECS: u64 = 600;
+/// How long a refused peer gets to read the refusal before the connection closes.
+const REFUSAL_GRACE: Duration = Duration::from_secs(2);
 /// Bytes a PULL_RESPONSE leaves for framing around payloads.
 const PULL_OVERHEAD_BYTES: usize = 128;
 
@@ -100,9 +102,7 @@ impl Session {
                     }
                     Err(refusal) => {
                         Metrics::inc(&self.state.metrics.hello_refused_total);
-                        let _ = write_frame(&mut send, &refusal).await;
-                        let _ = send.stopped().await;
-                        self.conn.close(CLOSE_REFUSED.into(), b"HELLO refused");
+                        self.refuse(&mut send, &refusal, b"HELLO refused").await;
                         return None;
                     }
                 },
@@ -112,12 +112,19 @@ impl Session {
                     write_frame(&mut send, &reply).await.ok()?;
                 }
                 _ => {
-                    let _ = write_frame(&mut send, &ErrorCode::InvalidMessage.message("HELLO first")).await;
-                    self.conn.close(CLOSE_REFUSED.into(), b"HELLO first");
+                    self.refuse(&mut send, &ErrorCode::InvalidMessage.message("HELLO first"), b"HELLO first").await;
                     return None;
                 }
             }
         }
+    }
+
+    /// Sends a refusal, gives the peer a moment to read it, and closes the connection.
+    async fn refuse(&self, send: &mut SendStream, reply: &Message, reason: &[u8]) {
+        if write_frame(send, reply).await.is_ok() {
+            let _ = tokio::time::timeout(REFUSAL_GRACE, send.stopped()).await;
+        }
+        self.conn.close(CLOSE_REFUSED.into(), reason);
     }
 
     async fn blocking<T: Send + 'static>(

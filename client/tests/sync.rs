@@ -1,0 +1,291 @@
+//! The sync client against a real relay on loopback (iroh relays and discovery off):
+//! devices exchanging messages, offline catch-up, relay restart, pairing, revocation, and
+//! hostile clients (non-members, replayed proofs, oversized and garbage frames, limits).
+
+use std::{path::Path, time::Duration};
+
+use zerok_client::sync::{SyncClient, SyncError, SyncEvent, SyncHome, create, join};
+use zerok_core::sync::{
+    DeviceId, ErrorCode, GroupSecret, Message,
+    message::{Hello, PROTOCOL_VERSION, Pull, RevokeReason},
+};
+use zerok_relay::{Config, Relay};
+use zerok_wire::{ALPN, NetOptions, RelayAddr, read_frame, write_frame};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn start_relay(dir: &Path, port: u16, tweak: impl FnOnce(&mut Config)) -> Relay {
+    let mut c = Config::default();
+    c.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    c.http.listen = "127.0.0.1:0".parse().unwrap();
+    c.storage.data_dir = dir.to_path_buf();
+    tweak(&mut c);
+    Relay::start(c).await.unwrap()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn home(root: &Path, name: &str) -> SyncHome {
+    SyncHome::new(&root.join(name))
+}
+
+/// A bare iroh endpoint speaking the protocol by hand, for hostile tests.
+async fn raw_endpoint() -> iroh::Endpoint {
+    zerok_wire::bind(iroh::SecretKey::generate(), "127.0.0.1:0".parse().unwrap(), vec![], NetOptions::default())
+        .await
+        .unwrap()
+}
+
+async fn raw_request(conn: &iroh::endpoint::Connection, msg: &Message) -> Result<Message, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    write_frame(&mut send, msg).await.map_err(|e| e.to_string())?;
+    read_frame(&mut recv, 1 << 20).await.map_err(|e| e.to_string())
+}
+
+fn code_of(msg: &Message) -> Option<u32> {
+    match msg {
+        Message::Error(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+async fn next_event(
+    rx: &mut tokio::sync::broadcast::Receiver<SyncEvent>,
+    want: impl Fn(&SyncEvent) -> bool,
+) -> SyncEvent {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let e = rx.recv().await.expect("event channel open");
+            if want(&e) {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("event within the wait")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_devices_pair_and_exchange_in_both_directions() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
+    let addr = relay.addr();
+    let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    let (url, _) = a.invite().await.unwrap();
+    let mut b = join(home(dir.path(), "b"), &url, None, "phone").await.unwrap();
+    let (_, code) = b.invite().await.unwrap();
+    let mut c = join(home(dir.path(), "c"), &code.to_string(), Some(&addr), "tablet").await.unwrap();
+
+    let mut b_events = b.subscribe();
+    a.push(b"from a").await.unwrap();
+    let e = next_event(&mut b_events, |e| matches!(e, SyncEvent::BlobAvailable { .. })).await;
+    assert!(matches!(e, SyncEvent::BlobAvailable { cursor: 1, sender, .. } if sender == a.device_id()));
+    b.push(b"from b").await.unwrap();
+    c.push(b"from c").await.unwrap();
+
+    for client in [&mut a, &mut b, &mut c] {
+        let got: Vec<Vec<u8>> = client.pull().await.unwrap().into_iter().map(|m| m.data).collect();
+        assert_eq!(got, [&b"from a"[..], b"from b", b"from c"]);
+        assert_eq!(client.last_cursor(), 3);
+        assert!(client.pull().await.unwrap().is_empty(), "nothing twice");
+    }
+    let devices = a.list_devices().await.unwrap();
+    assert_eq!(devices.len(), 3);
+    assert!(devices.iter().all(|d| d.online && !d.revoked), "{devices:?}");
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_device_catches_up_and_acknowledged_messages_survive_a_relay_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
+    let addr = relay.addr();
+    let a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    let (url, _) = a.invite().await.unwrap();
+    join(home(dir.path(), "b"), &url, None, "phone").await.unwrap().disconnect().await;
+    for i in 0..5u8 {
+        a.push(&[i; 100]).await.unwrap();
+    }
+    a.disconnect().await;
+    relay.shutdown().await;
+
+    // Same data folder and port: same identity, same messages.
+    let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
+    assert_eq!(relay.addr(), addr, "identity persists across restarts");
+    let mut b = SyncClient::connect(home(dir.path(), "b")).await.unwrap();
+    let got = b.pull().await.unwrap();
+    assert_eq!(got.iter().map(|m| m.data[0]).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert_eq!(got.last().unwrap().cursor, 5);
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_made_offline_is_kept_and_sent_on_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
+    let a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
+    relay.shutdown().await;
+    let err = a.push(b"while offline").await.unwrap_err();
+    assert!(matches!(err, SyncError::Connection(_)), "{err}");
+    drop(a);
+    let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
+    let mut a = SyncClient::connect(home(dir.path(), "a")).await.unwrap();
+    let got = a.pull().await.unwrap();
+    assert_eq!(got.len(), 1, "the outbox was flushed on reconnect");
+    assert_eq!(got[0].data, b"while offline");
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_members_and_replayed_proofs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
+    let addr = relay.addr();
+    let secret = GroupSecret::generate();
+    let keys = secret.derive();
+    let a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    a.push(b"private").await.unwrap();
+
+    // A stranger who copied the group id (it never learns the secret).
+    let real_group = {
+        let state = home(dir.path(), "a").load_group().unwrap();
+        state.secret().derive()
+    };
+    let stranger = raw_endpoint().await;
+    let me = DeviceId(*stranger.id().as_bytes());
+    let conn = stranger.connect(addr.endpoint_addr(), ALPN).await.unwrap();
+    let forged = Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        device_name: "x".into(),
+        group_id: real_group.id(),
+        last_cursor: 0,
+        auth_key: keys.auth_public(),
+        proof: keys.hello_proof(&me, &addr.id),
+    });
+    let reply = raw_request(&conn, &forged).await.unwrap();
+    assert_eq!(code_of(&reply), Some(ErrorCode::Unauthorized as u32));
+
+    // A proof made for another device's connection, replayed from this one.
+    let stranger2 = raw_endpoint().await;
+    let conn2 = stranger2.connect(addr.endpoint_addr(), ALPN).await.unwrap();
+    let replayed = Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        device_name: "x".into(),
+        group_id: real_group.id(),
+        last_cursor: 0,
+        auth_key: real_group.auth_public(),
+        proof: real_group.hello_proof(&a.device_id(), &addr.id),
+    });
+    let reply = raw_request(&conn2, &replayed).await.unwrap();
+    assert_eq!(code_of(&reply), Some(ErrorCode::Unauthorized as u32));
+
+    // No HELLO: reads are refused and the connection closed.
+    let stranger3 = raw_endpoint().await;
+    let conn3 = stranger3.connect(addr.endpoint_addr(), ALPN).await.unwrap();
+    let reply = raw_request(&conn3, &Message::Pull(Pull { after_cursor: 0, limit: 10 })).await.unwrap();
+    assert_eq!(code_of(&reply), Some(ErrorCode::InvalidMessage as u32));
+    assert!(tokio::time::timeout(WAIT, conn3.closed()).await.is_ok());
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_garbage_frames_close_only_that_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
+    let addr = relay.addr();
+    let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+
+    for junk in [&u32::MAX.to_be_bytes()[..], &(2u32 << 20).to_be_bytes()[..], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"] {
+        let ep = raw_endpoint().await;
+        let conn = ep.connect(addr.endpoint_addr(), ALPN).await.unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(junk).await.unwrap();
+        send.finish().unwrap();
+        assert!(tokio::time::timeout(WAIT, conn.closed()).await.is_ok(), "connection closed for {junk:?}");
+    }
+    // The member's session is unaffected.
+    a.push(b"still here").await.unwrap();
+    assert_eq!(a.pull().await.unwrap()[0].data, b"still here");
+    let bad = relay.state().metrics.bad_frames_total.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(bad, 3);
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_size_and_quota_return_their_error_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |c| {
+        c.limits.messages_per_minute = 3;
+        c.storage.max_blob_bytes = 500;
+        c.storage.max_group_bytes = 800;
+    })
+    .await;
+    let a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
+    let too_big = a.push(&[0; 600]).await.unwrap_err();
+    assert_eq!(too_big.code(), Some(ErrorCode::BlobTooLarge), "{too_big}");
+    a.push(&[0; 400]).await.unwrap();
+    let quota = a.push(&[0; 450]).await.unwrap_err();
+    assert_eq!(quota.code(), Some(ErrorCode::GroupQuotaExceeded), "{quota}");
+    let limited = a.push(&[0; 10]).await.unwrap_err();
+    assert_eq!(limited.code(), Some(ErrorCode::RateLimited), "{limited}");
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_device_is_refused_and_others_are_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
+    let addr = relay.addr();
+    let a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    let (url, _) = a.invite().await.unwrap();
+    let b = join(home(dir.path(), "b"), &url, None, "lost phone").await.unwrap();
+    let (url, _) = a.invite().await.unwrap();
+    let c = join(home(dir.path(), "c"), &url, None, "tablet").await.unwrap();
+    let mut c_events = c.subscribe();
+    let lost = b.device_id();
+    a.revoke_device(lost, RevokeReason::Lost).await.unwrap();
+    let e = next_event(&mut c_events, |e| matches!(e, SyncEvent::DeviceRevoked { .. })).await;
+    assert_eq!(e, SyncEvent::DeviceRevoked { device: lost });
+    drop(b);
+    let err = SyncClient::connect(home(dir.path(), "b")).await.err().expect("revoked device refused");
+    assert!(err.to_string().contains("revoked"), "{err}");
+    let roster = a.list_devices().await.unwrap();
+    assert!(roster.iter().any(|d| d.device_id == lost && d.revoked));
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_are_single_use_and_codes_need_the_right_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
+    let addr = relay.addr();
+    let a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    let (_, code) = a.invite().await.unwrap();
+    join(home(dir.path(), "b"), &code.to_string(), Some(&addr), "phone").await.unwrap();
+    let reused =
+        join(home(dir.path(), "c"), &code.to_string(), Some(&addr), "thief").await.err().expect("reuse refused");
+    assert_eq!(reused.code(), Some(ErrorCode::InviteNotFound), "{reused}");
+    assert!(!home(dir.path(), "c").has_group(), "a failed join leaves no state");
+
+    // Right lookup half, wrong key half: the relay hands the sealed invite out once, but it
+    // does not open, and it is gone for the real code too.
+    let (_, code) = a.invite().await.unwrap();
+    let text = code.to_string();
+    let wrong = format!("{}-0000-0000", &text[..9]);
+    let err = join(home(dir.path(), "d"), &wrong, Some(&addr), "guess").await.err().expect("wrong key refused");
+    assert!(matches!(err, SyncError::Invite(_)), "{err}");
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_address_text_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
+    let text = relay.addr().to_string();
+    assert_eq!(RelayAddr::parse(&text).unwrap(), relay.addr());
+    relay.shutdown().await;
+}
