@@ -289,3 +289,47 @@ async fn relay_address_text_round_trips() {
     assert_eq!(RelayAddr::parse(&text).unwrap(), relay.addr());
     relay.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_rotation_the_revoked_device_cannot_read_and_the_others_carry_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
+    let addr = relay.addr();
+    let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    let (url, _) = a.invite().await.unwrap();
+    let b = join(home(dir.path(), "b"), &url, None, "stolen phone").await.unwrap();
+    let (url, _) = a.invite().await.unwrap();
+    let mut c = join(home(dir.path(), "c"), &url, None, "tablet").await.unwrap();
+    a.push(b"before").await.unwrap();
+    let old = home(dir.path(), "b").load_group().unwrap().secret().derive();
+    let stolen = b.device_id();
+    drop(b);
+
+    a.revoke_and_rotate(stolen, RevokeReason::Compromised).await.unwrap();
+    a.push(b"after").await.unwrap();
+    let got: Vec<Vec<u8>> = c.pull().await.unwrap().into_iter().map(|m| m.data).collect();
+    assert_eq!(got, [&b"before"[..], b"after"], "the tablet followed the rotation");
+    c.push(b"tablet in the new group").await.unwrap();
+    assert_eq!(a.pull().await.unwrap().last().unwrap().data, b"tablet in the new group");
+
+    let new = home(dir.path(), "c").load_group().unwrap().secret().derive();
+    assert_ne!(new.id(), old.id(), "a new group id and keys");
+    let probe = zerok_core::sync::BlobId::random();
+    assert!(old.open(&probe, &new.seal(&probe, b"x")).is_err(), "old keys open nothing new");
+    // The stolen device is refused in the old group and cannot prove membership in the new.
+    let err = SyncClient::connect(home(dir.path(), "b")).await.err().expect("refused");
+    assert!(err.to_string().contains("revoked"), "{err}");
+    let ep = raw_endpoint().await;
+    let conn = ep.connect(addr.endpoint_addr(), ALPN).await.unwrap();
+    let me = DeviceId(*ep.id().as_bytes());
+    let hello = Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        device_name: "stolen".into(),
+        group_id: new.id(),
+        last_cursor: 0,
+        auth_key: old.auth_public(),
+        proof: old.hello_proof(&me, &addr.id),
+    });
+    assert_eq!(code_of(&raw_request(&conn, &hello).await.unwrap()), Some(ErrorCode::Unauthorized as u32));
+    relay.shutdown().await;
+}

@@ -16,8 +16,9 @@ pub use state::{GroupState, SyncHome};
 
 use tokio::sync::broadcast;
 use zerok_core::sync::{
-    BlobId, DeviceId, GroupKeys, Message,
+    BlobId, DeviceId, GroupKeys, GroupSecret, Message,
     message::{BlobEntry, DeviceInfo, Pull, Push, RevokeDevice, RevokeReason},
+    seal,
 };
 use zerok_wire::RelayAddr;
 
@@ -56,6 +57,42 @@ pub struct Received {
     pub sender: DeviceId,
     /// Plaintext.
     pub data: Vec<u8>,
+}
+
+/// HELLO to every relay of the group; at least one must accept.
+async fn connect_all(
+    endpoint: &iroh::Endpoint,
+    state: &GroupState,
+    keys: &GroupKeys,
+    events: &broadcast::Sender<SyncEvent>,
+) -> Result<Vec<(RelayAddr, RelayConn)>, SyncError> {
+    let mut conns = Vec::new();
+    let mut failures = Vec::new();
+    for relay in state.relays()? {
+        let cursor = state.cursor(&relay.to_string());
+        match RelayConn::connect(endpoint, &relay, keys, &state.device_name, cursor, events.clone()).await {
+            Ok(conn) => conns.push((relay, conn)),
+            Err(e) => failures.push(format!("{relay}: {e}")),
+        }
+    }
+    if conns.is_empty() {
+        return Err(match failures.len() {
+            1 => SyncError::Unreachable(failures.remove(0)),
+            _ => SyncError::Unreachable(failures.join("; ")),
+        });
+    }
+    Ok(conns)
+}
+
+/// First byte of a message plaintext: an app message.
+const KIND_DATA: u8 = 0;
+/// First byte of a message plaintext: a group-secret rotation (see the `core::sync` docs).
+const KIND_ROTATE: u8 = 1;
+
+/// A rotation message: the new group secret sealed to each remaining device.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Rotation {
+    sealed: Vec<(DeviceId, serde_bytes::ByteBuf)>,
 }
 
 /// Creates a new group with this device as its first member.
@@ -124,18 +161,7 @@ impl SyncClient {
         let keys = state.secret().derive();
         let endpoint = home.endpoint(&state.relays()?).await?;
         let (events, _) = broadcast::channel(1024);
-        let mut conns = Vec::new();
-        let mut failures = Vec::new();
-        for relay in state.relays()? {
-            let cursor = state.cursor(&relay.to_string());
-            match RelayConn::connect(&endpoint, &relay, &keys, &state.device_name, cursor, events.clone()).await {
-                Ok(conn) => conns.push((relay, conn)),
-                Err(e) => failures.push(format!("{relay}: {e}")),
-            }
-        }
-        if conns.is_empty() {
-            return Err(SyncError::Unreachable(failures.join("; ")));
-        }
+        let conns = connect_all(&endpoint, &state, &keys, &events).await?;
         let client = Self { home, state, keys, endpoint, conns, events };
         client.flush_outbox().await?;
         Ok(client)
@@ -163,7 +189,7 @@ impl SyncClient {
     /// The relay refused it (size, quota, rate, revoked) or no relay acknowledged it.
     pub async fn push(&self, data: &[u8]) -> Result<(BlobId, u64), SyncError> {
         let blob_id = BlobId::random();
-        let payload = self.keys.seal(&blob_id, data);
+        let payload = self.keys.seal(&blob_id, &[&[KIND_DATA][..], data].concat());
         self.home.outbox_put(&blob_id, &payload)?;
         let cursor = self.send_push(blob_id, payload).await?;
         self.home.outbox_remove(&blob_id)?;
@@ -199,32 +225,112 @@ impl SyncClient {
     /// Connection failures, refusals, or [`SyncError::Decrypt`] naming the first cursor
     /// that did not decrypt (the cursor is kept just before it).
     pub async fn pull(&mut self) -> Result<Vec<Received>, SyncError> {
-        let (relay, conn) = self.conns.first().ok_or_else(|| SyncError::Unreachable("no relay connected".into()))?;
-        let key = relay.to_string();
-        let mut after = self.state.cursor(&key);
         let mut out = Vec::new();
         loop {
-            let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
-            let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
-            for BlobEntry { blob_id, cursor, sender_id, payload, .. } in resp.blobs {
-                match self.keys.open(&blob_id, &payload) {
-                    Ok(data) => out.push(Received { cursor, blob_id, sender: sender_id, data }),
-                    Err(_) => {
-                        let _ = self.events.send(SyncEvent::DecryptFailed { cursor });
-                        self.state.set_cursor(&key, after);
-                        self.home.save_group(&self.state)?;
-                        return Err(SyncError::Decrypt { cursor });
+            let (relay, conn) =
+                self.conns.first().ok_or_else(|| SyncError::Unreachable("no relay connected".into()))?;
+            let key = relay.to_string();
+            let mut after = self.state.cursor(&key);
+            let mut rotate_to = None;
+            'pages: loop {
+                let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
+                let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
+                for BlobEntry { blob_id, cursor, sender_id, payload, .. } in resp.blobs {
+                    let plain = match self.keys.open(&blob_id, &payload) {
+                        Ok(p) => p,
+                        Err(_) => {
+                            let _ = self.events.send(SyncEvent::DecryptFailed { cursor });
+                            self.state.set_cursor(&key, after);
+                            self.home.save_group(&self.state)?;
+                            return Err(SyncError::Decrypt { cursor });
+                        }
+                    };
+                    after = cursor;
+                    match plain.split_first() {
+                        Some((&KIND_DATA, data)) => {
+                            out.push(Received { cursor, blob_id, sender: sender_id, data: data.to_vec() })
+                        }
+                        Some((&KIND_ROTATE, body)) => {
+                            if let Some(secret) = self.rotation_secret(body)? {
+                                rotate_to = Some(secret);
+                                break 'pages;
+                            }
+                        }
+                        _ => return Err(SyncError::Decrypt { cursor }),
                     }
                 }
-                after = cursor;
+                if !resp.has_more {
+                    break;
+                }
             }
-            if !resp.has_more {
-                break;
+            self.state.set_cursor(&key, after);
+            self.home.save_group(&self.state)?;
+            match rotate_to {
+                Some(secret) => self.switch_group(secret).await?,
+                None => return Ok(out),
             }
         }
-        self.state.set_cursor(&key, after);
-        self.home.save_group(&self.state)?;
-        Ok(out)
+    }
+
+    /// This device's new group secret from a rotation message, if the message has one for
+    /// it (a revoked device finds none).
+    fn rotation_secret(&self, body: &[u8]) -> Result<Option<GroupSecret>, SyncError> {
+        let rotation: Rotation =
+            rmp_serde::from_slice(body).map_err(|_| SyncError::State("malformed rotation message".into()))?;
+        let me = self.device_id();
+        let Some((_, sealed)) = rotation.sealed.iter().find(|(d, _)| *d == me) else { return Ok(None) };
+        let mut secret = self.home.device_key()?.to_bytes();
+        let opened = seal::open_as(&secret, sealed);
+        zeroize::Zeroize::zeroize(&mut secret);
+        let mut raw: [u8; 32] = opened
+            .map_err(|_| SyncError::State("rotation message sealed for this device does not open".into()))?
+            .as_slice()
+            .try_into()
+            .map_err(|_| SyncError::State("malformed rotation secret".into()))?;
+        let new = GroupSecret::from_bytes(raw);
+        zeroize::Zeroize::zeroize(&mut raw);
+        Ok(Some(new))
+    }
+
+    /// Moves this device to a new group secret (new group id, cursors from zero) and
+    /// reconnects.
+    async fn switch_group(&mut self, secret: GroupSecret) -> Result<(), SyncError> {
+        let relays = self.state.relays()?;
+        let next = GroupState::new(&secret, &relays, &self.state.device_name);
+        self.home.save_group(&next)?;
+        let keys = secret.derive();
+        self.conns = connect_all(&self.endpoint, &next, &keys, &self.events).await?;
+        self.state = next;
+        self.keys = keys;
+        Ok(())
+    }
+
+    /// Revokes `device` and rotates the group secret: every other device that is not
+    /// revoked gets the new secret sealed to its own key (through the old group, which the
+    /// revoked device can no longer read), and this device moves to the new group at once.
+    /// Nothing pushed afterwards can be decrypted by the revoked device.
+    ///
+    /// # Errors
+    /// Refusals or connection failures.
+    pub async fn revoke_and_rotate(&mut self, device: DeviceId, reason: RevokeReason) -> Result<(), SyncError> {
+        self.revoke_device(device, reason).await?;
+        let me = self.device_id();
+        let secret = GroupSecret::generate();
+        let mut sealed = Vec::new();
+        for d in self.list_devices().await? {
+            if d.revoked || d.device_id == me || d.device_id == device {
+                continue;
+            }
+            let s = seal::seal_to(&d.device_id, secret.expose()).map_err(|e| SyncError::State(e.to_string()))?;
+            sealed.push((d.device_id, serde_bytes::ByteBuf::from(s)));
+        }
+        let body = rmp_serde::to_vec(&Rotation { sealed }).expect("encodes");
+        let blob_id = BlobId::random();
+        let payload = self.keys.seal(&blob_id, &[&[KIND_ROTATE][..], &body].concat());
+        // Not through the outbox: a rotation that was not acknowledged must not be replayed
+        // into the new group; this device simply stays in the old one and may retry.
+        self.send_push(blob_id, payload).await?;
+        self.switch_group(secret).await
     }
 
     /// The group's devices as the primary relay knows them.

@@ -32,6 +32,7 @@ pub mod frame;
 pub mod group;
 pub mod message;
 pub mod redact;
+pub mod seal;
 
 pub use group::{BlobId, DeviceId, GroupId, GroupKeys, GroupSecret};
 pub use message::{ErrorCode, Message};

@@ -81,6 +81,10 @@ enum Action {
     Revoke {
         /// Device id (hex, as `devices` shows it).
         device_id: String,
+        /// Also move the other devices to a new group secret, so the revoked device cannot
+        /// read anything pushed afterwards even with help from a relay.
+        #[arg(long)]
+        rotate: bool,
     },
 }
 
@@ -219,12 +223,17 @@ pub async fn run(args: Args) -> Result<u8> {
             }
             client.disconnect().await;
         }
-        Action::Revoke { device_id } => {
+        Action::Revoke { device_id, rotate } => {
             let device =
                 DeviceId::from_hex(&device_id).context("device id: 64 hex digits, as `zerok sync devices` shows")?;
-            let client = SyncClient::connect(home).await?;
-            client.revoke_device(device, RevokeReason::Lost).await?;
-            println!("revoked {device_id}");
+            let mut client = SyncClient::connect(home).await?;
+            if rotate {
+                client.revoke_and_rotate(device, RevokeReason::Compromised).await?;
+                println!("revoked {device_id} and rotated the group secret");
+            } else {
+                client.revoke_device(device, RevokeReason::Lost).await?;
+                println!("revoked {device_id}");
+            }
             client.disconnect().await;
         }
     }
