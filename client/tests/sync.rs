@@ -4,7 +4,7 @@
 
 use std::{path::Path, time::Duration};
 
-use zerok_client::sync::{SyncClient, SyncError, SyncEvent, SyncHome, create, join};
+use zerok_client::sync::{ReconnectPolicy, SyncClient, SyncError, SyncEvent, SyncHome, create, join};
 use zerok_core::sync::{
     DeviceId, ErrorCode, GroupSecret, Message,
     message::{Hello, PROTOCOL_VERSION, Pull, RevokeReason},
@@ -103,7 +103,7 @@ async fn offline_device_catches_up_and_acknowledged_messages_survive_a_relay_res
     let port = free_udp_port();
     let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
     let addr = relay.addr();
-    let a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
     let (url, _) = a.invite().await.unwrap();
     join(home(dir.path(), "b"), &url, None, "phone").await.unwrap().disconnect().await;
     for i in 0..5u8 {
@@ -127,7 +127,8 @@ async fn push_made_offline_is_kept_and_sent_on_reconnect() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_udp_port();
     let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
-    let a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
+    let mut a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
+    a.set_reconnect_policy(ReconnectPolicy { attempts: 1, jitter: false });
     relay.shutdown().await;
     let err = a.push(b"while offline").await.unwrap_err();
     assert!(matches!(err, SyncError::Connection(_)), "{err}");
@@ -147,7 +148,7 @@ async fn non_members_and_replayed_proofs_are_refused() {
     let addr = relay.addr();
     let secret = GroupSecret::generate();
     let keys = secret.derive();
-    let a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
     a.push(b"private").await.unwrap();
 
     // A stranger who copied the group id (it never learns the secret).
@@ -224,7 +225,7 @@ async fn rate_limit_size_and_quota_return_their_error_codes() {
         c.storage.max_group_bytes = 800;
     })
     .await;
-    let a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
+    let mut a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
     let too_big = a.push(&[0; 600]).await.unwrap_err();
     assert_eq!(too_big.code(), Some(ErrorCode::BlobTooLarge), "{too_big}");
     a.push(&[0; 400]).await.unwrap();
@@ -240,7 +241,7 @@ async fn revoked_device_is_refused_and_others_are_told() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
     let addr = relay.addr();
-    let a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
     let (url, _) = a.invite().await.unwrap();
     let b = join(home(dir.path(), "b"), &url, None, "lost phone").await.unwrap();
     let (url, _) = a.invite().await.unwrap();
@@ -263,7 +264,7 @@ async fn invites_are_single_use_and_codes_need_the_right_key() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
     let addr = relay.addr();
-    let a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
     let (_, code) = a.invite().await.unwrap();
     join(home(dir.path(), "b"), &code.to_string(), Some(&addr), "phone").await.unwrap();
     let reused =
@@ -331,5 +332,22 @@ async fn after_rotation_the_revoked_device_cannot_read_and_the_others_carry_on()
         proof: old.hello_proof(&me, &addr.id),
     });
     assert_eq!(code_of(&raw_request(&conn, &hello).await.unwrap()), Some(ErrorCode::Unauthorized as u32));
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_client_reconnects_after_the_relay_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
+    let mut a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
+    a.set_reconnect_policy(ReconnectPolicy { attempts: 3, jitter: false });
+    a.push(b"before restart").await.unwrap();
+    relay.shutdown().await;
+    let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
+    let (_, cursor) = a.push(b"after restart").await.unwrap();
+    assert_eq!(cursor, 2, "the acknowledged push survived and cursors continue");
+    let got: Vec<Vec<u8>> = a.pull().await.unwrap().into_iter().map(|m| m.data).collect();
+    assert_eq!(got, [&b"before restart"[..], b"after restart"]);
     relay.shutdown().await;
 }

@@ -12,6 +12,9 @@ use zerok_wire::{ALPN, RelayAddr, read_frame, write_frame};
 
 use super::SyncEvent;
 
+/// Longest wait for a relay to answer a connection attempt.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Sync failures.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -91,8 +94,7 @@ impl RelayConn {
         last_cursor: u64,
         events: broadcast::Sender<SyncEvent>,
     ) -> Result<Self, SyncError> {
-        let conn =
-            endpoint.connect(relay.endpoint_addr(), ALPN).await.map_err(|e| SyncError::Connection(e.to_string()))?;
+        let conn = dial(endpoint, relay).await?;
         let me = DeviceId(*endpoint.id().as_bytes());
         let hello = Message::Hello(Hello {
             version: PROTOCOL_VERSION,
@@ -143,7 +145,7 @@ impl RelayConn {
 /// # Errors
 /// Unreachable relay, or [`SyncError::Refused`] when there is no such invite.
 pub async fn lookup_invite(endpoint: &iroh::Endpoint, relay: &RelayAddr, lookup: &str) -> Result<Vec<u8>, SyncError> {
-    let conn = endpoint.connect(relay.endpoint_addr(), ALPN).await.map_err(|e| SyncError::Connection(e.to_string()))?;
+    let conn = dial(endpoint, relay).await?;
     let reply =
         request_on(&conn, &Message::InviteGet(zerok_core::sync::message::InviteGet { lookup: lookup.to_string() }))
             .await;
@@ -152,6 +154,14 @@ pub async fn lookup_invite(endpoint: &iroh::Endpoint, relay: &RelayAddr, lookup:
         Message::InviteFound(found) => Ok(found.sealed),
         other => Err(SyncError::unexpected(&other)),
     }
+}
+
+/// Connects to a relay, giving up after [`CONNECT_TIMEOUT`].
+async fn dial(endpoint: &iroh::Endpoint, relay: &RelayAddr) -> Result<iroh::endpoint::Connection, SyncError> {
+    tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(relay.endpoint_addr(), ALPN))
+        .await
+        .map_err(|_| SyncError::Connection(format!("no answer from {relay} within {}s", CONNECT_TIMEOUT.as_secs())))?
+        .map_err(|e| SyncError::Connection(e.to_string()))
 }
 
 async fn request_on(conn: &iroh::endpoint::Connection, msg: &Message) -> Result<Message, SyncError> {

@@ -148,6 +148,23 @@ pub struct SyncClient {
     endpoint: iroh::Endpoint,
     conns: Vec<(RelayAddr, RelayConn)>,
     events: broadcast::Sender<SyncEvent>,
+    reconnect: ReconnectPolicy,
+}
+
+/// How a client recovers a lost connection before reporting an error.
+#[derive(Clone, Copy, Debug)]
+pub struct ReconnectPolicy {
+    /// Reconnect attempts per failed request (0: fail at once).
+    pub attempts: u32,
+    /// Add the spec's 0–5 s random jitter to each delay (so devices do not return to a
+    /// restarted relay all at once). Off only in tests.
+    pub jitter: bool,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        Self { attempts: 3, jitter: true }
+    }
 }
 
 impl SyncClient {
@@ -162,9 +179,46 @@ impl SyncClient {
         let endpoint = home.endpoint(&state.relays()?).await?;
         let (events, _) = broadcast::channel(1024);
         let conns = connect_all(&endpoint, &state, &keys, &events).await?;
-        let client = Self { home, state, keys, endpoint, conns, events };
+        let mut client = Self { home, state, keys, endpoint, conns, events, reconnect: ReconnectPolicy::default() };
         client.flush_outbox().await?;
         Ok(client)
+    }
+
+    /// Changes how lost connections are recovered.
+    pub fn set_reconnect_policy(&mut self, policy: ReconnectPolicy) {
+        self.reconnect = policy;
+    }
+
+    /// Sends a request to relay `i`; on a lost connection, reconnects with jittered
+    /// exponential backoff (spec §12.2: 1, 2, 4 … 30 s) and sends it once more.
+    async fn request(&mut self, i: usize, msg: &Message) -> Result<Message, SyncError> {
+        let first = self.conns[i].1.request(msg).await;
+        let Err(SyncError::Connection(_)) = first else { return first };
+        let relay = self.conns[i].0.clone();
+        let mut backoff = zerok_core::sync::backoff::Backoff::default();
+        for _ in 0..self.reconnect.attempts {
+            let seed = if self.reconnect.jitter { u64::from_le_bytes(zerok_core::random_bytes()) } else { 0 };
+            tokio::time::sleep(backoff.next_delay(seed)).await;
+            let cursor = self.state.cursor(&relay.to_string());
+            match RelayConn::connect(
+                &self.endpoint,
+                &relay,
+                &self.keys,
+                &self.state.device_name,
+                cursor,
+                self.events.clone(),
+            )
+            .await
+            {
+                Ok(conn) => {
+                    self.conns[i].1 = conn;
+                    return self.conns[i].1.request(msg).await;
+                }
+                Err(refused @ SyncError::Refused { .. }) => return Err(refused),
+                Err(_) => continue,
+            }
+        }
+        first
     }
 
     /// This device's id.
@@ -187,7 +241,7 @@ impl SyncClient {
     ///
     /// # Errors
     /// The relay refused it (size, quota, rate, revoked) or no relay acknowledged it.
-    pub async fn push(&self, data: &[u8]) -> Result<(BlobId, u64), SyncError> {
+    pub async fn push(&mut self, data: &[u8]) -> Result<(BlobId, u64), SyncError> {
         let blob_id = BlobId::random();
         let payload = self.keys.seal(&blob_id, &[&[KIND_DATA][..], data].concat());
         self.home.outbox_put(&blob_id, &payload)?;
@@ -196,11 +250,11 @@ impl SyncClient {
         Ok((blob_id, cursor))
     }
 
-    async fn send_push(&self, blob_id: BlobId, payload: Vec<u8>) -> Result<u64, SyncError> {
+    async fn send_push(&mut self, blob_id: BlobId, payload: Vec<u8>) -> Result<u64, SyncError> {
         let msg = Message::Push(Push { blob_id, payload, ttl: 0 });
         let mut first: Option<Result<u64, SyncError>> = None;
-        for (_, conn) in &self.conns {
-            let result = match conn.request(&msg).await {
+        for i in 0..self.conns.len() {
+            let result = match self.request(i, &msg).await {
                 Ok(Message::PushAck(ack)) if ack.blob_id == blob_id => Ok(ack.cursor),
                 Ok(other) => Err(SyncError::unexpected(&other)),
                 Err(e) => Err(e),
@@ -210,7 +264,7 @@ impl SyncClient {
         first.unwrap_or(Err(SyncError::Unreachable("no relay connected".into())))
     }
 
-    async fn flush_outbox(&self) -> Result<(), SyncError> {
+    async fn flush_outbox(&mut self) -> Result<(), SyncError> {
         for (blob_id, payload) in self.home.outbox_list()? {
             self.send_push(blob_id, payload).await?;
             self.home.outbox_remove(&blob_id)?;
@@ -227,13 +281,12 @@ impl SyncClient {
     pub async fn pull(&mut self) -> Result<Vec<Received>, SyncError> {
         let mut out = Vec::new();
         loop {
-            let (relay, conn) =
-                self.conns.first().ok_or_else(|| SyncError::Unreachable("no relay connected".into()))?;
-            let key = relay.to_string();
+            let key =
+                self.conns.first().ok_or_else(|| SyncError::Unreachable("no relay connected".into()))?.0.to_string();
             let mut after = self.state.cursor(&key);
             let mut rotate_to = None;
             'pages: loop {
-                let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
+                let reply = self.request(0, &Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
                 let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
                 for BlobEntry { blob_id, cursor, sender_id, payload, .. } in resp.blobs {
                     let plain = match self.keys.open(&blob_id, &payload) {
@@ -337,9 +390,8 @@ impl SyncClient {
     ///
     /// # Errors
     /// Connection failures.
-    pub async fn list_devices(&self) -> Result<Vec<DeviceInfo>, SyncError> {
-        let (_, conn) = self.conns.first().ok_or_else(|| SyncError::Unreachable("no relay connected".into()))?;
-        match conn.request(&Message::Presence(Default::default())).await? {
+    pub async fn list_devices(&mut self) -> Result<Vec<DeviceInfo>, SyncError> {
+        match self.request(0, &Message::Presence(Default::default())).await? {
             Message::Presence(p) => Ok(p.devices),
             other => Err(SyncError::unexpected(&other)),
         }
@@ -349,10 +401,10 @@ impl SyncClient {
     ///
     /// # Errors
     /// Refusals or connection failures.
-    pub async fn revoke_device(&self, device: DeviceId, reason: RevokeReason) -> Result<(), SyncError> {
+    pub async fn revoke_device(&mut self, device: DeviceId, reason: RevokeReason) -> Result<(), SyncError> {
         let msg = Message::RevokeDevice(RevokeDevice { device_id: device, reason, clear_pending: true });
-        for (_, conn) in &self.conns {
-            match conn.request(&msg).await? {
+        for i in 0..self.conns.len() {
+            match self.request(i, &msg).await? {
                 Message::DeviceRevoked(_) => {}
                 other => return Err(SyncError::unexpected(&other)),
             }
@@ -366,12 +418,11 @@ impl SyncClient {
     ///
     /// # Errors
     /// The relay refused to store it.
-    pub async fn invite(&self) -> Result<(String, InviteCode), SyncError> {
+    pub async fn invite(&mut self) -> Result<(String, InviteCode), SyncError> {
         let invite = Invite::new(&self.state);
         let code = InviteCode::generate();
         let put = code.seal(&invite);
-        let (_, conn) = self.conns.first().ok_or_else(|| SyncError::Unreachable("no relay connected".into()))?;
-        match conn.request(&Message::InvitePut(put)).await? {
+        match self.request(0, &Message::InvitePut(put)).await? {
             Message::Ok => Ok((invite.to_url(), code)),
             other => Err(SyncError::unexpected(&other)),
         }

@@ -127,7 +127,7 @@ pub async fn run(args: Args) -> Result<u8> {
             client.disconnect().await;
         }
         Action::Invite { json } => {
-            let client = SyncClient::connect(home).await?;
+            let mut client = SyncClient::connect(home).await?;
             let (url, code) = client.invite().await?;
             if json {
                 print_json(
@@ -156,7 +156,7 @@ pub async fn run(args: Args) -> Result<u8> {
             } else {
                 data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             }
-            let client = SyncClient::connect(home).await?;
+            let mut client = SyncClient::connect(home).await?;
             let (blob_id, cursor) = client.push(&data).await?;
             if json {
                 print_json(&json!({ "cursor": cursor, "blob_id": blob_id.to_string() }));
@@ -191,7 +191,7 @@ pub async fn run(args: Args) -> Result<u8> {
             client.disconnect().await;
         }
         Action::Devices { json } => {
-            let client = SyncClient::connect(home).await?;
+            let mut client = SyncClient::connect(home).await?;
             let me = client.device_id();
             let devices = client.list_devices().await?;
             if json {
