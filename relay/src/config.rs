@@ -185,4 +185,10 @@ mod tests {
         assert!(Config::from_toml("[storage]\nttl = 60\n").unwrap_err().contains("unknown field"));
         assert!(Config::from_toml("[nonsense]\n").is_err());
     }
+
+    #[test]
+    fn the_example_file_parses() {
+        let c = Config::from_toml(include_str!("../relay.example.toml")).unwrap();
+        assert_eq!(c.limits.max_frame_bytes, Config::default().limits.max_frame_bytes);
+    }
 }
