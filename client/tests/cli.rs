@@ -245,3 +245,56 @@ fn passphrase_slot_opens_the_vault_and_slots_can_be_removed() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("recovery key"));
 }
+
+#[test]
+fn sync_commands_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let relay = rt.block_on(async {
+        let mut c = zerok_relay::Config::default();
+        c.server.listen = "127.0.0.1:0".parse().unwrap();
+        c.http.enabled = false;
+        c.storage.data_dir = dir.path().join("relay");
+        zerok_relay::Relay::start(c).await.unwrap()
+    });
+    let addr = relay.addr().to_string();
+    let (a, b) = (Device::new(dir.path(), "a"), Device::new(dir.path(), "b"));
+    a.json(&["sync", "create", "--relay", &addr, "--name", "laptop", "--json"]);
+    let invite = a.json(&["sync", "invite", "--json"]);
+    assert!(invite["url"].as_str().unwrap().starts_with("zerok://pair?invite="));
+    let code = invite["code"].as_str().unwrap();
+    assert_eq!(code.len(), 19);
+    b.json(&["sync", "join", code, "--relay", &addr, "--name", "phone", "--json"]);
+
+    let file = dir.path().join("state.bin");
+    std::fs::write(&file, b"\x00binary\xffstate").unwrap();
+    let pushed = a.json(&["sync", "push", file.to_str().unwrap(), "--json"]);
+    assert_eq!(pushed["cursor"], 1);
+    let out = b.run(&["sync", "pull", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: Value = serde_json::from_slice(out.stdout.split(|&c| c == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["cursor"], 1);
+    assert_eq!(line["blob_id"], pushed["blob_id"]);
+    use base64::Engine;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD.decode(line["data"].as_str().unwrap()).unwrap(),
+        b"\x00binary\xffstate"
+    );
+
+    let devices = b.json(&["sync", "devices", "--json"]);
+    let list = devices.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list.iter().filter(|d| d["this_device"] == true).count(), 1);
+    for key in ["device_id", "name", "last_seen", "this_device"] {
+        assert!(list[0].get(key).is_some(), "devices --json lacks {key}");
+    }
+    let laptop = list.iter().find(|d| d["name"] == "laptop").unwrap()["device_id"].as_str().unwrap().to_string();
+    let phone = list.iter().find(|d| d["name"] == "phone").unwrap()["device_id"].as_str().unwrap().to_string();
+    let out = a.run(&["sync", "revoke", &phone, "--rotate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = b.run(&["sync", "pull"]);
+    assert_eq!(out.status.code(), Some(1), "the revoked phone is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("revoked"));
+    assert_ne!(laptop, phone);
+    rt.block_on(relay.shutdown());
+}

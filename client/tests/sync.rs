@@ -351,3 +351,46 @@ async fn a_connected_client_reconnects_after_the_relay_restarts() {
     assert_eq!(got, [&b"before restart"[..], b"after restart"]);
     relay.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_fan_out_pushes_and_pull_fails_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let r1 = start_relay(&dir.path().join("r1"), 0, |_| {}).await;
+    let r2 = start_relay(&dir.path().join("r2"), 0, |_| {}).await;
+    let relays = [r1.addr(), r2.addr()];
+    let mut a = create(home(dir.path(), "a"), &relays, "laptop").await.unwrap();
+    let (url, code) = a.invite().await.unwrap();
+    let mut b = join(home(dir.path(), "b"), &url, None, "phone").await.unwrap();
+    b.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false });
+    a.cancel_invite(&code).await.unwrap();
+    a.push(b"to both").await.unwrap();
+    assert_eq!(b.status().iter().filter(|(_, up)| *up).count(), 2);
+    r1.shutdown().await;
+    let got = b.pull().await.unwrap();
+    assert_eq!(got.len(), 1, "pulled from the second relay");
+    assert_eq!(got[0].data, b"to both");
+    r2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_expiry_and_force_delete_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |c| {
+        c.storage.default_ttl_secs = 1;
+        c.cleanup.interval_secs = 1;
+    })
+    .await;
+    let mut a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
+    let (url, _) = a.invite().await.unwrap();
+    let mut b = join(home(dir.path(), "b"), &url, None, "phone").await.unwrap();
+    let (kept, _) = a.push(b"gone soon").await.unwrap();
+    let err = b.force_delete(kept).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NotBlobOwner), "{err}");
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert!(b.pull().await.unwrap().is_empty(), "expired after its TTL");
+    assert!(relay.state().metrics.expired_total.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    let (mine, _) = a.push(b"retracted").await.unwrap();
+    a.force_delete(mine).await.unwrap();
+    assert!(b.pull().await.unwrap().is_empty(), "force-deleted by its sender");
+    relay.shutdown().await;
+}

@@ -134,6 +134,11 @@ impl RelayConn {
         request_on(&self.conn, msg).await
     }
 
+    /// Whether the connection is still up.
+    pub fn is_open(&self) -> bool {
+        self.conn.close_reason().is_none()
+    }
+
     /// Closes the connection.
     pub fn close(&self) {
         self.conn.close(0u32.into(), b"bye");

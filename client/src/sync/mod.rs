@@ -272,7 +272,8 @@ impl SyncClient {
         Ok(())
     }
 
-    /// Pulls everything new from the primary relay, in cursor order, decrypted. A payload
+    /// Pulls everything new from the first relay that answers (primary first), in cursor
+    /// order, decrypted. A payload
     /// that does not decrypt is reported as an event and an error, never skipped silently.
     ///
     /// # Errors
@@ -281,12 +282,12 @@ impl SyncClient {
     pub async fn pull(&mut self) -> Result<Vec<Received>, SyncError> {
         let mut out = Vec::new();
         loop {
-            let key =
-                self.conns.first().ok_or_else(|| SyncError::Unreachable("no relay connected".into()))?.0.to_string();
+            let relay = self.live_relay().await?;
+            let key = self.conns[relay].0.to_string();
             let mut after = self.state.cursor(&key);
             let mut rotate_to = None;
             'pages: loop {
-                let reply = self.request(0, &Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
+                let reply = self.request(relay, &Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
                 let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
                 for BlobEntry { blob_id, cursor, sender_id, payload, .. } in resp.blobs {
                     let plain = match self.keys.open(&blob_id, &payload) {
@@ -323,6 +324,20 @@ impl SyncClient {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// The first relay, in preference order, that answers (pull failover: cursors are per
+    /// relay, so each keeps its own).
+    async fn live_relay(&mut self) -> Result<usize, SyncError> {
+        let mut last = SyncError::Unreachable("no relay connected".into());
+        for i in 0..self.conns.len() {
+            match self.request(i, &Message::Presence(Default::default())).await {
+                Ok(Message::Presence(_)) => return Ok(i),
+                Ok(other) => last = SyncError::unexpected(&other),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     /// This device's new group secret from a rotation message, if the message has one for
@@ -426,6 +441,39 @@ impl SyncClient {
             Message::Ok => Ok((invite.to_url(), code)),
             other => Err(SyncError::unexpected(&other)),
         }
+    }
+
+    /// Deletes a message this device pushed, at every relay, without waiting for the other
+    /// devices to pull it.
+    ///
+    /// # Errors
+    /// [`SyncError::Refused`] with `NOT_BLOB_OWNER` for another device's message.
+    pub async fn force_delete(&mut self, blob_id: BlobId) -> Result<(), SyncError> {
+        let msg = Message::Delete(zerok_core::sync::message::Delete { blob_id, force: true });
+        for i in 0..self.conns.len() {
+            match self.request(i, &msg).await? {
+                Message::Ok => {}
+                other => return Err(SyncError::unexpected(&other)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels an invite before it is used.
+    ///
+    /// # Errors
+    /// Connection failures.
+    pub async fn cancel_invite(&mut self, code: &InviteCode) -> Result<(), SyncError> {
+        let msg = Message::InviteCancel(zerok_core::sync::message::InviteGet { lookup: code.lookup().to_string() });
+        match self.request(0, &msg).await? {
+            Message::Ok => Ok(()),
+            other => Err(SyncError::unexpected(&other)),
+        }
+    }
+
+    /// Each relay and whether its connection is up.
+    pub fn status(&self) -> Vec<(String, bool)> {
+        self.conns.iter().map(|(r, c)| (r.to_string(), c.is_open())).collect()
     }
 
     /// Closes the connections.
