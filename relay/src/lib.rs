@@ -22,8 +22,3 @@ pub use config::{CleanupConfig, Config, HttpConfig, LimitsConfig, ServerConfig, 
 pub use metrics::Metrics;
 pub use server::{KEY_FILE, Relay, STORE_FILE, StartError, State};
 pub use store::{NewBlob, Pushed, Store, StoreError};
-
-/// Seconds since the Unix epoch.
-pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}

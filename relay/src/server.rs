@@ -8,7 +8,7 @@ use std::{
     num::NonZeroU32,
     path::Path,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -47,8 +47,10 @@ pub struct State {
     pub store: Arc<Store>,
     /// Counters.
     pub metrics: Metrics,
-    /// When the relay started.
-    pub started: Instant,
+    /// When the relay started (tokio time, so tests can pause and advance it).
+    pub started: tokio::time::Instant,
+    /// Unix seconds at start.
+    started_unix: u64,
     relay_id: [u8; 32],
     online: Mutex<HashMap<GroupId, HashMap<DeviceId, Connection>>>,
     per_device: DefaultKeyedRateLimiter<DeviceId>,
@@ -59,6 +61,12 @@ pub struct State {
 }
 
 impl State {
+    /// The relay's clock, Unix seconds: wall time at start plus tokio time since, so TTLs
+    /// and cleanup follow `tokio::time::pause`/`advance` in tests.
+    pub fn now(&self) -> u64 {
+        self.started_unix + self.started.elapsed().as_secs()
+    }
+
     /// The relay's endpoint id.
     pub fn relay_id(&self) -> &[u8; 32] {
         &self.relay_id
@@ -175,7 +183,8 @@ impl Relay {
             config,
             store,
             metrics: Metrics::default(),
-            started: Instant::now(),
+            started: tokio::time::Instant::now(),
+            started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             online: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -250,7 +259,7 @@ async fn cleanup_loop(state: Arc<State>) {
             _ = tick.tick() => {}
         }
         let store = state.store.clone();
-        let now = crate::now_secs();
+        let now = state.now();
         match tokio::task::spawn_blocking(move || store.cleanup(now)).await {
             Ok(Ok(n)) => {
                 state.metrics.expired_total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
@@ -266,4 +275,46 @@ async fn cleanup_loop(state: Arc<State>) {
 /// A group id for logs.
 pub fn log_group(g: &GroupId) -> String {
     Redacted(g).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use zerok_core::sync::{BlobId, DeviceId, GroupId};
+
+    use super::*;
+    use crate::NewBlob;
+
+    #[tokio::test(start_paused = true)]
+    async fn ttl_expiry_follows_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.http.enabled = false;
+        config.storage.data_dir = dir.path().to_path_buf();
+        config.cleanup.interval_secs = 60;
+        let relay = Relay::start(config).await.unwrap();
+        let state = relay.state().clone();
+        let (group, device) = (GroupId([1; 32]), DeviceId([2; 32]));
+        for (n, ttl_secs) in [(1u8, 3600), (2, 7 * 24 * 3600)] {
+            let id = BlobId([n; 16]);
+            let blob =
+                NewBlob { group: &group, sender: &device, blob_id: &id, payload: b"x", ttl_secs, now: state.now() };
+            state.store.push(&blob, 1 << 20).unwrap();
+        }
+        tokio::time::advance(Duration::from_secs(3600 + 61)).await;
+        tokio::task::yield_now().await;
+        for _ in 0..100 {
+            if state.store.pull(&group, 0, 10).unwrap().0.len() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = state.store.pull(&group, 0, 10).unwrap().0;
+        assert_eq!(
+            left.iter().map(|b| b.cursor).collect::<Vec<_>>(),
+            [2],
+            "the one-hour message expired, the week one stays"
+        );
+        relay.shutdown().await;
+    }
 }

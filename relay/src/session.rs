@@ -143,7 +143,7 @@ impl Session {
         verify_hello(&h.group_id, &h.auth_key, &h.proof, &self.device, self.state.relay_id())
             .map_err(|_| ErrorCode::Unauthorized.message("membership proof does not verify for this connection"))?;
         let name: String = h.device_name.chars().take(self.state.config.limits.max_device_name_chars).collect();
-        let (group, device, now) = (h.group_id, self.device, crate::now_secs());
+        let (group, device, now) = (h.group_id, self.device, self.state.now());
         let result = self
             .blocking(move |s| {
                 s.hello(&group, &device, &name, now)?;
@@ -166,7 +166,7 @@ impl Session {
         if lookup.len() > MAX_LOOKUP_CHARS {
             return ErrorCode::InvalidMessage.message("bad invite code");
         }
-        let (lookup, now) = (lookup.to_string(), crate::now_secs());
+        let (lookup, now) = (lookup.to_string(), self.state.now());
         match self.blocking(move |s| s.take_invite(&lookup, now)).await {
             Ok(Some(sealed)) => Message::InviteFound(InviteFound { sealed }),
             Ok(None) => ErrorCode::InviteNotFound.message("no such invite (expired, used or cancelled)"),
@@ -190,7 +190,7 @@ impl Session {
     }
 
     async fn request(&self, group: GroupId, msg: Message) -> Message {
-        let (state, device, now) = (&self.state, self.device, crate::now_secs());
+        let (state, device, now) = (&self.state, self.device, self.state.now());
         let refused = |e: StoreError| match e {
             StoreError::Quota(q) => {
                 ErrorCode::GroupQuotaExceeded.message(format!("group storage quota of {q} bytes reached"))
