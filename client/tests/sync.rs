@@ -20,7 +20,16 @@ async fn start_relay(dir: &Path, port: u16, tweak: impl FnOnce(&mut Config)) -> 
     c.http.listen = "127.0.0.1:0".parse().unwrap();
     c.storage.data_dir = dir.to_path_buf();
     tweak(&mut c);
-    Relay::start(c).await.unwrap()
+    // A fixed port may still be held for a moment by the relay just shut down (or taken by
+    // a parallel test between probe and bind): retry briefly.
+    for _ in 0..50 {
+        match Relay::start(c.clone()).await {
+            Ok(relay) => return relay,
+            Err(zerok_relay::StartError::Wire(_)) if port != 0 => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("relay start: {e}"),
+        }
+    }
+    panic!("port {port} stayed busy");
 }
 
 fn free_udp_port() -> u16 {

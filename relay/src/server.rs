@@ -49,8 +49,8 @@ pub struct State {
     pub metrics: Metrics,
     /// When the relay started (tokio time, so tests can pause and advance it).
     pub started: tokio::time::Instant,
-    /// Unix seconds at start.
-    started_unix: u64,
+    /// Wall-clock time at start, since the Unix epoch.
+    started_unix: Duration,
     relay_id: [u8; 32],
     online: Mutex<HashMap<GroupId, HashMap<DeviceId, Connection>>>,
     per_device: DefaultKeyedRateLimiter<DeviceId>,
@@ -64,7 +64,7 @@ impl State {
     /// The relay's clock, Unix seconds: wall time at start plus tokio time since, so TTLs
     /// and cleanup follow `tokio::time::pause`/`advance` in tests.
     pub fn now(&self) -> u64 {
-        self.started_unix + self.started.elapsed().as_secs()
+        (self.started_unix + self.started.elapsed()).as_secs()
     }
 
     /// The relay's endpoint id.
@@ -184,7 +184,7 @@ impl Relay {
             store,
             metrics: Metrics::default(),
             started: tokio::time::Instant::now(),
-            started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default(),
             online: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -24,8 +24,12 @@ const CLOSE_BYE: u32 = 0;
 /// Longest invite lookup code and sealed invite accepted.
 const MAX_LOOKUP_CHARS: usize = 16;
 const MAX_SEALED_INVITE_BYTES: usize = 4096;
+/// Clocks of devices and relay may disagree by this much.
+const CLOCK_SLACK_SECS: u64 = 60;
 /// Invites live at most this long.
 const MAX_INVITE_SECS: u64 = 600;
+/// WELCOME counts pending messages up to this many (bounds the work of a HELLO).
+const PENDING_COUNT_CAP: u32 = 10_000;
 /// How long a refused peer gets to read the refusal before the connection closes.
 const REFUSAL_GRACE: Duration = Duration::from_secs(2);
 /// Bytes a PULL_RESPONSE leaves for framing around payloads.
@@ -147,7 +151,7 @@ impl Session {
         let result = self
             .blocking(move |s| {
                 s.hello(&group, &device, &name, now)?;
-                Ok((s.max_cursor(&group)?, s.pending_count(&group, &device, u32::MAX)?))
+                Ok((s.max_cursor(&group)?, s.pending_count(&group, &device, PENDING_COUNT_CAP)?))
             })
             .await;
         match result {
@@ -341,7 +345,7 @@ impl Session {
             Message::InvitePut(put) => {
                 if put.lookup.len() > MAX_LOOKUP_CHARS
                     || put.sealed.len() > MAX_SEALED_INVITE_BYTES
-                    || put.expires > now + MAX_INVITE_SECS
+                    || put.expires > now + MAX_INVITE_SECS + CLOCK_SLACK_SECS
                 {
                     return ErrorCode::InvalidMessage
                         .message("invite too large, code too long, or expiry over 10 minutes");

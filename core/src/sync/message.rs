@@ -89,7 +89,7 @@ pub struct Welcome {
     pub relay_id: String,
     /// Highest cursor assigned in the group.
     pub max_cursor: u64,
-    /// Messages of others this device has not pulled yet.
+    /// Messages of others this device has not pulled yet (counted up to 10,000).
     pub pending_count: u32,
 }
 

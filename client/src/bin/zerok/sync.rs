@@ -88,6 +88,9 @@ enum Action {
     },
 }
 
+/// With `pull --follow`, pull at least this often even without a NOTIFY.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn sync_home() -> Result<SyncHome> {
     Ok(SyncHome::new(Home::locate()?.dir()))
 }
@@ -185,6 +188,8 @@ pub async fn run(args: Args) -> Result<u8> {
                             Ok(_) => continue,
                             Err(_) => anyhow::bail!("connection to the relay closed"),
                         },
+                        // A pull now and then also notices a dropped connection and reconnects.
+                        _ = tokio::time::sleep(FOLLOW_POLL) => break,
                     }
                 }
             }
