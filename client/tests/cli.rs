@@ -297,4 +297,11 @@ fn sync_commands_through_the_cli() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("revoked"));
     assert_ne!(laptop, phone);
     rt.block_on(relay.shutdown());
+
+    // No relay: the push is queued durably, exit 3.
+    let out = a.run(&["sync", "push", file.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let queued: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(queued["queued"], true);
+    assert!(queued["cursor"].is_null());
 }

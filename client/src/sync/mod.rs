@@ -16,7 +16,7 @@ pub use state::{GroupState, SyncHome};
 
 use tokio::sync::broadcast;
 use zerok_core::sync::{
-    BlobId, DeviceId, GroupKeys, GroupSecret, Message,
+    BlobId, DeviceId, ErrorCode, GroupKeys, GroupSecret, Message,
     message::{BlobEntry, DeviceInfo, Pull, Push, RevokeDevice, RevokeReason},
     seal,
 };
@@ -264,12 +264,36 @@ impl SyncClient {
         first.unwrap_or(Err(SyncError::Unreachable("no relay connected".into())))
     }
 
+    /// Resends queued pushes. A push the relay can never accept (too large, not a member
+    /// any more) is dropped with a warning; one that failed for a passing reason (network,
+    /// quota, rate) stays queued for the next connect, and so do those after it, in order.
     async fn flush_outbox(&mut self) -> Result<(), SyncError> {
         for (blob_id, payload) in self.home.outbox_list()? {
-            self.send_push(blob_id, payload).await?;
-            self.home.outbox_remove(&blob_id)?;
+            match self.send_push(blob_id, payload).await {
+                Ok(_) => self.home.outbox_remove(&blob_id)?,
+                Err(e) if matches!(e.code(), Some(ErrorCode::BlobTooLarge | ErrorCode::InvalidMessage)) => {
+                    tracing::warn!(error = %e, "dropping a queued push the relay will never accept");
+                    self.home.outbox_remove(&blob_id)?;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "queued pushes kept for the next connect");
+                    break;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Seals `data` for the device's group and queues it without any network, for when no
+    /// relay is reachable; the next [`SyncClient::connect`] sends it.
+    ///
+    /// # Errors
+    /// This device is in no group, or the outbox cannot be written.
+    pub fn queue_offline(home: &SyncHome, data: &[u8]) -> Result<BlobId, SyncError> {
+        let keys = home.load_group()?.secret().derive();
+        let blob_id = BlobId::random();
+        home.outbox_put(&blob_id, &keys.seal(&blob_id, &[&[KIND_DATA][..], data].concat()))?;
+        Ok(blob_id)
     }
 
     /// Pulls everything new from the first relay that answers (primary first), in cursor

@@ -47,7 +47,8 @@ enum Command {
     Sync(sync::Args),
 }
 
-/// Exit code: finished, but some files could not be read.
+/// Exit code: finished only in part — a backup that could not read some files, or a
+/// `sync push` queued offline.
 pub const EXIT_PARTIAL: u8 = 3;
 
 fn main() -> ExitCode {

@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::json;
 use zerok_client::{
     Home,
-    sync::{SyncClient, SyncEvent, SyncHome, create, join},
+    sync::{SyncClient, SyncError, SyncEvent, SyncHome, create, join},
 };
 use zerok_core::sync::{DeviceId, message::RevokeReason};
 use zerok_wire::RelayAddr;
@@ -159,7 +159,18 @@ pub async fn run(args: Args) -> Result<u8> {
             } else {
                 data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             }
-            let mut client = SyncClient::connect(home).await?;
+            let mut client = match SyncClient::connect(home.clone()).await {
+                Ok(c) => c,
+                Err(e @ (SyncError::Unreachable(_) | SyncError::Connection(_))) => {
+                    let blob_id = SyncClient::queue_offline(&home, &data)?;
+                    if json {
+                        print_json(&json!({ "cursor": null, "blob_id": blob_id.to_string(), "queued": true }));
+                    }
+                    eprintln!("zerok: no relay reachable ({e}); queued, sent on the next connect");
+                    return Ok(crate::EXIT_PARTIAL);
+                }
+                Err(e) => return Err(e.into()),
+            };
             let (blob_id, cursor) = client.push(&data).await?;
             if json {
                 print_json(&json!({ "cursor": cursor, "blob_id": blob_id.to_string() }));
