@@ -40,6 +40,12 @@ fn home(root: &Path, name: &str) -> SyncHome {
     SyncHome::new(&root.join(name))
 }
 
+/// Invites a new device named `name` (folder `dir/folder`) into `a`'s group by URL.
+async fn add_device(a: &mut SyncClient, dir: &Path, folder: &str, name: &str) -> SyncClient {
+    let (url, _) = a.invite().await.unwrap();
+    join(home(dir, folder), &url, None, name).await.unwrap()
+}
+
 /// A bare iroh endpoint speaking the protocol by hand, for hostile tests.
 async fn raw_endpoint() -> iroh::Endpoint {
     zerok_wire::bind(iroh::SecretKey::generate(), "127.0.0.1:0".parse().unwrap(), vec![], NetOptions::default())
@@ -82,8 +88,7 @@ async fn three_devices_pair_and_exchange_in_both_directions() {
     let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
     let addr = relay.addr();
     let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
-    let (url, _) = a.invite().await.unwrap();
-    let mut b = join(home(dir.path(), "b"), &url, None, "phone").await.unwrap();
+    let mut b = add_device(&mut a, dir.path(), "b", "phone").await;
     let (_, code) = b.invite().await.unwrap();
     let mut c = join(home(dir.path(), "c"), &code.to_string(), Some(&addr), "tablet").await.unwrap();
 
@@ -113,8 +118,7 @@ async fn offline_device_catches_up_and_acknowledged_messages_survive_a_relay_res
     let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
     let addr = relay.addr();
     let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
-    let (url, _) = a.invite().await.unwrap();
-    join(home(dir.path(), "b"), &url, None, "phone").await.unwrap().disconnect().await;
+    add_device(&mut a, dir.path(), "b", "phone").await.disconnect().await;
     for i in 0..5u8 {
         a.push(&[i; 100]).await.unwrap();
     }
@@ -252,10 +256,8 @@ async fn revoked_device_is_refused_and_others_are_told() {
     let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
     let addr = relay.addr();
     let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
-    let (url, _) = a.invite().await.unwrap();
-    let b = join(home(dir.path(), "b"), &url, None, "lost phone").await.unwrap();
-    let (url, _) = a.invite().await.unwrap();
-    let c = join(home(dir.path(), "c"), &url, None, "tablet").await.unwrap();
+    let b = add_device(&mut a, dir.path(), "b", "lost phone").await;
+    let c = add_device(&mut a, dir.path(), "c", "tablet").await;
     let mut c_events = c.subscribe();
     let lost = b.device_id();
     a.revoke_device(lost, RevokeReason::Lost).await.unwrap();
@@ -307,10 +309,8 @@ async fn after_rotation_the_revoked_device_cannot_read_and_the_others_carry_on()
     let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
     let addr = relay.addr();
     let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
-    let (url, _) = a.invite().await.unwrap();
-    let b = join(home(dir.path(), "b"), &url, None, "stolen phone").await.unwrap();
-    let (url, _) = a.invite().await.unwrap();
-    let mut c = join(home(dir.path(), "c"), &url, None, "tablet").await.unwrap();
+    let b = add_device(&mut a, dir.path(), "b", "stolen phone").await;
+    let mut c = add_device(&mut a, dir.path(), "c", "tablet").await;
     a.push(b"before").await.unwrap();
     let old = home(dir.path(), "b").load_group().unwrap().secret().derive();
     let stolen = b.device_id();
@@ -391,8 +391,7 @@ async fn ttl_expiry_and_force_delete_rules() {
     })
     .await;
     let mut a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
-    let (url, _) = a.invite().await.unwrap();
-    let mut b = join(home(dir.path(), "b"), &url, None, "phone").await.unwrap();
+    let mut b = add_device(&mut a, dir.path(), "b", "phone").await;
     let (kept, _) = a.push(b"gone soon").await.unwrap();
     let err = b.force_delete(kept).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::NotBlobOwner), "{err}");
