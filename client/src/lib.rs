@@ -1,6 +1,7 @@
-//! zerok-client: what the `zerok` and `zerok-restore` programs share — this device's
-//! state under `ZEROK_HOME` (default vault, device keys) and unlocking a vault with the
-//! best secret available. Later also the sync client and the cloud-backup API for apps.
+//! zerok-client: what apps and the `zerok` and `zerok-restore` programs share — this
+//! device's state under `ZEROK_HOME` (default vault, device keys), unlocking a vault with
+//! the best secret available, the sync client, the link between a vault and a sync group,
+//! and the cloud-backup API for apps.
 //!
 //! It never prints; binaries decide what the user sees.
 //!
@@ -9,11 +10,17 @@
 //! - `unlock`: [`unlock`] — recovery key, device key or passphrase → [`zerok_vault::Vault`].
 //! - `report`: JSON reports whose keys scripts rely on.
 //! - [`sync`]: the sync client — relays, push/pull, events, devices, pairing.
+//! - [`vault_sync`]: group credentials kept in the vault; rejoining and replaying.
+//! - [`cloud`]: cloud backup mode for apps — schedule, retention, status, events.
+//! - [`progress`]: terminal progress bars fed by the vault's counters.
 
+pub mod cloud;
 mod home;
+pub mod progress;
 mod report;
 pub mod sync;
 mod unlock;
+pub mod vault_sync;
 
 pub use home::Home;
 pub use report::restore_json;

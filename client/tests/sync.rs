@@ -403,3 +403,57 @@ async fn ttl_expiry_and_force_delete_rules() {
     assert!(b.pull().await.unwrap().is_empty(), "force-deleted by its sender");
     relay.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_mode_keeps_history_and_rebuilds_it_from_the_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let vault_mode = |c: &mut Config| {
+        c.storage.mode = zerok_relay::StorageMode::Vault;
+        c.storage.object_store = Some(bucket.display().to_string());
+        c.storage.default_ttl_secs = 1;
+        c.cleanup.interval_secs = 1;
+    };
+    let port = free_udp_port();
+    let relay = start_relay(&dir.path().join("relay"), port, vault_mode).await;
+    let addr = relay.addr();
+    let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    let mut b = add_device(&mut a, dir.path(), "b", "phone").await;
+    let lost = add_device(&mut a, dir.path(), "c", "lost").await;
+    let mut ids = Vec::new();
+    for i in 0..6u8 {
+        ids.push(a.push(&[i; 64]).await.unwrap().0);
+    }
+    assert_eq!(b.pull().await.unwrap().len(), 6);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    a.force_delete(ids[5]).await.unwrap();
+    a.revoke_device(lost.device_id(), RevokeReason::Lost).await.unwrap();
+    drop(lost);
+    // No TTL and no delete-on-acknowledge: B pulled everything, yet a fresh pull from
+    // cursor 0 still gets the whole history (less the deleted message).
+    let everything = |n: usize| (0..n as u8).collect::<Vec<_>>();
+    let mut d = add_device(&mut a, dir.path(), "d", "new desktop").await;
+    let history = d.pull().await.unwrap();
+    assert_eq!(history.iter().map(|m| m.data[0]).collect::<Vec<_>>(), everything(5));
+    a.disconnect().await;
+    b.disconnect().await;
+    d.disconnect().await;
+    relay.shutdown().await;
+
+    // Local metadata lost: the relay rebuilds it from the bucket.
+    std::fs::remove_file(dir.path().join("relay").join(zerok_relay::STORE_FILE)).unwrap();
+    let relay = start_relay(&dir.path().join("relay"), port, vault_mode).await;
+    assert_eq!(relay.addr(), addr);
+    std::fs::remove_dir_all(dir.path().join("d")).unwrap();
+    let mut a = SyncClient::connect(home(dir.path(), "a")).await.unwrap();
+    let mut e = add_device(&mut a, dir.path(), "e", "rebuilt reader").await;
+    let history = e.pull().await.unwrap();
+    assert_eq!(history.iter().map(|m| m.data[0]).collect::<Vec<_>>(), everything(5));
+    assert_eq!(history.last().unwrap().cursor, 5);
+    assert_eq!(a.push(b"next").await.unwrap().1, 7, "a deleted message's cursor is never handed out again");
+    let err = SyncClient::connect(home(dir.path(), "c")).await.err().expect("still revoked after the rebuild");
+    assert!(err.to_string().contains("revoked"), "{err}");
+    a.disconnect().await;
+    e.disconnect().await;
+    relay.shutdown().await;
+}

@@ -72,6 +72,10 @@ id_type!(
     /// Random id of a vault, fixed at `init`.
     VaultId
 );
+id_type!(
+    /// Keyed BLAKE3 name of sync-group credentials kept in a vault.
+    SyncGroupId
+);
 
 /// Serde for `[u8; 32]` as a MessagePack `bin` (not an array of integers).
 mod serde_bytes32 {

@@ -30,7 +30,7 @@ pub mod secret;
 pub mod sync;
 
 pub use error::{Error, Result};
-pub use ids::{ChunkId, IndexId, PackId, SlotId, SnapshotId, VaultId};
+pub use ids::{ChunkId, IndexId, PackId, SlotId, SnapshotId, SyncGroupId, VaultId};
 pub use keys::{Kdf, MasterKey, VaultKeys};
 pub use recovery::RecoveryKey;
 pub use secret::{Key32, random_bytes};

@@ -46,6 +46,8 @@ pub enum StorageMode {
     /// Local store with TTL (default).
     #[default]
     Transit,
+    /// Payloads kept forever in object storage (`object-store`), metadata local.
+    Vault,
 }
 
 /// Storage settings.
@@ -54,8 +56,11 @@ pub enum StorageMode {
 pub struct StorageConfig {
     /// Folder for the store and the relay's identity key. Default `./zerok-relay-data`.
     pub data_dir: PathBuf,
-    /// `transit` (default).
+    /// `transit` (default) or `vault`.
     pub mode: StorageMode,
+    /// Vault mode: where payloads are kept, as a vault URL (`s3://bucket/prefix` with the
+    /// `AWS_*` variables, `file:///path`, or a plain path).
+    pub object_store: Option<String>,
     /// Largest message payload. Default 1,000,000 bytes (fits a 1 MiB frame).
     pub max_blob_bytes: u64,
     /// Payload bytes one group may keep. Default 100 MiB.
@@ -71,6 +76,7 @@ impl Default for StorageConfig {
         Self {
             data_dir: "zerok-relay-data".into(),
             mode: StorageMode::Transit,
+            object_store: None,
             max_blob_bytes: 1_000_000,
             max_group_bytes: 100 << 20,
             default_ttl_secs: 7 * 24 * 3600,
@@ -155,7 +161,8 @@ impl Config {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 
-    /// Applies `ZEROK_RELAY_LISTEN`, `ZEROK_RELAY_HTTP`, `ZEROK_RELAY_DATA_DIR`.
+    /// Applies `ZEROK_RELAY_LISTEN`, `ZEROK_RELAY_HTTP`, `ZEROK_RELAY_DATA_DIR`,
+    /// `ZEROK_RELAY_OBJECT_STORE`.
     ///
     /// # Errors
     /// An address that does not parse.
@@ -169,7 +176,24 @@ impl Config {
         if let Ok(v) = std::env::var("ZEROK_RELAY_DATA_DIR") {
             self.storage.data_dir = v.into();
         }
+        if let Ok(v) = std::env::var("ZEROK_RELAY_OBJECT_STORE") {
+            self.storage.object_store = Some(v);
+        }
         Ok(())
+    }
+
+    /// Settings that only make sense together.
+    ///
+    /// # Errors
+    /// Vault mode without an object store, or an object store in transit mode.
+    pub fn check(&self) -> Result<(), String> {
+        match (self.storage.mode, &self.storage.object_store) {
+            (StorageMode::Vault, None) => {
+                Err("[storage] mode = \"vault\" needs object-store = \"s3://bucket/prefix\" (or a folder)".into())
+            }
+            (StorageMode::Transit, Some(_)) => Err("[storage] object-store is used only with mode = \"vault\"".into()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -184,11 +208,17 @@ mod tests {
         assert_eq!(c.limits.max_frame_bytes, 1 << 20);
         assert!(Config::from_toml("[storage]\nttl = 60\n").unwrap_err().contains("unknown field"));
         assert!(Config::from_toml("[nonsense]\n").is_err());
+        let vault = Config::from_toml("[storage]\nmode = \"vault\"\n").unwrap();
+        assert!(vault.check().unwrap_err().contains("object-store"));
+        let vault = Config::from_toml("[storage]\nmode = \"vault\"\nobject-store = \"s3://b/relay\"\n").unwrap();
+        assert_eq!((vault.storage.mode, vault.check()), (StorageMode::Vault, Ok(())));
     }
 
     #[test]
-    fn the_example_file_parses() {
+    fn the_example_files_parse() {
         let c = Config::from_toml(include_str!("../relay.example.toml")).unwrap();
         assert_eq!(c.limits.max_frame_bytes, Config::default().limits.max_frame_bytes);
+        let v = Config::from_toml(include_str!("../relay.vault.example.toml")).unwrap();
+        assert_eq!((v.storage.mode, v.check()), (StorageMode::Vault, Ok(())));
     }
 }

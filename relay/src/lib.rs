@@ -7,10 +7,13 @@
 //! - `config`: [`Config`] — `relay.toml`, defaults, environment overrides.
 //! - `store`: [`Store`] — the durable transit store (redb): cursors, messages, roster,
 //!   quotas, TTL, invites.
+//! - `archive`: [`Archive`] — vault mode: payloads kept forever in object storage, the
+//!   metadata rebuildable from the bucket.
 //! - `server`: [`Relay`] — endpoint, accept loop, session cap, cleanup, shutdown.
 //! - `session`: one connection's HELLO and requests.
 //! - `http`, `metrics`: `/health` and `/metrics`.
 
+mod archive;
 mod config;
 mod http;
 mod metrics;
@@ -18,7 +21,8 @@ mod server;
 mod session;
 mod store;
 
+pub use archive::{Archive, Rebuilt};
 pub use config::{CleanupConfig, Config, HttpConfig, LimitsConfig, ServerConfig, StorageConfig, StorageMode};
 pub use metrics::Metrics;
 pub use server::{KEY_FILE, Relay, STORE_FILE, StartError, State};
-pub use store::{NewBlob, Pushed, Store, StoreError};
+pub use store::{ENTRY_OVERHEAD_BYTES, NewBlob, Pushed, Store, StoreError};

@@ -24,6 +24,10 @@ struct Args {
     /// TCP address for /health and /metrics.
     #[arg(long)]
     http: Option<SocketAddr>,
+    /// Vault mode: keep every message forever in this object store (`s3://bucket/prefix`,
+    /// `file:///path` or a folder), as `[storage] mode = "vault"` with `object-store`.
+    #[arg(long, value_name = "URL")]
+    vault: Option<String>,
     /// First stdout line: one JSON object with endpoint_id, addr, http.
     #[arg(long)]
     json: bool,
@@ -47,6 +51,11 @@ fn config(args: &Args) -> Result<Config> {
     if let Some(http) = args.http {
         config.http.listen = http;
     }
+    if let Some(url) = &args.vault {
+        config.storage.mode = zerok_relay::StorageMode::Vault;
+        config.storage.object_store = Some(url.clone());
+    }
+    config.check().map_err(anyhow::Error::msg)?;
     Ok(config)
 }
 
@@ -59,16 +68,20 @@ async fn shutdown_signal() {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let relay = Relay::start(config(&args)?).await.context("starting the relay")?;
+    let config = config(&args)?;
+    let mode = if config.storage.mode == zerok_relay::StorageMode::Vault { "vault" } else { "transit" };
+    let relay = Relay::start(config).await.context("starting the relay")?;
     let addr = relay.addr();
     let http = relay.http_addr().map(|a| a.to_string());
     if args.json {
         println!(
             "{}",
-            serde_json::json!({ "endpoint_id": hex::encode(addr.id), "addr": addr.to_string(), "http": http })
+            serde_json::json!({
+                "endpoint_id": hex::encode(addr.id), "addr": addr.to_string(), "http": http, "mode": mode,
+            })
         );
     } else {
-        println!("zerok-relay {} listening", env!("CARGO_PKG_VERSION"));
+        println!("zerok-relay {} listening ({mode} mode)", env!("CARGO_PKG_VERSION"));
         println!("endpoint id: {}", hex::encode(addr.id));
         println!("address:     {addr}");
         if let Some(h) = &http {

@@ -16,9 +16,10 @@ use iroh::{Endpoint, SecretKey, endpoint::Connection};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use zerok_core::sync::{DeviceId, GroupId, Redacted};
+use zerok_vault::Backend;
 use zerok_wire::{NetOptions, RelayAddr};
 
-use crate::{Config, Store, metrics::Metrics, session};
+use crate::{Config, StorageMode, Store, archive::Archive, metrics::Metrics, session};
 
 /// File in the data folder holding the relay's identity key (mode 0600).
 pub const KEY_FILE: &str = "relay.key";
@@ -37,14 +38,19 @@ pub enum StartError {
     /// The endpoint.
     #[error(transparent)]
     Wire(#[from] zerok_wire::WireError),
+    /// Settings that do not fit together, or an object store that cannot be opened.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// State shared by every session.
 pub struct State {
     /// Configuration.
     pub config: Config,
-    /// The durable store.
+    /// The durable store (in vault mode, the metadata only).
     pub store: Arc<Store>,
+    /// Vault mode: payloads in object storage.
+    pub archive: Option<Arc<Archive>>,
     /// Counters.
     pub metrics: Metrics,
     /// When the relay started (tokio time, so tests can pause and advance it).
@@ -162,16 +168,55 @@ fn load_or_create_key(dir: &Path) -> Result<SecretKey, StartError> {
     }
 }
 
+/// The transit store, or in vault mode the metadata store plus the archive (on `backend`,
+/// else opened from `object-store`), rebuilt from the bucket where the local metadata lacks
+/// what the bucket holds.
+async fn open_storage(
+    config: &Config,
+    backend: Option<Backend>,
+) -> Result<(Arc<Store>, Option<Arc<Archive>>), StartError> {
+    let path = config.storage.data_dir.join(STORE_FILE);
+    let (StorageMode::Vault, Some(url)) = (config.storage.mode, &config.storage.object_store) else {
+        return Ok((Arc::new(Store::open(&path)?), None));
+    };
+    let backend = match backend {
+        Some(b) => b,
+        None => zerok_vault::Location::parse(url)
+            .and_then(|l| l.open(url))
+            .map_err(|e| StartError::Config(format!("object-store: {e}")))?,
+    };
+    let store = Arc::new(Store::open(&path)?.keep_history());
+    let archive = Archive::new(backend, store.clone());
+    let rebuilt = archive.rebuild().await?;
+    tracing::info!(
+        groups = rebuilt.groups,
+        indexed = rebuilt.messages,
+        revocations = rebuilt.revoked,
+        "vault mode: archive checked against local metadata"
+    );
+    Ok((store, Some(Arc::new(archive))))
+}
+
 impl Relay {
     /// Opens the store, binds the endpoint and HTTP, and starts accepting.
     ///
     /// # Errors
     /// [`StartError`] when the data folder, key, store or sockets cannot be set up.
     pub async fn start(config: Config) -> Result<Relay, StartError> {
+        Self::start_on(config, None).await
+    }
+
+    /// As [`Relay::start`]; in vault mode, keeps payloads in `backend` (an object store the
+    /// embedding program opened itself) instead of opening `object-store`.
+    ///
+    /// # Errors
+    /// As [`Relay::start`].
+    pub async fn start_on(config: Config, backend: Option<Backend>) -> Result<Relay, StartError> {
         let dir = &config.storage.data_dir;
         std::fs::create_dir_all(dir).map_err(|e| StartError::Io(format!("{}: {e}", dir.display())))?;
         let key = load_or_create_key(dir)?;
-        let store = Arc::new(Store::open(&dir.join(STORE_FILE))?);
+        config.check().map_err(StartError::Config)?;
+        let (store, archive) = open_storage(&config, backend).await?;
         let net = NetOptions { iroh_relays: config.server.iroh_relays, discovery: config.server.discovery };
         let endpoint =
             zerok_wire::bind(key.clone(), config.server.listen, vec![zerok_wire::ALPN.to_vec()], net).await?;
@@ -182,6 +227,7 @@ impl Relay {
             relay_id: *key.public().as_bytes(),
             config,
             store,
+            archive,
             metrics: Metrics::default(),
             started: tokio::time::Instant::now(),
             started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default(),

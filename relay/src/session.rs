@@ -32,7 +32,7 @@ const MAX_INVITE_SECS: u64 = 600;
 const PENDING_COUNT_CAP: u32 = 10_000;
 /// How long a refused peer gets to read the refusal before the connection closes.
 const REFUSAL_GRACE: Duration = Duration::from_secs(2);
-/// Bytes a PULL_RESPONSE leaves for framing around payloads.
+/// Bytes a PULL_RESPONSE needs besides its entries.
 const PULL_OVERHEAD_BYTES: usize = 128;
 
 struct Session {
@@ -139,6 +139,15 @@ impl Session {
         tokio::task::spawn_blocking(move || f(&store)).await.unwrap_or_else(|e| Err(StoreError::Db(e.to_string())))
     }
 
+    /// Refuses a device revoked from the group.
+    async fn member(&self, group: GroupId) -> Result<(), StoreError> {
+        let device = self.device;
+        match self.blocking(move |s| s.is_revoked(&group, &device)).await? {
+            true => Err(StoreError::Revoked),
+            false => Ok(()),
+        }
+    }
+
     async fn hello(&self, h: &Hello) -> Result<Message, Message> {
         if h.version != PROTOCOL_VERSION {
             return Err(ErrorCode::VersionMismatch
@@ -216,24 +225,30 @@ impl Session {
                 let quota = limits.max_group_bytes;
                 let size = p.payload.len() as u32;
                 let blob_id = p.blob_id;
-                let pushed = self
-                    .blocking(move |s| {
-                        if s.is_revoked(&group, &device)? {
-                            return Err(StoreError::Revoked);
+                let pushed = match state.archive.clone() {
+                    None => {
+                        self.blocking(move |s| {
+                            if s.is_revoked(&group, &device)? {
+                                return Err(StoreError::Revoked);
+                            }
+                            let (blob_id, payload) = (&p.blob_id, &p.payload);
+                            s.push(
+                                &NewBlob { group: &group, sender: &device, blob_id, payload, ttl_secs: ttl, now },
+                                quota,
+                            )
+                        })
+                        .await
+                    }
+                    Some(archive) => {
+                        async {
+                            self.member(group).await?;
+                            let (blob_id, payload) = (&p.blob_id, &p.payload);
+                            let blob = NewBlob { group: &group, sender: &device, blob_id, payload, ttl_secs: ttl, now };
+                            archive.push(&blob, quota).await
                         }
-                        s.push(
-                            &NewBlob {
-                                group: &group,
-                                sender: &device,
-                                blob_id: &p.blob_id,
-                                payload: &p.payload,
-                                ttl_secs: ttl,
-                                now,
-                            },
-                            quota,
-                        )
-                    })
-                    .await;
+                        .await
+                    }
+                };
                 match pushed {
                     Ok(pushed) => {
                         Metrics::inc(&state.metrics.pushes_total);
@@ -255,25 +270,21 @@ impl Session {
                 } as usize;
                 let budget = self.max_frame().saturating_sub(PULL_OVERHEAD_BYTES);
                 let after = p.after_cursor;
-                let pulled = self
+                let mut pulled = self
                     .blocking(move |s| {
                         s.ack(&group, &device, after, now)?;
-                        s.pull(&group, after, limit)
+                        s.pull_within(&group, after, limit, budget)
                     })
                     .await;
+                if let (Some(archive), Ok((blobs, _))) = (&state.archive, &mut pulled) {
+                    match archive.fill(&group, std::mem::take(blobs)).await {
+                        Ok(filled) => *blobs = filled,
+                        Err(e) => pulled = Err(e),
+                    }
+                }
                 match pulled {
-                    Ok((mut blobs, mut has_more)) => {
+                    Ok((blobs, has_more)) => {
                         Metrics::inc(&state.metrics.pulls_total);
-                        let mut used = 0;
-                        let fit = blobs.iter().take_while(|b| {
-                            used += b.payload.len() + PULL_OVERHEAD_BYTES;
-                            used <= budget
-                        });
-                        let keep = fit.count().max(1).min(blobs.len());
-                        if keep < blobs.len() {
-                            blobs.truncate(keep);
-                            has_more = true;
-                        }
                         let max_cursor = blobs.last().map_or(after, |b| b.cursor);
                         Message::PullResponse(PullResponse { blobs, has_more, max_cursor })
                     }
@@ -299,29 +310,31 @@ impl Session {
                     Err(e) => refused(e),
                 }
             }
-            Message::Delete(d) => match self
-                .blocking(move |s| {
-                    if s.is_revoked(&group, &device)? {
-                        return Err(StoreError::Revoked);
+            Message::Delete(d) => {
+                let deleted = async {
+                    self.member(group).await?;
+                    match &state.archive {
+                        Some(archive) => archive.delete(group, d.blob_id, device, d.force).await,
+                        None => self.blocking(move |s| s.delete(&group, &d.blob_id, &device, d.force)).await,
                     }
-                    s.delete(&group, &d.blob_id, &device, d.force)
-                })
-                .await
-            {
-                Ok(_) => Message::Ok,
-                Err(e) => refused(e),
-            },
+                }
+                .await;
+                match deleted {
+                    Ok(_) => Message::Ok,
+                    Err(e) => refused(e),
+                }
+            }
             Message::RevokeDevice(r) => {
                 let target = r.device_id;
-                match self
-                    .blocking(move |s| {
-                        if s.is_revoked(&group, &device)? {
-                            return Err(StoreError::Revoked);
-                        }
-                        s.revoke(&group, &target)
-                    })
-                    .await
-                {
+                let revoked = async {
+                    self.member(group).await?;
+                    match &state.archive {
+                        Some(archive) => archive.revoke(group, target).await,
+                        None => self.blocking(move |s| s.revoke(&group, &target)).await,
+                    }
+                }
+                .await;
+                match revoked {
                     Ok(()) => {
                         let notice = Message::DeviceRevoked(DeviceRevoked {
                             device_id: target,

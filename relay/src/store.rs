@@ -6,6 +6,10 @@
 //! sent after [`Store::push`] survives a crash; the cursor is assigned in the same
 //! transaction as the insert, so cursors never have gaps from failed inserts. Pushing the
 //! same blob id twice returns the first cursor (a retried push is idempotent).
+//!
+//! In vault mode the same tables hold only the metadata: payloads live in the
+//! [`crate::archive::Archive`], records keep their size, nothing expires, and messages every
+//! device acknowledged are kept ([`Store::keep_history`]).
 
 use std::path::Path;
 
@@ -65,6 +69,15 @@ struct StoredBlob {
     payload: Vec<u8>,
     timestamp: u64,
     expires: u64,
+    /// Payload size when the payload is kept in the archive (vault mode).
+    #[serde(default)]
+    size: u64,
+}
+
+impl StoredBlob {
+    fn len(&self) -> u64 {
+        self.size.max(self.payload.len() as u64)
+    }
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -145,9 +158,22 @@ pub struct NewBlob<'a> {
     pub now: u64,
 }
 
+/// Bytes a PULL_RESPONSE needs around each payload (ids, cursor, time, framing).
+pub const ENTRY_OVERHEAD_BYTES: usize = 128;
+
+/// Where a pushed payload is kept.
+#[derive(Clone, Copy)]
+enum Placement {
+    /// In the record; cursor assigned here.
+    Inline,
+    /// In the archive, already written at this cursor.
+    Archived(u64),
+}
+
 /// The transit store.
 pub struct Store {
     db: Database,
+    keep_history: bool,
 }
 
 impl Store {
@@ -168,7 +194,15 @@ impl Store {
             tx.open_table(INVITES)?;
         }
         tx.commit()?;
-        Ok(Self { db })
+        Ok(Self { db, keep_history: false })
+    }
+
+    /// Vault mode: messages are kept after every device acknowledged them (only a DELETE
+    /// removes one).
+    #[must_use]
+    pub fn keep_history(mut self) -> Self {
+        self.keep_history = true;
+        self
     }
 
     /// Stores a message and assigns its cursor, durably.
@@ -176,6 +210,35 @@ impl Store {
     /// # Errors
     /// [`StoreError::Quota`] when the group would exceed `quota` bytes.
     pub fn push(&self, blob: &NewBlob<'_>, quota: u64) -> Result<Pushed> {
+        self.insert(blob, quota, Placement::Inline)
+    }
+
+    /// Records a message whose payload the archive already holds at `cursor` (which must
+    /// be at or after the group's next cursor; cursors in between are skipped). It never
+    /// expires.
+    ///
+    /// # Errors
+    /// [`StoreError::Quota`]; [`StoreError::Db`] when `cursor` was already assigned.
+    pub fn index_archived(&self, blob: &NewBlob<'_>, quota: u64, cursor: u64) -> Result<Pushed> {
+        self.insert(blob, quota, Placement::Archived(cursor))
+    }
+
+    /// Moves the group's next cursor past `cursor` (an archived message that was deleted).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn skip_cursor(&self, group: &GroupId, cursor: u64) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut cursors = tx.open_table(CURSORS)?;
+            let next = cursors.get(group.0.as_slice())?.map_or(1, |g| g.value());
+            cursors.insert(group.0.as_slice(), next.max(cursor + 1))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn insert(&self, blob: &NewBlob<'_>, quota: u64, placement: Placement) -> Result<Pushed> {
         let NewBlob { group, sender, blob_id, payload, ttl_secs, now } = *blob;
         let tx = self.db.begin_write()?;
         let pushed = {
@@ -191,15 +254,42 @@ impl Store {
             }
             usage.insert(group.0.as_slice(), used + payload.len() as u64)?;
             let mut cursors = tx.open_table(CURSORS)?;
-            let cursor = cursors.get(group.0.as_slice())?.map_or(1, |g| g.value());
+            let next = cursors.get(group.0.as_slice())?.map_or(1, |g| g.value());
+            let (cursor, record) = match placement {
+                Placement::Inline => {
+                    let expires = now.saturating_add(ttl_secs);
+                    (
+                        next,
+                        StoredBlob {
+                            blob_id: *blob_id,
+                            sender: *sender,
+                            payload: payload.to_vec(),
+                            timestamp: now,
+                            expires,
+                            size: 0,
+                        },
+                    )
+                }
+                Placement::Archived(at) if at >= next => (
+                    at,
+                    StoredBlob {
+                        blob_id: *blob_id,
+                        sender: *sender,
+                        payload: Vec::new(),
+                        timestamp: now,
+                        expires: u64::MAX,
+                        size: payload.len() as u64,
+                    },
+                ),
+                Placement::Archived(at) => return Err(StoreError::Db(format!("cursor {at} already assigned"))),
+            };
             cursors.insert(group.0.as_slice(), cursor + 1)?;
-            let expires = now.saturating_add(ttl_secs);
-            let record =
-                StoredBlob { blob_id: *blob_id, sender: *sender, payload: payload.to_vec(), timestamp: now, expires };
             tx.open_table(BLOBS)?.insert(blob_key(group, cursor).as_slice(), enc(&record).as_slice())?;
             ids.insert(id_key.as_slice(), cursor)?;
-            let exp_key = [&expires.to_be_bytes()[..], &group.0, &cursor.to_be_bytes()].concat();
-            tx.open_table(EXPIRY)?.insert(exp_key.as_slice(), ())?;
+            if record.expires != u64::MAX {
+                let exp_key = [&record.expires.to_be_bytes()[..], &group.0, &cursor.to_be_bytes()].concat();
+                tx.open_table(EXPIRY)?.insert(exp_key.as_slice(), ())?;
+            }
             Pushed { cursor, timestamp: now, duplicate: false }
         };
         tx.commit()?;
@@ -211,20 +301,36 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn pull(&self, group: &GroupId, after: u64, limit: usize) -> Result<(Vec<BlobEntry>, bool)> {
+        self.pull_within(group, after, limit, usize::MAX)
+    }
+
+    /// As [`Store::pull`], stopping before the payloads plus [`ENTRY_OVERHEAD_BYTES`] each
+    /// would exceed `budget` bytes (one message is always returned). Archived messages come
+    /// with empty payloads for the archive to fill.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn pull_within(
+        &self,
+        group: &GroupId,
+        after: u64,
+        limit: usize,
+        budget: usize,
+    ) -> Result<(Vec<BlobEntry>, bool)> {
         let tx = self.db.begin_read()?;
         let blobs = tx.open_table(BLOBS)?;
         let start = blob_key(group, after.saturating_add(1));
         let end = blob_key(group, u64::MAX);
         let mut out = Vec::new();
-        let mut more = false;
+        let mut used = 0usize;
         for item in blobs.range(start.as_slice()..=end.as_slice())? {
             let (k, v) = item?;
-            if out.len() == limit {
-                more = true;
-                break;
+            let b: StoredBlob = dec(v.value())?;
+            used = used.saturating_add(b.len() as usize + ENTRY_OVERHEAD_BYTES);
+            if out.len() == limit || (used > budget && !out.is_empty()) {
+                return Ok((out, true));
             }
             let cursor = u64::from_be_bytes(k.value()[32..40].try_into().expect("8 bytes"));
-            let b: StoredBlob = dec(v.value())?;
             out.push(BlobEntry {
                 blob_id: b.blob_id,
                 cursor,
@@ -233,7 +339,16 @@ impl Store {
                 timestamp: b.timestamp,
             });
         }
-        Ok((out, more))
+        Ok((out, false))
+    }
+
+    /// The cursor of a stored blob id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn cursor_of(&self, group: &GroupId, blob_id: &BlobId) -> Result<Option<u64>> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(BLOB_IDS)?.get(key2(&group.0, &blob_id.0).as_slice())?.map(|g| g.value()))
     }
 
     /// Highest cursor assigned in the group (0 before the first push; never goes down).
@@ -377,28 +492,65 @@ impl Store {
     /// [`StoreError::NotOwner`] for a force-delete by another device.
     pub fn delete(&self, group: &GroupId, blob_id: &BlobId, requester: &DeviceId, force: bool) -> Result<bool> {
         let tx = self.db.begin_write()?;
-        let deleted = {
-            let ids = tx.open_table(BLOB_IDS)?;
-            let Some(cursor) = ids.get(key2(&group.0, &blob_id.0).as_slice())?.map(|g| g.value()) else {
-                return Ok(false);
-            };
-            drop(ids);
-            let sender = match tx.open_table(BLOBS)?.get(blob_key(group, cursor).as_slice())? {
-                Some(v) => dec::<StoredBlob>(v.value())?.sender,
-                None => return Ok(false),
-            };
-            if force && sender != *requester {
-                return Err(StoreError::NotOwner);
-            }
-            if !force && Self::min_acked(&tx, group)?.is_none_or(|m| m < cursor) {
-                false
-            } else {
-                Self::remove_blob(&tx, group, cursor)?;
-                true
-            }
-        };
+        let cursor = Self::deletable_in(&tx, group, blob_id, requester, force)?;
+        if let Some(cursor) = cursor {
+            Self::remove_blob(&tx, group, cursor)?;
+        }
         tx.commit()?;
-        Ok(deleted)
+        Ok(cursor.is_some())
+    }
+
+    /// The cursor of a message that `requester` may delete now (the rules of
+    /// [`Store::delete`]), without deleting it; `None` when it is unknown or must wait.
+    ///
+    /// # Errors
+    /// [`StoreError::NotOwner`] for a force-delete by another device.
+    pub fn deletable(
+        &self,
+        group: &GroupId,
+        blob_id: &BlobId,
+        requester: &DeviceId,
+        force: bool,
+    ) -> Result<Option<u64>> {
+        let tx = self.db.begin_write()?;
+        let cursor = Self::deletable_in(&tx, group, blob_id, requester, force)?;
+        tx.abort()?;
+        Ok(cursor)
+    }
+
+    /// Removes the message at `cursor` (after the archive deleted its payload).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn remove(&self, group: &GroupId, cursor: u64) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        Self::remove_blob(&tx, group, cursor)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn deletable_in(
+        tx: &redb::WriteTransaction,
+        group: &GroupId,
+        blob_id: &BlobId,
+        requester: &DeviceId,
+        force: bool,
+    ) -> Result<Option<u64>> {
+        let Some(cursor) = tx.open_table(BLOB_IDS)?.get(key2(&group.0, &blob_id.0).as_slice())?.map(|g| g.value())
+        else {
+            return Ok(None);
+        };
+        let sender = match tx.open_table(BLOBS)?.get(blob_key(group, cursor).as_slice())? {
+            Some(v) => dec::<StoredBlob>(v.value())?.sender,
+            None => return Ok(None),
+        };
+        if force && sender != *requester {
+            return Err(StoreError::NotOwner);
+        }
+        if !force && Self::min_acked(tx, group)?.is_none_or(|m| m < cursor) {
+            return Ok(None);
+        }
+        Ok(Some(cursor))
     }
 
     fn min_acked(tx: &redb::WriteTransaction, group: &GroupId) -> Result<Option<u64>> {
@@ -425,7 +577,7 @@ impl Store {
         tx.open_table(EXPIRY)?.remove(exp_key.as_slice())?;
         let mut usage = tx.open_table(USAGE)?;
         let used = usage.get(group.0.as_slice())?.map_or(0, |g| g.value());
-        usage.insert(group.0.as_slice(), used.saturating_sub(rec.payload.len() as u64))?;
+        usage.insert(group.0.as_slice(), used.saturating_sub(rec.len()))?;
         Ok(())
     }
 
@@ -463,7 +615,7 @@ impl Store {
                 }
                 v
             };
-            for group in groups {
+            for group in groups.into_iter().filter(|_| !self.keep_history) {
                 let Some(acked) = Self::min_acked(&tx, &group)? else { continue };
                 let cursors: Vec<u64> = {
                     let blobs = tx.open_table(BLOBS)?;

@@ -1,16 +1,35 @@
-//! `zerok-restore`: rebuild a new device from a vault and its recovery key. Unlocks with
-//! the recovery key (from `ZEROK_RECOVERY_KEY`, `--recovery-key-file`, or a hidden prompt),
-//! restores the chosen snapshot into the target, then registers a key slot for this device
-//! so later commands here need no secret. Nothing is written to the target unless the key
-//! opens the vault.
+//! `zerok-restore`: rebuild a new device from a vault and its recovery key, like restoring
+//! a database backup and replaying its log: recovery key → unlock → restore the latest (or
+//! chosen) snapshot into the target → take the sync group's credentials back from the
+//! vault → pull every message after the snapshot's cursor from the relay and write each,
+//! in cursor order, to `TARGET/.zerok/replay/<cursor, 20 digits>.msg` → register this
+//! device (a key slot in the vault, membership at the relay). Nothing is written unless the
+//! key opens the vault; a non-empty target is refused unless `--force`.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
-use zerok_client::{Home, read_recovery_key, restore_json, unlock};
+use serde_json::json;
+use zerok_client::{
+    Home,
+    progress::{Bar, Show},
+    read_recovery_key, restore_json,
+    sync::{Received, SyncHome},
+    unlock,
+    vault_sync::{Rejoin, Replayed},
+};
 use zerok_core::RecoveryKey;
-use zerok_vault::{Progress, RestoreOptions};
+use zerok_vault::{Progress, RestoreOptions, RestoreSummary};
+use zerok_wire::RelayAddr;
+
+/// Where replayed messages go, under the target.
+const REPLAY_DIR: &str = ".zerok/replay";
 
 /// Restore a device from its vault with the recovery key.
 #[derive(Parser)]
@@ -19,16 +38,29 @@ struct Args {
     /// Vault URL: a folder path, file:///abs/path or s3://bucket/prefix.
     #[arg(long, env = "ZEROK_VAULT")]
     vault: String,
-    /// Folder to restore into.
+    /// Folder to restore into (must be empty or missing, unless --force).
     #[arg(long)]
     target: PathBuf,
     /// Snapshot id (or unique prefix), or `latest`.
     #[arg(long, default_value = "latest")]
     snapshot: String,
+    /// Relay to replay sync messages from, `ENDPOINT_ID@IP:PORT` (default: the group's
+    /// primary relay as stored in the vault).
+    #[arg(long, value_name = "ADDR")]
+    relay: Option<String>,
+    /// Restore files only: do not rejoin the sync group or replay messages.
+    #[arg(long)]
+    no_sync: bool,
+    /// Show what would be restored and replayed, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Restore into a target that is not empty (files of the same name are replaced).
+    #[arg(long)]
+    force: bool,
     /// Read the recovery key from this file (else ZEROK_RECOVERY_KEY, else a prompt).
     #[arg(long)]
     recovery_key_file: Option<PathBuf>,
-    /// Label for this device's new key slot (default: host name).
+    /// Label for this device's new key slot and its name in the sync group (default: host name).
     #[arg(long)]
     device_name: Option<String>,
     /// Print one JSON summary object.
@@ -45,35 +77,187 @@ fn recovery_key(args: &Args) -> Result<RecoveryKey> {
     Ok(RecoveryKey::parse(typed.trim())?)
 }
 
+/// Refuses a target that holds anything, unless forced; a file is never a target.
+fn check_target(target: &Path, force: bool) -> Result<()> {
+    match std::fs::read_dir(target) {
+        Ok(mut entries) => {
+            if !force && entries.next().is_some() {
+                bail!("target {} is not empty (pass --force to restore into it anyway)", target.display())
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("target {}", target.display())),
+    }
+}
+
+/// Writes one replayed message to its file (synced, then renamed into place).
+fn write_replay(dir: &Path, msg: &Received) -> std::io::Result<()> {
+    let path = dir.join(format!("{:020}.msg", msg.cursor));
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&msg.data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)
+}
+
 async fn run(args: Args) -> Result<()> {
     let key = recovery_key(&args)?;
+    let relay = args.relay.as_deref().map(RelayAddr::parse).transpose().map_err(anyhow::Error::msg)?;
+    check_target(&args.target, args.force)?;
     let home = Home::locate()?;
-    let unlocked = unlock(&args.vault, Some(&key), &home).await?;
-    let vault = unlocked.vault;
-    let (id, snap) = vault.find_snapshot(&args.snapshot).await?;
-    let progress = Arc::new(Progress::default());
-    let summary = zerok_vault::restore(&vault, &snap, &RestoreOptions::new(args.target.clone()), progress)
-        .await
-        .with_context(|| format!("restoring snapshot {} into {}", id.short(), args.target.display()))?;
+    let vault = unlock(&args.vault, Some(&key), &home).await?.vault;
+    let snapshot = match vault.find_snapshot(&args.snapshot).await {
+        Ok(found) => Some(found),
+        Err(zerok_vault::Error::Snapshot(_, _)) if args.snapshot == "latest" => None,
+        Err(e) => return Err(e.into()),
+    };
+    let rejoin = match args.no_sync {
+        true => None,
+        false => Rejoin::from_vault(&vault, snapshot.as_ref().map(|(_, s)| s), relay.as_ref()).await?,
+    };
+    let sync_home = SyncHome::new(home.dir());
+    if let Some(r) = &rejoin {
+        r.check_home(&sync_home)?;
+    }
+    if snapshot.is_none() && rejoin.is_none() {
+        bail!("the vault at {} has no snapshots and no sync group: nothing to restore", args.vault);
+    }
+    if args.dry_run {
+        return dry_run(&args, snapshot.as_ref(), rejoin.as_ref());
+    }
+
+    let restored = match &snapshot {
+        Some((id, snap)) => {
+            let progress = Arc::new(Progress::default());
+            let bar = Bar::start(&progress, Show::Restore);
+            let summary = zerok_vault::restore(&vault, snap, &RestoreOptions::new(args.target.clone()), progress)
+                .await
+                .with_context(|| format!("restoring snapshot {} into {}", id.short(), args.target.display()))?;
+            drop(bar);
+            Some((*id, summary))
+        }
+        None => {
+            std::fs::create_dir_all(&args.target).with_context(|| format!("creating {}", args.target.display()))?;
+            None
+        }
+    };
     let label = args.device_name.clone().unwrap_or_else(zerok_vault::hostname);
+    let replayed = match &rejoin {
+        Some(r) => Some(replay(r, &args.target, sync_home, &label).await?),
+        None => None,
+    };
     let device = vault.add_device(&label).await.context("restored, but registering this device failed")?;
     home.save_device_key(&vault.config().vault_id, &args.vault, &device)?;
     home.set_default_vault(&args.vault)?;
+    report(&args, restored.as_ref(), replayed, &device.slot.to_string());
+    Ok(())
+}
+
+/// Joins the group and writes every message after the snapshot's cursor to the replay
+/// folder, in cursor order.
+async fn replay(rejoin: &Rejoin, target: &Path, home: SyncHome, label: &str) -> Result<Replayed> {
+    let dir = target.join(REPLAY_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_message(format!("replaying sync messages after cursor {}", rejoin.cursor()));
+    let (client, replayed) = rejoin
+        .join(home, label, |msg| {
+            bar.inc(1);
+            write_replay(&dir, msg)
+        })
+        .await
+        .context("files restored, but replaying sync messages failed")?;
+    bar.finish_and_clear();
+    client.disconnect().await;
+    std::fs::File::open(&dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
+    Ok(replayed)
+}
+
+fn dry_run(
+    args: &Args,
+    snapshot: Option<&(zerok_core::SnapshotId, zerok_vault::format::snapshot::Snapshot)>,
+    rejoin: Option<&Rejoin>,
+) -> Result<()> {
+    let relay = rejoin.and_then(|r| r.relays().first()).map(|r| r.to_string());
+    let from = rejoin.map(Rejoin::cursor);
     if args.json {
-        let mut report = restore_json(&id, &args.target, &summary);
-        report["device_slot"] = device.slot.to_string().into();
-        println!("{report}");
-    } else {
         println!(
-            "restored snapshot {} into {}: {} files, {} bytes; this device is now registered (slot {})",
+            "{}",
+            json!({
+                "dry_run": true,
+                "snapshot_id": snapshot.map(|(id, _)| id.to_string()),
+                "target": args.target.display().to_string(),
+                "files": snapshot.map(|(_, s)| s.summary.files),
+                "dirs": snapshot.map(|(_, s)| s.summary.dirs),
+                "bytes": snapshot.map(|(_, s)| s.summary.bytes),
+                "snapshot_time_ns": snapshot.map(|(_, s)| s.time_ns),
+                "relay": relay,
+                "replay_after_cursor": from,
+            })
+        );
+        return Ok(());
+    }
+    match snapshot {
+        Some((id, s)) => println!(
+            "would restore snapshot {} ({} files, {} dirs, {}) into {}",
+            id.short(),
+            s.summary.files,
+            s.summary.dirs,
+            indicatif::HumanBytes(s.summary.bytes),
+            args.target.display()
+        ),
+        None => println!("the vault has no snapshot: no files to restore"),
+    }
+    match (relay, from) {
+        (Some(relay), Some(from)) => println!(
+            "would rejoin the sync group and replay every message after cursor {from} from {relay} into {}",
+            args.target.join(REPLAY_DIR).display()
+        ),
+        _ => println!("no sync group to rejoin"),
+    }
+    Ok(())
+}
+
+fn report(
+    args: &Args,
+    restored: Option<&(zerok_core::SnapshotId, RestoreSummary)>,
+    replayed: Option<Replayed>,
+    slot: &str,
+) {
+    let messages = replayed.map_or(0, |r| r.messages);
+    if args.json {
+        let mut out = match restored {
+            Some((id, summary)) => restore_json(id, &args.target, summary),
+            None => json!({ "snapshot_id": null, "target": args.target.display().to_string(), "files_restored": 0 }),
+        };
+        out["messages_replayed"] = messages.into();
+        out["last_cursor"] = replayed.map(|r| r.last_cursor).into();
+        out["device_slot"] = slot.into();
+        println!("{out}");
+        return;
+    }
+    if let Some((id, summary)) = restored {
+        println!(
+            "restored snapshot {} into {}: {} files, {}",
             id.short(),
             args.target.display(),
             summary.files,
-            summary.bytes,
-            device.slot.short()
+            indicatif::HumanBytes(summary.bytes)
         );
     }
-    Ok(())
+    if let Some(r) = replayed {
+        println!(
+            "replayed {} sync messages into {} (up to cursor {}); this device is in the sync group",
+            r.messages,
+            args.target.join(REPLAY_DIR).display(),
+            r.last_cursor
+        );
+    }
+    println!("this device is registered with the vault (key slot {})", &slot[..8.min(slot.len())]);
 }
 
 fn main() -> ExitCode {

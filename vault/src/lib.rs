@@ -35,6 +35,7 @@ mod master_index;
 mod progress;
 mod prune;
 mod restore;
+mod retention;
 pub mod store;
 mod vault;
 
@@ -46,6 +47,7 @@ pub use master_index::{BlobLocation, MasterIndex};
 pub use progress::Progress;
 pub use prune::{ForgetReport, PruneReport, forget, prune};
 pub use restore::{RestoreOptions, RestoreSummary, restore};
+pub use retention::Retention;
 pub use store::{Backend, Location};
 pub use vault::{Created, DeviceKey, InitOptions, Secret, Vault};
 

@@ -16,6 +16,7 @@ use crate::{
     backup::flush_index,
     format::{index::IndexPack, names, pack::PackWriter, tree::NodeKind},
     lock::Lock,
+    retention::Retention,
 };
 
 /// A pack is rewritten when more than this share of its bytes is unneeded.
@@ -32,23 +33,26 @@ pub struct ForgetReport {
     pub kept: Vec<SnapshotId>,
 }
 
-/// Keeps the newest `keep_last` snapshots of each (host, paths) group and deletes the rest.
+/// Applies `policy` to each (host, paths) group of snapshots and deletes what it does not
+/// keep.
 ///
 /// # Errors
-/// [`crate::Error::Invalid`] for `keep_last == 0`; storage errors.
-pub async fn forget(vault: &Vault, keep_last: usize) -> Result<ForgetReport> {
-    if keep_last == 0 {
-        return Err(crate::Error::Invalid("--keep-last must be at least 1".into()));
+/// [`crate::Error::Invalid`] for a policy that keeps nothing; storage errors.
+pub async fn forget(vault: &Vault, policy: &Retention) -> Result<ForgetReport> {
+    if policy.is_empty() {
+        return Err(crate::Error::Invalid("a retention policy must keep at least one snapshot".into()));
     }
-    let mut groups: BTreeMap<(String, Vec<String>), Vec<SnapshotId>> = BTreeMap::new();
+    type HostPaths = (String, Vec<String>);
+    let mut groups: BTreeMap<HostPaths, Vec<(SnapshotId, i64)>> = BTreeMap::new();
     for (id, snap) in vault.snapshots().await? {
-        groups.entry((snap.hostname, snap.paths)).or_default().push(id);
+        groups.entry((snap.hostname, snap.paths)).or_default().push((id, snap.time_ns));
     }
     let mut report = ForgetReport::default();
-    for ids in groups.into_values() {
-        let cut = ids.len().saturating_sub(keep_last);
-        report.removed.extend_from_slice(&ids[..cut]);
-        report.kept.extend_from_slice(&ids[cut..]);
+    for snaps in groups.into_values() {
+        let keep = policy.keep(&snaps);
+        for (id, _) in snaps {
+            if keep.contains(&id) { report.kept.push(id) } else { report.removed.push(id) }
+        }
     }
     for id in &report.removed {
         vault.backend().delete(&names::snapshot(id)).await?;

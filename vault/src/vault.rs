@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use zerok_core::{ChunkId, Kdf, Key32, MasterKey, RecoveryKey, SlotId, SnapshotId, VaultKeys};
+use zerok_core::{ChunkId, Kdf, Key32, MasterKey, RecoveryKey, SlotId, SnapshotId, SyncGroupId, VaultKeys};
 
 use crate::{
     Backend, Error, MasterIndex, Result,
@@ -14,7 +14,9 @@ use crate::{
         keyslot::{KeySlot, SlotKind},
         names, open_msgpack,
         pack::MAX_BLOB_BYTES,
+        seal_msgpack,
         snapshot::Snapshot,
+        sync_group::SyncGroup,
         tree::Tree,
     },
 };
@@ -289,6 +291,57 @@ impl Vault {
             .into_iter()
             .filter_map(|(name, size)| Some((zerok_core::PackId::from_hex(names::id_part(&name)).ok()?, size)))
             .collect())
+    }
+
+    /// Stores a sync group's credentials (sealed under the metadata key) unless the vault
+    /// has them already; returns their id for the snapshot to record.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn save_sync_group(&self, secret: &[u8; 32], relays: &[String]) -> Result<SyncGroupId> {
+        let time_ns = crate::now_ns();
+        let group = SyncGroup { version: 1, secret: secret.to_vec(), relays: relays.to_vec(), time_ns };
+        let id = group.id(&self.keys);
+        let name = names::sync_group(&id);
+        if self.backend.exists(&name).await? {
+            return Ok(id);
+        }
+        let sealed = seal_msgpack(self.keys.metadata(), Kind::SyncGroup, &id.0, &group);
+        match self.backend.put_new(&name, sealed.into()).await {
+            Ok(()) | Err(Error::AlreadyExists(_)) => Ok(id),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads stored sync-group credentials.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or [`Error::Corrupt`], naming the object.
+    pub async fn load_sync_group(&self, id: &SyncGroupId) -> Result<SyncGroup> {
+        let name = names::sync_group(id);
+        let bytes = self.backend.get(&name).await?;
+        let group: SyncGroup = open_msgpack(self.keys.metadata(), Kind::SyncGroup, &id.0, &name, &bytes)?;
+        if group.version != 1 {
+            return Err(Error::Unsupported { version: group.version, supported: 1 });
+        }
+        if group.secret.len() != 32 {
+            return Err(Error::corrupt(&name, "group secret is not 32 bytes"));
+        }
+        Ok(group)
+    }
+
+    /// Every stored sync group, oldest first.
+    ///
+    /// # Errors
+    /// As [`Vault::load_sync_group`].
+    pub async fn sync_groups(&self) -> Result<Vec<(SyncGroupId, SyncGroup)>> {
+        let mut all = Vec::new();
+        for (name, _) in self.backend.list(names::SYNC).await? {
+            let id = SyncGroupId::from_hex(names::id_part(&name)).map_err(|_| Error::corrupt(&name, "bad name"))?;
+            all.push((id, self.load_sync_group(&id).await?));
+        }
+        all.sort_by_key(|(id, g)| (g.time_ns, *id));
+        Ok(all)
     }
 
     /// Reads one snapshot.

@@ -127,6 +127,7 @@ async fn restore_refuses_paths_that_escape_the_target() {
             tree: tree_id,
             parent: None,
             sync_cursors: Default::default(),
+            sync_group: None,
             summary: SnapshotSummary::default(),
             program: "test".into(),
         };

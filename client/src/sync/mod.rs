@@ -14,6 +14,11 @@ pub use conn::{RelayConn, SyncError};
 pub use invite::{INVITE_SECS, Invite, InviteCode};
 pub use state::{GroupState, SyncHome};
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
 use tokio::sync::broadcast;
 use zerok_core::sync::{
     BlobId, DeviceId, ErrorCode, GroupKeys, GroupSecret, Message,
@@ -149,6 +154,7 @@ pub struct SyncClient {
     conns: Vec<(RelayAddr, RelayConn)>,
     events: broadcast::Sender<SyncEvent>,
     reconnect: ReconnectPolicy,
+    activity: Arc<AtomicU64>,
 }
 
 /// How a client recovers a lost connection before reporting an error.
@@ -179,9 +185,24 @@ impl SyncClient {
         let endpoint = home.endpoint(&state.relays()?).await?;
         let (events, _) = broadcast::channel(1024);
         let conns = connect_all(&endpoint, &state, &keys, &events).await?;
-        let mut client = Self { home, state, keys, endpoint, conns, events, reconnect: ReconnectPolicy::default() };
+        let mut client = Self {
+            home,
+            state,
+            keys,
+            endpoint,
+            conns,
+            events,
+            reconnect: ReconnectPolicy::default(),
+            activity: Arc::default(),
+        };
         client.flush_outbox().await?;
         Ok(client)
+    }
+
+    /// Counts messages pushed and pulled by this client (what cloud backup watches to
+    /// snapshot after bursts of sync activity).
+    pub fn activity(&self) -> Arc<AtomicU64> {
+        self.activity.clone()
     }
 
     /// Changes how lost connections are recovered.
@@ -250,16 +271,29 @@ impl SyncClient {
         Ok((blob_id, cursor))
     }
 
+    /// Pushes to every relay. Where the relay's cursor directly follows what the device
+    /// already had, nobody pushed in between, so the device's state now holds every message
+    /// up to it (what a backup of that state records; pulls still return the whole log).
     async fn send_push(&mut self, blob_id: BlobId, payload: Vec<u8>) -> Result<u64, SyncError> {
         let msg = Message::Push(Push { blob_id, payload, ttl: 0 });
         let mut first: Option<Result<u64, SyncError>> = None;
+        let mut advanced = false;
         for i in 0..self.conns.len() {
             let result = match self.request(i, &msg).await {
                 Ok(Message::PushAck(ack)) if ack.blob_id == blob_id => Ok(ack.cursor),
                 Ok(other) => Err(SyncError::unexpected(&other)),
                 Err(e) => Err(e),
             };
+            if let Ok(cursor) = result {
+                advanced |= self.state.note_pushed(&self.conns[i].0.to_string(), cursor);
+            }
             first.get_or_insert(result);
+        }
+        if advanced {
+            self.home.save_group(&self.state)?;
+        }
+        if let Some(Ok(_)) = &first {
+            self.activity.fetch_add(1, Ordering::Relaxed);
         }
         first.unwrap_or(Err(SyncError::Unreachable("no relay connected".into())))
     }
@@ -345,7 +379,10 @@ impl SyncClient {
             self.home.save_group(&self.state)?;
             match rotate_to {
                 Some(secret) => self.switch_group(secret).await?,
-                None => return Ok(out),
+                None => {
+                    self.activity.fetch_add(out.len() as u64, Ordering::Relaxed);
+                    return Ok(out);
+                }
             }
         }
     }

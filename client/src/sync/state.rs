@@ -23,6 +23,10 @@ pub struct GroupState {
     relays: Vec<String>,
     #[serde(default)]
     cursors: BTreeMap<String, u64>,
+    /// Per relay, the cursor of this device's own last push when nothing came between it
+    /// and what the device already had.
+    #[serde(default)]
+    pushed: BTreeMap<String, u64>,
     /// Name this device gives itself in HELLO.
     pub device_name: String,
 }
@@ -46,6 +50,7 @@ impl GroupState {
             secret: hex::encode(secret.expose()),
             relays: relays.iter().map(|r| r.to_string()).collect(),
             cursors: BTreeMap::new(),
+            pushed: BTreeMap::new(),
             device_name: device_name.to_string(),
         }
     }
@@ -80,6 +85,26 @@ impl GroupState {
     /// Records the last pulled cursor at a relay.
     pub fn set_cursor(&mut self, relay: &str, cursor: u64) {
         self.cursors.insert(relay.to_string(), cursor);
+    }
+
+    /// The cursor at a relay up to which this device's state holds every message: those
+    /// it pulled, and its own pushes that directly followed them.
+    pub fn included(&self, relay: &str) -> u64 {
+        self.cursor(relay).max(self.pushed.get(relay).copied().unwrap_or(0))
+    }
+
+    /// Records an acknowledged push; returns whether [`GroupState::included`] moved.
+    pub fn note_pushed(&mut self, relay: &str, cursor: u64) -> bool {
+        let follows = self.included(relay) + 1 == cursor;
+        if follows {
+            self.pushed.insert(relay.to_string(), cursor);
+        }
+        follows
+    }
+
+    /// [`GroupState::included`] for every relay (what a backup of the state records).
+    pub fn included_all(&self) -> BTreeMap<String, u64> {
+        self.relays.iter().map(|r| (r.clone(), self.included(r))).collect()
     }
 }
 

@@ -42,6 +42,8 @@ pub struct BackupOptions {
     pub hostname: String,
     /// Sync cursors (per relay) the backed-up state includes.
     pub sync_cursors: BTreeMap<String, u64>,
+    /// The sync group whose cursors these are (see [`crate::Vault::save_sync_group`]).
+    pub sync_group: Option<zerok_core::SyncGroupId>,
     /// Compress/encrypt threads.
     pub workers: usize,
     /// Pack uploads in flight at once.
@@ -57,6 +59,7 @@ impl BackupOptions {
             tags: Vec::new(),
             hostname: crate::hostname(),
             sync_cursors: BTreeMap::new(),
+            sync_group: None,
             workers: cores,
             uploads: 4,
         }
@@ -192,6 +195,7 @@ async fn run(
         tree: root,
         parent: parent.as_ref().map(|(id, _)| *id),
         sync_cursors: opts.sync_cursors.clone(),
+        sync_group: opts.sync_group,
         summary: SnapshotSummary {
             files: stats.files_new + stats.files_changed + stats.files_unmodified,
             dirs: stats.dirs,

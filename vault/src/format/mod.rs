@@ -8,6 +8,7 @@ pub mod index;
 pub mod keyslot;
 pub mod pack;
 pub mod snapshot;
+pub mod sync_group;
 pub mod tree;
 
 /// The vault format version this build writes and the newest it reads.
@@ -36,6 +37,8 @@ pub enum Kind {
     KeySlot = 6,
     /// Lock object (metadata key).
     Lock = 7,
+    /// Sync-group credentials (metadata key).
+    SyncGroup = 8,
 }
 
 impl Kind {
@@ -49,6 +52,7 @@ impl Kind {
             5 => Kind::Snapshot,
             6 => Kind::KeySlot,
             7 => Kind::Lock,
+            8 => Kind::SyncGroup,
             _ => return None,
         })
     }
@@ -65,7 +69,7 @@ pub fn aad(kind: Kind, id: &[u8; 32]) -> [u8; 39] {
 
 /// Object names relative to the vault prefix.
 pub mod names {
-    use zerok_core::{IndexId, PackId, SlotId, SnapshotId};
+    use zerok_core::{IndexId, PackId, SlotId, SnapshotId, SyncGroupId};
 
     /// The plaintext config object.
     pub const CONFIG: &str = "config";
@@ -79,6 +83,8 @@ pub mod names {
     pub const SNAPSHOTS: &str = "snapshots";
     /// Folder of locks.
     pub const LOCKS: &str = "locks";
+    /// Folder of sync-group credentials.
+    pub const SYNC: &str = "sync";
 
     /// `data/<first two hex digits>/<pack id>`.
     pub fn pack(id: &PackId) -> String {
@@ -92,6 +98,10 @@ pub mod names {
     /// `snapshots/<id>`.
     pub fn snapshot(id: &SnapshotId) -> String {
         format!("{SNAPSHOTS}/{id}")
+    }
+    /// `sync/<id>`.
+    pub fn sync_group(id: &SyncGroupId) -> String {
+        format!("{SYNC}/{id}")
     }
     /// `keys/<id>`.
     pub fn key(id: &SlotId) -> String {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use zerok_core::{ChunkId, SnapshotId};
+use zerok_core::{ChunkId, SnapshotId, SyncGroupId};
 
 /// A snapshot manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +26,9 @@ pub struct Snapshot {
     /// Per relay address, the last sync cursor included in this backup.
     #[serde(default)]
     pub sync_cursors: BTreeMap<String, u64>,
+    /// The sync group (`sync/<id>`) the device belonged to at backup time.
+    #[serde(default)]
+    pub sync_group: Option<SyncGroupId>,
     /// Totals.
     pub summary: SnapshotSummary,
     /// Program that wrote it.

@@ -6,10 +6,11 @@ use anyhow::Result;
 use serde_json::json;
 use zerok_vault::{BackupOptions, Progress};
 
+use zerok_client::progress::{Bar, Show};
+
 use crate::{
     EXIT_PARTIAL,
     common::{VaultArgs, print_json},
-    progress::{Bar, Show},
 };
 
 #[derive(clap::Args)]
@@ -37,6 +38,9 @@ pub async fn run(args: Args) -> Result<u8> {
     if let Some(host) = args.host {
         opts.hostname = host;
     }
+    let sync_home = zerok_client::sync::SyncHome::new(zerok_client::Home::locate()?.dir());
+    zerok_client::vault_sync::record(&unlocked.vault, &sync_home, &mut opts).await?;
+    let sync_cursors = opts.sync_cursors.clone();
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(&progress, Show::Backup);
     let s = zerok_vault::backup(&unlocked.vault, opts, progress).await?;
@@ -59,6 +63,7 @@ pub async fn run(args: Args) -> Result<u8> {
             "files_unreadable": s.unreadable.len(),
             "unreadable": s.unreadable.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(),
             "duration_secs": s.duration.as_secs_f64(),
+            "sync_cursors": sync_cursors,
         }));
     } else {
         println!(

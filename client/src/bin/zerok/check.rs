@@ -6,10 +6,9 @@ use anyhow::{Result, bail};
 use serde_json::json;
 use zerok_vault::Progress;
 
-use crate::{
-    common::{VaultArgs, print_json},
-    progress::{Bar, Show},
-};
+use zerok_client::progress::{Bar, Show};
+
+use crate::common::{VaultArgs, print_json};
 
 #[derive(clap::Args)]
 pub struct Args {

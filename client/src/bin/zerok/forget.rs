@@ -2,15 +2,21 @@
 
 use anyhow::Result;
 use serde_json::json;
-use zerok_vault::{Progress, PruneReport};
+use zerok_vault::{Progress, PruneReport, Retention};
 
 use crate::common::{VaultArgs, print_json};
 
 #[derive(clap::Args)]
 pub struct ForgetArgs {
     /// Keep the newest N snapshots of each host and set of paths.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), required_unless_present_any = ["keep_daily", "keep_weekly"])]
+    keep_last: Option<u64>,
+    /// Also keep the newest snapshot of each of the last N days that have one.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    keep_last: u64,
+    keep_daily: Option<u64>,
+    /// Also keep the newest snapshot of each of the last N weeks that have one.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    keep_weekly: Option<u64>,
     /// Prune afterwards.
     #[arg(long)]
     prune: bool,
@@ -51,7 +57,10 @@ fn print_prune(r: &PruneReport) {
 
 pub async fn run_forget(args: ForgetArgs) -> Result<u8> {
     let unlocked = args.vault.open().await?;
-    let report = zerok_vault::forget(&unlocked.vault, args.keep_last as usize).await?;
+    let n = |v: Option<u64>| v.unwrap_or(0) as usize;
+    let policy =
+        Retention { keep_last: n(args.keep_last), keep_daily: n(args.keep_daily), keep_weekly: n(args.keep_weekly) };
+    let report = zerok_vault::forget(&unlocked.vault, &policy).await?;
     let pruned = if args.prune { Some(zerok_vault::prune(&unlocked.vault, &Progress::default()).await?) } else { None };
     if args.json {
         print_json(&json!({

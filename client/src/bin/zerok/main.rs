@@ -8,7 +8,6 @@ mod common;
 mod forget;
 mod init;
 mod key;
-mod progress;
 mod restore;
 mod snapshots;
 mod sync;

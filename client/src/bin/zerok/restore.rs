@@ -5,10 +5,9 @@ use std::{path::PathBuf, sync::Arc};
 use anyhow::{Context, Result};
 use zerok_vault::{Progress, RestoreOptions};
 
-use crate::{
-    common::{VaultArgs, print_json},
-    progress::{Bar, Show},
-};
+use zerok_client::progress::{Bar, Show};
+
+use crate::common::{VaultArgs, print_json};
 
 #[derive(clap::Args)]
 pub struct Args {

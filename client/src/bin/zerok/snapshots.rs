@@ -51,6 +51,7 @@ pub async fn run(args: Args) -> Result<u8> {
                     "dirs": s.summary.dirs,
                     "bytes": s.summary.bytes,
                     "sync_cursors": s.sync_cursors,
+                    "sync_group": s.sync_group.map(|g| g.to_string()),
                 })
             })
             .collect();

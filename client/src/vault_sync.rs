@@ -1,0 +1,158 @@
+//! The link between a vault and a sync group. A backup on a device that belongs to a group
+//! stores the group's credentials in the vault and records, per relay, the cursor its
+//! state includes ([`record`]); a new device unlocked with the recovery key takes those
+//! credentials back, joins the group and replays every message after the snapshot's
+//! cursor ([`Rejoin`]) — like restoring a database backup and replaying its log.
+
+use std::collections::BTreeMap;
+
+use zerok_core::{SyncGroupId, sync::GroupSecret};
+use zerok_vault::{BackupOptions, Vault, format::snapshot::Snapshot, format::sync_group::SyncGroup};
+use zerok_wire::RelayAddr;
+
+use crate::sync::{GroupState, Received, SyncClient, SyncError, SyncHome};
+
+/// Stores this device's group credentials in the vault (once) and sets the backup to
+/// record them with the device's cursors. A device in no group leaves `opts` as it is.
+///
+/// # Errors
+/// A damaged `group.json`, or the vault cannot be written.
+pub async fn record(vault: &Vault, home: &SyncHome, opts: &mut BackupOptions) -> anyhow::Result<()> {
+    if !home.has_group() {
+        return Ok(());
+    }
+    let state = home.load_group()?;
+    let id = vault.save_sync_group(state.secret().expose(), state.relays_text()).await?;
+    opts.sync_group = Some(id);
+    opts.sync_cursors = state.included_all();
+    Ok(())
+}
+
+/// What a new device needs to take its place in a sync group again.
+pub struct Rejoin {
+    group_id: SyncGroupId,
+    group: SyncGroup,
+    relays: Vec<RelayAddr>,
+    cursors: BTreeMap<String, u64>,
+}
+
+impl std::fmt::Debug for Rejoin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rejoin({} relays, from cursor {}, [REDACTED])", self.relays.len(), self.cursor())
+    }
+}
+
+/// What replaying did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// Messages handed to the app.
+    pub messages: u64,
+    /// The cursor the device now has everything up to (at the relay it pulled from).
+    pub last_cursor: u64,
+}
+
+impl Rejoin {
+    /// The group a snapshot recorded, with its cursors; for a snapshot taken before the
+    /// device joined a group (or no snapshot at all), the newest group in the vault from
+    /// cursor 0. `relay`, when given, becomes the primary relay (replacing a stored one
+    /// with the same endpoint id, whose cursor it keeps). `None` when the vault holds no
+    /// group.
+    ///
+    /// # Errors
+    /// The recorded group cannot be read, or a stored relay address is invalid.
+    pub async fn from_vault(
+        vault: &Vault,
+        snapshot: Option<&Snapshot>,
+        relay: Option<&RelayAddr>,
+    ) -> anyhow::Result<Option<Self>> {
+        let recorded = snapshot.and_then(|s| s.sync_group.map(|id| (id, &s.sync_cursors)));
+        let (group_id, group, cursors) = match recorded {
+            Some((id, cursors)) => (id, vault.load_sync_group(&id).await?, cursors.clone()),
+            None => match vault.sync_groups().await?.pop() {
+                Some((id, group)) => (id, group, BTreeMap::new()),
+                None => return Ok(None),
+            },
+        };
+        let mut relays: Vec<RelayAddr> =
+            group.relays.iter().map(|r| RelayAddr::parse(r)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
+        let cursor_by_id = |id: &[u8; 32]| {
+            cursors.iter().find(|(r, _)| RelayAddr::parse(r).is_ok_and(|a| a.id == *id)).map_or(0, |(_, c)| *c)
+        };
+        let mut by_addr: BTreeMap<String, u64> = BTreeMap::new();
+        if let Some(primary) = relay {
+            relays.retain(|r| r.id != primary.id);
+            relays.insert(0, primary.clone());
+        }
+        for r in &relays {
+            by_addr.insert(r.to_string(), cursor_by_id(&r.id));
+        }
+        Ok(Some(Self { group_id, group, relays, cursors: by_addr }))
+    }
+
+    /// The stored credentials' id.
+    pub fn group_id(&self) -> SyncGroupId {
+        self.group_id
+    }
+
+    /// The relays, primary first.
+    pub fn relays(&self) -> &[RelayAddr] {
+        &self.relays
+    }
+
+    /// The primary relay's cursor the restored state includes (replay starts after it).
+    pub fn cursor(&self) -> u64 {
+        self.relays.first().map_or(0, |r| self.cursors.get(&r.to_string()).copied().unwrap_or(0))
+    }
+
+    fn secret(&self) -> GroupSecret {
+        let mut raw = [0u8; 32];
+        raw.copy_from_slice(&self.group.secret);
+        let secret = GroupSecret::from_bytes(raw);
+        zeroize::Zeroize::zeroize(&mut raw);
+        secret
+    }
+
+    /// Refuses when this device already belongs to another group (checked before anything
+    /// is restored).
+    ///
+    /// # Errors
+    /// [`SyncError::State`] naming the conflict.
+    pub fn check_home(&self, home: &SyncHome) -> Result<(), SyncError> {
+        if home.has_group() && home.load_group()?.secret().expose() != self.secret().expose() {
+            return Err(SyncError::State(
+                "this device already belongs to another sync group (use a fresh ZEROK_HOME)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Joins the group as this device (HELLO registers it at the relays), pulls every
+    /// message after the recorded cursor and hands each to `apply` in cursor order. The
+    /// device's cursors restart from the snapshot's, so running it again replays the same
+    /// messages.
+    ///
+    /// # Errors
+    /// Another group on this device, no relay reachable, a message that does not decrypt,
+    /// or an error from `apply` (later messages are not applied).
+    pub async fn join(
+        &self,
+        home: SyncHome,
+        device_name: &str,
+        mut apply: impl FnMut(&Received) -> std::io::Result<()>,
+    ) -> Result<(SyncClient, Replayed), SyncError> {
+        self.check_home(&home)?;
+        let mut state = GroupState::new(&self.secret(), &self.relays, device_name);
+        for (relay, cursor) in &self.cursors {
+            state.set_cursor(relay, *cursor);
+        }
+        home.save_group(&state)?;
+        let mut client = SyncClient::connect(home).await?;
+        let start = client.last_cursor();
+        let received = client.pull().await?;
+        for msg in &received {
+            apply(msg).map_err(|e| SyncError::State(format!("replaying message at cursor {}: {e}", msg.cursor)))?;
+        }
+        let last_cursor = received.last().map_or(start, |m| m.cursor).max(client.last_cursor());
+        Ok((client, Replayed { messages: received.len() as u64, last_cursor }))
+    }
+}

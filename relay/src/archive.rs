@@ -1,0 +1,291 @@
+//! Vault mode's archive: message payloads kept forever in object storage (a local folder,
+//! MinIO, S3), while the [`Store`] keeps only the cursor metadata.
+//!
+//! Layout under the store's prefix, one object per message so a write is one PUT:
+//! - `groups/<group hex>/m/<cursor, 20 digits>`: MessagePack [`Record`] (blob id, sender,
+//!   relay time, payload ciphertext), or a tombstone once a DELETE removed the payload (so
+//!   a cursor is never handed out twice, even by a relay rebuilt from the bucket);
+//! - `groups/<group hex>/revoked/<device hex>`: empty marker of a revoked device.
+//!
+//! A push writes its object with a conditional create *before* the metadata commits and
+//! the PUSH_ACK is sent, so an acknowledged message is in the bucket. An object found at
+//! the next cursor (a crash between the two writes, or a lost metadata file) is indexed
+//! and the push moves on to the following cursor. [`Archive::rebuild`] indexes every
+//! object the local metadata lacks, so a relay on a new machine pointed at the same bucket
+//! serves the same history.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use zerok_core::sync::{BlobId, DeviceId, GroupId, message::BlobEntry};
+use zerok_vault::Backend;
+
+use crate::{NewBlob, Pushed, Store, StoreError};
+
+/// Objects fetched at once by a PULL or a rebuild.
+const FETCH_CONCURRENCY: usize = 16;
+/// Largest archived object read back (a payload is at most one frame).
+const MAX_RECORD_BYTES: usize = 2 << 20;
+
+/// One archived message.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    blob_id: BlobId,
+    sender: DeviceId,
+    timestamp: u64,
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
+    /// Set when the payload was deleted.
+    #[serde(default)]
+    deleted: bool,
+}
+
+fn group_dir(group: &GroupId) -> String {
+    format!("groups/{}", hex::encode(group.0))
+}
+
+fn message_name(group: &GroupId, cursor: u64) -> String {
+    format!("{}/m/{cursor:020}", group_dir(group))
+}
+
+fn revoked_name(group: &GroupId, device: &DeviceId) -> String {
+    format!("{}/revoked/{}", group_dir(group), hex::encode(device.0))
+}
+
+fn store_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Db(format!("archive: {e}"))
+}
+
+/// Runs a store call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store)).await.unwrap_or_else(|e| Err(StoreError::Db(e.to_string())))
+}
+
+/// What a rebuild found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// Groups in the bucket.
+    pub groups: u64,
+    /// Messages indexed that the local metadata lacked.
+    pub messages: u64,
+    /// Revocations restored.
+    pub revoked: u64,
+}
+
+/// Payloads in object storage, cursor metadata in the local [`Store`].
+pub struct Archive {
+    backend: Backend,
+    store: Arc<Store>,
+    /// One writer per group at a time: the cursor is chosen before the object is written.
+    locks: Mutex<HashMap<GroupId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Archive {
+    /// An archive over `backend` with metadata in `store`.
+    pub fn new(backend: Backend, store: Arc<Store>) -> Self {
+        Self { backend, store, locks: Mutex::new(HashMap::new()) }
+    }
+
+    fn group_lock(&self, group: &GroupId) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.lock().expect("locks").entry(*group).or_default().clone()
+    }
+
+    async fn read(&self, group: &GroupId, cursor: u64) -> Result<Option<Record>, StoreError> {
+        let name = message_name(group, cursor);
+        let bytes = match self.backend.get(&name).await {
+            Ok(b) => b,
+            Err(zerok_vault::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(store_err(e)),
+        };
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(store_err(format!("{name}: {} bytes, over the {MAX_RECORD_BYTES} allowed", bytes.len())));
+        }
+        rmp_serde::from_slice(&bytes).map(Some).map_err(|e| store_err(format!("{name}: damaged record: {e}")))
+    }
+
+    /// Indexes the archived record at `cursor` into the metadata (or skips the cursor for a
+    /// tombstone). Quota does not apply: the message is stored already.
+    async fn index(&self, group: GroupId, cursor: u64, rec: Record) -> Result<(), StoreError> {
+        blocking(&self.store, move |s| {
+            if rec.deleted {
+                return s.skip_cursor(&group, cursor);
+            }
+            let blob = NewBlob {
+                group: &group,
+                sender: &rec.sender,
+                blob_id: &rec.blob_id,
+                payload: &rec.payload,
+                ttl_secs: u64::MAX,
+                now: rec.timestamp,
+            };
+            s.index_archived(&blob, u64::MAX, cursor).map(|_| ())
+        })
+        .await
+    }
+
+    /// Stores a message: the object first, then the metadata; never expires.
+    ///
+    /// # Errors
+    /// Quota, store and object-store failures.
+    pub async fn push(&self, blob: &NewBlob<'_>, quota: u64) -> Result<Pushed, StoreError> {
+        let lock = self.group_lock(blob.group);
+        let _guard = lock.lock().await;
+        let (group, blob_id, len) = (*blob.group, *blob.blob_id, blob.payload.len() as u64);
+        let (known, used, next) = blocking(&self.store, move |s| {
+            Ok((s.cursor_of(&group, &blob_id)?, s.usage(&group)?, s.max_cursor(&group)? + 1))
+        })
+        .await?;
+        if let Some(cursor) = known {
+            return Ok(Pushed { cursor, timestamp: blob.now, duplicate: true });
+        }
+        if used + len > quota {
+            return Err(StoreError::Quota(quota));
+        }
+        let record = Record {
+            blob_id,
+            sender: *blob.sender,
+            timestamp: blob.now,
+            payload: blob.payload.to_vec(),
+            deleted: false,
+        };
+        let body = Bytes::from(rmp_serde::to_vec(&record).expect("record encodes"));
+        let mut cursor = next;
+        loop {
+            match self.backend.put_new(&message_name(&group, cursor), body.clone()).await {
+                Ok(()) => break,
+                Err(zerok_vault::Error::AlreadyExists(_)) => {
+                    let found = self.read(&group, cursor).await?.ok_or_else(|| store_err("object vanished"))?;
+                    let retry = !found.deleted && found.blob_id == blob_id;
+                    self.index(group, cursor, found).await?;
+                    if retry {
+                        return Ok(Pushed { cursor, timestamp: blob.now, duplicate: true });
+                    }
+                    cursor += 1;
+                }
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        let now = blob.now;
+        blocking(&self.store, move |s| {
+            let Record { sender, payload, .. } = &record;
+            let blob = NewBlob { group: &group, sender, blob_id: &blob_id, payload, ttl_secs: u64::MAX, now };
+            s.index_archived(&blob, u64::MAX, cursor)
+        })
+        .await
+    }
+
+    /// Fills in the payloads of entries the store returned for a PULL, fetching them
+    /// concurrently; entries whose object is gone (deleted meanwhile) are dropped.
+    ///
+    /// # Errors
+    /// Object-store failures or a damaged record.
+    pub async fn fill(&self, group: &GroupId, entries: Vec<BlobEntry>) -> Result<Vec<BlobEntry>, StoreError> {
+        let fetched: Vec<Option<BlobEntry>> = futures::stream::iter(entries)
+            .map(|mut e| async move {
+                Ok::<_, StoreError>(match self.read(group, e.cursor).await? {
+                    Some(rec) if !rec.deleted && rec.blob_id == e.blob_id => {
+                        e.payload = rec.payload;
+                        Some(e)
+                    }
+                    _ => None,
+                })
+            })
+            .buffered(FETCH_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(fetched.into_iter().flatten().collect())
+    }
+
+    /// Deletes a message if `requester` may: its payload is replaced by a tombstone, then
+    /// the metadata goes. Returns whether it was deleted.
+    ///
+    /// # Errors
+    /// [`StoreError::NotOwner`], store and object-store failures.
+    pub async fn delete(
+        &self,
+        group: GroupId,
+        blob_id: BlobId,
+        requester: DeviceId,
+        force: bool,
+    ) -> Result<bool, StoreError> {
+        let lock = self.group_lock(&group);
+        let _guard = lock.lock().await;
+        let Some(cursor) = blocking(&self.store, move |s| s.deletable(&group, &blob_id, &requester, force)).await?
+        else {
+            return Ok(false);
+        };
+        let tombstone = Record { blob_id, sender: requester, timestamp: 0, payload: Vec::new(), deleted: true };
+        let body = Bytes::from(rmp_serde::to_vec(&tombstone).expect("record encodes"));
+        self.backend.put(&message_name(&group, cursor), body).await.map_err(store_err)?;
+        blocking(&self.store, move |s| s.remove(&group, cursor)).await?;
+        Ok(true)
+    }
+
+    /// Revokes a device: the marker object first (so a rebuilt relay still refuses it),
+    /// then the metadata.
+    ///
+    /// # Errors
+    /// Store and object-store failures.
+    pub async fn revoke(&self, group: GroupId, device: DeviceId) -> Result<(), StoreError> {
+        self.backend.put(&revoked_name(&group, &device), Bytes::new()).await.map_err(store_err)?;
+        blocking(&self.store, move |s| s.revoke(&group, &device)).await
+    }
+
+    /// Indexes every archived message and revocation the local metadata lacks (all of
+    /// them after the metadata file was lost). Idempotent; a listing per start.
+    ///
+    /// # Errors
+    /// Store and object-store failures, or a damaged record.
+    pub async fn rebuild(&self) -> Result<Rebuilt, StoreError> {
+        let mut out = Rebuilt::default();
+        let mut groups: HashMap<GroupId, (Vec<u64>, Vec<DeviceId>)> = HashMap::new();
+        for (name, _) in self.backend.list("groups").await.map_err(store_err)? {
+            let parts: Vec<&str> = name.split('/').collect();
+            let [_, group, kind, leaf] = parts[..] else { continue };
+            let Some(group) = parse_hex32(group).map(GroupId) else { continue };
+            let entry = groups.entry(group).or_default();
+            match kind {
+                "m" => entry.0.extend(leaf.parse::<u64>().ok()),
+                "revoked" => entry.1.extend(parse_hex32(leaf).map(DeviceId)),
+                _ => {}
+            }
+        }
+        out.groups = groups.len() as u64;
+        for (group, (mut cursors, revoked)) in groups {
+            cursors.sort_unstable();
+            let known = blocking(&self.store, move |s| s.max_cursor(&group)).await?;
+            let missing: Vec<u64> = cursors.into_iter().filter(|c| *c > known).collect();
+            let records: Vec<(u64, Option<Record>)> = futures::stream::iter(missing)
+                .map(|c| async move { self.read(&group, c).await.map(|r| (c, r)) })
+                .buffered(FETCH_CONCURRENCY)
+                .try_collect()
+                .await?;
+            for (cursor, rec) in records {
+                let Some(rec) = rec else { continue };
+                out.messages += u64::from(!rec.deleted);
+                self.index(group, cursor, rec).await?;
+            }
+            for device in revoked {
+                if !blocking(&self.store, move |s| s.is_revoked(&group, &device)).await? {
+                    blocking(&self.store, move |s| s.revoke(&group, &device)).await?;
+                    out.revoked += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).ok().map(|()| out)
+}
