@@ -183,6 +183,11 @@ impl Inner {
                 });
                 let (snapshot, bytes_added) = (summary.snapshot_id, summary.bytes_added);
                 self.emit(CloudEvent::Saved { snapshot, bytes_added });
+                if let Err(e) = self.retain().await {
+                    let error = format!("snapshot saved, but the retention policy failed: {e:#}");
+                    self.update(|s| s.last_error = Some(error.clone()));
+                    self.emit(CloudEvent::Failed { error });
+                }
             }
             Err(e) => {
                 let error = format!("{e:#}");
@@ -211,16 +216,20 @@ impl Inner {
             }
         };
         self.activity_mark.store(mark, Ordering::Relaxed);
-        if let Some(policy) = &self.config.retention {
-            let forgot = zerok_vault::forget(&self.vault, policy).await?;
-            if !forgot.removed.is_empty() {
-                self.emit(CloudEvent::Forgot { removed: forgot.removed.len() });
-                if self.config.prune {
-                    zerok_vault::prune(&self.vault, &Progress::default()).await?;
-                }
+        Ok(summary)
+    }
+
+    /// Applies the retention policy after a saved snapshot.
+    async fn retain(&self) -> anyhow::Result<()> {
+        let Some(policy) = &self.config.retention else { return Ok(()) };
+        let forgot = zerok_vault::forget(&self.vault, policy).await?;
+        if !forgot.removed.is_empty() {
+            self.emit(CloudEvent::Forgot { removed: forgot.removed.len() });
+            if self.config.prune {
+                zerok_vault::prune(&self.vault, &Progress::default()).await?;
             }
         }
-        Ok(summary)
+        Ok(())
     }
 }
 

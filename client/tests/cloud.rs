@@ -1,0 +1,115 @@
+//! Cloud backup mode as an app uses it, on a local-folder vault: snapshots after bursts of
+//! activity, writes held off while a snapshot reads, retention, status and events, and a
+//! device in a sync group whose snapshots record the group and its cursor.
+
+use std::{sync::Arc, time::Duration};
+
+use zerok_client::{
+    Home,
+    cloud::{CloudBackup, CloudBackupConfig, CloudEvent},
+    sync::{GroupState, SyncHome},
+};
+use zerok_vault::{InitOptions, Location, Progress, RestoreOptions, Retention, Vault};
+use zerok_wire::RelayAddr;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn setup(dir: &std::path::Path) -> (Home, String, Vault) {
+    let url = dir.join("vault").display().to_string();
+    let created =
+        Vault::init(Location::parse(&url).unwrap().open(&url).unwrap(), InitOptions::default()).await.unwrap();
+    let home = Home::at(dir.join("home"));
+    home.save_device_key(&created.vault.config().vault_id, &url, &created.device_key).unwrap();
+    (home, url, created.vault)
+}
+
+async fn next_saved(events: &mut tokio::sync::broadcast::Receiver<CloudEvent>) -> CloudEvent {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await.unwrap() {
+                e @ (CloudEvent::Saved { .. } | CloudEvent::Failed { .. }) => return e,
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("a snapshot within the wait")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_follow_activity_wait_for_writers_and_keep_what_the_policy_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, url, vault) = setup(dir.path()).await;
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("db"), b"version 1").unwrap();
+
+    // The device belongs to a sync group (relay not needed for a backup to record it).
+    let relay_id = hex::encode(iroh::SecretKey::generate().public().as_bytes());
+    let relay = RelayAddr::parse(&format!("{relay_id}@127.0.0.1:4433")).unwrap();
+    let sync = SyncHome::new(home.dir());
+    let mut group = GroupState::new(&zerok_core::sync::GroupSecret::generate(), &[relay.clone()], "app");
+    group.set_cursor(&relay.to_string(), 7);
+    sync.save_group(&group).unwrap();
+
+    let mut config = CloudBackupConfig::new(&url, vec![state.clone()]);
+    config.interval = None;
+    config.after_messages = Some(3);
+    config.retention = Some(Retention::last(2));
+    let backup = CloudBackup::enable(&home, config).await.unwrap();
+    let mut events = backup.subscribe();
+
+    backup.note_messages(2);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(backup.status().snapshots, 0, "below the activity threshold");
+    assert_eq!(backup.status().messages_since, 2);
+    backup.note_messages(1);
+    let CloudEvent::Saved { snapshot, .. } = next_saved(&mut events).await else { panic!("snapshot failed") };
+    let snap = vault.load_snapshot(&snapshot).await.unwrap();
+    assert_eq!(snap.sync_cursors.get(&relay.to_string()), Some(&7));
+    assert!(vault.load_sync_group(&snap.sync_group.unwrap()).await.unwrap().relays == [relay.to_string()]);
+    assert_eq!(backup.status().messages_since, 0);
+
+    // A writer holds the guard: a snapshot waits for it, and sees the finished write.
+    let guard = backup.write_guard().await;
+    std::fs::write(state.join("db"), b"half-writ").unwrap();
+    let b = Arc::new(backup);
+    let pending = tokio::spawn({
+        let b = b.clone();
+        async move { b.snapshot_now().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!pending.is_finished(), "snapshot waits for the writer");
+    std::fs::write(state.join("db"), b"version 2").unwrap();
+    drop(guard);
+    let second = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap();
+    let (_, latest) = vault.find_snapshot("latest").await.unwrap();
+    let target = dir.path().join("restored");
+    zerok_vault::restore(&vault, &latest, &RestoreOptions::new(target.clone()), Arc::new(Progress::default()))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(target.join("db")).unwrap(), b"version 2");
+    assert_eq!(latest.tree, vault.load_snapshot(&second.snapshot_id).await.unwrap().tree);
+
+    b.snapshot_now().await.unwrap();
+    let ids: Vec<_> = vault.snapshots().await.unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), 2, "retention keeps the last two");
+    let status = b.status();
+    assert_eq!((status.snapshots, status.enabled, status.running, status.last_error), (3, true, false, None));
+    Arc::into_inner(b).unwrap().disable().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_and_a_missing_device_key_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, url, _) = setup(dir.path()).await;
+    let mut config = CloudBackupConfig::new(&url, Vec::new());
+    assert!(CloudBackup::enable(&home, config.clone()).await.is_err(), "no paths");
+    config.paths = vec![dir.path().to_path_buf()];
+    config.retention = Some(Retention::default());
+    let err = CloudBackup::enable(&home, config.clone()).await.err().unwrap();
+    assert!(err.to_string().contains("keep at least one"), "{err}");
+    config.retention = None;
+    let stranger = Home::at(dir.path().join("other-home"));
+    assert!(CloudBackup::enable(&stranger, config).await.is_err(), "no key for this vault on that device");
+}
