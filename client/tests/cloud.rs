@@ -48,7 +48,7 @@ async fn snapshots_follow_activity_wait_for_writers_and_keep_what_the_policy_say
     let relay_id = hex::encode(iroh::SecretKey::generate().public().as_bytes());
     let relay = RelayAddr::parse(&format!("{relay_id}@127.0.0.1:4433")).unwrap();
     let sync = SyncHome::new(home.dir());
-    let mut group = GroupState::new(&zerok_core::sync::GroupSecret::generate(), &[relay.clone()], "app");
+    let mut group = GroupState::new(&zerok_core::sync::GroupSecret::generate(), std::slice::from_ref(&relay), "app");
     group.set_cursor(&relay.to_string(), 7);
     sync.save_group(&group).unwrap();
 
