@@ -289,3 +289,52 @@ fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out).ok().map(|()| out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const G: GroupId = GroupId([1; 32]);
+    const A: DeviceId = DeviceId([2; 32]);
+
+    fn archive(dir: &std::path::Path, backend: &Backend) -> Archive {
+        let store = Arc::new(Store::open(&dir.join("meta.redb")).unwrap().keep_history());
+        Archive::new(backend.clone(), store)
+    }
+
+    async fn push(a: &Archive, id: u8) -> Pushed {
+        let blob =
+            NewBlob { group: &G, sender: &A, blob_id: &BlobId([id; 16]), payload: &[id; 10], ttl_secs: 1, now: 5 };
+        a.push(&blob, 1 << 20).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_object_left_by_a_crash_is_indexed_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = zerok_vault::Location::Memory.open("memory://").unwrap();
+        let first = archive(dir.path(), &backend);
+        assert_eq!(push(&first, 1).await.cursor, 1);
+        // A relay that crashed after writing cursor 2's object but before its metadata.
+        let orphan = Record { blob_id: BlobId([2; 16]), sender: A, timestamp: 5, payload: vec![2; 10], deleted: false };
+        backend.put(&message_name(&G, 2), rmp_serde::to_vec(&orphan).unwrap().into()).await.unwrap();
+        let retried = push(&first, 2).await;
+        assert_eq!((retried.cursor, retried.duplicate), (2, true), "the retried push finds its own object");
+        let next = push(&first, 3).await;
+        assert_eq!((next.cursor, next.duplicate), (3, false));
+        let (entries, more) = first.store.pull(&G, 0, 10).unwrap();
+        let filled = first.fill(&G, entries).await.unwrap();
+        assert_eq!(filled.iter().map(|e| (e.cursor, e.payload[0])).collect::<Vec<_>>(), [(1, 1), (2, 2), (3, 3)]);
+        assert!(!more);
+        assert!(first.delete(G, BlobId([2; 16]), A, true).await.unwrap());
+
+        // Metadata lost: a rebuild restores the history, the deleted cursor stays used.
+        std::fs::create_dir_all(dir.path().join("new")).unwrap();
+        let rebuilt = archive(&dir.path().join("new"), &backend);
+        let report = rebuilt.rebuild().await.unwrap();
+        assert_eq!((report.groups, report.messages), (1, 2));
+        let (entries, _) = rebuilt.store.pull(&G, 0, 10).unwrap();
+        assert_eq!(entries.iter().map(|e| e.cursor).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(push(&rebuilt, 4).await.cursor, 4);
+        assert_eq!(rebuilt.rebuild().await.unwrap().messages, 0, "a second rebuild finds nothing new");
+    }
+}
