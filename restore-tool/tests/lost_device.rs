@@ -7,29 +7,11 @@ use serde_json::Value;
 use zerok_client::{Home, KeySource, unlock};
 use zerok_vault::{BackupOptions, InitOptions, Location, Progress, Vault};
 
-const RESTORE: &str = env!("CARGO_BIN_EXE_zerok-restore");
+mod common;
 
-fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            if m.file_type().is_symlink() {
-                out.push((rel, std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()));
-            } else if m.is_dir() {
-                stack.push(p);
-                out.push((rel, b"<dir>".to_vec()));
-            } else {
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
+use common::tree;
+
+const RESTORE: &str = env!("CARGO_BIN_EXE_zerok-restore");
 
 async fn vault_with_backup(dir: &Path) -> (String, String, std::path::PathBuf) {
     let url = dir.join("vault").display().to_string();

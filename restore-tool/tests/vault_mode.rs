@@ -16,6 +16,10 @@ use zerok_relay::{Config, Relay, StorageMode};
 use zerok_testkit::S3Server;
 use zerok_vault::{Backend, BackupOptions, InitOptions, Progress, Vault};
 
+mod common;
+
+use common::tree;
+
 const RESTORE: &str = env!("CARGO_BIN_EXE_zerok-restore");
 
 fn free_udp_port() -> u16 {
@@ -51,23 +55,6 @@ fn write_state(dir: &Path, n: u32) {
 
 fn message(i: u32) -> Vec<u8> {
     format!("message {i}: {}", "x".repeat(i as usize % 97)).into_bytes()
-}
-
-fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn restore(s3: &S3Server, home: &Path, recovery: &str, args: &[&str]) -> std::process::Output {
@@ -111,7 +98,7 @@ async fn lost_device_comes_back_with_state_and_later_messages_and_rejoins() {
             vault_sync::record(&created.vault, &home_a, &mut opts).await.unwrap();
             assert_eq!(opts.sync_cursors.get(&addr.to_string()), Some(&60), "A's own pushes are in its state");
             zerok_vault::backup(&created.vault, opts, Arc::new(Progress::default())).await.unwrap();
-            at_backup = files(&state);
+            at_backup = tree(&state);
         }
     }
     assert_eq!(c.pull().await.unwrap().len(), 100);
@@ -140,9 +127,10 @@ async fn lost_device_comes_back_with_state_and_later_messages_and_rejoins() {
     assert_eq!(summary["messages_replayed"], 40, "{summary}");
     assert_eq!(summary["last_cursor"], 100);
     assert_eq!(summary["files_restored"], 2);
-    let mut restored = files(&target);
-    let replayed: Vec<(String, Vec<u8>)> =
-        restored.extract_if(.., |(name, _)| name.starts_with(".zerok/replay/")).collect();
+    let mut restored = tree(&target);
+    let mut replayed: Vec<(String, Vec<u8>)> =
+        restored.extract_if(.., |(name, _)| name.starts_with(".zerok")).collect();
+    replayed.retain(|(name, _)| name.ends_with(".msg"));
     assert_eq!(restored, at_backup, "the state as it was at the backup");
     let expected: Vec<(String, Vec<u8>)> =
         (61..=100u32).map(|i| (format!(".zerok/replay/{i:020}.msg"), message(i))).collect();
