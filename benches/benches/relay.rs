@@ -3,7 +3,9 @@
 //!
 //! - push → NOTIFY latency at the other device, p50/p99, 1 KiB and 64 KiB payloads;
 //! - sequential pushes per second from one device (each acknowledged after a durable commit);
-//! - pull of 10,000 buffered 1 KiB messages.
+//! - 8 devices pushing at once (group commit), total pushes/s and per-push p50/p99;
+//! - pull of 2,000 and 10,000 buffered 1 KiB messages;
+//! - `zerok sync push` as a whole process (when `target/release/zerok` is built).
 
 use std::time::{Duration, Instant};
 
@@ -76,6 +78,84 @@ async fn pull_many(n: usize) {
     relay.shutdown().await;
 }
 
+async fn concurrent(devices: usize, per_device: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path()).await;
+    let (mut first, second) = pair(dir.path(), &relay).await;
+    let mut clients = vec![second];
+    for i in 2..devices {
+        let (url, _) = first.invite().await.unwrap();
+        clients.push(join(SyncHome::new(&dir.path().join(format!("d{i}"))), &url, None, "bench").await.unwrap());
+    }
+    clients.push(first);
+    let t = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let payload = vec![3u8; 1024];
+                let mut lat = Vec::with_capacity(per_device);
+                for _ in 0..per_device {
+                    let s = Instant::now();
+                    c.push(&payload).await.unwrap();
+                    lat.push(s.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for task in tasks {
+        lat.extend(task.await.unwrap());
+    }
+    let rate = lat.len() as f64 / t.elapsed().as_secs_f64();
+    lat.sort();
+    println!(
+        "{devices} devices pushing 1 KiB at once: {rate:7.0} pushes/s in all, push+ack p50 {:6.2} ms  p99 {:6.2} ms",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99)
+    );
+    relay.shutdown().await;
+}
+
+/// `zerok sync push` as a process, end to end (start, key load, connect, HELLO, push,
+/// durable ack, exit), when the release binary is built.
+async fn process_push(runs: usize) {
+    let exe = std::env::current_exe().unwrap();
+    let zerok = exe.parent().and_then(|d| d.parent()).map(|d| d.join("zerok")).filter(|p| p.exists());
+    let Some(zerok) = zerok else {
+        println!("zerok sync push as a process: skipped (cargo build --release -p zerok-client first)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path()).await;
+    let (a, _b) = pair(dir.path(), &relay).await;
+    a.disconnect().await;
+    let message = dir.path().join("message");
+    std::fs::write(&message, b"hello").unwrap();
+    let home = dir.path().join("a");
+    let lat = tokio::task::spawn_blocking(move || {
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                let out = std::process::Command::new(&zerok)
+                    .args(["sync", "push", message.to_str().unwrap(), "--json"])
+                    .env("ZEROK_HOME", &home)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                t.elapsed()
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let mut lat = lat;
+    lat.sort();
+    println!("zerok sync push as a process: p50 {:6.2} ms  p99 {:6.2} ms", pct(&lat, 0.5), pct(&lat, 0.99));
+    relay.shutdown().await;
+}
+
 async fn start(dir: &std::path::Path) -> Relay {
     let mut c = Config::default();
     c.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -96,6 +176,9 @@ fn main() {
         println!("relay on loopback, durable commit per push (redb), one device pushing, one listening");
         latency_and_rate(1024, 500).await;
         latency_and_rate(64 << 10, 300).await;
+        concurrent(8, 500).await;
+        pull_many(2_000).await;
         pull_many(10_000).await;
+        process_push(50).await;
     });
 }

@@ -9,11 +9,13 @@
 //!   quotas, TTL, invites.
 //! - `archive`: [`Archive`] — vault mode: payloads kept forever in object storage, the
 //!   metadata rebuildable from the bucket.
+//! - `committer`: group commit — concurrent pushes share one durable transaction.
 //! - `server`: [`Relay`] — endpoint, accept loop, session cap, cleanup, shutdown.
 //! - `session`: one connection's HELLO and requests.
 //! - `http`, `metrics`: `/health` and `/metrics`.
 
 mod archive;
+mod committer;
 mod config;
 mod http;
 mod metrics;

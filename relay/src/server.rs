@@ -19,7 +19,7 @@ use zerok_core::sync::{DeviceId, GroupId, Redacted};
 use zerok_vault::Backend;
 use zerok_wire::{NetOptions, RelayAddr};
 
-use crate::{Config, StorageMode, Store, archive::Archive, metrics::Metrics, session};
+use crate::{Config, StorageMode, Store, archive::Archive, committer::Committer, metrics::Metrics, session};
 
 /// File in the data folder holding the relay's identity key (mode 0600).
 pub const KEY_FILE: &str = "relay.key";
@@ -51,6 +51,8 @@ pub struct State {
     pub store: Arc<Store>,
     /// Vault mode: payloads in object storage.
     pub archive: Option<Arc<Archive>>,
+    /// Transit mode: pushes share durable commits.
+    pub committer: Committer,
     /// Counters.
     pub metrics: Metrics,
     /// When the relay started (tokio time, so tests can pause and advance it).
@@ -217,6 +219,8 @@ impl Relay {
         let key = load_or_create_key(dir)?;
         config.check().map_err(StartError::Config)?;
         let (store, archive) = open_storage(&config, backend).await?;
+        let committer = Committer::start(store.clone(), config.storage.max_group_bytes)
+            .map_err(|e| StartError::Io(format!("store writer: {e}")))?;
         let net = NetOptions { iroh_relays: config.server.iroh_relays, discovery: config.server.discovery };
         let endpoint =
             zerok_wire::bind(key.clone(), config.server.listen, vec![zerok_wire::ALPN.to_vec()], net).await?;
@@ -228,6 +232,7 @@ impl Relay {
             config,
             store,
             archive,
+            committer,
             metrics: Metrics::default(),
             started: tokio::time::Instant::now(),
             started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default(),
@@ -271,6 +276,7 @@ impl Relay {
         self.state.stop.cancel();
         self.state.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.state.tasks.wait()).await;
+        self.state.committer.stop().await;
         self.endpoint.close().await;
     }
 }

@@ -225,30 +225,18 @@ impl Session {
                 let quota = limits.max_group_bytes;
                 let size = p.payload.len() as u32;
                 let blob_id = p.blob_id;
-                let pushed = match state.archive.clone() {
-                    None => {
-                        self.blocking(move |s| {
-                            if s.is_revoked(&group, &device)? {
-                                return Err(StoreError::Revoked);
-                            }
-                            let (blob_id, payload) = (&p.blob_id, &p.payload);
-                            s.push(
-                                &NewBlob { group: &group, sender: &device, blob_id, payload, ttl_secs: ttl, now },
-                                quota,
-                            )
-                        })
-                        .await
-                    }
-                    Some(archive) => {
-                        async {
+                let pushed = async {
+                    let (blob_id, payload) = (&p.blob_id, &p.payload);
+                    let blob = NewBlob { group: &group, sender: &device, blob_id, payload, ttl_secs: ttl, now };
+                    match &state.archive {
+                        Some(archive) => {
                             self.member(group).await?;
-                            let (blob_id, payload) = (&p.blob_id, &p.payload);
-                            let blob = NewBlob { group: &group, sender: &device, blob_id, payload, ttl_secs: ttl, now };
                             archive.push(&blob, quota).await
                         }
-                        .await
+                        None => state.committer.push(&blob).await,
                     }
-                };
+                }
+                .await;
                 match pushed {
                     Ok(pushed) => {
                         Metrics::inc(&state.metrics.pushes_total);

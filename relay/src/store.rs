@@ -239,61 +239,78 @@ impl Store {
     }
 
     fn insert(&self, blob: &NewBlob<'_>, quota: u64, placement: Placement) -> Result<Pushed> {
-        let NewBlob { group, sender, blob_id, payload, ttl_secs, now } = *blob;
         let tx = self.db.begin_write()?;
-        let pushed = {
-            let mut ids = tx.open_table(BLOB_IDS)?;
-            let id_key = key2(&group.0, &blob_id.0);
-            if let Some(cursor) = ids.get(id_key.as_slice())?.map(|g| g.value()) {
-                return Ok(Pushed { cursor, timestamp: now, duplicate: true });
-            }
-            let mut usage = tx.open_table(USAGE)?;
-            let used = usage.get(group.0.as_slice())?.map_or(0, |g| g.value());
-            if used + payload.len() as u64 > quota {
-                return Err(StoreError::Quota(quota));
-            }
-            usage.insert(group.0.as_slice(), used + payload.len() as u64)?;
-            let mut cursors = tx.open_table(CURSORS)?;
-            let next = cursors.get(group.0.as_slice())?.map_or(1, |g| g.value());
-            let (cursor, record) = match placement {
-                Placement::Inline => {
-                    let expires = now.saturating_add(ttl_secs);
-                    (
-                        next,
-                        StoredBlob {
-                            blob_id: *blob_id,
-                            sender: *sender,
-                            payload: payload.to_vec(),
-                            timestamp: now,
-                            expires,
-                            size: 0,
-                        },
-                    )
-                }
-                Placement::Archived(at) if at >= next => (
-                    at,
-                    StoredBlob {
-                        blob_id: *blob_id,
-                        sender: *sender,
-                        payload: Vec::new(),
-                        timestamp: now,
-                        expires: u64::MAX,
-                        size: payload.len() as u64,
-                    },
-                ),
-                Placement::Archived(at) => return Err(StoreError::Db(format!("cursor {at} already assigned"))),
-            };
-            cursors.insert(group.0.as_slice(), cursor + 1)?;
-            tx.open_table(BLOBS)?.insert(blob_key(group, cursor).as_slice(), enc(&record).as_slice())?;
-            ids.insert(id_key.as_slice(), cursor)?;
-            if record.expires != u64::MAX {
-                let exp_key = [&record.expires.to_be_bytes()[..], &group.0, &cursor.to_be_bytes()].concat();
-                tx.open_table(EXPIRY)?.insert(exp_key.as_slice(), ())?;
-            }
-            Pushed { cursor, timestamp: now, duplicate: false }
-        };
+        let pushed = Self::insert_in(&tx, blob, quota, placement)?;
         tx.commit()?;
         Ok(pushed)
+    }
+
+    /// Stores several pushes in one transaction with one durable commit (group commit:
+    /// concurrent devices share the cost of the sync). Each push gets its own result: a
+    /// quota refusal or a revoked sender refuses that push only.
+    ///
+    /// # Errors
+    /// Database errors, which fail the whole batch (nothing of it is stored).
+    pub fn push_many(&self, blobs: &[NewBlob<'_>], quota: u64) -> Result<Vec<Result<Pushed>>> {
+        let tx = self.db.begin_write()?;
+        let mut out = Vec::with_capacity(blobs.len());
+        for blob in blobs {
+            let revoked = tx
+                .open_table(DEVICES)?
+                .get(key2(&blob.group.0, &blob.sender.0).as_slice())?
+                .map(|v| dec::<DeviceRecord>(v.value()))
+                .transpose()?
+                .is_some_and(|r| r.revoked);
+            out.push(match revoked {
+                true => Err(StoreError::Revoked),
+                false => match Self::insert_in(&tx, blob, quota, Placement::Inline) {
+                    Err(e @ StoreError::Db(_)) => return Err(e),
+                    other => other,
+                },
+            });
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// One insert inside `tx`. Every refusal comes before the first write, so a refused
+    /// push leaves the transaction as it was.
+    fn insert_in(tx: &redb::WriteTransaction, blob: &NewBlob<'_>, quota: u64, placement: Placement) -> Result<Pushed> {
+        let NewBlob { group, sender, blob_id, payload, ttl_secs, now } = *blob;
+        let mut ids = tx.open_table(BLOB_IDS)?;
+        let id_key = key2(&group.0, &blob_id.0);
+        if let Some(cursor) = ids.get(id_key.as_slice())?.map(|g| g.value()) {
+            return Ok(Pushed { cursor, timestamp: now, duplicate: true });
+        }
+        let mut usage = tx.open_table(USAGE)?;
+        let used = usage.get(group.0.as_slice())?.map_or(0, |g| g.value());
+        if used + payload.len() as u64 > quota {
+            return Err(StoreError::Quota(quota));
+        }
+        let mut cursors = tx.open_table(CURSORS)?;
+        let next = cursors.get(group.0.as_slice())?.map_or(1, |g| g.value());
+        let (cursor, record) = match placement {
+            Placement::Inline => {
+                let expires = now.saturating_add(ttl_secs);
+                let payload = payload.to_vec();
+                (next, StoredBlob { blob_id: *blob_id, sender: *sender, payload, timestamp: now, expires, size: 0 })
+            }
+            Placement::Archived(at) if at >= next => {
+                let size = payload.len() as u64;
+                let (payload, expires) = (Vec::new(), u64::MAX);
+                (at, StoredBlob { blob_id: *blob_id, sender: *sender, payload, timestamp: now, expires, size })
+            }
+            Placement::Archived(at) => return Err(StoreError::Db(format!("cursor {at} already assigned"))),
+        };
+        usage.insert(group.0.as_slice(), used + payload.len() as u64)?;
+        cursors.insert(group.0.as_slice(), cursor + 1)?;
+        tx.open_table(BLOBS)?.insert(blob_key(group, cursor).as_slice(), enc(&record).as_slice())?;
+        ids.insert(id_key.as_slice(), cursor)?;
+        if record.expires != u64::MAX {
+            let exp_key = [&record.expires.to_be_bytes()[..], &group.0, &cursor.to_be_bytes()].concat();
+            tx.open_table(EXPIRY)?.insert(exp_key.as_slice(), ())?;
+        }
+        Ok(Pushed { cursor, timestamp: now, duplicate: false })
     }
 
     /// Messages after `after`, at most `limit`, in cursor order; and whether more remain.
@@ -753,6 +770,32 @@ mod tests {
         assert_eq!(s.take_invite("ABCD1234", 10).unwrap(), None, "single use");
         s.put_invite("EXPIRED1", b"sealed", 5).unwrap();
         assert_eq!(s.take_invite("EXPIRED1", 10).unwrap(), None);
+    }
+
+    #[test]
+    fn a_batch_commits_together_and_refuses_push_by_push() {
+        let (_d, s) = store();
+        s.revoke(&G, &B).unwrap();
+        let ids = [1u8, 2, 3, 1, 4].map(|i| BlobId([i; 16]));
+        let senders = [A, B, A, A, A];
+        let payloads: [&[u8]; 5] = [b"one", b"revoked", &[0; 64], b"one", b"four"];
+        let batch: Vec<NewBlob<'_>> = (0..5)
+            .map(|i| NewBlob {
+                group: &G,
+                sender: &senders[i],
+                blob_id: &ids[i],
+                payload: payloads[i],
+                ttl_secs: 100,
+                now: 1,
+            })
+            .collect();
+        let results = s.push_many(&batch, 20).unwrap();
+        assert_eq!(results[0].as_ref().unwrap().cursor, 1);
+        assert!(matches!(results[1], Err(StoreError::Revoked)));
+        assert!(matches!(results[2], Err(StoreError::Quota(20))));
+        assert!(results[3].as_ref().unwrap().duplicate, "a retry inside the same batch");
+        assert_eq!(results[4].as_ref().unwrap().cursor, 2, "refusals leave no gap");
+        assert_eq!(s.pull(&G, 0, 10).unwrap().0.len(), 2);
     }
 
     #[test]

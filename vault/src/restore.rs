@@ -1,6 +1,7 @@
-//! Restore: snapshot → trees → chunks read by ranged GETs, authenticated, verified against
-//! their ids and decompressed → files with their modes and times, symlinks, empty files
-//! and folders.
+//! Restore: snapshot → trees → every needed chunk read once, pack by pack, neighbours in
+//! one ranged GET → authenticated, verified against its id and decompressed → written at
+//! each offset that holds it → files with their modes and times, symlinks, empty files and
+//! folders.
 //!
 //! Safety: every name from a tree is checked ([`Node::has_safe_name`]) before it is joined
 //! to the target; folders that already exist are used only if they are real folders (never
@@ -8,9 +9,10 @@
 //! whatever non-folder entry held the name. So nothing is ever written outside the target.
 
 use std::{
+    collections::HashMap,
     os::unix::{
         ffi::OsStrExt,
-        fs::{FileExt, PermissionsExt},
+        fs::{FileExt, MetadataExt, PermissionsExt},
     },
     path::{Path, PathBuf},
     sync::Arc,
@@ -18,6 +20,7 @@ use std::{
 
 use futures::{StreamExt, TryStreamExt};
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use zerok_core::ChunkId;
 
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
@@ -35,16 +38,12 @@ pub struct RestoreOptions {
     /// Only paths matching one of these globs (relative to the target), or lying under a
     /// match, are restored. Empty: everything.
     pub includes: Vec<String>,
-    /// Files restored at once.
-    pub files_at_once: usize,
-    /// Chunks fetched ahead within one file.
-    pub chunks_ahead: usize,
 }
 
 impl RestoreOptions {
     /// Everything into `target`.
     pub fn new(target: PathBuf) -> Self {
-        Self { target, includes: Vec::new(), files_at_once: 8, chunks_ahead: 4 }
+        Self { target, includes: Vec::new() }
     }
 }
 
@@ -112,12 +111,7 @@ pub async fn restore(
         symlinks: plan.links.len() as u64,
         bytes: total,
     };
-    let (index, progress, shared) = (&index, &progress, &Arc::new(vault.clone()));
-    futures::stream::iter(plan.files.iter())
-        .map(|(rel, node)| restore_file(shared, index, opts, opts.target.join(rel), node, progress))
-        .buffer_unordered(opts.files_at_once.max(1))
-        .try_collect::<()>()
-        .await?;
+    restore_contents(&Arc::new(vault.clone()), &index, &opts.target, &plan.files, &progress).await?;
     for (rel, node) in &plan.links {
         let path = opts.target.join(rel);
         clear_entry(&path)?;
@@ -220,75 +214,173 @@ fn clear_entry(path: &Path) -> Result<()> {
     }
 }
 
-/// Chunks opened and written per blocking call (a few MiB): few thread hand-offs per file,
-/// bounded memory per file.
-const CHUNKS_PER_BATCH: usize = 8;
+/// Needed blobs of one pack closer than this are read in one GET (reading the gap is
+/// cheaper than another request).
+const MAX_GAP: u64 = 512 << 10;
+/// Longest read: bounds memory (reads in flight × this).
+const MAX_SPAN: u64 = 8 << 20;
+/// Reads in flight; each is decrypted and written on a blocking thread as it arrives.
+const READS_AHEAD: usize = 3;
 
-/// Writes one file: batches of chunks are fetched concurrently, then opened, verified and
-/// written at their offsets on a blocking thread; two batches are in flight at once, so
-/// fetching overlaps decrypting and both cores work.
-async fn restore_file(
+/// A created file: where, which inode (every later write checks it is still the same
+/// file), and what to set when its last chunk is in.
+struct Target {
+    path: PathBuf,
+    inode: (u64, u64),
+    node: Node,
+    chunks_left: std::sync::atomic::AtomicUsize,
+}
+
+/// One blob to read, and every (file, offset) that holds its plaintext.
+struct Need {
+    id: ChunkId,
+    entry: crate::format::pack::BlobEntry,
+    writes: Vec<(usize, u64)>,
+}
+
+/// One ranged read of a pack and the blobs in it.
+struct Span {
+    pack: String,
+    start: u64,
+    end: u64,
+    needs: Vec<Need>,
+}
+
+/// Restores file contents pack by pack: every chunk is read once (however many files or
+/// offsets hold it), neighbouring chunks of a pack are read in one ranged GET, and each
+/// read is decrypted, verified and written on a blocking thread while the next reads are
+/// in flight.
+async fn restore_contents(
     vault: &Arc<Vault>,
     index: &MasterIndex,
-    opts: &RestoreOptions,
-    path: PathBuf,
-    node: &Node,
-    progress: &Progress,
+    target: &Path,
+    files: &[(PathBuf, Node)],
+    progress: &Arc<Progress>,
 ) -> Result<()> {
-    let mut offset = 0u64;
-    let mut pieces = Vec::with_capacity(node.content.len());
-    for id in &node.content {
-        pieces.push((*id, offset));
-        offset += index.get(id).map_or(0, |loc| loc.entry.raw_len as u64);
+    let mut needs: HashMap<ChunkId, (crate::BlobLocation, Vec<(usize, u64)>)> = HashMap::new();
+    let mut chunk_counts = Vec::with_capacity(files.len());
+    for (i, (rel, node)) in files.iter().enumerate() {
+        let mut offset = 0u64;
+        for id in &node.content {
+            let loc = index.get(id).ok_or_else(|| Error::NotFound {
+                object: format!("chunk {id} of file {} (in no index)", rel.display()),
+            })?;
+            needs.entry(*id).or_insert_with(|| (*loc, Vec::new())).1.push((i, offset));
+            offset += loc.entry.raw_len as u64;
+        }
+        if offset != node.size {
+            return Err(Error::corrupt(
+                format!("file {}", rel.display()),
+                format!("chunks hold {offset} bytes, snapshot says {}", node.size),
+            ));
+        }
+        chunk_counts.push(node.content.len());
     }
-    if offset != node.size {
-        return Err(Error::corrupt(
-            format!("file {}", path.display()),
-            format!("chunks hold {offset} bytes, snapshot says {}", node.size),
-        ));
-    }
-    let path = Arc::new(path);
-    let file = {
-        let path = path.clone();
-        blocking(move || {
-            clear_entry(&path)?;
-            std::fs::OpenOptions::new().write(true).create_new(true).open(&*path).map_err(|e| Error::io(&path, e))
-        })
-        .await?
+    let spans = plan_spans(needs);
+    let created = {
+        let plan: Vec<(PathBuf, Node, usize)> =
+            files.iter().zip(chunk_counts).map(|((rel, node), n)| (target.join(rel), node.clone(), n)).collect();
+        let progress = progress.clone();
+        blocking(move || create_files(plan, &progress)).await?
     };
-    let file = Arc::new(file);
-    futures::stream::iter(pieces.chunks(CHUNKS_PER_BATCH))
-        .map(|batch| {
-            let (vault, file, path) = (vault.clone(), file.clone(), path.clone());
+    let targets = Arc::new(created);
+    futures::stream::iter(spans)
+        .map(|span| {
+            let (vault, targets, progress) = (vault.clone(), targets.clone(), progress.clone());
             async move {
-                let reader = &vault;
-                let fetched: Vec<_> = futures::stream::iter(batch)
-                    .map(|(id, at)| async move { Ok::<_, Error>((*id, *at, reader.read_sealed(index, id).await?)) })
-                    .buffered(opts.chunks_ahead.max(1))
-                    .try_collect()
-                    .await?;
-                let n = blocking(move || {
-                    let mut n = 0u64;
-                    for (id, at, (name, loc, sealed)) in fetched {
-                        let plain = vault.open_chunk(&name, loc.entry.kind, &id, &sealed, loc.entry.raw_len)?;
-                        file.write_all_at(&plain, at).map_err(|e| Error::io(&path, e))?;
-                        n += plain.len() as u64;
-                    }
-                    Ok(n)
-                })
-                .await?;
-                Progress::add(&progress.bytes, n);
-                Ok::<_, Error>(())
+                let bytes = vault.backend().get_range(&span.pack, span.start..span.end).await?;
+                blocking(move || write_span(&vault, &span, &bytes, &targets, &progress)).await
             }
         })
-        .buffer_unordered(2)
+        .buffer_unordered(READS_AHEAD)
         .try_collect::<()>()
-        .await?;
-    drop(file);
-    let node = node.clone();
-    blocking(move || set_meta(&path, &node)).await?;
-    Progress::add(&progress.files, 1);
+        .await
+}
+
+/// Groups the needed blobs by pack and cuts each pack's into reads of neighbouring blobs.
+fn plan_spans(needs: HashMap<ChunkId, (crate::BlobLocation, Vec<(usize, u64)>)>) -> Vec<Span> {
+    let mut by_pack: HashMap<zerok_core::PackId, Vec<Need>> = HashMap::new();
+    for (id, (loc, writes)) in needs {
+        by_pack.entry(loc.pack).or_default().push(Need { id, entry: loc.entry, writes });
+    }
+    let mut spans = Vec::new();
+    let mut packs: Vec<_> = by_pack.into_iter().collect();
+    packs.sort_by_key(|(pack, _)| *pack);
+    for (pack, mut blobs) in packs {
+        blobs.sort_by_key(|n| n.entry.offset);
+        let name = crate::format::names::pack(&pack);
+        for need in blobs {
+            let (start, end) = (need.entry.offset as u64, need.entry.offset as u64 + need.entry.length as u64);
+            match spans.last_mut() {
+                Some(Span { pack, start: s, end: e, needs })
+                    if *pack == name && start <= *e + MAX_GAP && end - *s <= MAX_SPAN =>
+                {
+                    *e = (*e).max(end);
+                    needs.push(need);
+                }
+                _ => spans.push(Span { pack: name.clone(), start, end, needs: vec![need] }),
+            }
+        }
+    }
+    spans
+}
+
+/// Creates every file (replacing a file or symlink in the way, never a folder) and sets
+/// the metadata of empty ones at once.
+fn create_files(plan: Vec<(PathBuf, Node, usize)>, progress: &Progress) -> Result<Vec<Target>> {
+    let mut out = Vec::with_capacity(plan.len());
+    for (path, node, chunks) in plan {
+        clear_entry(&path)?;
+        let file =
+            std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
+        drop(file);
+        if chunks == 0 {
+            set_meta(&path, &node)?;
+            Progress::add(&progress.files, 1);
+        }
+        let inode = (meta.dev(), meta.ino());
+        out.push(Target { path, inode, node, chunks_left: chunks.into() });
+    }
+    Ok(out)
+}
+
+/// Opens, verifies and writes the blobs of one read; finishes each file whose last chunk
+/// this was.
+fn write_span(vault: &Vault, span: &Span, bytes: &[u8], targets: &[Target], progress: &Progress) -> Result<()> {
+    let mut open: Option<(usize, std::fs::File)> = None;
+    let mut written = 0u64;
+    for need in &span.needs {
+        let at = (need.entry.offset as u64 - span.start) as usize;
+        let sealed = &bytes[at..at + need.entry.length as usize];
+        let plain = vault.open_chunk(&span.pack, need.entry.kind, &need.id, sealed, need.entry.raw_len)?;
+        for &(file, offset) in &need.writes {
+            let t = &targets[file];
+            if open.as_ref().is_none_or(|(i, _)| *i != file) {
+                open = Some((file, reopen(t)?));
+            }
+            let (_, handle) = open.as_ref().expect("just opened");
+            handle.write_all_at(&plain, offset).map_err(|e| Error::io(&t.path, e))?;
+            written += plain.len() as u64;
+            if t.chunks_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+                open = None;
+                set_meta(&t.path, &t.node)?;
+                Progress::add(&progress.files, 1);
+            }
+        }
+    }
+    Progress::add(&progress.bytes, written);
     Ok(())
+}
+
+/// Opens a created file for writing, refusing it if the name now holds anything else.
+fn reopen(t: &Target) -> Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new().write(true).open(&t.path).map_err(|e| Error::io(&t.path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(&t.path, e))?;
+    if (meta.dev(), meta.ino()) != t.inode {
+        return Err(Error::io(&t.path, std::io::Error::other("replaced during the restore; not written")));
+    }
+    Ok(file)
 }
 
 /// Runs blocking file work off the async threads.
