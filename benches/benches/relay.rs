@@ -9,8 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use zerok_client::sync::{SyncClient, SyncEvent, SyncHome, create, join};
+use zerok_client::sync::{RelayConn, SyncClient, SyncEvent, SyncHome, create, join};
+use zerok_core::sync::{BlobId, GroupSecret, Message, message::Push};
 use zerok_relay::{Config, Relay};
+use zerok_wire::NetOptions;
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
@@ -156,6 +158,61 @@ async fn process_push(runs: usize) {
     relay.shutdown().await;
 }
 
+/// The relay alone, as the original 0k-Sync relay was measured: long-lived protocol
+/// connections (no client outbox), `devices` of them pushing 1 KiB at once, each push
+/// answered only after its durable commit.
+async fn protocol_pushes(devices: usize, per_device: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path()).await;
+    let keys = GroupSecret::generate().derive();
+    let (events, _) = tokio::sync::broadcast::channel(16);
+    let mut conns = Vec::new();
+    for _ in 0..devices {
+        let ep = zerok_wire::bind(
+            iroh::SecretKey::generate(),
+            "127.0.0.1:0".parse().unwrap(),
+            vec![],
+            NetOptions::default(),
+        )
+        .await
+        .unwrap();
+        let conn = RelayConn::connect(&ep, &relay.addr(), &keys, "bench", 0, events.clone()).await.unwrap();
+        conns.push((ep, conn));
+    }
+    let t = Instant::now();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|(ep, conn)| {
+            let keys = keys.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_device);
+                for _ in 0..per_device {
+                    let blob_id = BlobId::random();
+                    let payload = keys.seal(&blob_id, &[5u8; 1024]);
+                    let s = Instant::now();
+                    let reply = conn.request(&Message::Push(Push { blob_id, payload, ttl: 0 })).await.unwrap();
+                    lat.push(s.elapsed());
+                    assert!(matches!(reply, Message::PushAck(_)), "{reply:?}");
+                }
+                drop(ep);
+                lat
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for task in tasks {
+        lat.extend(task.await.unwrap());
+    }
+    let rate = lat.len() as f64 / t.elapsed().as_secs_f64();
+    lat.sort();
+    println!(
+        "protocol, {devices} device(s) pushing 1 KiB: {rate:7.0} pushes/s in all, PUSH→PUSH_ACK p50 {:6.2} ms  p99 {:6.2} ms",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99)
+    );
+    relay.shutdown().await;
+}
+
 async fn start(dir: &std::path::Path) -> Relay {
     let mut c = Config::default();
     c.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -173,9 +230,12 @@ fn main() {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        println!("relay on loopback, durable commit per push (redb), one device pushing, one listening");
+        println!("relay on loopback, every PUSH_ACK after a durable commit (redb, group commit)");
+        println!("full client (durable outbox per push), one device pushing, one listening:");
         latency_and_rate(1024, 500).await;
         latency_and_rate(64 << 10, 300).await;
+        protocol_pushes(1, 2_000).await;
+        protocol_pushes(8, 1_000).await;
         concurrent(8, 500).await;
         pull_many(2_000).await;
         pull_many(10_000).await;

@@ -290,7 +290,7 @@ impl SyncClient {
             first.get_or_insert(result);
         }
         if advanced {
-            self.home.save_group(&self.state)?;
+            self.home.save_pushed(&self.state)?;
         }
         if let Some(Ok(_)) = &first {
             self.activity.fetch_add(1, Ordering::Relaxed);

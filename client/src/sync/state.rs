@@ -24,8 +24,9 @@ pub struct GroupState {
     #[serde(default)]
     cursors: BTreeMap<String, u64>,
     /// Per relay, the cursor of this device's own last push when nothing came between it
-    /// and what the device already had.
-    #[serde(default)]
+    /// and what the device already had. Kept in `pushed.json` beside the group (written on
+    /// every push, so without the secret and without a sync).
+    #[serde(skip)]
     pushed: BTreeMap<String, u64>,
     /// Name this device gives itself in HELLO.
     pub device_name: String,
@@ -124,7 +125,8 @@ impl SyncHome {
         SyncError::State(format!("{}: {e}", path.display()))
     }
 
-    fn write_private(&self, path: &Path, bytes: &[u8]) -> Result<(), SyncError> {
+    /// Writes `bytes` to `path` (0600) by rename; `durable` syncs them first.
+    fn write_private(&self, path: &Path, bytes: &[u8], durable: bool) -> Result<(), SyncError> {
         let parent = path.parent().expect("in a folder");
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(|e| Self::err(parent, e))?;
         let tmp = path.with_extension("tmp");
@@ -135,7 +137,7 @@ impl SyncHome {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| Self::err(&tmp, e))?;
-        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Self::err(&tmp, e))?;
+        f.write_all(bytes).and_then(|_| if durable { f.sync_all() } else { Ok(()) }).map_err(|e| Self::err(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Self::err(path, e))
     }
 
@@ -153,7 +155,7 @@ impl SyncHome {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = iroh::SecretKey::generate();
-                self.write_private(&path, &key.to_bytes())?;
+                self.write_private(&path, &key.to_bytes(), true)?;
                 Ok(key)
             }
             Err(e) => Err(Self::err(&path, e)),
@@ -186,18 +188,31 @@ impl SyncHome {
         if state.secret.len() != 64 || hex::decode(&state.secret).is_err() {
             return Err(Self::err(&path, "damaged group secret"));
         }
+        let mut state = state;
+        // Lost or damaged after a power cut: replay then starts at the pulled cursor.
+        let pushed = std::fs::read(self.dir.join("pushed.json")).ok();
+        state.pushed = pushed.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         Ok(state)
     }
 
-    /// Saves the group (secret included; 0600).
+    /// Saves the own-push cursors (see [`GroupState::included`]); cheap, not synced.
+    ///
+    /// # Errors
+    /// Write failures.
+    pub fn save_pushed(&self, state: &GroupState) -> Result<(), SyncError> {
+        let bytes = serde_json::to_vec(&state.pushed).map_err(|e| SyncError::State(e.to_string()))?;
+        self.write_private(&self.dir.join("pushed.json"), &bytes, false)
+    }
+
+    /// Saves the group (secret included; 0600), and its own-push cursors.
     ///
     /// # Errors
     /// Write failures.
     pub fn save_group(&self, state: &GroupState) -> Result<(), SyncError> {
         let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| SyncError::State(e.to_string()))?;
-        let result = self.write_private(&self.dir.join("group.json"), &bytes);
+        let result = self.write_private(&self.dir.join("group.json"), &bytes, true);
         bytes.zeroize();
-        result
+        result.and_then(|()| self.save_pushed(state))
     }
 
     /// Whether this device already belongs to a group.
@@ -214,7 +229,7 @@ impl SyncHome {
     /// # Errors
     /// Write failures.
     pub fn outbox_put(&self, id: &BlobId, sealed: &[u8]) -> Result<(), SyncError> {
-        self.write_private(&self.outbox().join(id.to_string()), sealed)
+        self.write_private(&self.outbox().join(id.to_string()), sealed, true)
     }
 
     /// Drops an acknowledged push.
