@@ -18,7 +18,7 @@ use std::{
     sync::Arc,
 };
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use zerok_core::ChunkId;
 
@@ -218,9 +218,9 @@ fn clear_entry(path: &Path) -> Result<()> {
 /// cheaper than another request).
 const MAX_GAP: u64 = 512 << 10;
 /// Longest read: bounds memory (reads in flight × this).
-const MAX_SPAN: u64 = 8 << 20;
-/// Reads in flight; each is decrypted and written on a blocking thread as it arrives.
-const READS_AHEAD: usize = 3;
+const MAX_SPAN: u64 = 4 << 20;
+/// Reads in flight ahead of the writer threads.
+const READS_AHEAD: usize = 2;
 
 /// A created file: where, which inode (every later write checks it is still the same
 /// file), and what to set when its last chunk is in.
@@ -248,8 +248,8 @@ struct Span {
 
 /// Restores file contents pack by pack: every chunk is read once (however many files or
 /// offsets hold it), neighbouring chunks of a pack are read in one ranged GET, and each
-/// read is decrypted, verified and written on a blocking thread while the next reads are
-/// in flight.
+/// read is decrypted, verified and written by one of the writer threads while the next
+/// reads are in flight.
 async fn restore_contents(
     vault: &Arc<Vault>,
     index: &MasterIndex,
@@ -284,17 +284,64 @@ async fn restore_contents(
         blocking(move || create_files(plan, &progress)).await?
     };
     let targets = Arc::new(created);
-    futures::stream::iter(spans)
-        .map(|span| {
-            let (vault, targets, progress) = (vault.clone(), targets.clone(), progress.clone());
-            async move {
-                let bytes = vault.backend().get_range(&span.pack, span.start..span.end).await?;
-                blocking(move || write_span(&vault, &span, &bytes, &targets, &progress)).await
+    // Decrypting and writing run on a few long-lived threads (not the blocking pool), so
+    // the read buffers are reused by the same allocator arenas and memory stays bounded.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (tx, rx) = crossbeam_channel::bounded::<(Span, bytes::Bytes)>(workers);
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = Vec::with_capacity(workers);
+    for n in 0..workers {
+        let (rx, vault, targets, progress, failed) =
+            (rx.clone(), vault.clone(), targets.clone(), progress.clone(), failed.clone());
+        let thread = std::thread::Builder::new().name(format!("zerok-restore-{n}")).spawn(move || {
+            for (span, bytes) in rx {
+                if let Err(e) = write_span(&vault, &span, &bytes, &targets, &progress) {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(e);
+                }
             }
+            Ok(())
+        });
+        threads.push(thread.map_err(|e| Error::Invalid(format!("cannot start restore thread: {e}")))?);
+    }
+    drop(rx);
+    let mut reads = futures::stream::iter(spans)
+        .map(|span| async move {
+            let bytes = vault.backend().get_range(&span.pack, span.start..span.end).await?;
+            Ok::<_, Error>((span, bytes))
         })
-        .buffer_unordered(READS_AHEAD)
-        .try_collect::<()>()
-        .await
+        .buffered(READS_AHEAD);
+    let mut fetched = Ok(());
+    while let Some(read) = reads.next().await {
+        if failed.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        match read {
+            Ok(item) => {
+                let tx = tx.clone();
+                // A full queue means the writers are busy: wait off the async threads.
+                if blocking(move || tx.send(item).map_err(|_| Error::Invalid("restore writers stopped".into())))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Err(e) => {
+                fetched = Err(e);
+                break;
+            }
+        }
+    }
+    drop((reads, tx));
+    let written = blocking(move || {
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|_| Err(Error::Invalid("restore thread panicked".into()))))
+            .collect::<Result<Vec<()>>>()
+    })
+    .await;
+    written.and(fetched)
 }
 
 /// Groups the needed blobs by pack and cuts each pack's into reads of neighbouring blobs.

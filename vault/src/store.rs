@@ -140,6 +140,11 @@ impl Backend {
         Self { store, prefix: prefix.trim_matches('/').to_string(), url: url.to_string() }
     }
 
+    /// True for a local folder or memory (no network between us and the bytes).
+    pub fn is_local(&self) -> bool {
+        !self.url.starts_with("s3://")
+    }
+
     /// The URL this backend was opened from.
     pub fn url(&self) -> &str {
         &self.url

@@ -59,7 +59,7 @@ impl Default for InitOptions {
             device_label: crate::hostname(),
             chunker: ChunkerParams::default(),
             compression_level: 3,
-            pack_bytes: 16 << 20,
+            pack_bytes: 8 << 20,
         }
     }
 }

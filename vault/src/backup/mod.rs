@@ -3,7 +3,7 @@
 //!
 //! Threads: one walker (reads, chunks, hashes, dedups), `workers` sealers (compress and
 //! encrypt), and the async packer/uploader. Bounded channels between them cap memory at
-//! about `(2·workers + 4·workers) · max chunk + (uploads + 1) · pack size`. Index files are
+//! about `(2·workers + 2·workers) · max chunk + (uploads + 1) · pack size`. Index files are
 //! written every [`packer::INDEX_FLUSH_PACKS`] packs, so an interrupted backup leaves packs
 //! that the next run finds in the index and does not upload again.
 
@@ -46,12 +46,14 @@ pub struct BackupOptions {
     pub sync_group: Option<zerok_core::SyncGroupId>,
     /// Compress/encrypt threads.
     pub workers: usize,
-    /// Pack uploads in flight at once.
+    /// Pack uploads in flight at once; 0 picks by store: 2 for a local folder (enough to
+    /// keep a disk busy writing one pack while the other syncs), 4 for remote stores,
+    /// where each PUT waits on the network.
     pub uploads: usize,
 }
 
 impl BackupOptions {
-    /// Defaults: this host, one sealer per core, 4 concurrent uploads.
+    /// Defaults: this host, one sealer per core, uploads picked by store.
     pub fn new(paths: Vec<PathBuf>) -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Self {
@@ -61,7 +63,7 @@ impl BackupOptions {
             sync_cursors: BTreeMap::new(),
             sync_group: None,
             workers: cores,
-            uploads: 4,
+            uploads: 0,
         }
     }
 }
@@ -150,7 +152,7 @@ async fn run(
 
     let workers = opts.workers.max(1);
     let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<walk::Job>(workers * 2);
-    let (sealed_tx, sealed_rx) = tokio::sync::mpsc::channel::<packer::Sealed>(workers * 4);
+    let (sealed_tx, sealed_rx) = tokio::sync::mpsc::channel::<packer::Sealed>(workers * 2);
     for n in 0..workers {
         let (rx, tx, keys, level) =
             (chunk_rx.clone(), sealed_tx.clone(), vault.keys().clone(), vault.config().compression_level);
@@ -181,7 +183,12 @@ async fn run(
             let _ = done_tx.send(walker.run(&paths, parent_root));
         })
         .map_err(|e| Error::Invalid(format!("cannot start walker thread: {e}")))?;
-    let packed = packer::run(vault, sealed_rx, opts.uploads.max(1), &progress, lock).await;
+    let uploads = match opts.uploads {
+        0 if vault.backend().is_local() => 2,
+        0 => 4,
+        n => n,
+    };
+    let packed = packer::run(vault, sealed_rx, uploads, &progress, lock).await;
     let walked = done_rx.await.map_err(|_| Error::Invalid("backup walker stopped unexpectedly".into()))?;
     let mut bytes_added = packed?;
     let (root, stats) = walked?;

@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long)]
     create_bucket: bool,
     /// Target pack size in MiB.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pack_size_mib: u32,
     /// zstd compression level (1–19).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]

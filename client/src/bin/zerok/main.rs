@@ -57,7 +57,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Few blocking threads: each one that allocates gets its own glibc arena, which keeps
+    // the pack-sized buffers it once held (a 2 GiB restore peaked at 210 MB with the default
+    // 512 threads, 67 MB with 4).
+    let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(4).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("zerok: error: cannot start runtime: {e}");
