@@ -89,6 +89,7 @@ class Borg:
 def run_one(tool, pristine, work):
     src = f"{work}/corpus"
     shutil.copytree(pristine, src, symlinks=True)
+    os.sync()  # every tool starts on a quiet disk, not behind the copy's writeback
     repo = f"{work}/repo-{tool.name}"
     tool.init(repo, work)
     r = {}
@@ -140,6 +141,7 @@ def main():
             for t in tools:
                 runs[t.name].append(run_one(t, pristine, f"{work}/run"))
                 shutil.rmtree(f"{work}/run", ignore_errors=True)
+                os.sync()
     keys = runs["zerok"][0].keys()
     med = {t: {k: statistics.median(r[k] for r in rs) for k in keys} for t, rs in runs.items()}
     for t in med:
