@@ -287,20 +287,22 @@ async fn restore_contents(
     // Decrypting and writing run on a few long-lived threads (not the blocking pool), so
     // the read buffers are reused by the same allocator arenas and memory stays bounded.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let (tx, rx) = crossbeam_channel::bounded::<(Span, bytes::Bytes)>(workers);
+    let (tx, rx) = tokio::sync::mpsc::channel::<(Span, bytes::Bytes)>(workers);
+    let rx = Arc::new(std::sync::Mutex::new(rx));
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut threads = Vec::with_capacity(workers);
     for n in 0..workers {
         let (rx, vault, targets, progress, failed) =
             (rx.clone(), vault.clone(), targets.clone(), progress.clone(), failed.clone());
         let thread = std::thread::Builder::new().name(format!("zerok-restore-{n}")).spawn(move || {
-            for (span, bytes) in rx {
+            loop {
+                let next = rx.lock().expect("restore queue").blocking_recv();
+                let Some((span, bytes)) = next else { return Ok(()) };
                 if let Err(e) = write_span(&vault, &span, &bytes, &targets, &progress) {
                     failed.store(true, std::sync::atomic::Ordering::Relaxed);
                     return Err(e);
                 }
             }
-            Ok(())
         });
         threads.push(thread.map_err(|e| Error::Invalid(format!("cannot start restore thread: {e}")))?);
     }
@@ -318,12 +320,7 @@ async fn restore_contents(
         }
         match read {
             Ok(item) => {
-                let tx = tx.clone();
-                // A full queue means the writers are busy: wait off the async threads.
-                if blocking(move || tx.send(item).map_err(|_| Error::Invalid("restore writers stopped".into())))
-                    .await
-                    .is_err()
-                {
+                if tx.send(item).await.is_err() {
                     break;
                 }
             }
