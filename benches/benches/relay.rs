@@ -106,17 +106,7 @@ async fn concurrent(devices: usize, per_device: usize) {
             })
         })
         .collect();
-    let mut lat = Vec::new();
-    for task in tasks {
-        lat.extend(task.await.unwrap());
-    }
-    let rate = lat.len() as f64 / t.elapsed().as_secs_f64();
-    lat.sort();
-    println!(
-        "{devices} devices pushing 1 KiB at once: {rate:7.0} pushes/s in all, push+ack p50 {:6.2} ms  p99 {:6.2} ms",
-        pct(&lat, 0.5),
-        pct(&lat, 0.99)
-    );
+    report(&format!("{devices} devices pushing 1 KiB at once (full client)"), tasks, t).await;
     relay.shutdown().await;
 }
 
@@ -199,18 +189,24 @@ async fn protocol_pushes(devices: usize, per_device: usize) {
             })
         })
         .collect();
+    report(&format!("protocol, {devices} device(s) pushing 1 KiB"), tasks, t).await;
+    relay.shutdown().await;
+}
+
+/// Waits for the pushing tasks and prints the total rate since `started` and the latency
+/// percentiles of every push.
+async fn report(label: &str, tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>, started: Instant) {
     let mut lat = Vec::new();
     for task in tasks {
         lat.extend(task.await.unwrap());
     }
-    let rate = lat.len() as f64 / t.elapsed().as_secs_f64();
+    let rate = lat.len() as f64 / started.elapsed().as_secs_f64();
     lat.sort();
     println!(
-        "protocol, {devices} device(s) pushing 1 KiB: {rate:7.0} pushes/s in all, PUSH→PUSH_ACK p50 {:6.2} ms  p99 {:6.2} ms",
+        "{label}: {rate:7.0} pushes/s in all, push→ack p50 {:6.2} ms  p99 {:6.2} ms",
         pct(&lat, 0.5),
         pct(&lat, 0.99)
     );
-    relay.shutdown().await;
 }
 
 async fn start(dir: &std::path::Path) -> Relay {
