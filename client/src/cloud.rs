@@ -202,7 +202,9 @@ impl Inner {
         let mark = self.activity();
         let mut opts = BackupOptions::new(self.config.paths.clone());
         opts.tags = self.config.tags.clone();
-        vault_sync::record(&self.vault, &self.sync_home, &mut opts).await?;
+        if let Err(e) = vault_sync::record(&self.vault, &self.sync_home, &mut opts).await {
+            tracing::warn!(error = %format!("{e:#}"), "sync group not recorded with this snapshot");
+        }
         let progress = Arc::new(Progress::default());
         let run = zerok_vault::backup(&self.vault, opts, progress.clone());
         tokio::pin!(run);

@@ -150,6 +150,15 @@ fn second_init_bad_url_and_unreadable_files() {
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["unreadable"][0], "/proc/self/mem");
     assert!(String::from_utf8_lossy(&out.stderr).contains("/proc/self/mem"));
+
+    // A damaged sync state does not stop a backup: saved, with a warning, no group recorded.
+    std::fs::create_dir_all(dev.home.join("sync")).unwrap();
+    std::fs::write(dev.home.join("sync/group.json"), "{ not json").unwrap();
+    let out = dev.run(&["backup", src.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sync group not recorded"));
+    let snaps = dev.json(&["snapshots", "--json"]);
+    assert!(snaps.as_array().unwrap().iter().all(|s| s["sync_group"].is_null()));
 }
 
 #[test]

@@ -39,7 +39,10 @@ pub async fn run(args: Args) -> Result<u8> {
         opts.hostname = host;
     }
     let sync_home = zerok_client::sync::SyncHome::new(zerok_client::Home::locate()?.dir());
-    zerok_client::vault_sync::record(&unlocked.vault, &sync_home, &mut opts).await?;
+    // A damaged sync state must not stop a backup: the files are saved without the group.
+    if let Err(e) = zerok_client::vault_sync::record(&unlocked.vault, &sync_home, &mut opts).await {
+        eprintln!("zerok: warning: sync group not recorded with this snapshot: {e:#}");
+    }
     let sync_cursors = opts.sync_cursors.clone();
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(&progress, Show::Backup);
