@@ -143,8 +143,6 @@ struct Inner {
     counters: Mutex<Vec<Arc<AtomicU64>>>,
     /// Activity total at the last snapshot.
     activity_mark: AtomicU64,
-    /// One snapshot at a time.
-    running: tokio::sync::Mutex<()>,
 }
 
 /// Cloud backup, enabled: a schedule running in the background until [`CloudBackup::disable`].
@@ -168,7 +166,7 @@ impl Inner {
     }
 
     async fn snapshot(&self) -> anyhow::Result<BackupSummary> {
-        let _one = self.running.lock().await;
+        // Exclusive: waits for the app's writers, and for a snapshot already running.
         let _paused = self.gate.clone().write_owned().await;
         self.update(|s| s.running = true);
         self.emit(CloudEvent::Started);
@@ -184,18 +182,17 @@ impl Inner {
                 let (snapshot, bytes_added) = (summary.snapshot_id, summary.bytes_added);
                 self.emit(CloudEvent::Saved { snapshot, bytes_added });
                 if let Err(e) = self.retain().await {
-                    let error = format!("snapshot saved, but the retention policy failed: {e:#}");
-                    self.update(|s| s.last_error = Some(error.clone()));
-                    self.emit(CloudEvent::Failed { error });
+                    self.fail(format!("snapshot saved, but the retention policy failed: {e:#}"));
                 }
             }
-            Err(e) => {
-                let error = format!("{e:#}");
-                self.update(|s| s.last_error = Some(error.clone()));
-                self.emit(CloudEvent::Failed { error });
-            }
+            Err(e) => self.fail(format!("{e:#}")),
         }
         result
+    }
+
+    fn fail(&self, error: String) {
+        self.update(|s| s.last_error = Some(error.clone()));
+        self.emit(CloudEvent::Failed { error });
     }
 
     async fn backup(&self) -> anyhow::Result<BackupSummary> {
@@ -256,7 +253,6 @@ impl CloudBackup {
             events: broadcast::channel(256).0,
             counters: Mutex::new(vec![Arc::default()]),
             activity_mark: AtomicU64::new(0),
-            running: tokio::sync::Mutex::new(()),
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let schedule = tokio::spawn(schedule(inner.clone(), stopped));

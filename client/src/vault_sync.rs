@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use zerok_core::{SyncGroupId, sync::GroupSecret};
-use zerok_vault::{BackupOptions, Vault, format::snapshot::Snapshot, format::sync_group::SyncGroup};
+use zerok_core::sync::GroupSecret;
+use zerok_vault::{BackupOptions, Vault, format::snapshot::Snapshot};
 use zerok_wire::RelayAddr;
 
 use crate::sync::{GroupState, Received, SyncClient, SyncError, SyncHome};
@@ -30,8 +30,7 @@ pub async fn record(vault: &Vault, home: &SyncHome, opts: &mut BackupOptions) ->
 
 /// What a new device needs to take its place in a sync group again.
 pub struct Rejoin {
-    group_id: SyncGroupId,
-    group: SyncGroup,
+    secret: GroupSecret,
     relays: Vec<RelayAddr>,
     cursors: BTreeMap<String, u64>,
 }
@@ -66,10 +65,10 @@ impl Rejoin {
         relay: Option<&RelayAddr>,
     ) -> anyhow::Result<Option<Self>> {
         let recorded = snapshot.and_then(|s| s.sync_group.map(|id| (id, &s.sync_cursors)));
-        let (group_id, group, cursors) = match recorded {
-            Some((id, cursors)) => (id, vault.load_sync_group(&id).await?, cursors.clone()),
+        let (group, cursors) = match recorded {
+            Some((id, cursors)) => (vault.load_sync_group(&id).await?, cursors.clone()),
             None => match vault.sync_groups().await?.pop() {
-                Some((id, group)) => (id, group, BTreeMap::new()),
+                Some((_, group)) => (group, BTreeMap::new()),
                 None => return Ok(None),
             },
         };
@@ -86,12 +85,11 @@ impl Rejoin {
         for r in &relays {
             by_addr.insert(r.to_string(), cursor_by_id(&r.id));
         }
-        Ok(Some(Self { group_id, group, relays, cursors: by_addr }))
-    }
-
-    /// The stored credentials' id.
-    pub fn group_id(&self) -> SyncGroupId {
-        self.group_id
+        let mut raw = [0u8; 32];
+        raw.copy_from_slice(&group.secret);
+        let secret = GroupSecret::from_bytes(raw);
+        zeroize::Zeroize::zeroize(&mut raw);
+        Ok(Some(Self { secret, relays, cursors: by_addr }))
     }
 
     /// The relays, primary first.
@@ -104,21 +102,13 @@ impl Rejoin {
         self.relays.first().map_or(0, |r| self.cursors.get(&r.to_string()).copied().unwrap_or(0))
     }
 
-    fn secret(&self) -> GroupSecret {
-        let mut raw = [0u8; 32];
-        raw.copy_from_slice(&self.group.secret);
-        let secret = GroupSecret::from_bytes(raw);
-        zeroize::Zeroize::zeroize(&mut raw);
-        secret
-    }
-
     /// Refuses when this device already belongs to another group (checked before anything
     /// is restored).
     ///
     /// # Errors
     /// [`SyncError::State`] naming the conflict.
     pub fn check_home(&self, home: &SyncHome) -> Result<(), SyncError> {
-        if home.has_group() && home.load_group()?.secret().expose() != self.secret().expose() {
+        if home.has_group() && home.load_group()?.secret().expose() != self.secret.expose() {
             return Err(SyncError::State(
                 "this device already belongs to another sync group (use a fresh ZEROK_HOME)".into(),
             ));
@@ -141,7 +131,7 @@ impl Rejoin {
         mut apply: impl FnMut(&Received) -> std::io::Result<()>,
     ) -> Result<(SyncClient, Replayed), SyncError> {
         self.check_home(&home)?;
-        let mut state = GroupState::new(&self.secret(), &self.relays, device_name);
+        let mut state = GroupState::new(&self.secret, &self.relays, device_name);
         for (relay, cursor) in &self.cursors {
             state.set_cursor(relay, *cursor);
         }

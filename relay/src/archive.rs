@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use zerok_core::sync::{BlobId, DeviceId, GroupId, message::BlobEntry};
 use zerok_vault::Backend;
 
-use crate::{NewBlob, Pushed, Store, StoreError};
+use crate::{NewBlob, Pushed, Store, StoreError, store::on_blocking as blocking};
 
 /// Objects fetched at once by a PULL or a rebuild.
 const FETCH_CONCURRENCY: usize = 16;
@@ -59,15 +59,6 @@ fn revoked_name(group: &GroupId, device: &DeviceId) -> String {
 
 fn store_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(format!("archive: {e}"))
-}
-
-/// Runs a store call on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    store: &Arc<Store>,
-    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&store)).await.unwrap_or_else(|e| Err(StoreError::Db(e.to_string())))
 }
 
 /// What a rebuild found.
@@ -174,13 +165,9 @@ impl Archive {
                 Err(e) => return Err(store_err(e)),
             }
         }
-        let now = blob.now;
-        blocking(&self.store, move |s| {
-            let Record { sender, payload, .. } = &record;
-            let blob = NewBlob { group: &group, sender, blob_id: &blob_id, payload, ttl_secs: u64::MAX, now };
-            s.index_archived(&blob, u64::MAX, cursor)
-        })
-        .await
+        let timestamp = record.timestamp;
+        self.index(group, cursor, record).await?;
+        Ok(Pushed { cursor, timestamp, duplicate: false })
     }
 
     /// Fills in the payloads of entries the store returned for a PULL, fetching them

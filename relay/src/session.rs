@@ -135,8 +135,7 @@ impl Session {
         &self,
         f: impl FnOnce(&crate::Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.state.store.clone();
-        tokio::task::spawn_blocking(move || f(&store)).await.unwrap_or_else(|e| Err(StoreError::Db(e.to_string())))
+        crate::store::on_blocking(&self.state.store, f).await
     }
 
     /// Refuses a device revoked from the group.

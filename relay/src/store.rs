@@ -122,12 +122,33 @@ fn dec<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
     rmp_serde::from_slice(bytes).map_err(|e| StoreError::Db(format!("damaged record: {e}")))
 }
 
+/// A device's record in a group, from either kind of transaction's table.
+fn device_record(
+    devices: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    group: &GroupId,
+    device: &DeviceId,
+) -> Result<Option<DeviceRecord>> {
+    devices.get(key2(&group.0, &device.0).as_slice())?.map(|v| dec::<DeviceRecord>(v.value())).transpose()
+}
+
 fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
     [a, b].concat()
 }
 
 fn blob_key(group: &GroupId, cursor: u64) -> Vec<u8> {
     key2(&group.0, &cursor.to_be_bytes())
+}
+
+/// Runs a store call on tokio's blocking pool (redb calls block on disk).
+///
+/// # Errors
+/// The call's error, or [`StoreError::Db`] when the blocking task failed.
+pub(crate) async fn on_blocking<T: Send + 'static>(
+    store: &std::sync::Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store)).await.unwrap_or_else(|e| Err(StoreError::Db(e.to_string())))
 }
 
 /// What a push did.
@@ -255,12 +276,7 @@ impl Store {
         let tx = self.db.begin_write()?;
         let mut out = Vec::with_capacity(blobs.len());
         for blob in blobs {
-            let revoked = tx
-                .open_table(DEVICES)?
-                .get(key2(&blob.group.0, &blob.sender.0).as_slice())?
-                .map(|v| dec::<DeviceRecord>(v.value()))
-                .transpose()?
-                .is_some_and(|r| r.revoked);
+            let revoked = device_record(&tx.open_table(DEVICES)?, blob.group, blob.sender)?.is_some_and(|r| r.revoked);
             out.push(match revoked {
                 true => Err(StoreError::Revoked),
                 false => match Self::insert_in(&tx, blob, quota, Placement::Inline) {
@@ -417,10 +433,7 @@ impl Store {
         {
             let mut devices = tx.open_table(DEVICES)?;
             let key = key2(&group.0, &device.0);
-            let mut rec: DeviceRecord = match devices.get(key.as_slice())? {
-                Some(v) => dec(v.value())?,
-                None => DeviceRecord::default(),
-            };
+            let mut rec = device_record(&devices, group, device)?.unwrap_or_default();
             f(&mut rec)?;
             devices.insert(key.as_slice(), enc(&rec).as_slice())?;
         }
@@ -434,12 +447,7 @@ impl Store {
     /// Database errors.
     pub fn is_revoked(&self, group: &GroupId, device: &DeviceId) -> Result<bool> {
         let tx = self.db.begin_read()?;
-        let rec = tx
-            .open_table(DEVICES)?
-            .get(key2(&group.0, &device.0).as_slice())?
-            .map(|v| dec::<DeviceRecord>(v.value()))
-            .transpose()?;
-        Ok(rec.is_some_and(|r| r.revoked))
+        Ok(device_record(&tx.open_table(DEVICES)?, group, device)?.is_some_and(|r| r.revoked))
     }
 
     /// Marks a device revoked (idempotent).
@@ -482,12 +490,7 @@ impl Store {
     /// Database errors.
     pub fn pending_count(&self, group: &GroupId, device: &DeviceId, cap: u32) -> Result<u32> {
         let tx = self.db.begin_read()?;
-        let acked = tx
-            .open_table(DEVICES)?
-            .get(key2(&group.0, &device.0).as_slice())?
-            .map(|v| dec::<DeviceRecord>(v.value()))
-            .transpose()?
-            .map_or(0, |r| r.acked);
+        let acked = device_record(&tx.open_table(DEVICES)?, group, device)?.map_or(0, |r| r.acked);
         let blobs = tx.open_table(BLOBS)?;
         let mut n = 0;
         for item in blobs.range(blob_key(group, acked + 1).as_slice()..=blob_key(group, u64::MAX).as_slice())? {
@@ -632,7 +635,9 @@ impl Store {
                 }
                 v
             };
-            for group in groups.into_iter().filter(|_| !self.keep_history) {
+            // Vault mode keeps what everyone has acknowledged.
+            let groups = if self.keep_history { Vec::new() } else { groups };
+            for group in groups {
                 let Some(acked) = Self::min_acked(&tx, &group)? else { continue };
                 let cursors: Vec<u64> = {
                     let blobs = tx.open_table(BLOBS)?;

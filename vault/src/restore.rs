@@ -258,7 +258,6 @@ async fn restore_contents(
     progress: &Arc<Progress>,
 ) -> Result<()> {
     let mut needs: HashMap<ChunkId, (crate::BlobLocation, Vec<(usize, u64)>)> = HashMap::new();
-    let mut chunk_counts = Vec::with_capacity(files.len());
     for (i, (rel, node)) in files.iter().enumerate() {
         let mut offset = 0u64;
         for id in &node.content {
@@ -274,12 +273,10 @@ async fn restore_contents(
                 format!("chunks hold {offset} bytes, snapshot says {}", node.size),
             ));
         }
-        chunk_counts.push(node.content.len());
     }
     let spans = plan_spans(needs);
     let created = {
-        let plan: Vec<(PathBuf, Node, usize)> =
-            files.iter().zip(chunk_counts).map(|((rel, node), n)| (target.join(rel), node.clone(), n)).collect();
+        let plan: Vec<(PathBuf, Node)> = files.iter().map(|(rel, node)| (target.join(rel), node.clone())).collect();
         let progress = progress.clone();
         blocking(move || create_files(plan, &progress)).await?
     };
@@ -371,9 +368,10 @@ fn plan_spans(needs: HashMap<ChunkId, (crate::BlobLocation, Vec<(usize, u64)>)>)
 
 /// Creates every file (replacing a file or symlink in the way, never a folder) and sets
 /// the metadata of empty ones at once.
-fn create_files(plan: Vec<(PathBuf, Node, usize)>, progress: &Progress) -> Result<Vec<Target>> {
+fn create_files(plan: Vec<(PathBuf, Node)>, progress: &Progress) -> Result<Vec<Target>> {
     let mut out = Vec::with_capacity(plan.len());
-    for (path, node, chunks) in plan {
+    for (path, node) in plan {
+        let chunks = node.content.len();
         clear_entry(&path)?;
         let file =
             std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| Error::io(&path, e))?;
