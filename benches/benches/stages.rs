@@ -2,10 +2,12 @@
 //! core each).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use fastcdc::v2020::{Normalization, StreamCDC};
 use zerok_benches::{random_bytes, text_bytes};
 use zerok_core::{Key32, MasterKey, aead};
-use zerok_vault::format::{Kind, config::ChunkerParams, pack::PackWriter};
+use zerok_vault::{
+    chunker::Chunker,
+    format::{Kind, config::ChunkerParams, pack::PackWriter},
+};
 
 const LEN: usize = 32 << 20;
 
@@ -16,16 +18,11 @@ fn stages(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("stage/{name}"));
         g.throughput(Throughput::Bytes(LEN as u64)).sample_size(10);
         g.bench_function("fastcdc", |b| {
+            let mut chunker = Chunker::new(p, keys.chunker_seed());
             b.iter(|| {
-                let cdc = StreamCDC::with_level_and_seed(
-                    data.as_slice(),
-                    p.min_bytes as usize,
-                    p.avg_bytes as usize,
-                    p.max_bytes as usize,
-                    Normalization::Level1,
-                    keys.chunker_seed(),
-                );
-                cdc.map(|c| c.unwrap().length).sum::<usize>()
+                chunker.reset();
+                let mut source = data.as_slice();
+                std::iter::from_fn(|| chunker.next_chunk(&mut source).unwrap()).map(|c| c.len()).sum::<usize>()
             })
         });
         g.bench_function("keyed-blake3", |b| {

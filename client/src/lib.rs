@@ -13,9 +13,11 @@
 //! - [`vault_sync`]: group credentials kept in the vault; rejoining and replaying.
 //! - [`cloud`]: cloud backup mode for apps — schedule, retention, status, events.
 //! - [`progress`]: terminal progress bars fed by the vault's counters.
+//! - [`process`]: how the programs run — allocator settings, runtime, one-line errors.
 
 pub mod cloud;
 mod home;
+pub mod process;
 pub mod progress;
 mod report;
 pub mod sync;

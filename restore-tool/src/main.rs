@@ -262,23 +262,5 @@ fn report(
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // Few blocking threads: each one that allocates gets its own glibc arena, which keeps
-    // the pack-sized buffers it once held (a 2 GiB restore peaked at 210 MB with the default
-    // 512 threads, 67 MB with 4).
-    let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(4).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("zerok-restore: error: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // One line, whatever the causes printed.
-            let message = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("zerok-restore: error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    zerok_client::process::run("zerok-restore", async { run(args).await.map(|()| 0) })
 }

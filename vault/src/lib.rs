@@ -11,6 +11,7 @@
 //! - [`format`]: encoders/decoders of every stored object.
 //! - `vault`: [`Vault`] — init, unlock by key slot, snapshots, trees, chunk reads.
 //! - `master_index`: [`MasterIndex`] — chunk id → pack location.
+//! - [`chunker`]: content-defined chunking (FastCDC 2020) through one reusable buffer.
 //! - `backup`: the parallel walk → chunk → compress → encrypt → pack → upload pipeline.
 //! - `restore`, `check`, `prune`, `lock`, `progress`.
 //!
@@ -28,6 +29,7 @@
 
 mod backup;
 mod check;
+pub mod chunker;
 mod error;
 pub mod format;
 mod lock;

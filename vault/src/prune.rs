@@ -156,7 +156,7 @@ async fn run(vault: &Vault, progress: &Progress) -> Result<PruneReport> {
 
     if !delete.is_empty() || !repack.is_empty() {
         for batch in keep.chunks(PACKS_PER_INDEX) {
-            flush_index(vault, &mut batch.to_vec(), progress).await?;
+            flush_index(vault, batch.to_vec(), progress).await?;
         }
         for old in &index.files {
             vault.backend().delete(&names::index(old)).await?;

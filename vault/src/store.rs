@@ -1,8 +1,8 @@
 //! Opening object stores from URLs, and the [`Backend`]: named-object access relative to
 //! the vault's prefix, with errors that name the object.
 //!
-//! URLs: `file:///abs/path` or a plain path (the embedded default: a local folder, fsync on
-//! every write), `s3://bucket/prefix` (AWS S3, MinIO and other S3-compatible stores, set up
+//! URLs: `file:///abs/path` or a plain path (the embedded default: a local folder; every
+//! write is synced, except batch members, see [`Backend::put_unsynced`]), `s3://bucket/prefix` (AWS S3, MinIO and other S3-compatible stores, set up
 //! from the standard `AWS_*` environment variables), `memory://` (process-local, for tests).
 //! Retries: the S3 client retries transient failures with backoff, at most
 //! [`S3_MAX_RETRIES`] times within [`S3_RETRY_TIMEOUT`].
@@ -82,11 +82,18 @@ impl Location {
         let (store, prefix): (Arc<dyn ObjectStore>, String) = match self {
             Location::Local(path) => {
                 std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-                let fs = LocalFileSystem::new_with_prefix(path)
-                    .map_err(|e| Error::InvalidUrl { url: url.into(), reason: e.to_string() })?
-                    .with_fsync(true)
-                    .with_automatic_cleanup(true);
-                (Arc::new(fs), String::new())
+                let folder = |fsync| {
+                    LocalFileSystem::new_with_prefix(path)
+                        .map(|fs| Arc::new(fs.with_fsync(fsync).with_automatic_cleanup(true)))
+                        .map_err(|e| Error::InvalidUrl { url: url.into(), reason: e.to_string() })
+                };
+                let unsynced = Unsynced { store: folder(false)?, root: path.clone() };
+                return Ok(Backend {
+                    store: folder(true)?,
+                    prefix: String::new(),
+                    url: url.into(),
+                    unsynced: Some(unsynced),
+                });
             }
             Location::S3 { bucket, prefix } => (
                 Arc::new(
@@ -98,7 +105,7 @@ impl Location {
             ),
             Location::Memory => (Arc::new(InMemory::new()), String::new()),
         };
-        Ok(Backend { store, prefix, url: url.to_string() })
+        Ok(Backend { store, prefix, url: url.to_string(), unsynced: None })
     }
 }
 
@@ -126,6 +133,14 @@ pub struct Backend {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     url: String,
+    /// For a local folder: the same folder written without syncs, and its path.
+    unsynced: Option<Unsynced>,
+}
+
+#[derive(Clone)]
+struct Unsynced {
+    store: Arc<dyn ObjectStore>,
+    root: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Backend {
@@ -137,7 +152,7 @@ impl std::fmt::Debug for Backend {
 impl Backend {
     /// Wraps an existing store (tests, embedding apps) with a key prefix.
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, url: &str) -> Self {
-        Self { store, prefix: prefix.trim_matches('/').to_string(), url: url.to_string() }
+        Self { store, prefix: prefix.trim_matches('/').to_string(), url: url.to_string(), unsynced: None }
     }
 
     /// True for a local folder or memory (no network between us and the bytes).
@@ -191,6 +206,50 @@ impl Backend {
     pub async fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
         self.store.put(&self.path(name), PutPayload::from(bytes)).await.map_err(|e| Self::err(name, e))?;
         Ok(())
+    }
+
+    /// Writes one object of a batch, replacing any existing one (content-named objects only).
+    /// A local folder skips the per-object sync (a file sync and a folder sync each, which
+    /// would stall the writer); the caller must [`Backend::sync`] the batch before anything
+    /// names its objects. Object stores are durable on return; the same as [`Backend::put`].
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn put_unsynced(&self, name: &str, bytes: Bytes) -> Result<()> {
+        let Some(unsynced) = &self.unsynced else {
+            return self.put(name, bytes).await;
+        };
+        unsynced.store.put(&self.path(name), PutPayload::from(bytes)).await.map_err(|e| Self::err(name, e))?;
+        Ok(())
+    }
+
+    /// Makes objects written with [`Backend::put_unsynced`] durable: each file's data, then
+    /// every folder that gained an entry, up to the vault's root. Nothing to do elsewhere.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file or folder that could not be synced.
+    pub async fn sync(&self, names: Vec<String>) -> Result<()> {
+        let Some(unsynced) = &self.unsynced else {
+            return Ok(());
+        };
+        let root = unsynced.root.clone();
+        let sync = move || -> Result<()> {
+            let mut folders = std::collections::BTreeSet::new();
+            for name in &names {
+                let path = root.join(name);
+                let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+                file.sync_data().map_err(|e| Error::io(&path, e))?;
+                folders
+                    .extend(path.ancestors().skip(1).take_while(|dir| dir.starts_with(&root)).map(|d| d.to_path_buf()));
+            }
+            // Deepest first: a folder's entry in its parent is synced after its own entries.
+            for dir in folders.iter().rev() {
+                let handle = std::fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
+                handle.sync_all().map_err(|e| Error::io(dir, e))?;
+            }
+            Ok(())
+        };
+        tokio::task::spawn_blocking(sync).await.map_err(|e| Error::Invalid(format!("sync task failed: {e}")))?
     }
 
     /// Writes an object only if no object of that name exists (a conditional write).
@@ -309,5 +368,17 @@ mod tests {
         for bad in ["ftp://x", "s3://", "file://relative", ""] {
             assert!(matches!(Location::parse(bad), Err(Error::InvalidUrl { .. })), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn batch_members_are_readable_and_sync_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("vault").display().to_string();
+        let backend = Location::parse(&url).unwrap().open(&url).unwrap();
+        backend.put_unsynced("data/ab/pack", Bytes::from_static(b"pack bytes")).await.unwrap();
+        backend.sync(vec!["data/ab/pack".into()]).await.unwrap();
+        assert_eq!(&backend.get("data/ab/pack").await.unwrap()[..], b"pack bytes");
+        let err = backend.sync(vec!["data/cd/gone".into()]).await.unwrap_err();
+        assert!(matches!(&err, Error::Io { path, .. } if path.ends_with("data/cd/gone")), "{err}");
     }
 }

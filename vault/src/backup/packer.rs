@@ -29,6 +29,10 @@ pub(super) struct Sealed {
 }
 
 /// Runs until the sealers hang up; returns the bytes written to the vault.
+///
+/// Packs are written as unsynced batch members; each index file is written only after the
+/// packs it names are synced (see [`flush`]), and it is written beside the uploads, so an
+/// upload slot never waits for a disk sync.
 pub(super) async fn run(
     vault: &Vault,
     mut rx: tokio::sync::mpsc::Receiver<Sealed>,
@@ -40,59 +44,63 @@ pub(super) async fn run(
     let new_writer = || PackWriter::with_capacity(pack_bytes + vault.config().chunker.max_bytes as usize);
     let mut writer = new_writer();
     let mut inflight = FuturesUnordered::new();
+    // At most one index write at a time; packs that land meanwhile wait for the next one.
+    let mut flushing = FuturesUnordered::new();
     let mut pending = Vec::new();
     let mut added = 0u64;
     let mut refresh = tokio::time::interval(std::time::Duration::from_secs(REFRESH_SECS));
     refresh.tick().await;
-    loop {
+    let mut open = true;
+    while open || !inflight.is_empty() || !flushing.is_empty() || !pending.is_empty() {
+        if flushing.is_empty()
+            && (pending.len() >= INDEX_FLUSH_PACKS || (!open && inflight.is_empty() && !pending.is_empty()))
+        {
+            flushing.push(flush(vault, std::mem::take(&mut pending), progress));
+        }
         tokio::select! {
             Some(done) = inflight.next(), if !inflight.is_empty() => {
                 let (pack, n): (IndexPack, u64) = done?;
                 added += n;
                 pending.push(pack);
-                if pending.len() >= INDEX_FLUSH_PACKS {
-                    added += flush(vault, &mut pending, progress).await?;
-                }
             }
-            msg = rx.recv(), if inflight.len() < uploads => match msg {
+            Some(done) = flushing.next(), if !flushing.is_empty() => added += done?,
+            msg = rx.recv(), if open && inflight.len() < uploads => match msg {
                 Some(s) => {
                     writer.add(s.kind, s.id, &s.bytes, s.raw_len);
                     if writer.len() >= pack_bytes {
                         inflight.push(upload(vault, std::mem::replace(&mut writer, new_writer()), progress));
                     }
                 }
-                None => break,
+                None => {
+                    open = false;
+                    if !writer.is_empty() {
+                        inflight.push(upload(vault, std::mem::replace(&mut writer, new_writer()), progress));
+                    }
+                }
             },
             _ = refresh.tick() => lock.refresh(vault).await?,
         }
     }
-    if !writer.is_empty() {
-        inflight.push(upload(vault, writer, progress));
-    }
-    while let Some(done) = inflight.next().await {
-        let (pack, n) = done?;
-        added += n;
-        pending.push(pack);
-    }
-    added += flush(vault, &mut pending, progress).await?;
     Ok(added)
 }
 
 async fn upload(vault: &Vault, writer: PackWriter, progress: &Progress) -> Result<(IndexPack, u64)> {
     let (id, bytes, entries) = writer.finish(vault.keys().metadata());
     let n = bytes.len() as u64;
-    vault.backend().put(&names::pack(&id), Bytes::from(bytes)).await?;
+    vault.backend().put_unsynced(&names::pack(&id), Bytes::from(bytes)).await?;
     Progress::add(&progress.bytes_added, n);
     Ok((IndexPack::new(id, &entries), n))
 }
 
-/// Writes the pending packs as one index file; returns its size.
-pub(crate) async fn flush(vault: &Vault, pending: &mut Vec<IndexPack>, progress: &Progress) -> Result<u64> {
-    if pending.is_empty() {
+/// Syncs `packs` (written by [`upload`] without a sync), then writes them as one index file;
+/// returns the index file's size. An index never names a pack that is not durable.
+pub(crate) async fn flush(vault: &Vault, packs: Vec<IndexPack>, progress: &Progress) -> Result<u64> {
+    if packs.is_empty() {
         return Ok(0);
     }
+    vault.backend().sync(packs.iter().map(|p| names::pack(&p.id)).collect()).await?;
     let id = IndexId::random();
-    let file = IndexFile { version: 1, packs: std::mem::take(pending) };
+    let file = IndexFile { version: 1, packs };
     let sealed = seal_msgpack(vault.keys().metadata(), Kind::Index, &id.0, &file);
     let n = sealed.len() as u64;
     vault.backend().put_new(&names::index(&id), Bytes::from(sealed)).await?;

@@ -10,11 +10,11 @@ use std::{
     sync::Arc,
 };
 
-use fastcdc::v2020::{Normalization, StreamCDC};
 use zerok_core::ChunkId;
 
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
+    chunker::Chunker,
     format::{
         Kind,
         tree::{Node, NodeKind, Tree},
@@ -58,6 +58,7 @@ pub(super) struct Walker {
     tx: crossbeam_channel::Sender<Job>,
     progress: Arc<Progress>,
     stats: WalkStats,
+    chunker: Chunker,
 }
 
 impl Walker {
@@ -68,7 +69,8 @@ impl Walker {
         progress: Arc<Progress>,
     ) -> Self {
         let runtime = tokio::runtime::Handle::current();
-        Self { vault, index, runtime, sent: HashSet::new(), tx, progress, stats: WalkStats::default() }
+        let chunker = Chunker::new(vault.config().chunker, vault.keys().chunker_seed());
+        Self { vault, index, runtime, sent: HashSet::new(), tx, progress, stats: WalkStats::default(), chunker }
     }
 
     /// Walks every path; returns the root tree id.
@@ -166,34 +168,27 @@ impl Walker {
             Progress::add(&self.progress.files, 1);
             return Ok(true);
         }
-        let file = match fs::File::open(path) {
+        let mut file = match fs::File::open(path) {
             Ok(f) => f,
             Err(e) => {
                 self.unreadable(path, e);
                 return Ok(false);
             }
         };
-        let params = self.vault.config().chunker;
-        let chunker = StreamCDC::with_level_and_seed(
-            file,
-            params.min_bytes as usize,
-            params.avg_bytes as usize,
-            params.max_bytes as usize,
-            Normalization::Level1,
-            self.vault.keys().chunker_seed(),
-        );
+        self.chunker.reset();
         let mut size = 0u64;
-        for chunk in chunker {
-            let chunk = match chunk {
-                Ok(c) => c,
+        loop {
+            let data = match self.chunker.next_chunk(&mut file) {
+                Ok(Some(data)) => data,
+                Ok(None) => break,
                 Err(e) => {
-                    self.unreadable(path, std::io::Error::from(e));
+                    self.unreadable(path, e);
                     return Ok(false);
                 }
             };
-            size += chunk.length as u64;
-            Progress::add(&self.progress.bytes, chunk.length as u64);
-            let id = self.store(Kind::Data, chunk.data)?;
+            size += data.len() as u64;
+            Progress::add(&self.progress.bytes, data.len() as u64);
+            let id = self.store(Kind::Data, data)?;
             node.content.push(id);
         }
         node.size = size;

@@ -57,17 +57,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    // Few blocking threads: each one that allocates gets its own glibc arena, which keeps
-    // the pack-sized buffers it once held (a 2 GiB restore peaked at 210 MB with the default
-    // 512 threads, 67 MB with 4).
-    let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(4).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("zerok: error: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    zerok_client::process::run("zerok", async {
         match cli.command {
             Command::Init(a) => init::run(a).await,
             Command::Backup(a) => backup::run(a).await,
@@ -79,14 +69,5 @@ fn main() -> ExitCode {
             Command::Key(a) => key::run(a).await,
             Command::Sync(a) => sync::run(a).await,
         }
-    });
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            // One line, whatever the causes printed.
-            let message = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("zerok: error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
