@@ -10,8 +10,9 @@ const BLOCKING_THREADS: usize = 4;
 
 /// Allocations below this size come from the heap, where freed pack and chunk buffers are
 /// reused. glibc's default sends every buffer over 128 KiB (later: over the largest one
-/// freed) to a fresh mapping whose pages fault in anew on every use: in the first backup of
-/// 300 MB that was a third more page faults, and 10 % more time.
+/// freed) to a fresh mapping whose pages fault in anew on every use. With the arena cap
+/// below, a first backup of 300 MB took a third of the page faults, 10 % less time and 8 MB
+/// less memory; a restore, a third of the faults and 5 MB less.
 const MMAP_THRESHOLD_BYTES: i32 = 32 << 20;
 
 /// Runs `main` to completion and turns its result into the exit code; an error is printed as
@@ -36,12 +37,17 @@ pub fn run(program: &str, main: impl Future<Output = anyhow::Result<u8>>) -> Exi
     }
 }
 
+/// Heap arenas: one per core. glibc's default (8 per core) lets every thread that ever
+/// allocated keep buffers in an arena of its own.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_allocator() {
-    // SAFETY: mallopt only sets two of glibc's allocation thresholds; no memory is touched.
+    let arenas = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
+    // SAFETY: mallopt only sets glibc's allocation parameters; it touches no memory of ours
+    // and is called before the runtime starts any thread.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 4 * MMAP_THRESHOLD_BYTES);
+        libc::mallopt(libc::M_ARENA_MAX, i32::try_from(arenas).unwrap_or(i32::MAX));
     }
 }
 
