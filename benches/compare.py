@@ -127,6 +127,7 @@ def svg(results, tools, path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--zerok", required=True)
+    ap.add_argument("--limit", help="zerok-limit binary: measures this machine's limit for the first backup")
     ap.add_argument("--size-mib", type=int, default=300)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default=".")
@@ -136,6 +137,11 @@ def main():
         pristine = f"{work}/pristine"
         corpus(pristine, a.size_mib)
         size_mb = du(pristine) / 1e6
+        limit = None
+        if a.limit:
+            os.sync()
+            limit = json.loads(subprocess.run([a.limit, pristine, "--disk-dir", work], check=True,
+                                              capture_output=True, text=True).stdout)
         runs = {t.name: [] for t in tools}
         for i in range(a.runs):
             for t in tools:
@@ -164,9 +170,16 @@ def main():
         r = ratios[other]
         print(f"zerok vs {other}: first backup {r['first_backup_speedup']:.2f}x, re-backup {r['rebackup_speedup']:.2f}x, "
               f"restore {r['restore_speedup']:.2f}x, edit bytes {r['edited_added_ratio']:.2f} of {other}'s, peak RSS {r['peak_rss_ratio']:.2f} of {other}'s")
+    report = {"corpus_mb": size_mb, "runs": a.runs, "medians": med, "ratios": ratios, "all_runs": runs}
+    if limit:
+        share = med["zerok"]["first_mb_s"] / limit["limit_mb_s"]
+        report["limit"], report["first_backup_share_of_limit"] = limit, share
+        print(f"machine limit for this first backup: {limit['limit_mb_s']:.0f} MB/s, {limit['bound']}-bound "
+              f"(CPU pipeline {limit['cpu_limit_mb_s']:.0f} MB/s on {limit['cores']} cores; disk "
+              f"{limit['disk_write_mb_s']:.0f} MB/s synced / stored ratio {limit['stored_ratio']:.2f} = "
+              f"{limit['disk_limit_mb_s']:.0f} MB/s); zerok's first backup reaches {100 * share:.0f}% of it")
     os.makedirs(a.out, exist_ok=True)
-    json.dump({"corpus_mb": size_mb, "runs": a.runs, "medians": med, "ratios": ratios, "all_runs": runs},
-              open(f"{a.out}/compare.json", "w"), indent=2)
+    json.dump(report, open(f"{a.out}/compare.json", "w"), indent=2)
     svg(med, list(med), f"{a.out}/compare.svg")
 
 if __name__ == "__main__":
