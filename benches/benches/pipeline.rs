@@ -1,6 +1,9 @@
 //! Whole-pipeline throughput: first backup of a 64 MiB folder (one large file and 16 KiB
 //! files) into a fresh vault, on random and on compressible data, into memory (the CPU
-//! pipeline alone) and into a local folder (fsynced); and restore from the local vault.
+//! pipeline alone) and into a local folder (synced); and restore from the local vault. The
+//! runtime is shaped as the programs shape theirs (4 blocking threads), and each restore's
+//! output is deleted before the next one, so restores do not queue behind the writeback of
+//! the ones before them.
 
 use std::sync::Arc;
 
@@ -11,7 +14,7 @@ use zerok_vault::{BackupOptions, InitOptions, Location, Progress, RestoreOptions
 const TOTAL: usize = 64 << 20;
 
 fn pipeline(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().max_blocking_threads(4).enable_all().build().unwrap();
     for (name, compressible) in [("random", false), ("text", true)] {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
@@ -35,12 +38,12 @@ fn pipeline(c: &mut Criterion) {
         g.bench_function("backup-memory", |b| {
             b.iter_batched(|| fresh_vault("memory://".into()), |v| run_backup(&v), BatchSize::PerIteration)
         });
-        let mut n = 0;
+        let local = dir.path().join("vault");
         g.bench_function("backup-local", |b| {
             b.iter_batched(
                 || {
-                    n += 1;
-                    fresh_vault(dir.path().join(format!("vault{n}")).display().to_string())
+                    let _ = std::fs::remove_dir_all(&local);
+                    fresh_vault(local.display().to_string())
                 },
                 |v| run_backup(&v),
                 BatchSize::PerIteration,
@@ -49,13 +52,16 @@ fn pipeline(c: &mut Criterion) {
         let vault = fresh_vault(dir.path().join("restore-vault").display().to_string());
         run_backup(&vault);
         let snap = rt.block_on(vault.find_snapshot("latest")).unwrap().1;
-        let mut m = 0;
+        let out = dir.path().join("out");
         g.bench_function("restore-local", |b| {
-            b.iter(|| {
-                m += 1;
-                let opts = RestoreOptions::new(dir.path().join(format!("out{m}")));
-                rt.block_on(zerok_vault::restore(&vault, &snap, &opts, Arc::new(Progress::default()))).unwrap()
-            })
+            b.iter_batched(
+                || {
+                    let _ = std::fs::remove_dir_all(&out);
+                    RestoreOptions::new(out.clone())
+                },
+                |opts| rt.block_on(zerok_vault::restore(&vault, &snap, &opts, Arc::new(Progress::default()))).unwrap(),
+                BatchSize::PerIteration,
+            )
         });
         g.finish();
     }
