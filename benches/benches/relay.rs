@@ -133,6 +133,9 @@ async fn process_push(runs: usize) {
                 let out = std::process::Command::new(&zerok)
                     .args(["sync", "push", message.to_str().unwrap(), "--json"])
                     .env("ZEROK_HOME", &home)
+                    // As a shell runs it: cargo's library path for build scripts sends the
+                    // dynamic loader through some forty extra folders.
+                    .env_remove("LD_LIBRARY_PATH")
                     .output()
                     .unwrap();
                 assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -220,6 +223,12 @@ async fn start(dir: &std::path::Path) -> Relay {
     Relay::start(c).await.unwrap()
 }
 
+/// Flushes what earlier scenarios left in the page cache, so each scenario's syncs do not
+/// queue behind their writeback (as `compare.py` does before each tool).
+fn quiet_disk() {
+    let _ = std::process::Command::new("sync").status();
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -229,12 +238,18 @@ fn main() {
         println!("relay on loopback, every PUSH_ACK after a durable commit (redb, group commit)");
         println!("full client (durable outbox per push), one device pushing, one listening:");
         latency_and_rate(1024, 500).await;
+        quiet_disk();
         latency_and_rate(64 << 10, 300).await;
+        quiet_disk();
         protocol_pushes(1, 2_000).await;
+        quiet_disk();
         protocol_pushes(8, 1_000).await;
+        quiet_disk();
         concurrent(8, 500).await;
+        quiet_disk();
         pull_many(2_000).await;
         pull_many(10_000).await;
+        quiet_disk();
         process_push(50).await;
     });
 }

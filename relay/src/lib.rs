@@ -19,6 +19,7 @@ mod committer;
 mod config;
 mod http;
 mod metrics;
+mod notices;
 mod server;
 mod session;
 mod store;

@@ -19,7 +19,9 @@ use zerok_core::sync::{DeviceId, GroupId, Redacted};
 use zerok_vault::Backend;
 use zerok_wire::{NetOptions, RelayAddr};
 
-use crate::{Config, StorageMode, Store, archive::Archive, committer::Committer, metrics::Metrics, session};
+use crate::{
+    Config, StorageMode, Store, archive::Archive, committer::Committer, metrics::Metrics, notices::Notices, session,
+};
 
 /// File in the data folder holding the relay's identity key (mode 0600).
 pub const KEY_FILE: &str = "relay.key";
@@ -43,6 +45,15 @@ pub enum StartError {
     Config(String),
 }
 
+/// An online device: its connection and the notices waiting for it.
+#[derive(Clone)]
+pub struct Online {
+    /// The session's connection.
+    pub conn: Connection,
+    /// Notices for it, sent by the session's sender.
+    pub notices: Arc<Notices>,
+}
+
 /// State shared by every session.
 pub struct State {
     /// Configuration.
@@ -60,7 +71,7 @@ pub struct State {
     /// Wall-clock time at start, since the Unix epoch.
     started_unix: Duration,
     relay_id: [u8; 32],
-    online: Mutex<HashMap<GroupId, HashMap<DeviceId, Connection>>>,
+    online: Mutex<HashMap<GroupId, HashMap<DeviceId, Online>>>,
     per_device: DefaultKeyedRateLimiter<DeviceId>,
     global: DefaultDirectRateLimiter,
     stop: CancellationToken,
@@ -110,16 +121,20 @@ impl State {
         ok
     }
 
-    /// Registers a session's connection for NOTIFY.
-    pub fn go_online(&self, group: GroupId, device: DeviceId, conn: Connection) {
-        self.online.lock().expect("registry").entry(group).or_default().insert(device, conn);
+    /// Registers a session's connection for notices; returns its queue, which the session's
+    /// sender drains (see [`Notices::run`]).
+    pub fn go_online(&self, group: GroupId, device: DeviceId, conn: Connection) -> Arc<Notices> {
+        let notices = Arc::new(Notices::default());
+        let online = Online { conn, notices: notices.clone() };
+        self.online.lock().expect("registry").entry(group).or_default().insert(device, online);
+        notices
     }
 
     /// Removes a session's registration (only if it is still this connection).
     pub fn go_offline(&self, group: &GroupId, device: &DeviceId, conn: &Connection) {
         let mut online = self.online.lock().expect("registry");
         if let Some(devices) = online.get_mut(group) {
-            if devices.get(device).is_some_and(|c| c.stable_id() == conn.stable_id()) {
+            if devices.get(device).is_some_and(|o| o.conn.stable_id() == conn.stable_id()) {
                 devices.remove(device);
             }
             if devices.is_empty() {
@@ -129,7 +144,7 @@ impl State {
     }
 
     /// Devices of a group online now.
-    pub fn online_devices(&self, group: &GroupId) -> Vec<(DeviceId, Connection)> {
+    pub fn online_devices(&self, group: &GroupId) -> Vec<(DeviceId, Online)> {
         let online = self.online.lock().expect("registry");
         online.get(group).map(|d| d.iter().map(|(k, v)| (*k, v.clone())).collect()).unwrap_or_default()
     }

@@ -15,7 +15,11 @@ use zerok_core::sync::{
 };
 use zerok_wire::{WireError, read_frame, write_frame};
 
-use crate::{NewBlob, StoreError, metrics::Metrics, server::State};
+use crate::{
+    NewBlob, StoreError,
+    metrics::Metrics,
+    server::{Online, State},
+};
 
 /// QUIC close codes.
 const CLOSE_BAD_FRAME: u32 = 3;
@@ -47,7 +51,12 @@ pub async fn run(state: Arc<State>, conn: Connection) {
     let session = Arc::new(Session { state: state.clone(), conn: conn.clone(), device });
     let Some(group) = session.until_hello().await else { return };
     Metrics::inc(&state.metrics.sessions_active);
-    state.go_online(group, device, conn.clone());
+    let notices = state.go_online(group, device, conn.clone());
+    let sender = (state.clone(), conn.clone());
+    state.tasks.spawn(async move {
+        let (state, conn) = sender;
+        notices.run(conn, || Metrics::inc(&state.metrics.notifies_total)).await;
+    });
     tracing::debug!(group = %crate::server::log_group(&group), "session open");
     loop {
         let (send, recv) = tokio::select! {
@@ -330,7 +339,9 @@ impl Session {
                             reason: r.reason,
                         });
                         self.broadcast(&group, None, notice.clone());
-                        if let Some((_, conn)) = state.online_devices(&group).into_iter().find(|(d, _)| *d == target) {
+                        if let Some((_, Online { conn, .. })) =
+                            state.online_devices(&group).into_iter().find(|(d, _)| *d == target)
+                        {
                             let tracker = state.tasks.clone();
                             tracker.spawn(async move {
                                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -369,20 +380,12 @@ impl Session {
         }
     }
 
-    /// Sends `msg` on a new unidirectional stream to every online device of the group but
-    /// `except`; fire-and-forget, tracked for shutdown.
+    /// Queues `msg` for every online device of the group but `except` (see `notices`).
     fn broadcast(&self, group: &GroupId, except: Option<&DeviceId>, msg: Message) {
-        for (device, conn) in self.state.online_devices(group) {
-            if Some(&device) == except {
-                continue;
+        for (device, online) in self.state.online_devices(group) {
+            if Some(&device) != except {
+                online.notices.push(msg.clone());
             }
-            let (msg, state) = (msg.clone(), self.state.clone());
-            self.state.tasks.spawn(async move {
-                let Ok(mut send) = conn.open_uni().await else { return };
-                if write_frame(&mut send, &msg).await.is_ok() {
-                    Metrics::inc(&state.metrics.notifies_total);
-                }
-            });
         }
     }
 }
