@@ -2,8 +2,9 @@
 //! the vault's prefix, with errors that name the object.
 //!
 //! URLs: `file:///abs/path` or a plain path (the embedded default: a local folder; every
-//! write is synced, except batch members, see [`Backend::put_unsynced`]), `s3://bucket/prefix` (AWS S3, MinIO and other S3-compatible stores, set up
-//! from the standard `AWS_*` environment variables), `memory://` (process-local, for tests).
+//! write is synced, batch members in one go, see [`Backend::put_unsynced`]),
+//! `s3://bucket/prefix` (AWS S3, MinIO and other S3-compatible stores, set up from the
+//! standard `AWS_*` environment variables), `memory://` (process-local, for tests).
 //! Retries: the S3 client retries transient failures with backoff, at most
 //! [`S3_MAX_RETRIES`] times within [`S3_RETRY_TIMEOUT`].
 

@@ -165,12 +165,14 @@ fn main() -> std::io::Result<()> {
     let (disk_write, disk_passes) = disk_write_mb_s(&disk_dir)?;
     let ratio = stored / input.max(1.0);
     let disk_limit = disk_write / ratio;
+    let stage_seconds: serde_json::Map<_, _> =
+        stages.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect();
     let report = serde_json::json!({
         "corpus_mb": input / 1e6,
         "stored_mb": stored / 1e6,
         "stored_ratio": ratio,
         "cores": cores,
-        "stage_seconds_one_core": stages.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        "stage_seconds_one_core": stage_seconds,
         "cpu_limit_mb_s": cpu_limit,
         "disk_write_mb_s": disk_write,
         "disk_write_passes_mb_s": disk_passes,
