@@ -74,7 +74,8 @@ pub(super) async fn run(
                 None => {
                     open = false;
                     if !writer.is_empty() {
-                        inflight.push(upload(vault, std::mem::replace(&mut writer, new_writer()), progress));
+                        let last = std::mem::replace(&mut writer, PackWriter::with_capacity(0));
+                        inflight.push(upload(vault, last, progress));
                     }
                 }
             },
