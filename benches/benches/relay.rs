@@ -212,7 +212,11 @@ async fn report(label: &str, tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>,
     );
 }
 
+/// A relay for one scenario, started on a quiet disk: what earlier scenarios left in the page
+/// cache is flushed first, so this one's syncs do not queue behind their writeback (as
+/// `compare.py` does before each tool).
 async fn start(dir: &std::path::Path) -> Relay {
+    let _ = std::process::Command::new("sync").status();
     let mut c = Config::default();
     c.server.listen = "127.0.0.1:0".parse().unwrap();
     c.http.enabled = false;
@@ -221,12 +225,6 @@ async fn start(dir: &std::path::Path) -> Relay {
     c.limits.global_per_second = 1_000_000;
     c.storage.max_group_bytes = 1 << 30;
     Relay::start(c).await.unwrap()
-}
-
-/// Flushes what earlier scenarios left in the page cache, so each scenario's syncs do not
-/// queue behind their writeback (as `compare.py` does before each tool).
-fn quiet_disk() {
-    let _ = std::process::Command::new("sync").status();
 }
 
 fn main() {
@@ -238,18 +236,12 @@ fn main() {
         println!("relay on loopback, every PUSH_ACK after a durable commit (redb, group commit)");
         println!("full client (durable outbox per push), one device pushing, one listening:");
         latency_and_rate(1024, 500).await;
-        quiet_disk();
         latency_and_rate(64 << 10, 300).await;
-        quiet_disk();
         protocol_pushes(1, 2_000).await;
-        quiet_disk();
         protocol_pushes(8, 1_000).await;
-        quiet_disk();
         concurrent(8, 500).await;
-        quiet_disk();
         pull_many(2_000).await;
         pull_many(10_000).await;
-        quiet_disk();
         process_push(50).await;
     });
 }

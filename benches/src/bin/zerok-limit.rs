@@ -1,6 +1,7 @@
 //! zerok-limit: this machine's limit for a first backup of one folder, the figure a backup's
 //! speed is judged against. It is the lower of
-//! - the CPU limit: every stage of the pipeline (chunk, hash, compress, encrypt, pack) timed
+//! - the CPU limit: every stage of the pipeline (chunk, hash, seal — zstd then XChaCha20-
+//!   Poly1305, as the backup's sealers do it — and pack) timed
 //!   on one core over the folder's own bytes (best of three passes), the sum divided by the
 //!   cores; reading the files is left out;
 //! - the disk limit: the disk's synced write speed (256 MiB written and `fdatasync`ed, median
@@ -17,11 +18,11 @@ use std::{
 };
 
 use clap::Parser;
-use zerok_core::{ChunkId, MasterKey, aead};
+use zerok_core::{ChunkId, MasterKey};
 use zerok_vault::{
     InitOptions,
     chunker::Chunker,
-    format::{Kind, aad, envelope, pack::PackWriter},
+    format::{Kind, envelope::Sealer, pack::PackWriter},
 };
 
 /// Bytes written by each pass of the disk test.
@@ -44,8 +45,7 @@ struct Args {
 struct Pass {
     chunk: Duration,
     hash: Duration,
-    compress: Duration,
-    encrypt: Duration,
+    seal: Duration,
     pack: Duration,
     input: u64,
     stored: u64,
@@ -70,7 +70,7 @@ fn pass(paths: &[PathBuf]) -> std::io::Result<Pass> {
     let options = InitOptions::default();
     let keys = MasterKey::generate().derive();
     let mut chunker = Chunker::new(options.chunker, keys.chunker_seed());
-    let mut compressor = zstd::bulk::Compressor::new(options.compression_level)?;
+    let mut sealer = Sealer::new(options.compression_level);
     let pack_bytes = options.pack_bytes as usize;
     let new_pack = || PackWriter::with_capacity(pack_bytes + options.chunker.max_bytes as usize);
     let mut pack = new_pack();
@@ -93,16 +93,8 @@ fn pass(paths: &[PathBuf]) -> std::io::Result<Pass> {
                 continue;
             }
             let start = Instant::now();
-            let compressed = compressor.compress(chunk)?;
-            let (flag, body) = if compressed.len() < chunk.len() {
-                (envelope::ZSTD, compressed.as_slice())
-            } else {
-                (envelope::RAW, chunk.as_slice())
-            };
-            timed(&mut p.compress, start);
-            let start = Instant::now();
-            let sealed = aead::seal_parts(keys.data(), &aad(Kind::Data, &id.0), &[&[flag], body]);
-            timed(&mut p.encrypt, start);
+            let sealed = sealer.seal(keys.data(), Kind::Data, &id.0, chunk);
+            timed(&mut p.seal, start);
             let start = Instant::now();
             pack.add(Kind::Data, id, &sealed, chunk.len() as u32);
             if pack.len() >= pack_bytes {
@@ -154,8 +146,7 @@ fn main() -> std::io::Result<()> {
     let stages = [
         ("chunk", best(|p| p.chunk)),
         ("hash", best(|p| p.hash)),
-        ("compress", best(|p| p.compress)),
-        ("encrypt", best(|p| p.encrypt)),
+        ("seal", best(|p| p.seal)),
         ("pack", best(|p| p.pack)),
     ];
     let (input, stored) = (passes[0].input as f64, passes[0].stored as f64);

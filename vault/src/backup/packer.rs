@@ -74,8 +74,7 @@ pub(super) async fn run(
                 None => {
                     open = false;
                     if !writer.is_empty() {
-                        let last = std::mem::replace(&mut writer, PackWriter::with_capacity(0));
-                        inflight.push(upload(vault, last, progress));
+                        inflight.push(upload(vault, std::mem::take(&mut writer), progress));
                     }
                 }
             },
