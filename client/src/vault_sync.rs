@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use zerok_core::sync::GroupSecret;
+use zerok_core::sync::{GroupSecret, roster::Entry};
 use zerok_vault::{BackupOptions, Vault, format::snapshot::Snapshot};
 use zerok_wire::RelayAddr;
 
@@ -22,17 +22,33 @@ pub async fn record(vault: &Vault, home: &SyncHome, opts: &mut BackupOptions) ->
         return Ok(());
     }
     let state = home.load_group()?;
-    let id = vault.save_sync_group(state.secret().expose(), state.relays_text()).await?;
+    let mut key = home.device_key()?.to_bytes();
+    let roster = rmp_serde::to_vec(state.chain())?;
+    let saved = vault.save_sync_group(state.secret().expose(), state.relays_text(), Some(&key), Some(&roster)).await;
+    zeroize::Zeroize::zeroize(&mut key);
+    let id = saved?;
     opts.sync_group = Some(id);
     opts.sync_cursors = state.included_all();
     Ok(())
 }
 
-/// What a new device needs to take its place in a sync group again.
+/// What a new device needs to take its place in a sync group again: the group's
+/// credentials, and the backed-up device's identity and roster log, so the new device
+/// *is* that device to the group (it can open every rotation made since the backup).
 pub struct Rejoin {
     secret: GroupSecret,
     relays: Vec<RelayAddr>,
     cursors: BTreeMap<String, u64>,
+    device_key: Option<[u8; 32]>,
+    chain: Vec<Entry>,
+}
+
+impl Drop for Rejoin {
+    fn drop(&mut self) {
+        if let Some(k) = &mut self.device_key {
+            zeroize::Zeroize::zeroize(k);
+        }
+    }
 }
 
 impl std::fmt::Debug for Rejoin {
@@ -89,7 +105,12 @@ impl Rejoin {
         raw.copy_from_slice(&group.secret);
         let secret = GroupSecret::from_bytes(raw);
         zeroize::Zeroize::zeroize(&mut raw);
-        Ok(Some(Self { secret, relays, cursors: by_addr }))
+        let device_key = group.device_key.as_deref().map(|k| k.try_into().expect("checked when loaded"));
+        let chain: Vec<Entry> = match &group.roster {
+            Some(bytes) => rmp_serde::from_slice(bytes).map_err(|e| anyhow::anyhow!("stored roster log: {e}"))?,
+            None => Vec::new(),
+        };
+        Ok(Some(Self { secret, relays, cursors: by_addr, device_key, chain }))
     }
 
     /// The relays, primary first.
@@ -116,13 +137,16 @@ impl Rejoin {
         Ok(())
     }
 
-    /// Joins the group as this device (HELLO registers it at the relays), pulls every
-    /// message after the recorded cursor and hands each to `apply` in cursor order. The
-    /// device's cursors restart from the snapshot's, so running it again replays the same
-    /// messages.
+    /// Takes the backed-up device's place in the group (its identity key and roster log
+    /// from the vault; the relays' newer roster entries are verified from there, and any
+    /// rotation since is followed), pulls every message after the recorded cursor — of
+    /// the recorded group up to its rotation, then of each later group from its start —
+    /// and hands each to `apply` in order. The device's cursors restart from the
+    /// snapshot's, so running it again replays the same messages.
     ///
     /// # Errors
-    /// Another group on this device, no relay reachable, a message that does not decrypt,
+    /// Another group on this device, credentials stored before the roster existed, the
+    /// backed-up device revoked since, no relay reachable, a message that does not decrypt,
     /// or an error from `apply` (later messages are not applied).
     pub async fn join(
         &self,
@@ -131,11 +155,16 @@ impl Rejoin {
         mut apply: impl FnMut(&Received) -> std::io::Result<()>,
     ) -> Result<(SyncClient, Replayed), SyncError> {
         self.check_home(&home)?;
-        let mut state = GroupState::new(&self.secret, &self.relays, device_name);
+        let key = self.device_key.as_ref().filter(|_| !self.chain.is_empty()).ok_or_else(|| {
+            SyncError::State("the vault's sync credentials predate the signed roster: pair this device instead".into())
+        })?;
+        home.set_device_key(key)?;
+        let mut state = GroupState::new(&self.secret, &self.relays, device_name, self.chain.clone())?;
         for (relay, cursor) in &self.cursors {
             state.set_cursor(relay, *cursor);
         }
         home.save_group(&state)?;
+        home.seen_clear()?;
         let mut client = SyncClient::connect(home).await?;
         let start = client.last_cursor();
         let received = client.pull().await?;

@@ -314,3 +314,79 @@ fn sync_commands_through_the_cli() {
     assert_eq!(queued["queued"], true);
     assert!(queued["cursor"].is_null());
 }
+
+#[test]
+fn revocation_and_pairing_attacks_fail_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let relay = rt.block_on(async {
+        let mut c = zerok_relay::Config::default();
+        c.server.listen = "127.0.0.1:0".parse().unwrap();
+        c.http.enabled = false;
+        c.storage.data_dir = dir.path().join("relay");
+        zerok_relay::Relay::start(c).await.unwrap()
+    });
+    let addr = relay.addr().to_string();
+    let [a, b, c, thief] = ["a", "b", "c", "thief"].map(|n| Device::new(dir.path(), n));
+    a.json(&["sync", "create", "--relay", &addr, "--name", "laptop", "--json"]);
+    let url = a.json(&["sync", "invite", "--json"])["url"].as_str().unwrap().to_string();
+    let b_id = b.json(&["sync", "join", &url, "--name", "phone", "--json"])["device_id"].as_str().unwrap().to_string();
+
+    // Attack 3: the same invite URL a second time.
+    let out = thief.run(&["sync", "join", &url, "--name", "thief"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already used"), "{}", String::from_utf8_lossy(&out.stderr));
+    let code = a.json(&["sync", "invite", "--json"])["code"].as_str().unwrap().to_string();
+    c.json(&["sync", "join", &code, "--relay", &addr, "--name", "tablet", "--json"]);
+
+    // Attack 2 (setup): the phone copies its state and uses it under a second key.
+    let b2 = Device::new(dir.path(), "b2");
+    copy_dir(&b.home, &b2.home);
+    std::fs::remove_file(b2.home.join("sync/device.key")).unwrap();
+    let out = b2.run(&["sync", "pull", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "a second key is nobody: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty());
+
+    // Revoke with no flags: the secret rotates by default.
+    let out = a.run(&["sync", "revoke", &b_id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, b"pushed after the revoke").unwrap();
+    a.json(&["sync", "push", secret.to_str().unwrap(), "--json"]);
+
+    // Attack 1: the revoked phone deletes its key and pulls under a fresh one.
+    std::fs::remove_file(b.home.join("sync/device.key")).unwrap();
+    for device in [&b, &b2] {
+        let out = device.run(&["sync", "pull", "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout.is_empty(), "the revoked device read: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    // The tablet follows the rotation with no action and reads it.
+    let out = c.run(&["sync", "pull", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        out.stdout.split(|&ch| ch == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.decode(lines.last().unwrap()["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data, b"pushed after the revoke");
+
+    let devices = c.json(&["sync", "devices", "--json"]);
+    let phone = devices.as_array().unwrap().iter().find(|d| d["device_id"] == b_id.as_str()).unwrap();
+    assert_eq!(phone["revoked"], true);
+    assert_eq!(phone["added_by"].as_str().unwrap().len(), 64);
+    assert_eq!(devices.as_array().unwrap().len(), 3, "the second key never entered the roster");
+    rt.block_on(relay.shutdown());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -48,7 +48,9 @@ async fn snapshots_follow_activity_wait_for_writers_and_keep_what_the_policy_say
     let relay_id = hex::encode(iroh::SecretKey::generate().public().as_bytes());
     let relay = RelayAddr::parse(&format!("{relay_id}@127.0.0.1:4433")).unwrap();
     let sync = SyncHome::new(home.dir());
-    let mut group = GroupState::new(&zerok_core::sync::GroupSecret::generate(), std::slice::from_ref(&relay), "app");
+    let secret = zerok_core::sync::GroupSecret::generate();
+    let genesis = zerok_core::sync::roster::create_entry(secret.derive().id(), &sync.signing_key().unwrap(), "app");
+    let mut group = GroupState::new(&secret, std::slice::from_ref(&relay), "app", vec![genesis]).unwrap();
     group.set_cursor(&relay.to_string(), 7);
     sync.save_group(&group).unwrap();
 
@@ -67,7 +69,10 @@ async fn snapshots_follow_activity_wait_for_writers_and_keep_what_the_policy_say
     let CloudEvent::Saved { snapshot, .. } = next_saved(&mut events).await else { panic!("snapshot failed") };
     let snap = vault.load_snapshot(&snapshot).await.unwrap();
     assert_eq!(snap.sync_cursors.get(&relay.to_string()), Some(&7));
-    assert!(vault.load_sync_group(&snap.sync_group.unwrap()).await.unwrap().relays == [relay.to_string()]);
+    let stored = vault.load_sync_group(&snap.sync_group.unwrap()).await.unwrap();
+    assert!(stored.relays == [relay.to_string()]);
+    assert_eq!(stored.device_key.as_deref(), Some(&sync.device_key().unwrap().to_bytes()[..]), "restore takes its place");
+    assert!(stored.roster.is_some(), "with the roster log to anchor it");
     assert_eq!(backup.status().messages_since, 0);
 
     // A writer holds the guard: a snapshot waits for it, and sees the finished write.

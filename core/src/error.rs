@@ -13,6 +13,9 @@ pub enum Error {
     /// A hex identifier of the wrong length or with bad digits.
     #[error("invalid id {0:?}")]
     Id(String),
+    /// A signature that does not verify (a message re-attributed to another sender).
+    #[error("signature does not verify")]
+    Signature,
     /// Key-derivation parameters that are out of range.
     #[error("invalid key-derivation parameters: {0}")]
     Kdf(String),

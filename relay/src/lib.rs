@@ -7,6 +7,8 @@
 //! - `config`: [`Config`] — `relay.toml`, defaults, environment overrides.
 //! - `store`: [`Store`] — the durable transit store (redb): cursors, messages, roster,
 //!   quotas, TTL, invites.
+//! - `roster`: the relay's verified copy of each group's signed roster log (who may use
+//!   a group; rotated groups closed to pushes).
 //! - `archive`: [`Archive`] — vault mode: payloads kept forever in object storage, the
 //!   metadata rebuildable from the bucket.
 //! - `committer`: group commit — concurrent pushes share one durable transaction.
@@ -20,6 +22,7 @@ mod config;
 mod http;
 mod metrics;
 mod notices;
+mod roster;
 mod server;
 mod session;
 mod store;
@@ -27,5 +30,6 @@ mod store;
 pub use archive::{Archive, Rebuilt};
 pub use config::{CleanupConfig, Config, HttpConfig, LimitsConfig, ServerConfig, StorageConfig, StorageMode};
 pub use metrics::Metrics;
+pub use roster::{Appended, Standing};
 pub use server::{KEY_FILE, Relay, STORE_FILE, StartError, State};
 pub use store::{ENTRY_OVERHEAD_BYTES, NewBlob, Pushed, Store, StoreError};

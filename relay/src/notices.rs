@@ -59,7 +59,7 @@ impl Notices {
 mod tests {
     use zerok_core::sync::{
         BlobId, DeviceId,
-        message::{DeviceRevoked, Notify, RevokeReason},
+        message::{DeviceRevoked, Notify},
     };
 
     use super::*;
@@ -81,7 +81,6 @@ mod tests {
             device_id: DeviceId([2; 32]),
             revoked_by: DeviceId([3; 32]),
             timestamp: 0,
-            reason: RevokeReason::Lost,
         });
         notices.push(notify(1));
         notices.push(revoked.clone());

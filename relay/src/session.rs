@@ -1,8 +1,16 @@
-//! One connection: HELLO (with its membership proof) within the timeout — or invite
-//! lookups, which need no group — then requests, one bidirectional stream each. A
+//! One connection: HELLO (with its group proof) within the timeout — or invite lookups,
+//! which need no group — then requests, one bidirectional stream each. A device that is
+//! not in the relay's roster of the group may only read the roster and append to it (its
+//! join, or a log the relay lost); a removed device is refused at HELLO under any key. A
 //! malformed or oversized frame closes this connection only.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use zerok_core::sync::{
@@ -10,8 +18,9 @@ use zerok_core::sync::{
     group::verify_hello,
     message::{
         DEFAULT_PULL_LIMIT, DeviceRevoked, Hello, InviteFound, Notify, PROTOCOL_VERSION, Presence, PullResponse,
-        PushAck, Welcome,
+        PushAck, RosterAppended, RosterEntries, Welcome,
     },
+    roster::{Change, Entry},
 };
 use zerok_wire::{WireError, read_frame, write_frame};
 
@@ -43,20 +52,20 @@ struct Session {
     state: Arc<State>,
     conn: Connection,
     device: DeviceId,
+    /// In the relay's roster of the session's group (set at HELLO, and by a join).
+    member: AtomicBool,
 }
 
 /// Runs a connection to its end.
 pub async fn run(state: Arc<State>, conn: Connection) {
     let device = DeviceId(*conn.remote_id().as_bytes());
-    let session = Arc::new(Session { state: state.clone(), conn: conn.clone(), device });
+    let member = AtomicBool::new(false);
+    let session = Arc::new(Session { state: state.clone(), conn: conn.clone(), device, member });
     let Some(group) = session.until_hello().await else { return };
     Metrics::inc(&state.metrics.sessions_active);
-    let notices = state.go_online(group, device, conn.clone());
-    let sender = (state.clone(), conn.clone());
-    state.tasks.spawn(async move {
-        let (state, conn) = sender;
-        notices.run(conn, || Metrics::inc(&state.metrics.notifies_total)).await;
-    });
+    if session.member.load(Ordering::Relaxed) {
+        session.go_online(group);
+    }
     tracing::debug!(group = %crate::server::log_group(&group), "session open");
     loop {
         let (send, recv) = tokio::select! {
@@ -74,6 +83,15 @@ pub async fn run(state: Arc<State>, conn: Connection) {
 }
 
 impl Session {
+    /// Registers this member's connection for notices (NOTIFY, roster changes).
+    fn go_online(&self, group: GroupId) {
+        let notices = self.state.go_online(group, self.device, self.conn.clone());
+        let (state, conn) = (self.state.clone(), self.conn.clone());
+        self.state.tasks.spawn(async move {
+            notices.run(conn, || Metrics::inc(&state.metrics.notifies_total)).await;
+        });
+    }
+
     fn max_frame(&self) -> usize {
         self.state.config.limits.max_frame_bytes
     }
@@ -147,12 +165,16 @@ impl Session {
         crate::store::on_blocking(&self.state.store, f).await
     }
 
-    /// Refuses a device revoked from the group.
-    async fn member(&self, group: GroupId) -> Result<(), StoreError> {
+    /// Refuses a device that is not (or no longer) a member, and a push into a rotated
+    /// group (vault mode checks before writing the object; the transit store checks in the
+    /// push's own transaction).
+    async fn may_push(&self, group: GroupId) -> Result<(), StoreError> {
         let device = self.device;
-        match self.blocking(move |s| s.is_revoked(&group, &device)).await? {
-            true => Err(StoreError::Revoked),
-            false => Ok(()),
+        let standing = self.blocking(move |s| s.standing(&group, &device)).await?;
+        match standing {
+            s if !s.member => Err(StoreError::NotMember),
+            s if s.closed => Err(StoreError::Rotated),
+            _ => Ok(()),
         }
     }
 
@@ -167,17 +189,30 @@ impl Session {
         let (group, device, now) = (h.group_id, self.device, self.state.now());
         let result = self
             .blocking(move |s| {
+                let standing = s.standing(&group, &device)?;
+                if standing.removed || s.is_revoked(&group, &device)? {
+                    return Err(StoreError::Revoked);
+                }
+                if !standing.member {
+                    return Ok((standing, 0, 0));
+                }
                 s.hello(&group, &device, &name, now)?;
-                Ok((s.max_cursor(&group)?, s.pending_count(&group, &device, PENDING_COUNT_CAP)?))
+                Ok((standing, s.max_cursor(&group)?, s.pending_count(&group, &device, PENDING_COUNT_CAP)?))
             })
             .await;
         match result {
-            Ok((max_cursor, pending_count)) => Ok(Message::Welcome(Welcome {
-                version: PROTOCOL_VERSION,
-                relay_id: self.state.relay_id_hex(),
-                max_cursor,
-                pending_count,
-            })),
+            Ok((standing, max_cursor, pending_count)) => {
+                self.member.store(standing.member, Ordering::Relaxed);
+                Ok(Message::Welcome(Welcome {
+                    version: PROTOCOL_VERSION,
+                    relay_id: self.state.relay_id_hex(),
+                    max_cursor,
+                    pending_count,
+                    roster_seq: standing.roster_seq,
+                    member: standing.member,
+                    time: now,
+                }))
+            }
             Err(StoreError::Revoked) => Err(ErrorCode::DeviceRevoked.message("this device was revoked from the group")),
             Err(e) => Err(ErrorCode::RelayOverloaded.message(e.to_string())),
         }
@@ -188,9 +223,11 @@ impl Session {
             return ErrorCode::InvalidMessage.message("bad invite code");
         }
         let (lookup, now) = (lookup.to_string(), self.state.now());
-        match self.blocking(move |s| s.take_invite(&lookup, now)).await {
-            Ok(Some(sealed)) => Message::InviteFound(InviteFound { sealed }),
-            Ok(None) => ErrorCode::InviteNotFound.message("no such invite (expired, used or cancelled)"),
+        match self.blocking(move |s| s.invites(&lookup, now)).await {
+            Ok(found) if found.is_empty() => {
+                ErrorCode::InviteNotFound.message("no such invite (expired, used or cancelled)")
+            }
+            Ok(found) => Message::InviteFound(InviteFound { sealed: found.into_iter().map(Into::into).collect() }),
             Err(e) => ErrorCode::RelayOverloaded.message(e.to_string()),
         }
     }
@@ -218,10 +255,25 @@ impl Session {
             }
             StoreError::Revoked => ErrorCode::DeviceRevoked.message("this device was revoked from the group"),
             StoreError::NotOwner => ErrorCode::NotBlobOwner.message("only the sender may force-delete"),
+            StoreError::Rotated => {
+                ErrorCode::GroupRotated.message("the group has moved to a new secret; follow the roster")
+            }
+            StoreError::NotMember => ErrorCode::NotMember.message("this device is not a member of the group"),
+            StoreError::Conflict => {
+                ErrorCode::RosterConflict.message("the roster changed meanwhile; fetch it and try again")
+            }
+            StoreError::Roster(why) => ErrorCode::RosterRefused.message(why),
+            StoreError::UnknownRoster => {
+                ErrorCode::UnknownGroup.message("this relay knows no roster for the group: send it from its start")
+            }
             StoreError::Db(e) => ErrorCode::RelayOverloaded.message(e),
         };
-        if matches!(msg, Message::Push(_) | Message::Pull(_)) && !state.allow(&device) {
+        if matches!(msg, Message::Push(_) | Message::Pull(_) | Message::RosterAppend(_)) && !state.allow(&device) {
             return ErrorCode::RateLimited.message("rate limit reached; retry later");
+        }
+        let guest_may = matches!(msg, Message::RosterGet(_) | Message::RosterAppend(_) | Message::InviteGet(_));
+        if !guest_may && !self.member.load(Ordering::Relaxed) {
+            return refused(StoreError::NotMember);
         }
         match msg {
             Message::Push(p) => {
@@ -238,7 +290,7 @@ impl Session {
                     let blob = NewBlob { group: &group, sender: &device, blob_id, payload, ttl_secs: ttl, now };
                     match &state.archive {
                         Some(archive) => {
-                            self.member(group).await?;
+                            self.may_push(group).await?;
                             archive.push(&blob, quota).await
                         }
                         None => state.committer.push(&blob).await,
@@ -308,7 +360,6 @@ impl Session {
             }
             Message::Delete(d) => {
                 let deleted = async {
-                    self.member(group).await?;
                     match &state.archive {
                         Some(archive) => archive.delete(group, d.blob_id, device, d.force).await,
                         None => self.blocking(move |s| s.delete(&group, &d.blob_id, &device, d.force)).await,
@@ -320,39 +371,17 @@ impl Session {
                     Err(e) => refused(e),
                 }
             }
-            Message::RevokeDevice(r) => {
-                let target = r.device_id;
-                let revoked = async {
-                    self.member(group).await?;
-                    match &state.archive {
-                        Some(archive) => archive.revoke(group, target).await,
-                        None => self.blocking(move |s| s.revoke(&group, &target)).await,
-                    }
-                }
-                .await;
-                match revoked {
-                    Ok(()) => {
-                        let notice = Message::DeviceRevoked(DeviceRevoked {
-                            device_id: target,
-                            revoked_by: device,
-                            timestamp: now,
-                            reason: r.reason,
-                        });
-                        self.broadcast(&group, None, notice.clone());
-                        if let Some((_, Online { conn, .. })) =
-                            state.online_devices(&group).into_iter().find(|(d, _)| *d == target)
-                        {
-                            let tracker = state.tasks.clone();
-                            tracker.spawn(async move {
-                                tokio::time::sleep(Duration::from_millis(200)).await;
-                                conn.close(CLOSE_REFUSED.into(), b"device revoked");
-                            });
-                        }
-                        notice
-                    }
+            Message::RosterGet(get) => {
+                let budget = self.max_frame().saturating_sub(PULL_OVERHEAD_BYTES);
+                match self.blocking(move |s| s.roster_entries(&group, get.after_seq, budget)).await {
+                    Ok((entries, has_more, seq)) => Message::RosterEntries(RosterEntries { entries, has_more, seq }),
                     Err(e) => refused(e),
                 }
             }
+            Message::RosterAppend(append) => match self.append_roster(group, append.entries).await {
+                Ok(seq) => Message::RosterAppended(RosterAppended { seq }),
+                Err(e) => refused(e),
+            },
             Message::InvitePut(put) => {
                 if put.lookup.len() > MAX_LOOKUP_CHARS
                     || put.sealed.len() > MAX_SEALED_INVITE_BYTES
@@ -361,16 +390,17 @@ impl Session {
                     return ErrorCode::InvalidMessage
                         .message("invite too large, code too long, or expiry over 10 minutes");
                 }
-                match self.blocking(move |s| s.put_invite(&put.lookup, &put.sealed, put.expires)).await {
+                match self.blocking(move |s| s.put_invite(&put.lookup, &put.invite_key, &put.sealed, put.expires, now)).await
+                {
                     Ok(()) => Message::Ok,
                     Err(e) => refused(e),
                 }
             }
             Message::InviteGet(get) => self.take_invite(&get.lookup).await,
-            Message::InviteCancel(get) => {
-                let _ = self.take_invite(&get.lookup).await;
-                Message::Ok
-            }
+            Message::InviteCancel(c) => match self.blocking(move |s| s.cancel_invite(&c.lookup, &c.invite_key)).await {
+                Ok(()) => Message::Ok,
+                Err(e) => refused(e),
+            },
             Message::RegisterPush(_) | Message::UnregisterPush(_) => {
                 ErrorCode::InvalidPushToken.message("this relay has no push gateway configured")
             }
@@ -378,6 +408,37 @@ impl Session {
                 .message("large content travels between devices over iroh-blobs, not through the relay"),
             _ => ErrorCode::InvalidMessage.message("unexpected message"),
         }
+    }
+
+    /// Appends roster entries; then this session may become a member (its join), the
+    /// group's online devices hear of the change, and removed devices are cut off.
+    async fn append_roster(&self, group: GroupId, entries: Vec<Entry>) -> Result<u64, StoreError> {
+        let (state, device, now) = (&self.state, self.device, self.state.now());
+        let appended = self.blocking(move |s| s.roster_append(&group, &entries, now)).await?;
+        let standing = self.blocking(move |s| s.standing(&group, &device)).await?;
+        if standing.member && !self.member.swap(true, Ordering::Relaxed) {
+            let name = String::new();
+            self.blocking(move |s| s.hello(&group, &device, &name, now)).await?;
+            self.go_online(group);
+        }
+        if !appended.changes.is_empty() {
+            self.broadcast(&group, Some(&device), Message::RosterAppended(RosterAppended { seq: appended.seq }));
+        }
+        for change in &appended.changes {
+            let Change::Removed { device: target, by, .. } = change else { continue };
+            if let Some(archive) = &state.archive {
+                archive.revoke(group, *target).await?;
+            }
+            let notice = DeviceRevoked { device_id: *target, revoked_by: *by, timestamp: now };
+            self.broadcast(&group, None, Message::DeviceRevoked(notice));
+            for (_, Online { conn, .. }) in state.online_devices(&group).into_iter().filter(|(d, _)| d == target) {
+                state.tasks.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    conn.close(CLOSE_REFUSED.into(), b"device revoked");
+                });
+            }
+        }
+        Ok(appended.seq)
     }
 
     /// Queues `msg` for every online device of the group but `except` (see `notices`).

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use zerok_core::sync::{
     BlobId, DeviceId, GroupId,
     message::{BlobEntry, DeviceInfo},
+    roster::InviteKey,
 };
 
 /// group → next cursor.
@@ -32,8 +33,10 @@ const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("expiry");
 const DEVICES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("devices");
 /// group → payload bytes stored.
 const USAGE: TableDefinition<&[u8], u64> = TableDefinition::new("usage");
-/// lookup code → [`StoredInvite`].
+/// bucket "/" invite key (hex) → [`StoredInvite`].
 const INVITES: TableDefinition<&str, &[u8]> = TableDefinition::new("invites");
+/// invite key → its bucket (to drop a sealed invite once a join used it).
+const INVITE_BUCKETS: TableDefinition<&[u8], &str> = TableDefinition::new("invite_buckets");
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,21 @@ pub enum StoreError {
     /// Only the sender may force-delete.
     #[error("only the sender may force-delete a message")]
     NotOwner,
+    /// The group rotated to a new secret: no more pushes.
+    #[error("the group has rotated to a new secret")]
+    Rotated,
+    /// The device is not a member of the group.
+    #[error("not a member of this group")]
+    NotMember,
+    /// A roster entry does not extend the relay's head.
+    #[error("the roster changed meanwhile (another entry came first)")]
+    Conflict,
+    /// A roster entry that does not verify or is not allowed.
+    #[error("roster entry refused: {0}")]
+    Roster(String),
+    /// The relay knows no roster for the group: send the log from its genesis.
+    #[error("this relay knows no roster for the group")]
+    UnknownRoster,
 }
 
 macro_rules! db_err {
@@ -59,7 +77,7 @@ macro_rules! db_err {
 }
 db_err!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 
-type Result<T> = std::result::Result<T, StoreError>;
+pub(crate) type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Serialize, Deserialize)]
 struct StoredBlob {
@@ -114,11 +132,11 @@ mod serde_bytes_vec {
     }
 }
 
-fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+pub(crate) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
     rmp_serde::to_vec(v).expect("record encodes")
 }
 
-fn dec<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
+pub(crate) fn dec<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
     rmp_serde::from_slice(bytes).map_err(|e| StoreError::Db(format!("damaged record: {e}")))
 }
 
@@ -131,7 +149,7 @@ fn device_record(
     devices.get(key2(&group.0, &device.0).as_slice())?.map(|v| dec::<DeviceRecord>(v.value())).transpose()
 }
 
-fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
+pub(crate) fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
     [a, b].concat()
 }
 
@@ -193,7 +211,7 @@ enum Placement {
 
 /// The transit store.
 pub struct Store {
-    db: Database,
+    pub(crate) db: Database,
     keep_history: bool,
 }
 
@@ -213,6 +231,8 @@ impl Store {
             tx.open_table(DEVICES)?;
             tx.open_table(USAGE)?;
             tx.open_table(INVITES)?;
+            tx.open_table(INVITE_BUCKETS)?;
+            Self::open_roster_tables(&tx)?;
         }
         tx.commit()?;
         Ok(Self { db, keep_history: false })
@@ -231,7 +251,22 @@ impl Store {
     /// # Errors
     /// [`StoreError::Quota`] when the group would exceed `quota` bytes.
     pub fn push(&self, blob: &NewBlob<'_>, quota: u64) -> Result<Pushed> {
-        self.insert(blob, quota, Placement::Inline)
+        let tx = self.db.begin_write()?;
+        Self::admit(&tx, blob)?;
+        let pushed = Self::insert_in(&tx, blob, quota, Placement::Inline)?;
+        tx.commit()?;
+        Ok(pushed)
+    }
+
+    /// Refuses a push from a revoked sender or into a rotated group.
+    fn admit(tx: &redb::WriteTransaction, blob: &NewBlob<'_>) -> Result<()> {
+        if device_record(&tx.open_table(DEVICES)?, blob.group, blob.sender)?.is_some_and(|r| r.revoked) {
+            return Err(StoreError::Revoked);
+        }
+        if tx.open_table(crate::roster::CLOSED)?.get(blob.group.0.as_slice())?.is_some() {
+            return Err(StoreError::Rotated);
+        }
+        Ok(())
     }
 
     /// Records a message whose payload the archive already holds at `cursor` (which must
@@ -276,10 +311,10 @@ impl Store {
         let tx = self.db.begin_write()?;
         let mut out = Vec::with_capacity(blobs.len());
         for blob in blobs {
-            let revoked = device_record(&tx.open_table(DEVICES)?, blob.group, blob.sender)?.is_some_and(|r| r.revoked);
-            out.push(match revoked {
-                true => Err(StoreError::Revoked),
-                false => match Self::insert_in(&tx, blob, quota, Placement::Inline) {
+            out.push(match Self::admit(&tx, blob) {
+                Err(e @ StoreError::Db(_)) => return Err(e),
+                Err(refused) => Err(refused),
+                Ok(()) => match Self::insert_in(&tx, blob, quota, Placement::Inline) {
                     Err(e @ StoreError::Db(_)) => return Err(e),
                     other => other,
                 },
@@ -455,10 +490,19 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn revoke(&self, group: &GroupId, device: &DeviceId) -> Result<()> {
-        self.update_device(group, device, |d| {
-            d.revoked = true;
-            Ok(())
-        })
+        let tx = self.db.begin_write()?;
+        Self::mark_revoked_in(&tx, group, device)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// [`Store::revoke`] inside `tx`.
+    pub(crate) fn mark_revoked_in(tx: &redb::WriteTransaction, group: &GroupId, device: &DeviceId) -> Result<()> {
+        let mut devices = tx.open_table(DEVICES)?;
+        let mut rec = device_record(&devices, group, device)?.unwrap_or_default();
+        rec.revoked = true;
+        devices.insert(key2(&group.0, &device.0).as_slice(), enc(&rec).as_slice())?;
+        Ok(())
     }
 
     /// The group's roster (online flags are the caller's to fill).
@@ -654,6 +698,11 @@ impl Store {
             }
             let mut invites = tx.open_table(INVITES)?;
             invites.retain(|_, v| dec::<StoredInvite>(v).is_ok_and(|i| i.expires > now))?;
+            let mut buckets = tx.open_table(INVITE_BUCKETS)?;
+            buckets.retain(|k, lookup| {
+                let key = InviteKey(k.try_into().unwrap_or_default());
+                invites.get(invite_key(lookup, &key).as_str()).is_ok_and(|v| v.is_some())
+            })?;
         }
         tx.commit()?;
         Ok(removed)
@@ -683,27 +732,83 @@ impl Store {
         Ok((groups, blobs, bytes))
     }
 
-    /// Stores a sealed invite under its lookup code (replacing none: codes are random).
+    /// Stores a sealed invite in its bucket, under its one-time key.
     ///
     /// # Errors
-    /// Database errors.
-    pub fn put_invite(&self, lookup: &str, sealed: &[u8], expires: u64) -> Result<()> {
+    /// [`StoreError::Quota`] when the bucket already holds [`MAX_INVITES_PER_BUCKET`] live
+    /// invites; database errors.
+    pub fn put_invite(&self, lookup: &str, key: &InviteKey, sealed: &[u8], expires: u64, now: u64) -> Result<()> {
         let tx = self.db.begin_write()?;
-        tx.open_table(INVITES)?.insert(lookup, enc(&StoredInvite { sealed: sealed.to_vec(), expires }).as_slice())?;
+        {
+            let mut invites = tx.open_table(INVITES)?;
+            let live = Self::bucket(&invites, lookup, now)?.len();
+            if live >= MAX_INVITES_PER_BUCKET {
+                return Err(StoreError::Quota(MAX_INVITES_PER_BUCKET as u64));
+            }
+            let rec = StoredInvite { sealed: sealed.to_vec(), expires };
+            invites.insert(invite_key(lookup, key).as_str(), enc(&rec).as_slice())?;
+            tx.open_table(INVITE_BUCKETS)?.insert(key.0.as_slice(), lookup)?;
+        }
         tx.commit()?;
         Ok(())
     }
 
-    /// Takes an invite: returns it once and deletes it (single use); expired ones are gone.
+    fn bucket(
+        invites: &impl ReadableTable<&'static str, &'static [u8]>,
+        lookup: &str,
+        now: u64,
+    ) -> Result<Vec<Vec<u8>>> {
+        let (from, to) = (format!("{lookup}/"), format!("{lookup}0"));
+        let mut out = Vec::new();
+        for item in invites.range(from.as_str()..to.as_str())? {
+            let rec: StoredInvite = dec(item?.1.value())?;
+            if rec.expires > now {
+                out.push(rec.sealed);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The live sealed invites of a bucket. Each stays until it expires, is cancelled, or
+    /// its join is appended to a roster (which accepts one join per invite).
     ///
     /// # Errors
     /// Database errors.
-    pub fn take_invite(&self, lookup: &str, now: u64) -> Result<Option<Vec<u8>>> {
-        let tx = self.db.begin_write()?;
-        let found = tx.open_table(INVITES)?.remove(lookup)?.map(|v| dec::<StoredInvite>(v.value())).transpose()?;
-        tx.commit()?;
-        Ok(found.filter(|i| i.expires > now).map(|i| i.sealed))
+    pub fn invites(&self, lookup: &str, now: u64) -> Result<Vec<Vec<u8>>> {
+        let tx = self.db.begin_read()?;
+        Self::bucket(&tx.open_table(INVITES)?, lookup, now)
     }
+
+    /// Drops an invite (cancelled).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn cancel_invite(&self, lookup: &str, key: &InviteKey) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        let known = tx.open_table(INVITE_BUCKETS)?.get(key.0.as_slice())?.is_some_and(|b| b.value() == lookup);
+        if known {
+            Self::drop_invite_in(&tx, key)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Drops the sealed invite of `key` (cancelled, or spent by a join) inside `tx`.
+    pub(crate) fn drop_invite_in(tx: &redb::WriteTransaction, key: &InviteKey) -> Result<()> {
+        let Some(lookup) = tx.open_table(INVITE_BUCKETS)?.remove(key.0.as_slice())?.map(|b| b.value().to_string())
+        else {
+            return Ok(());
+        };
+        tx.open_table(INVITES)?.remove(invite_key(&lookup, key).as_str())?;
+        Ok(())
+    }
+}
+
+/// Most live invites one bucket holds (a bucket is 16 bits of a code's hash).
+pub const MAX_INVITES_PER_BUCKET: usize = 16;
+
+fn invite_key(lookup: &str, key: &InviteKey) -> String {
+    format!("{lookup}/{}", hex::encode(key.0))
 }
 
 #[cfg(test)]
@@ -770,11 +875,18 @@ mod tests {
         assert!(s.delete(&G, &BlobId([7; 16]), &A, true).unwrap());
         assert!(s.pull(&G, 0, 10).unwrap().0.is_empty());
         assert_eq!(p.cursor, 1);
-        s.put_invite("ABCD1234", b"sealed", 600).unwrap();
-        assert_eq!(s.take_invite("ABCD1234", 10).unwrap().as_deref(), Some(&b"sealed"[..]));
-        assert_eq!(s.take_invite("ABCD1234", 10).unwrap(), None, "single use");
-        s.put_invite("EXPIRED1", b"sealed", 5).unwrap();
-        assert_eq!(s.take_invite("EXPIRED1", 10).unwrap(), None);
+        let (k1, k2) = (InviteKey([1; 32]), InviteKey([2; 32]));
+        s.put_invite("abcd", &k1, b"one", 600, 0).unwrap();
+        s.put_invite("abcd", &k2, b"two", 5, 0).unwrap();
+        s.put_invite("abce", &k2, b"other bucket", 600, 0).unwrap();
+        assert_eq!(s.invites("abcd", 1).unwrap(), [b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(s.invites("abcd", 10).unwrap(), [b"one".to_vec()], "expired ones are not handed out");
+        s.cancel_invite("abcd", &k1).unwrap();
+        assert!(s.invites("abcd", 10).unwrap().is_empty());
+        for i in 0..MAX_INVITES_PER_BUCKET as u8 {
+            s.put_invite("ffff", &InviteKey([i; 32]), b"x", 600, 0).unwrap();
+        }
+        assert!(matches!(s.put_invite("ffff", &k1, b"x", 600, 0), Err(StoreError::Quota(_))), "a bucket is bounded");
     }
 
     #[test]

@@ -92,8 +92,8 @@ fn check_target(target: &Path, force: bool) -> Result<()> {
 }
 
 /// Writes one replayed message to its file (synced, then renamed into place).
-fn write_replay(dir: &Path, msg: &Received) -> std::io::Result<()> {
-    let path = dir.join(format!("{:020}.msg", msg.cursor));
+fn write_replay(dir: &Path, index: u64, msg: &Received) -> std::io::Result<()> {
+    let path = dir.join(format!("{index:020}.msg"));
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(&msg.data)?;
@@ -164,10 +164,18 @@ async fn replay(rejoin: &Rejoin, target: &Path, home: SyncHome, label: &str) -> 
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.set_message(format!("replaying sync messages after cursor {}", rejoin.cursor()));
+    // Files are numbered in delivery order: a message of the snapshot's group by its cursor;
+    // after a rotation (cursors restart in the new group) numbering continues after the last.
+    let (mut group, mut base, mut last) = (None, 0, 0);
     let (client, replayed) = rejoin
         .join(home, label, |msg| {
             bar.inc(1);
-            write_replay(&dir, msg)
+            if group.is_some_and(|g| g != msg.group) {
+                base = last;
+            }
+            group = Some(msg.group);
+            last = base + msg.cursor;
+            write_replay(&dir, last, msg)
         })
         .await
         .context("files restored, but replaying sync messages failed")?;

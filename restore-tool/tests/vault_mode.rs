@@ -9,7 +9,7 @@ use std::{path::Path, process::Command, sync::Arc, time::Duration};
 
 use serde_json::Value;
 use zerok_client::{
-    sync::{GroupState, SyncClient, SyncHome, create, join},
+    sync::{SyncClient, SyncHome, create, join},
     vault_sync,
 };
 use zerok_relay::{Config, Relay, StorageMode};
@@ -102,6 +102,7 @@ async fn lost_device_comes_back_with_state_and_later_messages_and_rejoins() {
         }
     }
     assert_eq!(c.pull().await.unwrap().len(), 100);
+    let a_id = a.device_id();
     a.disconnect().await;
     std::fs::remove_dir_all(root.join("a-home")).unwrap();
     std::fs::remove_dir_all(&state).unwrap();
@@ -141,8 +142,9 @@ async fn lost_device_comes_back_with_state_and_later_messages_and_rejoins() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
 
-    // The new device is a member: what it pushes reaches C.
+    // The new device takes A's place in the roster: what it pushes reaches C, from A.
     let mut n = SyncClient::connect(SyncHome::new(&home_n)).await.unwrap();
+    assert_eq!(n.device_id(), a_id);
     let (_, cursor) = n.push(b"hello from the new device").await.unwrap();
     assert_eq!(cursor, 101);
     let got = c.pull().await.unwrap();
@@ -157,18 +159,11 @@ async fn lost_device_comes_back_with_state_and_later_messages_and_rejoins() {
     std::fs::remove_file(root.join("relay").join(zerok_relay::STORE_FILE)).unwrap();
     let relay = start_relay(&root.join("relay"), port, &s3).await;
     assert_eq!(relay.addr(), addr);
-    let (_, group) = created.vault.sync_groups().await.unwrap().pop().unwrap();
-    let fresh = SyncHome::new(&root.join("fresh-home"));
-    let mut secret = [0u8; 32];
-    secret.copy_from_slice(&group.secret);
-    fresh
-        .save_group(&GroupState::new(
-            &zerok_core::sync::GroupSecret::from_bytes(secret),
-            std::slice::from_ref(&addr),
-            "F",
-        ))
-        .unwrap();
-    let mut f = SyncClient::connect(fresh).await.unwrap();
+    // The relay lost its roster too: the first member to connect sends it the log again.
+    let mut c = SyncClient::connect(SyncHome::new(&root.join("c-home"))).await.unwrap();
+    let (invite, _) = c.invite().await.unwrap();
+    let mut f = join(SyncHome::new(&root.join("fresh-home")), &invite, None, "F").await.unwrap();
+    c.disconnect().await;
     let all = f.pull().await.unwrap();
     assert_eq!(all.len(), 101);
     assert!(all.iter().zip(1..).all(|(m, i)| m.cursor == i));

@@ -294,13 +294,27 @@ impl Vault {
     }
 
     /// Stores a sync group's credentials (sealed under the metadata key) unless the vault
-    /// has them already; returns their id for the snapshot to record.
+    /// has them already; returns their id for the snapshot to record. `device_key` and
+    /// `roster` are the backing-up device's identity key and roster log (§4.8).
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn save_sync_group(&self, secret: &[u8; 32], relays: &[String]) -> Result<SyncGroupId> {
+    pub async fn save_sync_group(
+        &self,
+        secret: &[u8; 32],
+        relays: &[String],
+        device_key: Option<&[u8; 32]>,
+        roster: Option<&[u8]>,
+    ) -> Result<SyncGroupId> {
         let time_ns = crate::now_ns();
-        let group = SyncGroup { version: 1, secret: secret.to_vec(), relays: relays.to_vec(), time_ns };
+        let group = SyncGroup {
+            version: 1,
+            secret: secret.to_vec(),
+            relays: relays.to_vec(),
+            time_ns,
+            device_key: device_key.map(|k| k.to_vec()),
+            roster: roster.map(<[u8]>::to_vec),
+        };
         let id = group.id(&self.keys);
         let name = names::sync_group(&id);
         if self.backend.exists(&name).await? {
@@ -324,8 +338,8 @@ impl Vault {
         if group.version != 1 {
             return Err(Error::Unsupported { version: group.version, supported: 1 });
         }
-        if group.secret.len() != 32 {
-            return Err(Error::corrupt(&name, "group secret is not 32 bytes"));
+        if group.secret.len() != 32 || group.device_key.as_ref().is_some_and(|k| k.len() != 32) {
+            return Err(Error::corrupt(&name, "group secret or device key is not 32 bytes"));
         }
         Ok(group)
     }

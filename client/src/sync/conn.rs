@@ -1,12 +1,12 @@
-//! One connection to one relay: HELLO with the membership proof, request/response on a
+//! One connection to one relay: HELLO with the group proof, request/response on a
 //! bidirectional stream each, and a task turning the relay's unidirectional NOTIFY /
-//! DEVICE_REVOKED streams into events.
+//! DEVICE_REVOKED / roster notices into events.
 
 use tokio::sync::broadcast;
 use zerok_core::sync::{
     DeviceId, ErrorCode, GroupKeys, Message,
     frame::MAX_FRAME_BYTES,
-    message::{Hello, PROTOCOL_VERSION},
+    message::{Hello, PROTOCOL_VERSION, Welcome},
 };
 use zerok_wire::{ALPN, RelayAddr, read_frame, write_frame};
 
@@ -44,6 +44,18 @@ pub enum SyncError {
     /// An invite or code that is malformed, expired or used.
     #[error("invite: {0}")]
     Invite(String),
+    /// A roster entry or log that does not verify (refused, never applied).
+    #[error("roster: {0}")]
+    Roster(String),
+    /// This device was removed from the group.
+    #[error("this device was revoked from the sync group")]
+    Revoked,
+    /// A payload whose sender signature does not verify, or whose sender is no member.
+    #[error("message at cursor {cursor} is not signed by the device the relay names")]
+    Forged {
+        /// Its cursor.
+        cursor: u64,
+    },
 }
 
 impl SyncError {
@@ -73,6 +85,8 @@ impl From<zerok_wire::WireError> for SyncError {
 pub struct RelayConn {
     conn: iroh::endpoint::Connection,
     events_task: tokio::task::JoinHandle<()>,
+    /// What the relay said at HELLO.
+    pub welcome: Welcome,
 }
 
 impl Drop for RelayConn {
@@ -104,11 +118,13 @@ impl RelayConn {
             auth_key: keys.auth_public(),
             proof: keys.hello_proof(&me, &relay.id),
         });
-        let reply = request_on(&conn, &hello).await?;
-        if !matches!(reply, Message::Welcome(_)) {
-            conn.close(0u32.into(), b"refused");
-            return Err(SyncError::unexpected(&reply));
-        }
+        let welcome = match request_on(&conn, &hello).await? {
+            Message::Welcome(w) => w,
+            other => {
+                conn.close(0u32.into(), b"refused");
+                return Err(SyncError::unexpected(&other));
+            }
+        };
         let relay_name = relay.to_string();
         let watched = conn.clone();
         let events_task = tokio::spawn(async move {
@@ -118,12 +134,13 @@ impl RelayConn {
                         SyncEvent::BlobAvailable { relay: relay_name.clone(), cursor: n.cursor, sender: n.sender_id }
                     }
                     Ok(Message::DeviceRevoked(r)) => SyncEvent::DeviceRevoked { device: r.device_id },
+                    Ok(Message::RosterAppended(r)) => SyncEvent::RosterChanged { relay: relay_name.clone(), seq: r.seq },
                     _ => continue,
                 };
                 let _ = events.send(event);
             }
         });
-        Ok(Self { conn, events_task })
+        Ok(Self { conn, events_task, welcome })
     }
 
     /// Sends one request and waits for its reply.
@@ -145,18 +162,22 @@ impl RelayConn {
     }
 }
 
-/// Fetches (and so consumes) a sealed invite from a relay, before any HELLO.
+/// Fetches the sealed invites of a code's bucket from a relay, before any HELLO.
 ///
 /// # Errors
 /// Unreachable relay, or [`SyncError::Refused`] when there is no such invite.
-pub async fn lookup_invite(endpoint: &iroh::Endpoint, relay: &RelayAddr, lookup: &str) -> Result<Vec<u8>, SyncError> {
+pub async fn lookup_invite(
+    endpoint: &iroh::Endpoint,
+    relay: &RelayAddr,
+    lookup: &str,
+) -> Result<Vec<Vec<u8>>, SyncError> {
     let conn = dial(endpoint, relay).await?;
     let reply =
         request_on(&conn, &Message::InviteGet(zerok_core::sync::message::InviteGet { lookup: lookup.to_string() }))
             .await;
     conn.close(0u32.into(), b"done");
     match reply? {
-        Message::InviteFound(found) => Ok(found.sealed),
+        Message::InviteFound(found) => Ok(found.sealed.into_iter().map(|b| b.into_vec()).collect()),
         other => Err(SyncError::unexpected(&other)),
     }
 }

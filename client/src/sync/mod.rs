@@ -1,29 +1,36 @@
 //! The sync client (spec §6): a device's membership in one sync group, its connections to
-//! the group's relays, pushing and pulling encrypted messages, events, the device roster,
-//! revocation, and pairing by invite.
+//! the group's relays, pushing and pulling signed, encrypted messages, events, the signed
+//! roster (pairing, revocation, rotation; see `zerok_core::sync`), and following the group
+//! through rotations.
 //!
-//! State lives under `ZEROK_HOME/sync/`: `device.key` (this device's iroh identity, 0600),
-//! `group.json` (group secret, relays, per-relay cursors; 0600) and `outbox/` (pushes not
-//! yet acknowledged, one file each, sent again on the next connect).
+//! State lives under `ZEROK_HOME/sync/`: `device.key` (this device's identity, 0600),
+//! `group.json` (group secret, relays, per-relay cursors, groups still being drained after
+//! a rotation; 0600), `roster.bin` (the verified roster log), `seen` (ids of delivered
+//! messages) and `outbox/` (pushes not yet acknowledged, sent again on the next connect).
 
 mod conn;
 mod invite;
+mod membership;
 mod state;
 
 pub use conn::{RelayConn, SyncError};
 pub use invite::{INVITE_SECS, Invite, InviteCode};
+pub use membership::RosterDevice;
 pub use state::{GroupState, SyncHome};
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use tokio::sync::broadcast;
 use zerok_core::sync::{
-    BlobId, DeviceId, ErrorCode, GroupKeys, GroupSecret, Message,
-    message::{BlobEntry, DeviceInfo, Pull, Push, RevokeDevice, RevokeReason},
-    seal,
+    BlobId, DeviceId, ErrorCode, GroupId, GroupKeys, Message, SigningKey,
+    message::{BlobEntry, Pull, Push},
+    roster::{Roster, create_entry},
 };
 use zerok_wire::RelayAddr;
 
@@ -49,11 +56,37 @@ pub enum SyncEvent {
         /// Its cursor.
         cursor: u64,
     },
+    /// A payload not signed by the device the relay names, or by no member.
+    Forged {
+        /// Its cursor.
+        cursor: u64,
+    },
+    /// A message id delivered before, offered again at a new cursor: dropped.
+    Duplicate {
+        /// Its new cursor.
+        cursor: u64,
+    },
+    /// A relay's roster moved on.
+    RosterChanged {
+        /// Relay that says so.
+        relay: String,
+        /// Its last roster position.
+        seq: u64,
+    },
+    /// A roster entry that does not verify was refused (and not applied).
+    RosterRefused {
+        /// Why.
+        reason: String,
+    },
+    /// This device moved to the group's new secret.
+    Rotated,
 }
 
-/// A received, decrypted message.
+/// A received, decrypted message whose sender signature verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Received {
+    /// The group it was pushed in (a new one after each rotation; cursors restart there).
+    pub group: GroupId,
     /// Cursor at the relay it came from.
     pub cursor: u64,
     /// Sender-chosen id.
@@ -77,27 +110,70 @@ async fn connect_all(
         let cursor = state.cursor(&relay.to_string());
         match RelayConn::connect(endpoint, &relay, keys, &state.device_name, cursor, events.clone()).await {
             Ok(conn) => conns.push((relay, conn)),
-            Err(e) => failures.push(format!("{relay}: {e}")),
+            Err(e) => failures.push((relay, e)),
         }
     }
     if conns.is_empty() {
-        return Err(match failures.len() {
-            1 => SyncError::Unreachable(failures.remove(0)),
-            _ => SyncError::Unreachable(failures.join("; ")),
-        });
+        if let Some(i) = failures.iter().position(|(_, e)| matches!(e, SyncError::Refused { .. })) {
+            return Err(failures.swap_remove(i).1);
+        }
+        let text: Vec<String> = failures.iter().map(|(r, e)| format!("{r}: {e}")).collect();
+        return Err(SyncError::Unreachable(text.join("; ")));
     }
     Ok(conns)
 }
 
 /// First byte of a message plaintext: an app message.
 const KIND_DATA: u8 = 0;
-/// First byte of a message plaintext: a group-secret rotation (see the `core::sync` docs).
-const KIND_ROTATE: u8 = 1;
 
-/// A rotation message: the new group secret sealed to each remaining device.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Rotation {
-    sealed: Vec<(DeviceId, serde_bytes::ByteBuf)>,
+/// Reads one group at one relay after `after`, in cursor order: each payload decrypted,
+/// its sender signature checked and the sender a member (or former member) of the
+/// roster; ids delivered before are dropped. Stops before the first payload that fails
+/// (returning the error only when nothing came before it), so nothing is skipped
+/// silently and nothing read is lost. Returns the messages and the cursor reached.
+async fn read_group(
+    conn: &RelayConn,
+    keys: &GroupKeys,
+    roster: &Roster,
+    mut after: u64,
+    seen: &mut HashSet<BlobId>,
+    events: &broadcast::Sender<SyncEvent>,
+) -> Result<(Vec<Received>, u64), SyncError> {
+    let mut out = Vec::new();
+    loop {
+        let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
+        let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
+        for BlobEntry { blob_id, cursor, sender_id, payload, .. } in resp.blobs {
+            if seen.contains(&blob_id) {
+                let _ = events.send(SyncEvent::Duplicate { cursor });
+                after = cursor;
+                continue;
+            }
+            let known = roster.is_member(&sender_id) || roster.is_removed(&sender_id);
+            let plain = match keys.open(&blob_id, &sender_id, &payload) {
+                Ok(p) if known => p,
+                Err(zerok_core::Error::Decrypt) => {
+                    let _ = events.send(SyncEvent::DecryptFailed { cursor });
+                    return if out.is_empty() { Err(SyncError::Decrypt { cursor }) } else { Ok((out, after)) };
+                }
+                _ => {
+                    let _ = events.send(SyncEvent::Forged { cursor });
+                    return if out.is_empty() { Err(SyncError::Forged { cursor }) } else { Ok((out, after)) };
+                }
+            };
+            match plain.split_first() {
+                Some((&KIND_DATA, data)) => {
+                    seen.insert(blob_id);
+                    out.push(Received { group: keys.id(), cursor, blob_id, sender: sender_id, data: data.to_vec() });
+                    after = cursor;
+                }
+                _ => return if out.is_empty() { Err(SyncError::Decrypt { cursor }) } else { Ok((out, after)) },
+            }
+        }
+        if !resp.has_more {
+            return Ok((out, after));
+        }
+    }
 }
 
 /// Creates a new group with this device as its first member.
@@ -111,15 +187,19 @@ pub async fn create(home: SyncHome, relays: &[RelayAddr], device_name: &str) -> 
     if relays.is_empty() {
         return Err(SyncError::State("give at least one relay".into()));
     }
-    home.save_group(&GroupState::new(&zerok_core::sync::GroupSecret::generate(), relays, device_name))?;
+    let secret = zerok_core::sync::GroupSecret::generate();
+    let genesis = create_entry(secret.derive().id(), &home.signing_key()?, device_name);
+    home.save_group(&GroupState::new(&secret, relays, device_name, vec![genesis])?)?;
     SyncClient::connect(home).await
 }
 
 /// Joins a group from an invite URL, or from a short code looked up at `relay` (a code
-/// does not say which relay holds it).
+/// does not say which relay holds it): fetches the roster log (anchored at the invite's
+/// position), appends this device's join entry, and connects as a member.
 ///
 /// # Errors
-/// Already in a group; malformed, expired, used or cancelled invite; wrong code.
+/// Already in a group; malformed, expired, used or cancelled invite; wrong code; a
+/// roster that does not verify or does not pass through the invite's position.
 pub async fn join(
     home: SyncHome,
     invite_or_code: &str,
@@ -136,12 +216,13 @@ pub async fn join(
         let relay =
             relay.ok_or_else(|| SyncError::Invite("a short code needs the relay address (--relay ADDR)".into()))?;
         let endpoint = home.endpoint(std::slice::from_ref(relay)).await?;
-        let sealed = conn::lookup_invite(&endpoint, relay, code.lookup()).await;
+        let sealed = conn::lookup_invite(&endpoint, relay, &code.lookup()).await;
         endpoint.close().await;
         code.open(&sealed?)?
     };
     let relays: Vec<RelayAddr> = invite.relays.iter().filter_map(|r| RelayAddr::parse(r).ok()).collect();
-    home.save_group(&GroupState::new(&invite.group_secret(), &relays, device_name))?;
+    let chain = membership::admit(&home, &invite, &relays, device_name).await?;
+    home.save_group(&GroupState::new(&invite.group_secret(), &relays, device_name, chain)?)?;
     SyncClient::connect(home).await
 }
 
@@ -150,11 +231,17 @@ pub struct SyncClient {
     home: SyncHome,
     state: GroupState,
     keys: GroupKeys,
+    /// This device's key: signs its messages and roster entries.
+    device: SigningKey,
     endpoint: iroh::Endpoint,
     conns: Vec<(RelayAddr, RelayConn)>,
     events: broadcast::Sender<SyncEvent>,
     reconnect: ReconnectPolicy,
     activity: Arc<AtomicU64>,
+    /// Ids of messages delivered (see [`SyncHome::seen_load`]).
+    seen: HashSet<BlobId>,
+    /// Relay clock minus this device's, seconds (from the primary's WELCOME).
+    clock_offset: i64,
 }
 
 /// How a client recovers a lost connection before reporting an error.
@@ -174,27 +261,36 @@ impl Default for ReconnectPolicy {
 }
 
 impl SyncClient {
-    /// Connects to the group's relays (all of them; at least one must answer). Pushes left
-    /// in the outbox are sent again.
+    /// Connects to the group's relays (all of them; at least one must answer), brings the
+    /// roster up to date with each (following a rotation made meanwhile, however long
+    /// this device was away), and sends the pushes left in the outbox again.
     ///
     /// # Errors
-    /// No group on this device, or no relay reachable.
+    /// No group on this device, no relay reachable, this device revoked, or a roster
+    /// entry that does not verify.
     pub async fn connect(home: SyncHome) -> Result<Self, SyncError> {
         let state = home.load_group()?;
         let keys = state.secret().derive();
+        let device = home.signing_key()?;
         let endpoint = home.endpoint(&state.relays()?).await?;
         let (events, _) = broadcast::channel(1024);
         let conns = connect_all(&endpoint, &state, &keys, &events).await?;
+        let seen = home.seen_load();
+        let clock_offset = conns[0].1.welcome.time as i64 - invite::now() as i64;
         let mut client = Self {
             home,
             state,
             keys,
+            device,
             endpoint,
             conns,
             events,
             reconnect: ReconnectPolicy::default(),
             activity: Arc::default(),
+            seen,
+            clock_offset,
         };
+        client.sync_rosters().await?;
         client.flush_outbox().await?;
         Ok(client)
     }
@@ -210,36 +306,39 @@ impl SyncClient {
         self.reconnect = policy;
     }
 
-    /// Sends a request to relay `i`; on a lost connection, reconnects with jittered
-    /// exponential backoff (spec §12.2: 1, 2, 4 … 30 s) and sends it once more.
+    /// Sends a request to relay `i`; on a lost connection, reconnects (see
+    /// [`SyncClient::reconnect`]) and sends it once more.
     async fn request(&mut self, i: usize, msg: &Message) -> Result<Message, SyncError> {
         let first = self.conns[i].1.request(msg).await;
         let Err(SyncError::Connection(_)) = first else { return first };
+        match self.reconnect(i).await {
+            Ok(()) => self.conns[i].1.request(msg).await,
+            Err(refused @ SyncError::Refused { .. }) => Err(refused),
+            Err(_) => first,
+        }
+    }
+
+    /// Reconnects to relay `i` with jittered exponential backoff (spec §12.2: 1, 2, 4 …
+    /// 30 s), at most [`ReconnectPolicy::attempts`] times.
+    async fn reconnect(&mut self, i: usize) -> Result<(), SyncError> {
         let relay = self.conns[i].0.clone();
         let mut backoff = zerok_core::sync::backoff::Backoff::default();
+        let mut last = SyncError::Connection("no reconnect attempt".into());
         for _ in 0..self.reconnect.attempts {
             let seed = if self.reconnect.jitter { u64::from_le_bytes(zerok_core::random_bytes()) } else { 0 };
             tokio::time::sleep(backoff.next_delay(seed)).await;
             let cursor = self.state.cursor(&relay.to_string());
-            match RelayConn::connect(
-                &self.endpoint,
-                &relay,
-                &self.keys,
-                &self.state.device_name,
-                cursor,
-                self.events.clone(),
-            )
-            .await
-            {
+            let name = &self.state.device_name;
+            match RelayConn::connect(&self.endpoint, &relay, &self.keys, name, cursor, self.events.clone()).await {
                 Ok(conn) => {
                     self.conns[i].1 = conn;
-                    return self.conns[i].1.request(msg).await;
+                    return Ok(());
                 }
                 Err(refused @ SyncError::Refused { .. }) => return Err(refused),
-                Err(_) => continue,
+                Err(e) => last = e,
             }
         }
-        first
+        Err(last)
     }
 
     /// This device's id.
@@ -264,9 +363,18 @@ impl SyncClient {
     /// The relay refused it (size, quota, rate, revoked) or no relay acknowledged it.
     pub async fn push(&mut self, data: &[u8]) -> Result<(BlobId, u64), SyncError> {
         let blob_id = BlobId::random();
-        let payload = self.keys.seal(&blob_id, &[&[KIND_DATA][..], data].concat());
+        let payload = self.keys.seal(&blob_id, &self.device, &[&[KIND_DATA][..], data].concat());
         self.home.outbox_put(&blob_id, &payload)?;
-        let cursor = self.send_push(blob_id, payload).await?;
+        let cursor = match self.send_push(blob_id, payload).await {
+            Err(e) if e.code() == Some(ErrorCode::GroupRotated) => {
+                // Another device rotated meanwhile: follow it (the outbox is re-sealed for
+                // the new group) and send it there.
+                self.sync_rosters().await?;
+                let payload = self.home.outbox_get(&blob_id)?;
+                self.send_push(blob_id, payload).await?
+            }
+            other => other?,
+        };
         self.home.outbox_remove(&blob_id)?;
         Ok((blob_id, cursor))
     }
@@ -305,7 +413,12 @@ impl SyncClient {
         for (blob_id, payload) in self.home.outbox_list()? {
             match self.send_push(blob_id, payload).await {
                 Ok(_) => self.home.outbox_remove(&blob_id)?,
-                Err(e) if matches!(e.code(), Some(ErrorCode::BlobTooLarge | ErrorCode::InvalidMessage)) => {
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        Some(ErrorCode::BlobTooLarge | ErrorCode::InvalidMessage | ErrorCode::NotMember)
+                    ) =>
+                {
                     tracing::warn!(error = %e, "dropping a queued push the relay will never accept");
                     self.home.outbox_remove(&blob_id)?;
                 }
@@ -326,177 +439,104 @@ impl SyncClient {
     pub fn queue_offline(home: &SyncHome, data: &[u8]) -> Result<BlobId, SyncError> {
         let keys = home.load_group()?.secret().derive();
         let blob_id = BlobId::random();
-        home.outbox_put(&blob_id, &keys.seal(&blob_id, &[&[KIND_DATA][..], data].concat()))?;
+        home.outbox_put(&blob_id, &keys.seal(&blob_id, &home.signing_key()?, &[&[KIND_DATA][..], data].concat()))?;
         Ok(blob_id)
     }
 
-    /// Pulls everything new from the first relay that answers (primary first), in cursor
-    /// order, decrypted. A payload
-    /// that does not decrypt is reported as an event and an error, never skipped silently.
+    /// Pulls everything new, in order, decrypted and sender-checked: first the roster (a
+    /// rotation is followed), then what is left of groups this device rotated away from
+    /// (messages pushed there before the rotation), then the current group from the first
+    /// relay, in preference order, that answers (cursors are per relay).
     ///
     /// # Errors
-    /// Connection failures, refusals, or [`SyncError::Decrypt`] naming the first cursor
-    /// that did not decrypt (the cursor is kept just before it).
+    /// Connection failures, refusals, [`SyncError::Decrypt`] / [`SyncError::Forged`]
+    /// naming the first cursor that failed (the cursor is kept just before it; messages
+    /// before it are returned first).
     pub async fn pull(&mut self) -> Result<Vec<Received>, SyncError> {
+        let live = self.sync_rosters().await?;
+        let mut out = self.drain().await?;
+        let relay = live.first().copied().ok_or_else(|| SyncError::Unreachable("no relay answered".into()))?;
+        let key = self.conns[relay].0.to_string();
+        let after = self.state.cursor(&key);
+        let (got, reached) =
+            read_group(&self.conns[relay].1, &self.keys, self.state.roster(), after, &mut self.seen, &self.events)
+                .await?;
+        self.state.set_cursor(&key, reached);
+        self.home.save_group(&self.state)?;
+        self.home.seen_add(&got.iter().map(|m| m.blob_id).collect::<Vec<_>>())?;
+        out.extend(got);
+        self.activity.fetch_add(out.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// Reads the groups this device rotated away from to their ends, oldest first, then
+    /// forgets them. An old group every relay refuses is given up with a warning.
+    async fn drain(&mut self) -> Result<Vec<Received>, SyncError> {
         let mut out = Vec::new();
-        loop {
-            let relay = self.live_relay().await?;
-            let key = self.conns[relay].0.to_string();
-            let mut after = self.state.cursor(&key);
-            let mut rotate_to = None;
-            'pages: loop {
-                let reply = self.request(relay, &Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
-                let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
-                for BlobEntry { blob_id, cursor, sender_id, payload, .. } in resp.blobs {
-                    let plain = match self.keys.open(&blob_id, &payload) {
-                        Ok(p) => p,
-                        Err(_) => {
-                            let _ = self.events.send(SyncEvent::DecryptFailed { cursor });
-                            self.state.set_cursor(&key, after);
-                            self.home.save_group(&self.state)?;
-                            return Err(SyncError::Decrypt { cursor });
-                        }
-                    };
-                    after = cursor;
-                    match plain.split_first() {
-                        Some((&KIND_DATA, data)) => {
-                            out.push(Received { cursor, blob_id, sender: sender_id, data: data.to_vec() })
-                        }
-                        Some((&KIND_ROTATE, body)) => {
-                            if let Some(secret) = self.rotation_secret(body)? {
-                                rotate_to = Some(secret);
-                                break 'pages;
-                            }
-                        }
-                        _ => return Err(SyncError::Decrypt { cursor }),
+        while let Some(old) = self.state.draining() {
+            let keys = old.secret().derive();
+            let mut result = Err(SyncError::Unreachable("no relay".into()));
+            for relay in self.state.relays()? {
+                let name = relay.to_string();
+                let cursor = self.state.draining().map_or(0, |d| d.cursor(&name));
+                let conn = match RelayConn::connect(
+                    &self.endpoint,
+                    &relay,
+                    &keys,
+                    &self.state.device_name,
+                    cursor,
+                    self.events.clone(),
+                )
+                .await
+                {
+                    Ok(c) if c.welcome.member => c,
+                    Ok(_) => {
+                        result = Err(SyncError::Refused { code: ErrorCode::NotMember as u32, message: name });
+                        continue;
                     }
+                    Err(e) => {
+                        result = Err(e);
+                        continue;
+                    }
+                };
+                let read = read_group(&conn, &keys, self.state.roster(), cursor, &mut self.seen, &self.events).await;
+                conn.close();
+                if let Ok((got, reached)) = &read {
+                    if let Some(d) = self.state.draining() {
+                        d.set_cursor(&name, *reached);
+                    }
+                    self.home.seen_add(&got.iter().map(|m| m.blob_id).collect::<Vec<_>>())?;
                 }
-                if !resp.has_more {
-                    break;
+                result = read.map(|(got, _)| got);
+                break;
+            }
+            match result {
+                Ok(got) => out.extend(got),
+                Err(e @ SyncError::Refused { .. }) => {
+                    tracing::warn!(error = %e, "giving up the messages left in a group this device rotated away from")
+                }
+                Err(e) => {
+                    self.home.save_group(&self.state)?;
+                    return Err(e);
                 }
             }
-            self.state.set_cursor(&key, after);
+            self.state.drained();
             self.home.save_group(&self.state)?;
-            match rotate_to {
-                Some(secret) => self.switch_group(secret).await?,
-                None => {
-                    self.activity.fetch_add(out.len() as u64, Ordering::Relaxed);
-                    return Ok(out);
-                }
-            }
         }
-    }
-
-    /// The first relay, in preference order, that answers (pull failover: cursors are per
-    /// relay, so each keeps its own).
-    async fn live_relay(&mut self) -> Result<usize, SyncError> {
-        let mut last = SyncError::Unreachable("no relay connected".into());
-        for i in 0..self.conns.len() {
-            match self.request(i, &Message::Presence(Default::default())).await {
-                Ok(Message::Presence(_)) => return Ok(i),
-                Ok(other) => last = SyncError::unexpected(&other),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    }
-
-    /// This device's new group secret from a rotation message, if the message has one for
-    /// it (a revoked device finds none).
-    fn rotation_secret(&self, body: &[u8]) -> Result<Option<GroupSecret>, SyncError> {
-        let rotation: Rotation =
-            rmp_serde::from_slice(body).map_err(|_| SyncError::State("malformed rotation message".into()))?;
-        let me = self.device_id();
-        let Some((_, sealed)) = rotation.sealed.iter().find(|(d, _)| *d == me) else { return Ok(None) };
-        let mut secret = self.home.device_key()?.to_bytes();
-        let opened = seal::open_as(&secret, sealed);
-        zeroize::Zeroize::zeroize(&mut secret);
-        let mut raw: [u8; 32] = opened
-            .map_err(|_| SyncError::State("rotation message sealed for this device does not open".into()))?
-            .as_slice()
-            .try_into()
-            .map_err(|_| SyncError::State("malformed rotation secret".into()))?;
-        let new = GroupSecret::from_bytes(raw);
-        zeroize::Zeroize::zeroize(&mut raw);
-        Ok(Some(new))
-    }
-
-    /// Moves this device to a new group secret (new group id, cursors from zero) and
-    /// reconnects.
-    async fn switch_group(&mut self, secret: GroupSecret) -> Result<(), SyncError> {
-        let relays = self.state.relays()?;
-        let next = GroupState::new(&secret, &relays, &self.state.device_name);
-        self.home.save_group(&next)?;
-        let keys = secret.derive();
-        self.conns = connect_all(&self.endpoint, &next, &keys, &self.events).await?;
-        self.state = next;
-        self.keys = keys;
-        Ok(())
-    }
-
-    /// Revokes `device` and rotates the group secret: every other device that is not
-    /// revoked gets the new secret sealed to its own key (through the old group, which the
-    /// revoked device can no longer read), and this device moves to the new group at once.
-    /// Nothing pushed afterwards can be decrypted by the revoked device.
-    ///
-    /// # Errors
-    /// Refusals or connection failures.
-    pub async fn revoke_and_rotate(&mut self, device: DeviceId, reason: RevokeReason) -> Result<(), SyncError> {
-        self.revoke_device(device, reason).await?;
-        let me = self.device_id();
-        let secret = GroupSecret::generate();
-        let mut sealed = Vec::new();
-        for d in self.list_devices().await? {
-            if d.revoked || d.device_id == me || d.device_id == device {
-                continue;
-            }
-            let s = seal::seal_to(&d.device_id, secret.expose()).map_err(|e| SyncError::State(e.to_string()))?;
-            sealed.push((d.device_id, serde_bytes::ByteBuf::from(s)));
-        }
-        let body = rmp_serde::to_vec(&Rotation { sealed }).expect("encodes");
-        let blob_id = BlobId::random();
-        let payload = self.keys.seal(&blob_id, &[&[KIND_ROTATE][..], &body].concat());
-        // Not through the outbox: a rotation that was not acknowledged must not be replayed
-        // into the new group; this device simply stays in the old one and may retry.
-        self.send_push(blob_id, payload).await?;
-        self.switch_group(secret).await
-    }
-
-    /// The group's devices as the primary relay knows them.
-    ///
-    /// # Errors
-    /// Connection failures.
-    pub async fn list_devices(&mut self) -> Result<Vec<DeviceInfo>, SyncError> {
-        match self.request(0, &Message::Presence(Default::default())).await? {
-            Message::Presence(p) => Ok(p.devices),
-            other => Err(SyncError::unexpected(&other)),
-        }
-    }
-
-    /// Revokes a device at every relay.
-    ///
-    /// # Errors
-    /// Refusals or connection failures.
-    pub async fn revoke_device(&mut self, device: DeviceId, reason: RevokeReason) -> Result<(), SyncError> {
-        let msg = Message::RevokeDevice(RevokeDevice { device_id: device, reason, clear_pending: true });
-        for i in 0..self.conns.len() {
-            match self.request(i, &msg).await? {
-                Message::DeviceRevoked(_) => {}
-                other => return Err(SyncError::unexpected(&other)),
-            }
-        }
-        Ok(())
+        Ok(out)
     }
 
     /// Makes an invite for another device: a URL (for a QR code, holds the secret) and a
-    /// short code whose lookup half is stored at the primary relay, sealed under its key
-    /// half (which never leaves the devices). Single use; expires in 10 minutes.
+    /// short code whose sealed invite is stored at the primary relay. Either admits one
+    /// device, once, for 10 minutes by the relay's clock (see [`Invite`]).
     ///
     /// # Errors
     /// The relay refused to store it.
     pub async fn invite(&mut self) -> Result<(String, InviteCode), SyncError> {
-        let invite = Invite::new(&self.state);
-        let code = InviteCode::generate();
+        self.sync_rosters().await?;
+        let expires = (invite::now() as i64 + self.clock_offset).max(0) as u64 + INVITE_SECS;
+        let invite = Invite::new(&self.state, &self.device, expires);
+        let code = InviteCode::generate().for_invite(&invite);
         let put = code.seal(&invite);
         match self.request(0, &Message::InvitePut(put)).await? {
             Message::Ok => Ok((invite.to_url(), code)),
@@ -520,12 +560,15 @@ impl SyncClient {
         Ok(())
     }
 
-    /// Cancels an invite before it is used.
+    /// Cancels a short code before it is used (the relay drops its sealed invite; the
+    /// URL form stays valid until it expires).
     ///
     /// # Errors
     /// Connection failures.
     pub async fn cancel_invite(&mut self, code: &InviteCode) -> Result<(), SyncError> {
-        let msg = Message::InviteCancel(zerok_core::sync::message::InviteGet { lookup: code.lookup().to_string() });
+        let invite_key = code.invite_key().ok_or_else(|| SyncError::Invite("not an invite made here".into()))?;
+        let msg =
+            Message::InviteCancel(zerok_core::sync::message::InviteCancel { lookup: code.lookup(), invite_key });
         match self.request(0, &msg).await? {
             Message::Ok => Ok(()),
             other => Err(SyncError::unexpected(&other)),

@@ -1,8 +1,10 @@
-//! Files under `ZEROK_HOME/sync/`: this device's identity key, the group it belongs to,
-//! and the outbox of unacknowledged pushes. Secrets are written 0600 via rename.
+//! Files under `ZEROK_HOME/sync/`: this device's identity key, the group it belongs to
+//! (`group.json`: secrets and cursors; `roster.bin`: the verified roster log), the outbox
+//! of unacknowledged pushes, and the ids of messages already delivered (`seen`). Secrets
+//! are written 0600 via rename.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     io::Write,
     net::SocketAddr,
     os::unix::fs::{DirBuilderExt, OpenOptionsExt},
@@ -11,10 +13,53 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
-use zerok_core::sync::{BlobId, GroupSecret};
+use zerok_core::sync::{
+    BlobId, GroupSecret, SigningKey,
+    roster::{Entry, Roster},
+};
 use zerok_wire::{NetOptions, RelayAddr};
 
 use super::SyncError;
+
+/// A group this device moved on from by a rotation, still to be read to its end (the
+/// messages pushed before the rotation).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Draining {
+    secret: String,
+    #[serde(default)]
+    cursors: BTreeMap<String, u64>,
+}
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+    }
+}
+
+impl Draining {
+    /// The old group's secret.
+    pub fn secret(&self) -> GroupSecret {
+        secret_of(&self.secret)
+    }
+
+    /// Last pulled cursor at a relay, in the old group.
+    pub fn cursor(&self, relay: &str) -> u64 {
+        self.cursors.get(relay).copied().unwrap_or(0)
+    }
+
+    /// Records the last pulled cursor at a relay.
+    pub fn set_cursor(&mut self, relay: &str, cursor: u64) {
+        self.cursors.insert(relay.to_string(), cursor);
+    }
+}
+
+fn secret_of(hex_text: &str) -> GroupSecret {
+    let mut raw = [0u8; 32];
+    hex::decode_to_slice(hex_text, &mut raw).expect("validated when loaded");
+    let s = GroupSecret::from_bytes(raw);
+    raw.zeroize();
+    s
+}
 
 /// The group this device belongs to.
 #[derive(Clone, Serialize, Deserialize)]
@@ -23,6 +68,14 @@ pub struct GroupState {
     relays: Vec<String>,
     #[serde(default)]
     cursors: BTreeMap<String, u64>,
+    /// Groups left by rotations whose messages are not all read yet, oldest first.
+    #[serde(default)]
+    draining: Vec<Draining>,
+    /// The roster log (in `roster.bin`) and the state it verifies to.
+    #[serde(skip)]
+    chain: Vec<Entry>,
+    #[serde(skip)]
+    roster: Option<Roster>,
     /// Per relay, the cursor of this device's own last push when nothing came between it
     /// and what the device already had. Kept in `pushed.json` beside the group (written on
     /// every push, so without the secret and without a sync).
@@ -45,24 +98,67 @@ impl Drop for GroupState {
 }
 
 impl GroupState {
-    /// A new membership.
-    pub fn new(secret: &GroupSecret, relays: &[RelayAddr], device_name: &str) -> Self {
-        Self {
+    /// A membership in the group of `secret`, whose roster log is `chain` (verified here).
+    ///
+    /// # Errors
+    /// [`SyncError::Roster`] when the log does not verify.
+    pub fn new(secret: &GroupSecret, relays: &[RelayAddr], device_name: &str, chain: Vec<Entry>) -> Result<Self, SyncError> {
+        let roster = Roster::replay(&chain).map_err(|e| SyncError::Roster(e.to_string()))?;
+        Ok(Self {
             secret: hex::encode(secret.expose()),
             relays: relays.iter().map(|r| r.to_string()).collect(),
             cursors: BTreeMap::new(),
+            draining: Vec::new(),
+            chain,
+            roster: Some(roster),
             pushed: BTreeMap::new(),
             device_name: device_name.to_string(),
-        }
+        })
     }
 
     /// The group secret.
     pub fn secret(&self) -> GroupSecret {
-        let mut raw = [0u8; 32];
-        hex::decode_to_slice(&self.secret, &mut raw).expect("validated when loaded");
-        let s = GroupSecret::from_bytes(raw);
-        raw.zeroize();
-        s
+        secret_of(&self.secret)
+    }
+
+    /// The verified roster.
+    pub fn roster(&self) -> &Roster {
+        self.roster.as_ref().expect("a loaded state has its roster")
+    }
+
+    /// The roster log.
+    pub fn chain(&self) -> &[Entry] {
+        &self.chain
+    }
+
+    /// Adds an entry already verified against [`GroupState::roster`], with the roster it
+    /// leads to.
+    pub fn push_entry(&mut self, entry: Entry, roster: Roster) {
+        self.chain.push(entry);
+        self.roster = Some(roster);
+    }
+
+    /// Moves to the group of `secret` (a rotation): the current group is kept for
+    /// draining, cursors start from zero.
+    pub fn rotate_to(&mut self, secret: &GroupSecret) {
+        let old = Draining {
+            secret: std::mem::replace(&mut self.secret, hex::encode(secret.expose())),
+            cursors: std::mem::take(&mut self.cursors),
+        };
+        self.draining.push(old);
+        self.pushed.clear();
+    }
+
+    /// The oldest group still being drained.
+    pub fn draining(&mut self) -> Option<&mut Draining> {
+        self.draining.first_mut()
+    }
+
+    /// Done draining the oldest group.
+    pub fn drained(&mut self) {
+        if !self.draining.is_empty() {
+            self.draining.remove(0);
+        }
     }
 
     /// The relays, primary first.
@@ -108,6 +204,9 @@ impl GroupState {
         self.relays.iter().map(|r| (r.clone(), self.included(r))).collect()
     }
 }
+
+/// Most delivered message ids remembered (16 bytes each).
+pub const MAX_SEEN: usize = 1 << 20;
 
 /// The sync folder of one device.
 #[derive(Clone, Debug)]
@@ -189,6 +288,13 @@ impl SyncHome {
             return Err(Self::err(&path, "damaged group secret"));
         }
         let mut state = state;
+        if state.draining.iter().any(|d| d.secret.len() != 64 || hex::decode(&d.secret).is_err()) {
+            return Err(Self::err(&path, "damaged group secret"));
+        }
+        let log = self.dir.join("roster.bin");
+        let bytes = std::fs::read(&log).map_err(|e| Self::err(&log, e))?;
+        state.chain = rmp_serde::from_slice(&bytes).map_err(|e| Self::err(&log, e))?;
+        state.roster = Some(Roster::replay(&state.chain).map_err(|e| Self::err(&log, e))?);
         // Lost or damaged after a power cut: replay then starts at the pulled cursor.
         let pushed = std::fs::read(self.dir.join("pushed.json")).ok();
         state.pushed = pushed.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
@@ -209,10 +315,75 @@ impl SyncHome {
     /// # Errors
     /// Write failures.
     pub fn save_group(&self, state: &GroupState) -> Result<(), SyncError> {
+        let log = rmp_serde::to_vec(&state.chain).map_err(|e| SyncError::State(e.to_string()))?;
+        self.write_private(&self.dir.join("roster.bin"), &log, true)?;
         let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| SyncError::State(e.to_string()))?;
         let result = self.write_private(&self.dir.join("group.json"), &bytes, true);
         bytes.zeroize();
         result.and_then(|()| self.save_pushed(state))
+    }
+
+    /// Ids of messages already delivered (a relay replaying one at a new cursor is caught).
+    pub fn seen_load(&self) -> HashSet<BlobId> {
+        let bytes = std::fs::read(self.dir.join("seen")).unwrap_or_default();
+        bytes.chunks_exact(16).map(|c| BlobId(c.try_into().expect("16 bytes"))).collect()
+    }
+
+    /// Records delivered message ids (appended; the oldest half is dropped beyond
+    /// [`MAX_SEEN`]).
+    ///
+    /// # Errors
+    /// Write failures.
+    pub fn seen_add(&self, ids: &[BlobId]) -> Result<(), SyncError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let path = self.dir.join("seen");
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
+        if len / 16 + ids.len() > MAX_SEEN {
+            let bytes = std::fs::read(&path).map_err(|e| Self::err(&path, e))?;
+            let keep = &bytes[bytes.len() / 32 * 16..];
+            self.write_private(&path, keep, false)?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Self::err(&path, e))?;
+        let bytes: Vec<u8> = ids.iter().flat_map(|id| id.0).collect();
+        f.write_all(&bytes).map_err(|e| Self::err(&path, e))
+    }
+
+    /// Forgets delivered ids (a replay from a restored snapshot delivers them again).
+    ///
+    /// # Errors
+    /// Delete failures.
+    pub fn seen_clear(&self) -> Result<(), SyncError> {
+        let path = self.dir.join("seen");
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Self::err(&path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// This device's signing key (its identity key as Ed25519).
+    ///
+    /// # Errors
+    /// As [`SyncHome::device_key`].
+    pub fn signing_key(&self) -> Result<SigningKey, SyncError> {
+        let mut raw = self.device_key()?.to_bytes();
+        let key = SigningKey::from_bytes(&raw);
+        raw.zeroize();
+        Ok(key)
+    }
+
+    /// Installs a device identity key (a restore taking the backed-up device's place).
+    ///
+    /// # Errors
+    /// Write failures.
+    pub fn set_device_key(&self, raw: &[u8; 32]) -> Result<(), SyncError> {
+        self.write_private(&self.dir.join("device.key"), raw, true)
     }
 
     /// Whether this device already belongs to a group.
@@ -230,6 +401,15 @@ impl SyncHome {
     /// Write failures.
     pub fn outbox_put(&self, id: &BlobId, sealed: &[u8]) -> Result<(), SyncError> {
         self.write_private(&self.outbox().join(id.to_string()), sealed, true)
+    }
+
+    /// A queued push.
+    ///
+    /// # Errors
+    /// Read failures (it is not queued).
+    pub fn outbox_get(&self, id: &BlobId) -> Result<Vec<u8>, SyncError> {
+        let path = self.outbox().join(id.to_string());
+        std::fs::read(&path).map_err(|e| Self::err(&path, e))
     }
 
     /// Drops an acknowledged push.

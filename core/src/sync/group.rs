@@ -11,7 +11,10 @@ use crate::{Error, Key32, Result, aead, secret::random_bytes};
 const GROUP_SALT: &[u8] = b"zerok-group-v1";
 const GROUP_ID_LABEL: &[u8] = b"zerok-group-id-v1";
 const HELLO_LABEL: &[u8] = b"zerok-hello-v1";
-const PAYLOAD_LABEL: &[u8] = b"zerok-sync-v1";
+const PAYLOAD_LABEL: &[u8] = b"zerok-sync-v2";
+const SENDER_LABEL: &[u8] = b"zerok-message-v2";
+/// Bytes a signed payload adds to the data: the sender's signature and the AEAD's.
+pub const PAYLOAD_OVERHEAD: usize = 64 + aead::OVERHEAD;
 
 /// A group's id: SHA-256 of its auth public key (see the module docs).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -119,8 +122,12 @@ fn hello_message(group: &GroupId, client: &DeviceId, relay: &[u8; 32]) -> Vec<u8
     [HELLO_LABEL, &group.0, &client.0, relay].concat()
 }
 
-fn payload_aad(group: &GroupId, blob: &BlobId) -> Vec<u8> {
-    [PAYLOAD_LABEL, &group.0, &blob.0].concat()
+fn payload_aad(group: &GroupId, blob: &BlobId, sender: &DeviceId) -> Vec<u8> {
+    [PAYLOAD_LABEL, &group.0, &blob.0, &sender.0].concat()
+}
+
+fn sender_message(group: &GroupId, blob: &BlobId, sender: &DeviceId, data: &[u8]) -> Vec<u8> {
+    [SENDER_LABEL, &group.0, &blob.0, &sender.0, data].concat()
 }
 
 impl GroupKeys {
@@ -139,18 +146,33 @@ impl GroupKeys {
         self.signing.sign(&hello_message(&self.id, client, relay)).to_bytes()
     }
 
-    /// Encrypts a message payload, bound to this group and `blob`.
-    pub fn seal(&self, blob: &BlobId, plaintext: &[u8]) -> Vec<u8> {
-        aead::seal(&self.sync, &payload_aad(&self.id, blob), plaintext)
+    /// Encrypts a message payload from `sender` (its device key), bound to this group,
+    /// `blob` and the sender: `sealed = AEAD(sync key, aad = "zerok-sync-v2" ‖ group ‖ blob ‖
+    /// sender id, sig ‖ data)` with `sig = Ed25519(sender, "zerok-message-v2" ‖ group ‖ blob ‖
+    /// sender id ‖ data)`. Other members know the sync key, so the signature is what stops
+    /// them (and the relay) from re-attributing a message.
+    pub fn seal(&self, blob: &BlobId, sender: &SigningKey, data: &[u8]) -> Vec<u8> {
+        let from = DeviceId(sender.verifying_key().to_bytes());
+        let sig = sender.sign(&sender_message(&self.id, blob, &from, data)).to_bytes();
+        aead::seal_parts(&self.sync, &payload_aad(&self.id, blob, &from), &[&sig, data])
     }
 
-    /// Decrypts a payload pushed to this group as `blob`.
+    /// Decrypts a payload the relay says `sender` pushed to this group as `blob`.
     ///
     /// # Errors
-    /// [`Error::Decrypt`] when the payload was altered, moved to another blob id or group,
-    /// or sealed under another group secret (for example before a rotation).
-    pub fn open(&self, blob: &BlobId, sealed: &[u8]) -> Result<Vec<u8>> {
-        aead::open(&self.sync, &payload_aad(&self.id, blob), sealed)
+    /// [`Error::Decrypt`] when the payload was altered, moved to another blob id, group or
+    /// sender, or sealed under another group secret (for example before a rotation);
+    /// [`Error::Signature`] when `sender` did not sign it.
+    pub fn open(&self, blob: &BlobId, sender: &DeviceId, sealed: &[u8]) -> Result<Vec<u8>> {
+        let mut plain = aead::open(&self.sync, &payload_aad(&self.id, blob, sender), sealed)?;
+        if plain.len() < 64 {
+            return Err(Error::Signature);
+        }
+        let sig = ed25519_dalek::Signature::from_bytes(plain[..64].try_into().expect("64 bytes"));
+        let key = VerifyingKey::from_bytes(&sender.0).map_err(|_| Error::Signature)?;
+        key.verify_strict(&sender_message(&self.id, blob, sender, &plain[64..]), &sig).map_err(|_| Error::Signature)?;
+        plain.drain(..64);
+        Ok(plain)
     }
 }
 
@@ -211,12 +233,21 @@ mod tests {
     }
 
     #[test]
-    fn payloads_are_bound_to_group_and_blob() {
+    fn payloads_are_bound_to_group_blob_and_sender() {
         let k = keys();
         let blob = BlobId([5; 16]);
-        let sealed = k.seal(&blob, b"state");
-        assert_eq!(k.open(&blob, &sealed).unwrap(), b"state");
-        assert!(k.open(&BlobId([6; 16]), &sealed).is_err());
-        assert!(GroupSecret::generate().derive().open(&blob, &sealed).is_err());
+        let (alice, mallory) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
+        let (a, m) = (DeviceId(alice.verifying_key().to_bytes()), DeviceId(mallory.verifying_key().to_bytes()));
+        let sealed = k.seal(&blob, &alice, b"state");
+        assert_eq!(sealed.len(), 5 + PAYLOAD_OVERHEAD);
+        assert_eq!(k.open(&blob, &a, &sealed).unwrap(), b"state");
+        assert!(k.open(&BlobId([6; 16]), &a, &sealed).is_err());
+        assert!(k.open(&blob, &m, &sealed).is_err(), "a relay naming another sender");
+        assert!(GroupSecret::generate().derive().open(&blob, &a, &sealed).is_err());
+        // A member who knows the sync key re-seals Alice's words under Mallory's id: no
+        // valid signature, so it is refused as well.
+        let plain = aead::open(&k.sync, &payload_aad(&k.id, &blob, &a), &sealed).unwrap();
+        let forged = aead::seal(&k.sync, &payload_aad(&k.id, &blob, &m), &plain);
+        assert!(matches!(k.open(&blob, &m, &forged), Err(Error::Signature)));
     }
 }

@@ -4,10 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{BlobId, DeviceId, GroupId};
+use super::{
+    BlobId, DeviceId, GroupId,
+    roster::{Entry, InviteKey},
+};
 
-/// Protocol version carried in HELLO and WELCOME.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Protocol version carried in HELLO and WELCOME. Version 2: membership by the signed
+/// roster (ROSTER_*), payloads signed by their sender, bucketed short-code invites.
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Pull batch size when the client asks for 0.
 pub const DEFAULT_PULL_LIMIT: u32 = 100;
 
@@ -33,8 +37,15 @@ pub enum Message {
     Notify(Notify),
     /// C→R: delete a message (after everyone acknowledged, or at once with `force`).
     Delete(Delete),
-    /// C→R: remove a device from the group.
-    RevokeDevice(RevokeDevice),
+    /// C→R: roster entries after a position.
+    RosterGet(RosterGet),
+    /// R→C: a batch of roster entries.
+    RosterEntries(RosterEntries),
+    /// C→R: append signed roster entries (the first must extend the relay's head).
+    RosterAppend(RosterAppend),
+    /// R→C: appended; the relay's roster is now at `seq`. Also sent unasked (on a
+    /// unidirectional stream) to the group's online devices when the roster changes.
+    RosterAppended(RosterAppended),
     /// R→C: a device was removed.
     DeviceRevoked(DeviceRevoked),
     /// C→R: register a mobile push token.
@@ -47,10 +58,10 @@ pub enum Message {
     ContentAck(ContentAck),
     /// C→R: store a sealed pairing invite under a lookup key (short codes).
     InvitePut(InvitePut),
-    /// C→R: fetch (and so consume) a sealed invite.
+    /// C→R: fetch the sealed invites of a bucket.
     InviteGet(InviteGet),
     /// C→R: cancel an invite before use.
-    InviteCancel(InviteGet),
+    InviteCancel(InviteCancel),
     /// R→C: a sealed invite.
     InviteFound(InviteFound),
     /// R→C: done (DELETE, INVITE_PUT, INVITE_CANCEL).
@@ -91,6 +102,46 @@ pub struct Welcome {
     pub max_cursor: u64,
     /// Messages of others this device has not pulled yet (counted up to 10,000).
     pub pending_count: u32,
+    /// The relay's roster position for this group's log (0: it knows no roster).
+    pub roster_seq: u64,
+    /// Whether this device is a member in the relay's roster. A device that is not may
+    /// only read the roster and append to it (a join, or a log the relay lacks).
+    pub member: bool,
+    /// The relay's clock, Unix seconds (invite expiry is measured by relays' clocks, so a
+    /// device with a wrong clock still makes invites that live 10 minutes).
+    pub time: u64,
+}
+
+/// Asks for roster entries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RosterGet {
+    /// Exclusive lower bound on `seq`.
+    pub after_seq: u64,
+}
+
+/// Roster entries in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RosterEntries {
+    /// The entries.
+    pub entries: Vec<Entry>,
+    /// More follow the last one.
+    pub has_more: bool,
+    /// The relay's last position.
+    pub seq: u64,
+}
+
+/// Appends entries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RosterAppend {
+    /// In order; those the relay already has (same bytes) are skipped.
+    pub entries: Vec<Entry>,
+}
+
+/// The relay's roster position after an append.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RosterAppended {
+    /// Last position.
+    pub seq: u64,
 }
 
 /// Stores a message.
@@ -198,29 +249,6 @@ pub struct Delete {
     pub force: bool,
 }
 
-/// Why a device is revoked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RevokeReason {
-    /// Lost.
-    Lost,
-    /// Retired.
-    Decommissioned,
-    /// Compromised.
-    Compromised,
-}
-
-/// Removes a device.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RevokeDevice {
-    /// Which device.
-    pub device_id: DeviceId,
-    /// Why.
-    pub reason: RevokeReason,
-    /// Drop what it has not pulled.
-    pub clear_pending: bool,
-}
-
 /// A device was removed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeviceRevoked {
@@ -230,8 +258,6 @@ pub struct DeviceRevoked {
     pub revoked_by: DeviceId,
     /// When, Unix seconds.
     pub timestamp: u64,
-    /// Why.
-    pub reason: RevokeReason,
 }
 
 /// Mobile push platform.
@@ -288,8 +314,10 @@ pub struct ContentAck {
 /// Stores a sealed invite.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InvitePut {
-    /// Lookup half of the short code (the key half never leaves the devices).
+    /// Bucket of the short code (16 bits of its hash; several invites may share one).
     pub lookup: String,
+    /// The invite's one-time key: the relay drops the invite once a join used it.
+    pub invite_key: InviteKey,
     /// The invite sealed under the key half.
     #[serde(with = "serde_bytes")]
     pub sealed: Vec<u8>,
@@ -297,19 +325,27 @@ pub struct InvitePut {
     pub expires: u64,
 }
 
-/// Fetches or cancels an invite.
+/// Fetches the invites of a bucket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InviteGet {
-    /// Lookup half of the short code.
+    /// Bucket of the short code.
     pub lookup: String,
 }
 
-/// A sealed invite (now deleted at the relay).
+/// Cancels an invite before use.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InviteCancel {
+    /// Bucket of the short code.
+    pub lookup: String,
+    /// The invite's one-time key.
+    pub invite_key: InviteKey,
+}
+
+/// The live sealed invites of a bucket (the joiner opens the one its code seals).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InviteFound {
-    /// The invite sealed under the key half.
-    #[serde(with = "serde_bytes")]
-    pub sealed: Vec<u8>,
+    /// Sealed invites.
+    pub sealed: Vec<serde_bytes::ByteBuf>,
 }
 
 /// A failed request.
@@ -346,6 +382,15 @@ pub enum ErrorCode {
     InviteNotFound = 1005,
     /// Unsupported protocol version.
     VersionMismatch = 1006,
+    /// The group moved to a new secret; follow the roster's rotation.
+    GroupRotated = 1007,
+    /// A roster entry does not extend the relay's head (another change came first).
+    RosterConflict = 1008,
+    /// A roster entry that does not verify or is not allowed (not a member, used or
+    /// expired invite, bad signature).
+    RosterRefused = 1009,
+    /// This device is not a member of the group.
+    NotMember = 1010,
     /// Too many requests.
     RateLimited = 2000,
     /// Payload too large.
@@ -377,6 +422,10 @@ impl ErrorCode {
             NotBlobOwner,
             InviteNotFound,
             VersionMismatch,
+            GroupRotated,
+            RosterConflict,
+            RosterRefused,
+            NotMember,
             RateLimited,
             BlobTooLarge,
             GroupQuotaExceeded,

@@ -32,8 +32,10 @@ pub mod frame;
 pub mod group;
 pub mod message;
 pub mod redact;
+pub mod roster;
 pub mod seal;
 
+pub use ed25519_dalek::SigningKey;
 pub use group::{BlobId, DeviceId, GroupId, GroupKeys, GroupSecret};
 pub use message::{ErrorCode, Message};
 pub use redact::Redacted;

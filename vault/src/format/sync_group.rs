@@ -3,8 +3,8 @@
 //! MessagePack map (kind `SyncGroup`, id = the object's id), fields as in [`SyncGroup`].
 //!
 //! The id is BLAKE3 keyed with the chunk-id key over `"zerok-sync-group-v1" ‖ secret ‖
-//! relays`: the same credentials always land in the same object, and the name reveals
-//! nothing about them.
+//! relays` (‖ device key ‖ roster log, when present): the same credentials always land in
+//! the same object, and the name reveals nothing about them.
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
@@ -25,6 +25,14 @@ pub struct SyncGroup {
     pub relays: Vec<String>,
     /// When a device first stored these credentials, Unix nanoseconds.
     pub time_ns: i64,
+    /// The backing-up device's identity key: a restore takes that device's place in the
+    /// roster (and so can open the rotations made since). Absent in older vaults.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    pub device_key: Option<Vec<u8>>,
+    /// The group's roster log as the device had it (MessagePack list of entries), the
+    /// anchor a restored device checks the relay's log against.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    pub roster: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for SyncGroup {
@@ -36,13 +44,17 @@ impl std::fmt::Debug for SyncGroup {
 impl Drop for SyncGroup {
     fn drop(&mut self) {
         self.secret.zeroize();
+        if let Some(k) = &mut self.device_key {
+            k.zeroize();
+        }
     }
 }
 
 impl SyncGroup {
     /// The object id these credentials are stored under.
     pub fn id(&self, keys: &VaultKeys) -> SyncGroupId {
-        let mut material = [ID_DOMAIN, &self.secret, self.relays.join("\n").as_bytes()].concat();
+        let extra = [self.device_key.as_deref().unwrap_or_default(), self.roster.as_deref().unwrap_or_default()];
+        let mut material = [ID_DOMAIN, &self.secret, self.relays.join("\n").as_bytes(), &extra.concat()].concat();
         let id = SyncGroupId(keys.chunk_id(&material).0);
         material.zeroize();
         id

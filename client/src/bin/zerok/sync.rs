@@ -9,7 +9,7 @@ use zerok_client::{
     Home,
     sync::{SyncClient, SyncError, SyncEvent, SyncHome, create, join},
 };
-use zerok_core::sync::{DeviceId, message::RevokeReason};
+use zerok_core::sync::DeviceId;
 use zerok_wire::RelayAddr;
 
 use crate::common::print_json;
@@ -77,14 +77,21 @@ enum Action {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a device: relays refuse it from now on.
+    /// Revoke a device: a signed roster entry removes it and moves every other device to a
+    /// new group secret, so it cannot read anything pushed afterwards under any key.
     Revoke {
         /// Device id (hex, as `devices` shows it).
         device_id: String,
-        /// Also move the other devices to a new group secret, so the revoked device cannot
-        /// read anything pushed afterwards even with help from a relay.
-        #[arg(long)]
+        /// Rotate the group secret (the default; kept for scripts).
+        #[arg(long, conflicts_with = "no_rotate")]
         rotate: bool,
+        /// Only have relays refuse the device, keeping the secret: for a device that is lost,
+        /// not stolen. It can still read what is pushed later if a relay helps it.
+        #[arg(long)]
+        no_rotate: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -221,6 +228,8 @@ pub async fn run(args: Args) -> Result<u8> {
                             "this_device": d.device_id == me,
                             "online": d.online,
                             "revoked": d.revoked,
+                            "added_by": d.added_by.to_string(),
+                            "removed_by": d.removed_by.map(|r| r.to_string()),
                         })
                     })
                     .collect();
@@ -234,21 +243,36 @@ pub async fn run(args: Args) -> Result<u8> {
                     } else {
                         ""
                     };
-                    println!("{}  {}{}", d.device_id, d.name, tag);
+                    println!("{}  {}{}  added by {}", d.device_id, d.name, tag, &d.added_by.to_string()[..16]);
                 }
             }
             client.disconnect().await;
         }
-        Action::Revoke { device_id, rotate } => {
+        Action::Revoke { device_id, rotate: _, no_rotate, json } => {
             let device =
                 DeviceId::from_hex(&device_id).context("device id: 64 hex digits, as `zerok sync devices` shows")?;
             let mut client = SyncClient::connect(home).await?;
-            if rotate {
-                client.revoke_and_rotate(device, RevokeReason::Compromised).await?;
-                println!("revoked {device_id} and rotated the group secret");
+            let invited: Vec<String> = client
+                .list_devices()
+                .await?
+                .iter()
+                .filter(|d| d.added_by == device && d.device_id != device && !d.revoked)
+                .map(|d| d.device_id.to_string())
+                .collect();
+            client.revoke(device, !no_rotate).await?;
+            if json {
+                print_json(&json!({ "revoked": device_id, "rotated": !no_rotate, "invited_by_it": invited }));
+            } else if no_rotate {
+                println!("revoked {device_id}; the group secret was NOT rotated: relays refuse it, but it still holds");
+                println!("the secret, so a relay that helps it could let it read what is pushed from now on");
             } else {
-                client.revoke_device(device, RevokeReason::Lost).await?;
-                println!("revoked {device_id}");
+                println!("revoked {device_id} and moved the other devices to a new group secret");
+            }
+            if !invited.is_empty() {
+                eprintln!(
+                    "zerok: devices this one admitted are still members (revoke them too if they are not yours): {}",
+                    invited.join(", ")
+                );
             }
             client.disconnect().await;
         }

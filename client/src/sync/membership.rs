@@ -1,0 +1,375 @@
+//! Membership, on the devices' side: keeping the roster log in step with every relay
+//! (verifying each entry; sending a relay what it lacks), following rotations, admitting
+//! this device with an invite, revoking devices, and listing the roster.
+
+use zerok_core::sync::{
+    DeviceId, GroupSecret, Message,
+    message::{RosterAppend, RosterGet},
+    roster::{Change, Entry, Op, Rotation, Roster, SealedSecret, join_entry, next_entry},
+    seal,
+};
+use zerok_wire::RelayAddr;
+
+use super::{Invite, RelayConn, SyncClient, SyncError, SyncEvent, SyncHome};
+
+/// Tries a roster change this many times when other changes keep coming first.
+const ROSTER_ATTEMPTS: usize = 8;
+
+/// A device of the roster, with what the relay knows of its presence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RosterDevice {
+    /// Its id.
+    pub device_id: DeviceId,
+    /// The name in its roster entry.
+    pub name: String,
+    /// The member who admitted it (itself for the group's creator).
+    pub added_by: DeviceId,
+    /// Removed from the group.
+    pub revoked: bool,
+    /// Who removed it.
+    pub removed_by: Option<DeviceId>,
+    /// Connected to the primary relay now.
+    pub online: bool,
+    /// Last contact with the primary relay, Unix seconds (0: never).
+    pub last_seen: u64,
+}
+
+/// Every roster entry a relay has after `after`, and its last position.
+async fn fetch(conn: &RelayConn, after: u64) -> Result<(Vec<Entry>, u64), SyncError> {
+    let (mut out, mut after) = (Vec::new(), after);
+    loop {
+        match conn.request(&Message::RosterGet(RosterGet { after_seq: after })).await? {
+            Message::RosterEntries(r) => {
+                after += r.entries.len() as u64;
+                out.extend(r.entries);
+                if !r.has_more || out.is_empty() {
+                    return Ok((out, r.seq));
+                }
+            }
+            other => return Err(SyncError::unexpected(&other)),
+        }
+    }
+}
+
+async fn append(conn: &RelayConn, entries: Vec<Entry>) -> Result<u64, SyncError> {
+    match conn.request(&Message::RosterAppend(RosterAppend { entries })).await? {
+        Message::RosterAppended(a) => Ok(a.seq),
+        other => Err(SyncError::unexpected(&other)),
+    }
+}
+
+fn refused(e: impl std::fmt::Display) -> SyncError {
+    SyncError::Roster(e.to_string())
+}
+
+/// Admits this device with `invite`: fetches the roster log from the first relay that
+/// answers, checks it passes through the invite's position (the inviter's view: the
+/// anchor of trust), verifies every entry, and appends the join entry. Returns the log.
+///
+/// # Errors
+/// No relay, a log that does not verify or is not anchored, an invite refused (used,
+/// expired, made before a rotation, inviter revoked).
+pub(super) async fn admit(
+    home: &SyncHome,
+    invite: &Invite,
+    relays: &[RelayAddr],
+    name: &str,
+) -> Result<Vec<Entry>, SyncError> {
+    let device = home.signing_key()?;
+    let keys = invite.group_secret().derive();
+    let endpoint = home.endpoint(relays).await?;
+    let (events, _) = tokio::sync::broadcast::channel(16);
+    let mut last = SyncError::Unreachable("the invite names no relay".into());
+    let mut conn = None;
+    for relay in relays {
+        match RelayConn::connect(&endpoint, relay, &keys, name, 0, events.clone()).await {
+            Ok(c) => {
+                conn = Some(c);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let Some(conn) = conn else {
+        endpoint.close().await;
+        return Err(last);
+    };
+    let result = async {
+        let (mut chain, _) = fetch(&conn, 0).await?;
+        let anchored = chain.get(invite.seq.saturating_sub(1) as usize).is_some_and(|e| e.hash() == invite.head);
+        if !anchored {
+            return Err(SyncError::Invite("the relay's roster does not contain the inviting device's".into()));
+        }
+        let mut roster = Roster::replay(&chain).map_err(refused)?;
+        for _ in 0..ROSTER_ATTEMPTS {
+            let entry = join_entry(&roster, &device, name, invite.ticket.clone(), &invite.invite_secret);
+            match append(&conn, vec![entry.clone()]).await {
+                Ok(_) => {
+                    chain.push(entry);
+                    return Ok(chain);
+                }
+                Err(e) if e.code() == Some(zerok_core::sync::ErrorCode::RosterConflict) => {
+                    let (more, _) = fetch(&conn, roster.seq()).await?;
+                    for e in more {
+                        roster = roster.apply(&e, None).map_err(refused)?.0;
+                        chain.push(e);
+                    }
+                }
+                Err(SyncError::Refused { message, .. }) => return Err(SyncError::Invite(message)),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(SyncError::Invite("the roster kept changing; try again".into()))
+    }
+    .await;
+    conn.close();
+    endpoint.close().await;
+    result
+}
+
+impl SyncClient {
+    /// Brings the roster in step with every relay: entries a relay has beyond this
+    /// device's are verified and applied (a refused one is reported and stops the sync);
+    /// a relay that lacks entries (behind, or its state lost) is sent them. Then follows
+    /// any rotation. Returns the relays that answered, in preference order.
+    ///
+    /// # Errors
+    /// No relay answered, a roster entry does not verify, or this device was revoked.
+    pub(super) async fn sync_rosters(&mut self) -> Result<Vec<usize>, SyncError> {
+        let mut live = Vec::new();
+        let mut last = SyncError::Unreachable("no relay connected".into());
+        for i in 0..self.conns.len() {
+            match self.sync_roster_at(i).await {
+                Ok(()) => live.push(i),
+                Err(e @ (SyncError::Roster(_) | SyncError::Revoked)) => return Err(e),
+                Err(e) => last = e,
+            }
+        }
+        if live.is_empty() {
+            return Err(last);
+        }
+        self.follow_rotations().await?;
+        Ok(live)
+    }
+
+    async fn sync_roster_at(&mut self, i: usize) -> Result<(), SyncError> {
+        let mine = self.state.roster().seq();
+        let fetched = match fetch(&self.conns[i].1, mine).await {
+            Err(SyncError::Connection(_)) => {
+                self.reconnect(i).await?;
+                fetch(&self.conns[i].1, mine).await
+            }
+            other => other,
+        };
+        let (entries, relay_seq) = fetched?;
+        let changed = !entries.is_empty();
+        for entry in entries {
+            self.apply_entry(entry)?;
+        }
+        if changed {
+            self.home.save_group(&self.state)?;
+        }
+        let mine = self.state.roster().seq();
+        let me = self.device_id();
+        if relay_seq < mine {
+            let missing = self.state.chain()[relay_seq as usize..].to_vec();
+            append(&self.conns[i].1, missing).await?;
+            // The relay re-checks this session's membership after an append.
+            self.conns[i].1.welcome.member |= self.state.roster().is_member(&me);
+        }
+        if !self.conns[i].1.welcome.member && self.state.roster().is_member(&me) {
+            // The relay learnt this device's membership just now: say HELLO again so the
+            // session counts as a member's (and gets its notices).
+            self.reconnect_now(i).await?;
+        }
+        if self.state.roster().is_removed(&me) {
+            return Err(SyncError::Revoked);
+        }
+        Ok(())
+    }
+
+    /// A new HELLO on relay `i` at once (no backoff).
+    async fn reconnect_now(&mut self, i: usize) -> Result<(), SyncError> {
+        let relay = self.conns[i].0.clone();
+        let cursor = self.state.cursor(&relay.to_string());
+        let name = &self.state.device_name;
+        let conn = RelayConn::connect(&self.endpoint, &relay, &self.keys, name, cursor, self.events.clone()).await?;
+        self.conns[i].1 = conn;
+        Ok(())
+    }
+
+    /// Verifies and applies one entry beyond the head.
+    fn apply_entry(&mut self, entry: Entry) -> Result<(), SyncError> {
+        match self.state.roster().apply(&entry, None) {
+            Ok((roster, change)) => {
+                if let Change::Removed { device, .. } = change {
+                    let _ = self.events.send(SyncEvent::DeviceRevoked { device });
+                }
+                self.state.push_entry(entry, roster);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.events.send(SyncEvent::RosterRefused { reason: e.to_string() });
+                Err(refused(e))
+            }
+        }
+    }
+
+    /// Moves through every rotation the roster made since this device's group: opens the
+    /// new secret sealed to this device (checking it derives the announced group),
+    /// re-seals queued pushes for it, keeps the old group for draining, and reconnects.
+    async fn follow_rotations(&mut self) -> Result<(), SyncError> {
+        let mut moved = false;
+        while self.state.roster().group() != self.keys.id() {
+            let current = self.keys.id();
+            let rotation = self
+                .state
+                .chain()
+                .iter()
+                .filter_map(|e| e.body().ok())
+                .find_map(|b| match b.op {
+                    Op::Remove { rotation: Some(r), .. } if b.group == current => Some(r),
+                    _ => None,
+                })
+                .ok_or_else(|| refused("the roster moved on without a rotation from this device's group"))?;
+            let secret = self.open_rotation(&rotation)?;
+            let keys = secret.derive();
+            self.reseal_outbox(&keys)?;
+            self.state.rotate_to(&secret);
+            self.keys = keys;
+            moved = true;
+        }
+        if moved {
+            self.home.save_group(&self.state)?;
+            for (_, conn) in &self.conns {
+                conn.close();
+            }
+            self.conns = super::connect_all(&self.endpoint, &self.state, &self.keys, &self.events).await?;
+            let _ = self.events.send(SyncEvent::Rotated);
+        }
+        Ok(())
+    }
+
+    fn open_rotation(&self, rotation: &Rotation) -> Result<GroupSecret, SyncError> {
+        let me = self.device_id();
+        let sealed = rotation.sealed.iter().find(|s| s.device == me).ok_or(SyncError::Revoked)?;
+        let mut raw = self.device.to_bytes();
+        let opened = seal::open_as(&raw, &sealed.sealed);
+        zeroize::Zeroize::zeroize(&mut raw);
+        let mut bytes: [u8; 32] = opened
+            .map_err(|_| refused("the rotation's secret for this device does not open"))?
+            .as_slice()
+            .try_into()
+            .map_err(|_| refused("malformed rotation secret"))?;
+        let secret = GroupSecret::from_bytes(bytes);
+        zeroize::Zeroize::zeroize(&mut bytes);
+        if secret.derive().id() != rotation.next {
+            return Err(refused("the rotation's secret does not derive the group it announces"));
+        }
+        Ok(secret)
+    }
+
+    /// Queued pushes were sealed for the old group: seal them again for `keys`' group.
+    fn reseal_outbox(&self, keys: &zerok_core::sync::GroupKeys) -> Result<(), SyncError> {
+        let me = self.device_id();
+        for (blob_id, sealed) in self.home.outbox_list()? {
+            match self.keys.open(&blob_id, &me, &sealed) {
+                Ok(plain) => self.home.outbox_put(&blob_id, &keys.seal(&blob_id, &self.device, &plain))?,
+                Err(_) => {
+                    tracing::warn!("dropping a queued push that does not open");
+                    self.home.outbox_remove(&blob_id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `device` from the group. With `rotate` (the default of the CLI) the group
+    /// moves to a new secret sealed to exactly the roster's remaining devices, so nothing
+    /// pushed afterwards can be read by the removed device under any key; without it the
+    /// relays refuse the device, but it keeps the secret (for a device that is only lost).
+    /// Concurrent changes are retried on the new head; a device someone else removed
+    /// meanwhile counts as done.
+    ///
+    /// # Errors
+    /// Not a member, no primary relay, refusals.
+    pub async fn revoke(&mut self, device: DeviceId, rotate: bool) -> Result<(), SyncError> {
+        for _ in 0..ROSTER_ATTEMPTS {
+            self.sync_rosters().await?;
+            let roster = self.state.roster().clone();
+            if roster.is_removed(&device) {
+                return Ok(());
+            }
+            if !roster.is_member(&device) {
+                return Err(SyncError::State("no such device in the group's roster".into()));
+            }
+            let secret = rotate.then(GroupSecret::generate);
+            let rotation = match &secret {
+                Some(secret) => {
+                    let mut sealed = Vec::new();
+                    for d in roster.members().keys().filter(|d| **d != device) {
+                        let s = seal::seal_to(d, secret.expose()).map_err(|e| SyncError::State(e.to_string()))?;
+                        sealed.push(SealedSecret { device: *d, sealed: s });
+                    }
+                    Some(Rotation { next: secret.derive().id(), sealed })
+                }
+                None => None,
+            };
+            let entry = next_entry(&roster, &self.device, Op::Remove { device, rotation });
+            match append(&self.conns[0].1, vec![entry.clone()]).await {
+                Ok(_) => {
+                    self.apply_entry(entry)?;
+                    self.home.save_group(&self.state)?;
+                    // Mirrors: the other relays get the entry too.
+                    for i in 1..self.conns.len() {
+                        if let Err(e) = self.sync_roster_at(i).await {
+                            tracing::warn!(error = %e, "a relay did not take the roster change; it gets it later");
+                        }
+                    }
+                    return self.follow_rotations().await;
+                }
+                Err(e) if e.code() == Some(zerok_core::sync::ErrorCode::RosterConflict) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(SyncError::State("the roster kept changing; try again".into()))
+    }
+
+    /// The group's devices by the verified roster (removed ones too), with presence
+    /// from the primary relay.
+    ///
+    /// # Errors
+    /// Connection failures, or a roster entry that does not verify.
+    pub async fn list_devices(&mut self) -> Result<Vec<RosterDevice>, SyncError> {
+        self.sync_rosters().await?;
+        let presence = match self.request(0, &Message::Presence(Default::default())).await? {
+            Message::Presence(p) => p.devices,
+            other => return Err(SyncError::unexpected(&other)),
+        };
+        let seen = |d: &DeviceId| presence.iter().find(|p| p.device_id == *d);
+        let roster = self.state.roster();
+        let mut out: Vec<RosterDevice> = roster
+            .members()
+            .iter()
+            .map(|(id, m)| RosterDevice {
+                device_id: *id,
+                name: m.name.clone(),
+                added_by: m.added_by,
+                revoked: false,
+                removed_by: None,
+                online: seen(id).is_some_and(|p| p.online),
+                last_seen: seen(id).map_or(0, |p| p.last_seen),
+            })
+            .collect();
+        out.extend(roster.removed().iter().map(|(id, r)| RosterDevice {
+            device_id: *id,
+            name: r.name.clone(),
+            added_by: r.added_by,
+            revoked: true,
+            removed_by: Some(r.removed_by),
+            online: false,
+            last_seen: seen(id).map_or(0, |p| p.last_seen),
+        }));
+        Ok(out)
+    }
+}

@@ -1,0 +1,278 @@
+//! The relay's copy of each group's roster log (`zerok_core::sync::roster`), verified entry
+//! by entry exactly as devices verify them and kept with no TTL. It is the relay's second
+//! line of defence: only current members may use a group, a removed device is refused
+//! under any endpoint key, and a rotated group takes no more pushes. (The first line is
+//! on the devices: they verify the same log and rotate the group secret.)
+//!
+//! A log belongs to a *lineage*, named by its genesis group; every rotation adds the next
+//! group to the lineage. A relay that lost its state learns the log again from the first
+//! member that connects (it appends the log from its genesis).
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use zerok_core::sync::{
+    DeviceId, GroupId,
+    roster::{Change, Entry, Roster, RosterError},
+};
+
+use crate::store::{Result, Store, StoreError, dec, enc, key2};
+
+/// group → lineage (its genesis group's id).
+const LINEAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("roster_lineages");
+/// lineage → the current [`Roster`].
+const ROSTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rosters");
+/// lineage ‖ seq (BE) → encoded entry.
+const LOG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("roster_log");
+/// rotated group → the group that followed it.
+pub(crate) const CLOSED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("closed_groups");
+
+/// A device's standing in a group, as the relay's roster has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Standing {
+    /// The lineage's last roster position (0: no roster known).
+    pub roster_seq: u64,
+    /// A current member.
+    pub member: bool,
+    /// Removed from the group.
+    pub removed: bool,
+    /// The group rotated: it takes no more pushes.
+    pub closed: bool,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    /// The lineage's last position now.
+    pub seq: u64,
+    /// Changes of the entries that were new, in order.
+    pub changes: Vec<Change>,
+    /// Groups closed by rotations among them.
+    pub closed: Vec<GroupId>,
+}
+
+fn lineage_of(t: &impl ReadableTable<&'static [u8], &'static [u8]>, group: &GroupId) -> Result<Option<GroupId>> {
+    match t.get(group.0.as_slice())? {
+        Some(v) => Ok(Some(GroupId(v.value().try_into().map_err(|_| StoreError::Db("bad lineage".into()))?))),
+        None => Ok(None),
+    }
+}
+
+fn refused(e: RosterError) -> StoreError {
+    match e {
+        RosterError::NotNext { .. } => StoreError::Conflict,
+        other => StoreError::Roster(other.to_string()),
+    }
+}
+
+impl Store {
+    /// Tables of the roster, created when the store opens.
+    pub(crate) fn open_roster_tables(tx: &redb::WriteTransaction) -> Result<()> {
+        tx.open_table(LINEAGES)?;
+        tx.open_table(ROSTERS)?;
+        tx.open_table(LOG)?;
+        tx.open_table(CLOSED)?;
+        Ok(())
+    }
+
+    /// `device`'s standing in `group`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn standing(&self, group: &GroupId, device: &DeviceId) -> Result<Standing> {
+        let tx = self.db.begin_read()?;
+        let Some(lineage) = lineage_of(&tx.open_table(LINEAGES)?, group)? else { return Ok(Standing::default()) };
+        let roster: Roster = match tx.open_table(ROSTERS)?.get(lineage.0.as_slice())? {
+            Some(v) => dec(v.value())?,
+            None => return Ok(Standing::default()),
+        };
+        Ok(Standing {
+            roster_seq: roster.seq(),
+            member: roster.is_member(device),
+            removed: roster.is_removed(device),
+            closed: tx.open_table(CLOSED)?.get(group.0.as_slice())?.is_some(),
+        })
+    }
+
+    /// Entries of `group`'s lineage after `after`, stopping before `budget` bytes; whether
+    /// more remain; and the last position.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn roster_entries(&self, group: &GroupId, after: u64, budget: usize) -> Result<(Vec<Entry>, bool, u64)> {
+        let tx = self.db.begin_read()?;
+        let Some(lineage) = lineage_of(&tx.open_table(LINEAGES)?, group)? else { return Ok((Vec::new(), false, 0)) };
+        let seq = match tx.open_table(ROSTERS)?.get(lineage.0.as_slice())? {
+            Some(v) => dec::<Roster>(v.value())?.seq(),
+            None => 0,
+        };
+        let log = tx.open_table(LOG)?;
+        let (mut out, mut used) = (Vec::new(), 0);
+        let from = key2(&lineage.0, &(after.saturating_add(1)).to_be_bytes());
+        for item in log.range(from.as_slice()..=key2(&lineage.0, &u64::MAX.to_be_bytes()).as_slice())? {
+            let (_, v) = item?;
+            used += v.value().len() + 8;
+            if used > budget && !out.is_empty() {
+                return Ok((out, true, seq));
+            }
+            out.push(Entry::from_bytes(v.value()).map_err(|e| StoreError::Db(e.to_string()))?);
+        }
+        Ok((out, false, seq))
+    }
+
+    /// Appends entries to `group`'s lineage, verifying each (ticket expiry by `now`). Entries
+    /// the relay already has are skipped when identical; a relay that knows no roster for
+    /// `group` takes a log from its genesis. All or nothing: the log must lead to `group`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when an entry does not extend the head (or differs from the
+    /// relay's at its position), [`StoreError::Roster`] when it does not verify,
+    /// [`StoreError::UnknownRoster`] when the relay needs the log from its genesis.
+    pub fn roster_append(&self, group: &GroupId, entries: &[Entry], now: u64) -> Result<Appended> {
+        let tx = self.db.begin_write()?;
+        let appended = {
+            let mut lineages = tx.open_table(LINEAGES)?;
+            let mut rosters = tx.open_table(ROSTERS)?;
+            let mut log = tx.open_table(LOG)?;
+            let mut closed_t = tx.open_table(CLOSED)?;
+            let first = entries.first().ok_or_else(|| StoreError::Roster("no entries".into()))?;
+            let known = match lineage_of(&lineages, group)? {
+                Some(l) => Some(l),
+                None => {
+                    let body = first.body().map_err(refused)?;
+                    if body.seq != 1 {
+                        return Err(StoreError::UnknownRoster);
+                    }
+                    lineage_of(&lineages, &body.group)?
+                }
+            };
+            let (lineage, mut roster) = match known {
+                Some(l) => {
+                    let v = rosters.get(l.0.as_slice())?.ok_or_else(|| StoreError::Db("lineage without roster".into()))?;
+                    (l, dec::<Roster>(v.value())?)
+                }
+                None => {
+                    let (r, _) = Roster::genesis(first).map_err(refused)?;
+                    lineages.insert(r.group().0.as_slice(), r.group().0.as_slice())?;
+                    log.insert(key2(&r.group().0, &1u64.to_be_bytes()).as_slice(), first.to_bytes().as_slice())?;
+                    (r.group(), r)
+                }
+            };
+            let (mut changes, mut closed) = (Vec::new(), Vec::new());
+            for e in entries {
+                let seq = e.body().map_err(refused)?.seq;
+                let key = key2(&lineage.0, &seq.to_be_bytes());
+                if seq <= roster.seq() {
+                    match log.get(key.as_slice())? {
+                        Some(v) if v.value() == e.to_bytes().as_slice() => continue,
+                        _ => return Err(StoreError::Conflict),
+                    }
+                }
+                let before = roster.group();
+                let (next, change) = roster.apply(e, Some(now)).map_err(refused)?;
+                log.insert(key.as_slice(), e.to_bytes().as_slice())?;
+                if next.group() != before {
+                    if lineage_of(&lineages, &next.group())?.is_some() {
+                        return Err(StoreError::Roster("a rotation to a group that already exists".into()));
+                    }
+                    lineages.insert(next.group().0.as_slice(), lineage.0.as_slice())?;
+                    closed_t.insert(before.0.as_slice(), next.group().0.as_slice())?;
+                    closed.push(before);
+                }
+                match &change {
+                    Change::Removed { device, .. } => Self::mark_revoked_in(&tx, &before, device)?,
+                    Change::Joined { invite, .. } => Self::drop_invite_in(&tx, invite)?,
+                    Change::Created(_) => {}
+                }
+                changes.push(change);
+                roster = next;
+            }
+            if lineage_of(&lineages, group)? != Some(lineage) {
+                return Err(StoreError::Roster("the log does not lead to this group".into()));
+            }
+            rosters.insert(lineage.0.as_slice(), enc(&roster).as_slice())?;
+            Appended { seq: roster.seq(), changes, closed }
+        };
+        tx.commit()?;
+        Ok(appended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zerok_core::sync::{
+        SigningKey,
+        roster::{Op, Ticket, create_entry, join_entry, next_entry},
+    };
+
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("relay.redb")).unwrap();
+        (dir, s)
+    }
+
+    fn id(k: &SigningKey) -> DeviceId {
+        DeviceId(k.verifying_key().to_bytes())
+    }
+
+    const G: GroupId = GroupId([1; 32]);
+
+    #[test]
+    fn members_only_joins_once_and_a_rotation_closes_the_group() {
+        let (_d, s) = store();
+        let (a, b, c) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]), SigningKey::from_bytes(&[3; 32]));
+        assert_eq!(s.standing(&G, &id(&a)).unwrap(), Standing::default());
+        let genesis = create_entry(G, &a, "a");
+        let r0 = Roster::genesis(&genesis).unwrap().0;
+        assert_eq!(s.roster_append(&G, std::slice::from_ref(&genesis), 0).unwrap().seq, 1);
+        assert!(s.standing(&G, &id(&a)).unwrap().member);
+        assert!(!s.standing(&G, &id(&b)).unwrap().member, "a fresh key is nobody");
+
+        let ticket = Ticket::new(G, &a, &[9; 32], 100);
+        let join_b = join_entry(&r0, &b, "b", ticket.clone(), &[9; 32]);
+        let r1 = r0.apply(&join_b, None).unwrap().0;
+        s.roster_append(&G, std::slice::from_ref(&join_b), 50).unwrap();
+        s.roster_append(&G, std::slice::from_ref(&join_b), 50).unwrap();
+        assert_eq!(s.standing(&G, &id(&b)).unwrap().roster_seq, 2, "a resent entry is skipped");
+        let join_c = join_entry(&r1, &c, "c", ticket, &[9; 32]);
+        assert!(matches!(s.roster_append(&G, &[join_c], 50), Err(StoreError::Roster(_))), "invite used twice");
+        let late = join_entry(&r1, &c, "c", Ticket::new(G, &a, &[8; 32], 100), &[8; 32]);
+        assert!(matches!(s.roster_append(&G, &[late], 100), Err(StoreError::Roster(_))), "expired by relay time");
+
+        // A stale entry (built on an old head) conflicts; the log is unchanged.
+        let stale = next_entry(&r0, &a, Op::Remove { device: id(&b), rotation: None });
+        assert!(matches!(s.roster_append(&G, &[stale], 50), Err(StoreError::Conflict)));
+
+        let next = GroupId([2; 32]);
+        let rotation = zerok_core::sync::roster::Rotation {
+            next,
+            sealed: vec![zerok_core::sync::roster::SealedSecret { device: id(&a), sealed: vec![0; 80] }],
+        };
+        let remove = next_entry(&r1, &a, Op::Remove { device: id(&b), rotation: Some(rotation) });
+        let done = s.roster_append(&G, &[remove], 60).unwrap();
+        assert_eq!(done.closed, vec![G]);
+        let old = s.standing(&G, &id(&b)).unwrap();
+        assert!(old.removed && !old.member && old.closed);
+        assert!(s.standing(&next, &id(&a)).unwrap().member);
+        assert!(s.standing(&G, &id(&a)).unwrap().closed);
+        assert_eq!(s.roster_entries(&next, 0, usize::MAX).unwrap().0.len(), 3, "one log for the lineage");
+        let (page, more, seq) = s.roster_entries(&G, 0, 10).unwrap();
+        assert_eq!((page.len(), more, seq), (1, true, 3));
+    }
+
+    #[test]
+    fn an_unknown_group_needs_the_log_from_its_genesis() {
+        let (_d, s) = store();
+        let a = SigningKey::from_bytes(&[1; 32]);
+        let genesis = create_entry(G, &a, "a");
+        let r0 = Roster::genesis(&genesis).unwrap().0;
+        let ticket = Ticket::new(G, &a, &[9; 32], 100);
+        let join = join_entry(&r0, &SigningKey::from_bytes(&[2; 32]), "b", ticket, &[9; 32]);
+        assert!(matches!(s.roster_append(&G, std::slice::from_ref(&join), 0), Err(StoreError::UnknownRoster)));
+        // Someone else's genesis cannot be planted under this group's id.
+        let other = create_entry(GroupId([5; 32]), &a, "a");
+        assert!(matches!(s.roster_append(&G, &[other], 0), Err(StoreError::Roster(_))));
+        assert_eq!(s.standing(&GroupId([5; 32]), &id(&a)).unwrap(), Standing::default(), "nothing kept");
+        assert_eq!(s.roster_append(&G, &[genesis, join], 0).unwrap().seq, 2);
+    }
+}
