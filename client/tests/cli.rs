@@ -364,10 +364,15 @@ fn revocation_and_pairing_attacks_fail_through_the_cli() {
     // The tablet follows the rotation with no action and reads it.
     let out = c.run(&["sync", "pull", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<Value> =
-        out.stdout.split(|&ch| ch == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    let lines: Vec<Value> = out
+        .stdout
+        .split(|&ch| ch == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
     use base64::Engine;
-    let data = base64::engine::general_purpose::STANDARD.decode(lines.last().unwrap()["data"].as_str().unwrap()).unwrap();
+    let data =
+        base64::engine::general_purpose::STANDARD.decode(lines.last().unwrap()["data"].as_str().unwrap()).unwrap();
     assert_eq!(data, b"pushed after the revoke");
 
     let devices = c.json(&["sync", "devices", "--json"]);

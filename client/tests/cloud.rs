@@ -71,7 +71,11 @@ async fn snapshots_follow_activity_wait_for_writers_and_keep_what_the_policy_say
     assert_eq!(snap.sync_cursors.get(&relay.to_string()), Some(&7));
     let stored = vault.load_sync_group(&snap.sync_group.unwrap()).await.unwrap();
     assert!(stored.relays == [relay.to_string()]);
-    assert_eq!(stored.device_key.as_deref(), Some(&sync.device_key().unwrap().to_bytes()[..]), "restore takes its place");
+    assert_eq!(
+        stored.device_key.as_deref(),
+        Some(&sync.device_key().unwrap().to_bytes()[..]),
+        "restore takes its place"
+    );
     assert!(stored.roster.is_some(), "with the roster log to anchor it");
     assert_eq!(backup.status().messages_since, 0);
 

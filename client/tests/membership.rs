@@ -122,12 +122,14 @@ async fn a_revoked_device_cannot_revoke_push_or_undo_anything() {
         matches!(code_of(&reply), Some(c) if c == ErrorCode::RosterConflict as u32 || c == ErrorCode::RosterRefused as u32),
         "{reply:?}"
     );
-    let Message::RosterEntries(log) = raw_request(&conn, &Message::RosterGet(RosterGet { after_seq: 0 })).await.unwrap()
+    let Message::RosterEntries(log) =
+        raw_request(&conn, &Message::RosterGet(RosterGet { after_seq: 0 })).await.unwrap()
     else {
         panic!("roster readable by the group's old secret holders")
     };
     assert_eq!(log.seq, 4, "create, two joins, the removal: nothing of the phone's");
-    let push = zerok_core::sync::message::Push { blob_id: zerok_core::sync::BlobId::random(), payload: vec![1], ttl: 0 };
+    let push =
+        zerok_core::sync::message::Push { blob_id: zerok_core::sync::BlobId::random(), payload: vec![1], ttl: 0 };
     let reply = raw_request(&conn, &Message::Push(push)).await.unwrap();
     assert_eq!(code_of(&reply), Some(ErrorCode::NotMember as u32));
 
@@ -188,7 +190,8 @@ async fn a_relay_that_missed_the_rotation_is_caught_up_and_strands_nobody() {
     assert_eq!(data(&c.pull().await.unwrap()), [&b"after, on the primary"[..]]);
     let (_ep, conn, welcome) = hello_as_stranger(&r2.addr(), &old_secret).await;
     assert!(matches!(welcome, Message::Welcome(_)));
-    let Message::RosterEntries(log) = raw_request(&conn, &Message::RosterGet(RosterGet { after_seq: 0 })).await.unwrap()
+    let Message::RosterEntries(log) =
+        raw_request(&conn, &Message::RosterGet(RosterGet { after_seq: 0 })).await.unwrap()
     else {
         panic!()
     };
@@ -252,7 +255,16 @@ async fn a_message_replayed_at_a_new_cursor_is_dropped() {
         const CURSORS: TableDefinition<&[u8], u64> = TableDefinition::new("cursors");
         let db = redb::Database::open(dir.path().join("relay").join(zerok_relay::STORE_FILE)).unwrap();
         let key = |c: u64| [&group.0[..], &c.to_be_bytes()].concat();
-        let first = db.begin_read().unwrap().open_table(BLOBS).unwrap().get(key(1).as_slice()).unwrap().unwrap().value().to_vec();
+        let first = db
+            .begin_read()
+            .unwrap()
+            .open_table(BLOBS)
+            .unwrap()
+            .get(key(1).as_slice())
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
         let tx = db.begin_write().unwrap();
         tx.open_table(BLOBS).unwrap().insert(key(2).as_slice(), first.as_slice()).unwrap();
         tx.open_table(CURSORS).unwrap().insert(group.0.as_slice(), 3).unwrap();
@@ -262,13 +274,19 @@ async fn a_message_replayed_at_a_new_cursor_is_dropped() {
     let mut b = SyncClient::connect(home(dir.path(), "b")).await.unwrap();
     let mut events = b.subscribe();
     assert!(b.pull().await.unwrap().is_empty(), "the replay is not delivered twice");
-    assert_eq!(next_event(&mut events, |e| matches!(e, SyncEvent::Duplicate { .. })).await, SyncEvent::Duplicate {
-        cursor: 2
-    });
-    let mut fresh = join(SyncHome::new(&dir.path().join("f")), &{
-        let mut a = SyncClient::connect(home(dir.path(), "a")).await.unwrap();
-        a.invite().await.unwrap().0
-    }, None, "fresh")
+    assert_eq!(
+        next_event(&mut events, |e| matches!(e, SyncEvent::Duplicate { .. })).await,
+        SyncEvent::Duplicate { cursor: 2 }
+    );
+    let mut fresh = join(
+        SyncHome::new(&dir.path().join("f")),
+        &{
+            let mut a = SyncClient::connect(home(dir.path(), "a")).await.unwrap();
+            a.invite().await.unwrap().0
+        },
+        None,
+        "fresh",
+    )
     .await
     .unwrap();
     assert_eq!(data(&fresh.pull().await.unwrap()), [&b"pay 10"[..]], "a new device gets it once too");

@@ -177,8 +177,8 @@ async fn rate_limit_size_and_quota_return_their_error_codes() {
     let mut a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
     let too_big = a.push(&[0; 600]).await.unwrap_err();
     assert_eq!(too_big.code(), Some(ErrorCode::BlobTooLarge), "{too_big}");
-    a.push(&[0; 400]).await.unwrap();
-    let quota = a.push(&[0; 450]).await.unwrap_err();
+    a.push(&[0; 380]).await.unwrap(); // 485 bytes stored with its signature and tag
+    let quota = a.push(&[0; 350]).await.unwrap_err();
     assert_eq!(quota.code(), Some(ErrorCode::GroupQuotaExceeded), "{quota}");
     let limited = a.push(&[0; 10]).await.unwrap_err();
     assert_eq!(limited.code(), Some(ErrorCode::RateLimited), "{limited}");
@@ -225,7 +225,9 @@ async fn invites_are_single_use_and_codes_need_the_right_key() {
     let text = code.to_string();
     let wrong = format!("{}-0000-0000", &text[..9]);
     let err = join(home(dir.path(), "d"), &wrong, Some(&addr), "guess").await.err().expect("wrong key refused");
-    assert!(matches!(err, SyncError::Invite(_)), "{err}");
+    assert!(matches!(err, SyncError::Invite(_)) || err.code() == Some(ErrorCode::InviteNotFound), "{err}");
+    // A wrong guess costs the real code nothing.
+    join(home(dir.path(), "e"), &text, Some(&addr), "tablet").await.unwrap();
     relay.shutdown().await;
 }
 
@@ -263,7 +265,10 @@ async fn after_rotation_the_revoked_device_cannot_read_and_the_others_carry_on()
     let probe = zerok_core::sync::BlobId::random();
     let signer = SigningKey::from_bytes(&[1; 32]);
     let sealed = new.seal(&probe, &signer, b"x");
-    assert!(old.open(&probe, &DeviceId(signer.verifying_key().to_bytes()), &sealed).is_err(), "old keys open nothing new");
+    assert!(
+        old.open(&probe, &DeviceId(signer.verifying_key().to_bytes()), &sealed).is_err(),
+        "old keys open nothing new"
+    );
     // The stolen device is refused in the old group and cannot prove membership in the new.
     let err = SyncClient::connect(home(dir.path(), "b")).await.err().expect("refused");
     assert!(err.to_string().contains("revoked"), "{err}");

@@ -146,7 +146,8 @@ impl Store {
             };
             let (lineage, mut roster) = match known {
                 Some(l) => {
-                    let v = rosters.get(l.0.as_slice())?.ok_or_else(|| StoreError::Db("lineage without roster".into()))?;
+                    let v =
+                        rosters.get(l.0.as_slice())?.ok_or_else(|| StoreError::Db("lineage without roster".into()))?;
                     (l, dec::<Roster>(v.value())?)
                 }
                 None => {
@@ -220,7 +221,8 @@ mod tests {
     #[test]
     fn members_only_joins_once_and_a_rotation_closes_the_group() {
         let (_d, s) = store();
-        let (a, b, c) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]), SigningKey::from_bytes(&[3; 32]));
+        let (a, b, c) =
+            (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]), SigningKey::from_bytes(&[3; 32]));
         assert_eq!(s.standing(&G, &id(&a)).unwrap(), Standing::default());
         let genesis = create_entry(G, &a, "a");
         let r0 = Roster::genesis(&genesis).unwrap().0;

@@ -390,7 +390,9 @@ impl Session {
                     return ErrorCode::InvalidMessage
                         .message("invite too large, code too long, or expiry over 10 minutes");
                 }
-                match self.blocking(move |s| s.put_invite(&put.lookup, &put.invite_key, &put.sealed, put.expires, now)).await
+                match self
+                    .blocking(move |s| s.put_invite(&put.lookup, &put.invite_key, &put.sealed, put.expires, now))
+                    .await
                 {
                     Ok(()) => Message::Ok,
                     Err(e) => refused(e),

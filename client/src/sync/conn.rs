@@ -134,7 +134,9 @@ impl RelayConn {
                         SyncEvent::BlobAvailable { relay: relay_name.clone(), cursor: n.cursor, sender: n.sender_id }
                     }
                     Ok(Message::DeviceRevoked(r)) => SyncEvent::DeviceRevoked { device: r.device_id },
-                    Ok(Message::RosterAppended(r)) => SyncEvent::RosterChanged { relay: relay_name.clone(), seq: r.seq },
+                    Ok(Message::RosterAppended(r)) => {
+                        SyncEvent::RosterChanged { relay: relay_name.clone(), seq: r.seq }
+                    }
                     _ => continue,
                 };
                 let _ = events.send(event);

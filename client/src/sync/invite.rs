@@ -214,7 +214,12 @@ impl InviteCode {
         let mut body = rmp_serde::to_vec_named(invite).expect("encodes");
         let sealed = aead::seal(&self.kek(), &self.aad(), &body);
         zeroize::Zeroize::zeroize(&mut body);
-        InvitePut { lookup: self.lookup(), invite_key: invite.ticket.invite_key, sealed, expires: invite.ticket.expires }
+        InvitePut {
+            lookup: self.lookup(),
+            invite_key: invite.ticket.invite_key,
+            sealed,
+            expires: invite.ticket.expires,
+        }
     }
 
     /// Opens the invite this code sealed among a bucket's.

@@ -5,7 +5,7 @@
 use zerok_core::sync::{
     DeviceId, GroupSecret, Message,
     message::{RosterAppend, RosterGet},
-    roster::{Change, Entry, Op, Rotation, Roster, SealedSecret, join_entry, next_entry},
+    roster::{Change, Entry, Op, Roster, Rotation, SealedSecret, join_entry, next_entry},
     seal,
 };
 use zerok_wire::RelayAddr;

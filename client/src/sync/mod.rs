@@ -567,8 +567,7 @@ impl SyncClient {
     /// Connection failures.
     pub async fn cancel_invite(&mut self, code: &InviteCode) -> Result<(), SyncError> {
         let invite_key = code.invite_key().ok_or_else(|| SyncError::Invite("not an invite made here".into()))?;
-        let msg =
-            Message::InviteCancel(zerok_core::sync::message::InviteCancel { lookup: code.lookup(), invite_key });
+        let msg = Message::InviteCancel(zerok_core::sync::message::InviteCancel { lookup: code.lookup(), invite_key });
         match self.request(0, &msg).await? {
             Message::Ok => Ok(()),
             other => Err(SyncError::unexpected(&other)),

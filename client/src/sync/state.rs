@@ -102,7 +102,12 @@ impl GroupState {
     ///
     /// # Errors
     /// [`SyncError::Roster`] when the log does not verify.
-    pub fn new(secret: &GroupSecret, relays: &[RelayAddr], device_name: &str, chain: Vec<Entry>) -> Result<Self, SyncError> {
+    pub fn new(
+        secret: &GroupSecret,
+        relays: &[RelayAddr],
+        device_name: &str,
+        chain: Vec<Entry>,
+    ) -> Result<Self, SyncError> {
         let roster = Roster::replay(&chain).map_err(|e| SyncError::Roster(e.to_string()))?;
         Ok(Self {
             secret: hex::encode(secret.expose()),

@@ -79,4 +79,3 @@ pub async fn next_event(
     .await
     .expect("event within the wait")
 }
-

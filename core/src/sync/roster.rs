@@ -235,7 +235,9 @@ impl Entry {
 
     /// The entry's hash.
     pub fn hash(&self) -> EntryHash {
-        EntryHash(Sha256::new().chain_update(HASH_LABEL).chain_update(&self.body).chain_update(self.sig).finalize().into())
+        EntryHash(
+            Sha256::new().chain_update(HASH_LABEL).chain_update(&self.body).chain_update(self.sig).finalize().into(),
+        )
     }
 
     /// The signed body, decoded (its signature is not checked here).
@@ -425,7 +427,8 @@ impl Roster {
                     }
                     next.group = rotation.next;
                 }
-                let removed = Removed { name: gone.name, added_by: gone.added_by, removed_by: body.author, seq: body.seq };
+                let removed =
+                    Removed { name: gone.name, added_by: gone.added_by, removed_by: body.author, seq: body.seq };
                 next.removed.insert(device, removed);
                 Change::Removed { device, by: body.author, rotation }
             }
@@ -590,7 +593,9 @@ mod tests {
         }
         let e = next_entry(&r, &a, Op::Remove { device: id(&b), rotation: Some(sealed(&[&a, &c])) });
         let (r2, change) = r.apply(&e, None).unwrap();
-        assert!(matches!(change, Change::Removed { device, by, rotation: Some(_) } if device == id(&b) && by == id(&a)));
+        assert!(
+            matches!(change, Change::Removed { device, by, rotation: Some(_) } if device == id(&b) && by == id(&a))
+        );
         assert_eq!(r2.group(), next);
         assert!(r2.is_removed(&id(&b)) && !r2.is_member(&id(&b)));
         // The removed device can no longer remove anyone, in either group.
