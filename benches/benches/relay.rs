@@ -10,7 +10,11 @@
 use std::time::{Duration, Instant};
 
 use zerok_client::sync::{RelayConn, SyncClient, SyncEvent, SyncHome, create, join};
-use zerok_core::sync::{BlobId, GroupSecret, Message, message::Push};
+use zerok_core::sync::{
+    BlobId, GroupSecret, Message, SigningKey,
+    message::{Push, RosterAppend},
+    roster::{Roster, Ticket, create_entry, join_entry},
+};
 use zerok_relay::{Config, Relay};
 use zerok_wire::NetOptions;
 
@@ -159,29 +163,40 @@ async fn protocol_pushes(devices: usize, per_device: usize) {
     let relay = start(dir.path()).await;
     let keys = GroupSecret::generate().derive();
     let (events, _) = tokio::sync::broadcast::channel(16);
+    // The devices' roster: the first creates the group and admits the others.
+    let ids: Vec<iroh::SecretKey> = (0..devices).map(|_| iroh::SecretKey::generate()).collect();
+    let signing: Vec<SigningKey> = ids.iter().map(|k| SigningKey::from_bytes(&k.to_bytes())).collect();
+    let mut chain = vec![create_entry(keys.id(), &signing[0], "bench")];
+    let mut roster = Roster::genesis(&chain[0]).unwrap().0;
+    for key in &signing[1..] {
+        let invite = zerok_core::random_bytes::<32>();
+        let ticket = Ticket::new(keys.id(), &signing[0], &invite, u64::MAX);
+        let entry = join_entry(&roster, key, "bench", ticket, &invite);
+        roster = roster.apply(&entry, None).unwrap().0;
+        chain.push(entry);
+    }
     let mut conns = Vec::new();
-    for _ in 0..devices {
-        let ep = zerok_wire::bind(
-            iroh::SecretKey::generate(),
-            "127.0.0.1:0".parse().unwrap(),
-            vec![],
-            NetOptions::default(),
-        )
-        .await
-        .unwrap();
+    for (i, id) in ids.into_iter().enumerate() {
+        let ep = zerok_wire::bind(id, "127.0.0.1:0".parse().unwrap(), vec![], NetOptions::default()).await.unwrap();
         let conn = RelayConn::connect(&ep, &relay.addr(), &keys, "bench", 0, events.clone()).await.unwrap();
-        conns.push((ep, conn));
+        if i == 0 {
+            let reply = conn.request(&Message::RosterAppend(RosterAppend { entries: chain.clone() })).await.unwrap();
+            assert!(matches!(reply, Message::RosterAppended(_)), "{reply:?}");
+        }
+        let conn = RelayConn::connect(&ep, &relay.addr(), &keys, "bench", 0, events.clone()).await.unwrap();
+        assert!(conn.welcome.member);
+        conns.push((ep, conn, signing[i].clone()));
     }
     let t = Instant::now();
     let tasks: Vec<_> = conns
         .into_iter()
-        .map(|(ep, conn)| {
+        .map(|(ep, conn, signing)| {
             let keys = keys.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(per_device);
                 for _ in 0..per_device {
                     let blob_id = BlobId::random();
-                    let payload = keys.seal(&blob_id, &[5u8; 1024]);
+                    let payload = keys.seal(&blob_id, &signing, &[5u8; 1024]);
                     let s = Instant::now();
                     let reply = conn.request(&Message::Push(Push { blob_id, payload, ttl: 0 })).await.unwrap();
                     lat.push(s.elapsed());

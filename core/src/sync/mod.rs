@@ -1,31 +1,136 @@
-//! The sync protocol's pure parts: group keys and the membership proof, payload
-//! encryption, wire messages and framing, reconnect backoff, invites, and a redacting
-//! wrapper for logging identifiers.
+//! The sync protocol's pure parts: group keys and the group proof, the signed roster,
+//! payload encryption and sender signatures, wire messages and framing, reconnect
+//! backoff, and a redacting wrapper for logging identifiers.
 //!
-//! # Keys and membership
+//! This page is the protocol document (protocol version 2, [`message::PROTOCOL_VERSION`]);
+//! `vault/FORMAT.md` is its counterpart for the vault. MUST and SHOULD are as in RFC 2119.
+//!
+//! # 1. Keys
 //!
 //! ```text
-//! group secret S (32 random bytes, shared by the group's devices, never sent to a relay)
+//! group secret S (32 random bytes, shared by the group's current devices, never sent to a relay)
 //!   prk = HKDF-SHA256-extract(salt = "zerok-group-v1", S)
 //!   sync key  = expand(prk, "sync")      XChaCha20-Poly1305 key of message payloads
 //!   auth seed = expand(prk, "auth")      Ed25519 signing key of the group ("group auth key")
 //!   group_id  = SHA-256("zerok-group-id-v1" ‖ group auth public key)
+//! device key D (Ed25519, 32 random bytes, per device, never leaves it but into its own
+//!   vault): the device id is its public key, which is also the device's iroh endpoint id.
 //! ```
 //!
-//! The relay never learns S, yet only members may use a group: HELLO carries the group's
-//! auth public key and a signature over `"zerok-hello-v1" ‖ group_id ‖ client endpoint id ‖
-//! relay endpoint id`. The relay checks the public key hashes to the group id and the
-//! signature verifies for *this* connection's two endpoint ids (iroh authenticates both), so
-//! a proof copied from another connection is useless. A non-member with a guessed or copied
-//! group id cannot produce it, so it can neither read, push nor delete.
+//! # 2. Sessions and the group proof
 //!
-//! # Revocation and rotation
+//! HELLO carries the group's auth public key and a signature over `"zerok-hello-v1" ‖
+//! group_id ‖ client endpoint id ‖ relay endpoint id`. The relay checks the key hashes to the
+//! group id and the signature verifies for *this* connection's two endpoint ids (iroh
+//! authenticates both), so a proof copied from another connection is useless. The proof
+//! says only "knows S"; *membership* is the roster's (§3): the relay serves a device as a
+//! member only when the device id is a current member of its copy of the roster. Anyone else
+//! who proves S (a device not yet joined, one whose relay lost its state, or a removed device
+//! under a fresh key) is a *guest*: it may read the roster (ROSTER_GET) and append to it
+//! (ROSTER_APPEND: a join, or a log the relay lacks) and nothing else (`NOT_MEMBER`). A
+//! removed device is refused at HELLO (`DEVICE_REVOKED`).
 //!
-//! REVOKE_DEVICE makes the relay refuse that device's endpoint id in the group from then on
-//! and tells the others (DEVICE_REVOKED). Because the revoked device still knows S, the
-//! revoking device then *rotates*: it makes a new secret S′ (hence a new group id, cursor
-//! space and keys) and hands S′ to each remaining device sealed to that device alone, so
-//! nothing pushed under S′ can be read by the revoked device.
+//! # 3. The roster: membership decided by the devices
+//!
+//! The roster is a log of entries, each signed by a device key, each naming the hash of the
+//! one before (a hash chain, as Keybase's sigchains; each rotation is an epoch, as in MLS,
+//! RFC 9420). Encoding, signatures and hashes are in [`roster`]; golden vectors in its tests.
+//! Every device and every relay verifies every entry with the same rules
+//! ([`roster::Roster::apply`]) and refuses, never applies, one that fails; a device reports
+//! it as [`message::ErrorCode::RosterRefused`] from the relay or as an event of its own.
+//!
+//! - `create` (seq 1, prev = 0): the author is the first member; `group` is the group's id.
+//! - `join {name, ticket, invite_proof}`: the author becomes a member if the ticket is signed
+//!   by a *current* member for this very group, its invite key was never used in this log,
+//!   `invite_proof` is the invite key's signature over `group ‖ author` (so only a holder
+//!   of the invite secret can join, and only as itself), and — at relays, by the relay's
+//!   clock — the ticket has not expired. A device that is or was a member cannot join again
+//!   under the same key.
+//! - `remove {device, rotation}`: by a current member (itself included); the last member
+//!   cannot be removed. `rotation = {next, sealed}` moves the group to a new secret S′:
+//!   `next` MUST differ from the current group, `sealed` MUST name exactly the remaining
+//!   members, once each, and give each `seal::seal_to(device, S′)`. A device that opens its
+//!   copy MUST check S′ derives `next`. Later entries are appended in group `next`; the
+//!   seq and the chain continue (one log per *lineage*, named by the genesis group).
+//!
+//! Order and concurrency: entries are linear. A relay appends an entry only when it extends
+//! its head (`seq = head + 1`, `prev = hash(head)`) and answers `ROSTER_CONFLICT`
+//! otherwise; the primary relay (the first of a group's relays) is where changes are made
+//! first, so two devices revoking at once are ordered there: the loser fetches the winner's
+//! entry, follows its rotation, and retries on the new head (or finds its work done).
+//! Devices then send every other relay what it lacks (its head is behind theirs, or it lost
+//! its state: then the whole log from the genesis, which it verifies from the start).
+//!
+//! Following: on every connect and pull a device fetches the entries after its own head
+//! from each relay, verifies them, and, when the roster's group is no longer its own, opens
+//! the rotation sealed to it and moves on, however long it was away (the roster has no TTL).
+//! The group it leaves is *drained*: read to its end (relays refuse pushes into a rotated
+//! group with `GROUP_ROTATED`; a device pushing into it follows the rotation and re-sends the
+//! push, re-sealed, in the new group), so every message pushed before the rotation is
+//! delivered before those after it. Queued pushes are re-sealed for the new group.
+//!
+//! # 4. Messages
+//!
+//! ```text
+//! payload = XChaCha20-Poly1305(sync key, nonce 24 random, aad = "zerok-sync-v2" ‖ group_id ‖ blob_id ‖ sender,
+//!                              sig (64) ‖ kind (1, 0 = app data) ‖ data)
+//! sig     = Ed25519(sender's device key, "zerok-message-v2" ‖ group_id ‖ blob_id ‖ sender ‖ kind ‖ data)
+//! ```
+//! `sender` is the device id the relay reports in PULL_RESPONSE. A receiver MUST refuse a
+//! payload whose AEAD fails (`DecryptFailed`), whose signature does not verify for that
+//! sender, or whose sender was never in the roster (`Forged`), and MUST drop a blob id it has
+//! already delivered (`Duplicate`; the client remembers the last 2^20 ids).
+//!
+//! # 5. Pairing
+//!
+//! An invite (URL or short code; see `zerok_client::sync::Invite`) carries S, the relays, a
+//! one-time invite key pair's secret, a ticket for it signed by the inviter, and the roster
+//! position `(seq, hash)` it was made at. The joiner fetches the whole log from a relay,
+//! MUST check it contains that entry (the anchor: everything before is the inviter's view,
+//! everything after is verified by members' signatures), and appends its join. The relay
+//! accepts one join per invite key, before the ticket's expiry by the relay's clock (an
+//! inviting device computes expiry from the relay's clock, given in WELCOME, so its own clock
+//! may be wrong). A short code's sealed invite sits in a relay bucket named by 16 bits of
+//! the code's hash; the code has 80 secret bits, so the relay learns 16 and must try 2^64
+//! codes, one Argon2id (19 MiB, 2 passes) each, to open a sealed invite it keeps.
+//!
+//! # 6. Threat model
+//!
+//! **A revoked device** (keeps all its files and keys, can mint new keys): after a rotating
+//! removal it holds no key of the new group, so it can read nothing pushed there, cannot say
+//! HELLO there, and cannot push, delete or revoke there. In the old group relays refuse its
+//! own key at HELLO and treat any fresh key as a guest: no pulls, no pushes; its roster
+//! entries are refused everywhere (not a member). A second key it used before the removal
+//! was never in the roster, so it got nothing sealed. What it can still do: read the old
+//! group's roster (it knows the old secret) and the messages it had. A device it *admitted*
+//! with a proper invite is a member in its own right (listed with `added_by`): the CLI warns
+//! when revoking a device that admitted others. With `--no-rotate` it still holds S, so a
+//! relay that helps it (or one that lost its state, until a member has caught it up) could
+//! show it later messages; that mode is for lost devices only.
+//!
+//! **A malicious member** can do what members do: push junk (bounded by quota and rate
+//! limits), admit devices (visible in the roster), remove others (visible, signed, and
+//! itself removable). It cannot forge another member's messages or entries, re-attribute
+//! a message, or seal a rotation that leaves out a remaining member.
+//!
+//! **A malicious relay** sees ids, sizes, timing and the roster (device ids, names, who
+//! admitted whom); it cannot read payloads or secrets, invent a member (entries need members'
+//! signatures), get a device it invents sealed a new secret, or re-attribute or replay
+//! messages undetected. It can withhold or delay anything (denial of service), show
+//! different devices different *prefixes* of the log, and, when a device's only relays are
+//! its accomplices, keep that device in a group the others left (it cannot forge the
+//! rotation, only hide it). A relay that lost its state learns the log from the first member
+//! who connects. Each relay's copy of the roster is a second line of defence, never the only
+//! one: devices verify everything themselves.
+//!
+//! **A device's clock** is never trusted for security: ticket expiry is judged by relays.
+//!
+//! # 7. Versioning
+//!
+//! HELLO and WELCOME carry the protocol version; a relay refuses another with
+//! `VERSION_MISMATCH` (1006). Version 1 (no roster; rotations as messages) is not spoken by
+//! this code: groups made by version 1 must be made anew. Entries carry their own version
+//! (`v`, [`roster::ROSTER_VERSION`]); invites theirs (`v = 2`).
 
 pub mod backoff;
 pub mod frame;

@@ -1,0 +1,98 @@
+//! A device rebuilt from a snapshot taken *before* a rotation: `zerok-restore` takes the
+//! backed-up device's place, follows the rotation made while it was gone, and replays the
+//! old group's messages after the snapshot's cursor up to the rotation, then the new
+//! group's (a vault-mode relay keeps both histories).
+
+use std::{path::Path, process::Command, sync::Arc};
+
+use serde_json::Value;
+use zerok_client::{
+    sync::{SyncClient, SyncHome, create, join},
+    vault_sync,
+};
+use zerok_relay::{Config, Relay, StorageMode};
+use zerok_vault::{BackupOptions, InitOptions, Location, Progress, Vault};
+
+const RESTORE: &str = env!("CARGO_BIN_EXE_zerok-restore");
+
+async fn vault_relay(root: &Path) -> Relay {
+    let mut c = Config::default();
+    c.server.listen = "127.0.0.1:0".parse().unwrap();
+    c.http.enabled = false;
+    c.storage.data_dir = root.join("relay");
+    c.storage.mode = StorageMode::Vault;
+    c.storage.object_store = Some(root.join("archive").display().to_string());
+    Relay::start(c).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_from_before_a_rotation_ends_in_the_current_group_with_a_whole_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let relay = vault_relay(root).await;
+    let addr = relay.addr();
+    let url = root.join("vault").display().to_string();
+    let created =
+        Vault::init(Location::parse(&url).unwrap().open(&url).unwrap(), InitOptions::default()).await.unwrap();
+    let recovery = created.recovery_key.display();
+
+    let home_a = SyncHome::new(&root.join("a-home"));
+    let mut a = create(home_a.clone(), std::slice::from_ref(&addr), "A").await.unwrap();
+    let (invite, _) = a.invite().await.unwrap();
+    let b = join(SyncHome::new(&root.join("b-home")), &invite, None, "B").await.unwrap();
+    let (invite, _) = a.invite().await.unwrap();
+    let mut c = join(SyncHome::new(&root.join("c-home")), &invite, None, "C").await.unwrap();
+
+    let state = root.join("a-state");
+    std::fs::create_dir_all(&state).unwrap();
+    for i in 1..=5u8 {
+        a.push(format!("old {i}").as_bytes()).await.unwrap();
+        std::fs::write(state.join("count"), [i]).unwrap();
+        if i == 3 {
+            let mut opts = BackupOptions::new(vec![state.clone()]);
+            vault_sync::record(&created.vault, &home_a, &mut opts).await.unwrap();
+            zerok_vault::backup(&created.vault, opts, Arc::new(Progress::default())).await.unwrap();
+        }
+    }
+    let a_id = a.device_id();
+    a.disconnect().await;
+    std::fs::remove_dir_all(root.join("a-home")).unwrap();
+
+    // While A is gone, C revokes B: the group moves to a new secret and carries on.
+    c.revoke(b.device_id(), true).await.unwrap();
+    c.push(b"new 1").await.unwrap();
+    c.push(b"new 2").await.unwrap();
+
+    let target = root.join("restored");
+    let out = Command::new(RESTORE)
+        .args(["--vault", &url, "--target", target.to_str().unwrap(), "--json"])
+        .env("ZEROK_HOME", root.join("n-home"))
+        .env("ZEROK_RECOVERY_KEY", &recovery)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["messages_replayed"], 4, "{summary}");
+    assert_eq!(summary["last_cursor"], 2, "the new group's cursor");
+    let replay = target.join(".zerok/replay");
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&replay)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    files.sort();
+    let expected: Vec<(String, Vec<u8>)> = [(4, "old 4"), (5, "old 5"), (6, "new 1"), (7, "new 2")]
+        .map(|(n, m)| (format!("{n:020}.msg"), m.as_bytes().to_vec()))
+        .to_vec();
+    assert_eq!(files, expected, "old group after the snapshot, then the new group, in order");
+
+    // The restored device is A again, in the current group: C hears from it.
+    let mut n = SyncClient::connect(SyncHome::new(&root.join("n-home"))).await.unwrap();
+    assert_eq!(n.device_id(), a_id);
+    n.push(b"A is back").await.unwrap();
+    let got = c.pull().await.unwrap();
+    assert_eq!(got.last().map(|m| (m.data.as_slice(), m.sender)), Some((&b"A is back"[..], a_id)));
+    n.disconnect().await;
+    c.disconnect().await;
+    relay.shutdown().await;
+}
