@@ -395,3 +395,55 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `faketime` (libfaketime), which `.ci/run` installs; elsewhere the clock test is skipped
+/// with a note unless `ZEROK_REQUIRE_FAKETIME` is set.
+fn faketime() -> Option<&'static str> {
+    let found = Command::new("faketime").arg("--version").output().is_ok_and(|o| o.status.success());
+    match (found, std::env::var_os("ZEROK_REQUIRE_FAKETIME").is_some()) {
+        (true, _) => Some("faketime"),
+        (false, true) => panic!("ZEROK_REQUIRE_FAKETIME is set but faketime is not installed"),
+        (false, false) => {
+            eprintln!("skipping: faketime not installed (apt-get install faketime)");
+            None
+        }
+    }
+}
+
+#[test]
+fn invites_work_with_device_clocks_40_minutes_off_either_way() {
+    let Some(faketime) = faketime() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let relay = rt.block_on(async {
+        let mut c = zerok_relay::Config::default();
+        c.server.listen = "127.0.0.1:0".parse().unwrap();
+        c.http.enabled = false;
+        c.storage.data_dir = dir.path().join("relay");
+        zerok_relay::Relay::start(c).await.unwrap()
+    });
+    let addr = relay.addr().to_string();
+    let skewed = |device: &Device, offset: &str, args: &[&str]| {
+        let mut c = device.cmd(faketime, &[&["-f", offset, ZEROK][..], args].concat());
+        c.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        c.output().unwrap()
+    };
+    let [a, b, c] = ["a", "b", "c"].map(|n| Device::new(dir.path(), n));
+    a.json(&["sync", "create", "--relay", &addr, "--name", "laptop", "--json"]);
+    // The inviting laptop runs 40 minutes slow, the joining phone 40 minutes fast: the invite
+    // lives 10 minutes by the relay's clock, so the join works.
+    let out = skewed(&a, "-40m", &["sync", "invite", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let invite: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = skewed(&b, "+40m", &["sync", "join", invite["url"].as_str().unwrap(), "--name", "phone"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A laptop clock 40 minutes fast cannot stretch an invite either: made "now", it still
+    // expires 10 minutes after the relay's now. Expiry itself is the relay's to judge.
+    let out = skewed(&a, "+40m", &["sync", "invite", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let invite: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = skewed(&c, "-40m", &["sync", "join", invite["code"].as_str().unwrap(), "--relay", &addr]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(a.json(&["sync", "devices", "--json"]).as_array().unwrap().len(), 3);
+    rt.block_on(relay.shutdown());
+}

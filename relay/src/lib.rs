@@ -30,6 +30,6 @@ mod store;
 pub use archive::{Archive, Rebuilt};
 pub use config::{CleanupConfig, Config, HttpConfig, LimitsConfig, ServerConfig, StorageConfig, StorageMode};
 pub use metrics::Metrics;
-pub use roster::{Appended, Standing};
+pub use roster::{Appended, RosterPage, Standing};
 pub use server::{KEY_FILE, Relay, STORE_FILE, StartError, State};
 pub use store::{ENTRY_OVERHEAD_BYTES, NewBlob, Pushed, Store, StoreError};

@@ -11,7 +11,7 @@
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use zerok_core::sync::{
     DeviceId, GroupId,
-    roster::{Change, Entry, Roster, RosterError},
+    roster::{Change, Entry, EntryHash, Roster, RosterError},
 };
 
 use crate::store::{Result, Store, StoreError, dec, enc, key2};
@@ -36,6 +36,19 @@ pub struct Standing {
     pub removed: bool,
     /// The group rotated: it takes no more pushes.
     pub closed: bool,
+}
+
+/// A page of a roster log.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RosterPage {
+    /// Entries in order.
+    pub entries: Vec<Entry>,
+    /// More follow.
+    pub has_more: bool,
+    /// The lineage's last position (0: no roster known).
+    pub seq: u64,
+    /// Its entry's hash.
+    pub head: EntryHash,
 }
 
 /// What an append did.
@@ -93,16 +106,19 @@ impl Store {
     }
 
     /// Entries of `group`'s lineage after `after`, stopping before `budget` bytes; whether
-    /// more remain; and the last position.
+    /// more remain; and the last position and its entry's hash.
     ///
     /// # Errors
     /// Database errors.
-    pub fn roster_entries(&self, group: &GroupId, after: u64, budget: usize) -> Result<(Vec<Entry>, bool, u64)> {
+    pub fn roster_entries(&self, group: &GroupId, after: u64, budget: usize) -> Result<RosterPage> {
         let tx = self.db.begin_read()?;
-        let Some(lineage) = lineage_of(&tx.open_table(LINEAGES)?, group)? else { return Ok((Vec::new(), false, 0)) };
-        let seq = match tx.open_table(ROSTERS)?.get(lineage.0.as_slice())? {
-            Some(v) => dec::<Roster>(v.value())?.seq(),
-            None => 0,
+        let Some(lineage) = lineage_of(&tx.open_table(LINEAGES)?, group)? else { return Ok(RosterPage::default()) };
+        let (seq, head) = match tx.open_table(ROSTERS)?.get(lineage.0.as_slice())? {
+            Some(v) => {
+                let r = dec::<Roster>(v.value())?;
+                (r.seq(), r.head())
+            }
+            None => (0, EntryHash::default()),
         };
         let log = tx.open_table(LOG)?;
         let (mut out, mut used) = (Vec::new(), 0);
@@ -111,11 +127,11 @@ impl Store {
             let (_, v) = item?;
             used += v.value().len() + 8;
             if used > budget && !out.is_empty() {
-                return Ok((out, true, seq));
+                return Ok(RosterPage { entries: out, has_more: true, seq, head });
             }
             out.push(Entry::from_bytes(v.value()).map_err(|e| StoreError::Db(e.to_string()))?);
         }
-        Ok((out, false, seq))
+        Ok(RosterPage { entries: out, has_more: false, seq, head })
     }
 
     /// Appends entries to `group`'s lineage, verifying each (ticket expiry by `now`). Entries
@@ -168,14 +184,14 @@ impl Store {
                     }
                 }
                 let before = roster.group();
-                let (next, change) = roster.apply(e, Some(now)).map_err(refused)?;
+                let change = roster.step(e, Some(now)).map_err(refused)?;
                 log.insert(key.as_slice(), e.to_bytes().as_slice())?;
-                if next.group() != before {
-                    if lineage_of(&lineages, &next.group())?.is_some() {
+                if roster.group() != before {
+                    if lineage_of(&lineages, &roster.group())?.is_some() {
                         return Err(StoreError::Roster("a rotation to a group that already exists".into()));
                     }
-                    lineages.insert(next.group().0.as_slice(), lineage.0.as_slice())?;
-                    closed_t.insert(before.0.as_slice(), next.group().0.as_slice())?;
+                    lineages.insert(roster.group().0.as_slice(), lineage.0.as_slice())?;
+                    closed_t.insert(before.0.as_slice(), roster.group().0.as_slice())?;
                     closed.push(before);
                 }
                 match &change {
@@ -184,7 +200,6 @@ impl Store {
                     Change::Created(_) => {}
                 }
                 changes.push(change);
-                roster = next;
             }
             if lineage_of(&lineages, group)? != Some(lineage) {
                 return Err(StoreError::Roster("the log does not lead to this group".into()));
@@ -257,9 +272,9 @@ mod tests {
         assert!(old.removed && !old.member && old.closed);
         assert!(s.standing(&next, &id(&a)).unwrap().member);
         assert!(s.standing(&G, &id(&a)).unwrap().closed);
-        assert_eq!(s.roster_entries(&next, 0, usize::MAX).unwrap().0.len(), 3, "one log for the lineage");
-        let (page, more, seq) = s.roster_entries(&G, 0, 10).unwrap();
-        assert_eq!((page.len(), more, seq), (1, true, 3));
+        assert_eq!(s.roster_entries(&next, 0, usize::MAX).unwrap().entries.len(), 3, "one log for the lineage");
+        let page = s.roster_entries(&G, 0, 10).unwrap();
+        assert_eq!((page.entries.len(), page.has_more, page.seq), (1, true, 3));
     }
 
     #[test]

@@ -34,9 +34,13 @@ use crate::{
 const CLOSE_BAD_FRAME: u32 = 3;
 const CLOSE_REFUSED: u32 = 4;
 const CLOSE_BYE: u32 = 0;
-/// Longest invite lookup code and sealed invite accepted.
-const MAX_LOOKUP_CHARS: usize = 16;
+/// Largest sealed invite accepted.
 const MAX_SEALED_INVITE_BYTES: usize = 4096;
+
+/// An invite bucket is 16 bits of a code's hash: four lowercase hex digits.
+fn valid_lookup(lookup: &str) -> bool {
+    lookup.len() == 4 && lookup.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
 /// Clocks of devices and relay may disagree by this much.
 const CLOCK_SLACK_SECS: u64 = 60;
 /// Invites live at most this long.
@@ -54,13 +58,16 @@ struct Session {
     device: DeviceId,
     /// In the relay's roster of the session's group (set at HELLO, and by a join).
     member: AtomicBool,
+    /// The name from HELLO (truncated).
+    name: std::sync::OnceLock<String>,
 }
 
 /// Runs a connection to its end.
 pub async fn run(state: Arc<State>, conn: Connection) {
     let device = DeviceId(*conn.remote_id().as_bytes());
     let member = AtomicBool::new(false);
-    let session = Arc::new(Session { state: state.clone(), conn: conn.clone(), device, member });
+    let name = std::sync::OnceLock::new();
+    let session = Arc::new(Session { state: state.clone(), conn: conn.clone(), device, member, name });
     let Some(group) = session.until_hello().await else { return };
     Metrics::inc(&state.metrics.sessions_active);
     if session.member.load(Ordering::Relaxed) {
@@ -186,6 +193,7 @@ impl Session {
         verify_hello(&h.group_id, &h.auth_key, &h.proof, &self.device, self.state.relay_id())
             .map_err(|_| ErrorCode::Unauthorized.message("membership proof does not verify for this connection"))?;
         let name: String = h.device_name.chars().take(self.state.config.limits.max_device_name_chars).collect();
+        let _ = self.name.set(name.clone());
         let (group, device, now) = (h.group_id, self.device, self.state.now());
         let result = self
             .blocking(move |s| {
@@ -219,7 +227,7 @@ impl Session {
     }
 
     async fn take_invite(&self, lookup: &str) -> Message {
-        if lookup.len() > MAX_LOOKUP_CHARS {
+        if !valid_lookup(lookup) {
             return ErrorCode::InvalidMessage.message("bad invite code");
         }
         let (lookup, now) = (lookup.to_string(), self.state.now());
@@ -268,7 +276,9 @@ impl Session {
             }
             StoreError::Db(e) => ErrorCode::RelayOverloaded.message(e),
         };
-        if matches!(msg, Message::Push(_) | Message::Pull(_) | Message::RosterAppend(_)) && !state.allow(&device) {
+        let limited =
+            matches!(msg, Message::Push(_) | Message::Pull(_) | Message::RosterAppend(_) | Message::InvitePut(_));
+        if limited && !state.allow(&device) {
             return ErrorCode::RateLimited.message("rate limit reached; retry later");
         }
         let guest_may = matches!(msg, Message::RosterGet(_) | Message::RosterAppend(_) | Message::InviteGet(_));
@@ -374,7 +384,12 @@ impl Session {
             Message::RosterGet(get) => {
                 let budget = self.max_frame().saturating_sub(PULL_OVERHEAD_BYTES);
                 match self.blocking(move |s| s.roster_entries(&group, get.after_seq, budget)).await {
-                    Ok((entries, has_more, seq)) => Message::RosterEntries(RosterEntries { entries, has_more, seq }),
+                    Ok(p) => Message::RosterEntries(RosterEntries {
+                        entries: p.entries,
+                        has_more: p.has_more,
+                        seq: p.seq,
+                        head: p.head,
+                    }),
                     Err(e) => refused(e),
                 }
             }
@@ -383,7 +398,7 @@ impl Session {
                 Err(e) => refused(e),
             },
             Message::InvitePut(put) => {
-                if put.lookup.len() > MAX_LOOKUP_CHARS
+                if !valid_lookup(&put.lookup)
                     || put.sealed.len() > MAX_SEALED_INVITE_BYTES
                     || put.expires > now + MAX_INVITE_SECS + CLOCK_SLACK_SECS
                 {
@@ -419,7 +434,7 @@ impl Session {
         let appended = self.blocking(move |s| s.roster_append(&group, &entries, now)).await?;
         let standing = self.blocking(move |s| s.standing(&group, &device)).await?;
         if standing.member && !self.member.swap(true, Ordering::Relaxed) {
-            let name = String::new();
+            let name = self.name.get().cloned().unwrap_or_default();
             self.blocking(move |s| s.hello(&group, &device, &name, now)).await?;
             self.go_online(group);
         }

@@ -5,7 +5,7 @@
 use zerok_core::sync::{
     DeviceId, GroupSecret, Message,
     message::{RosterAppend, RosterGet},
-    roster::{Change, Entry, Op, Roster, Rotation, SealedSecret, join_entry, next_entry},
+    roster::{Change, Entry, EntryHash, Op, Roster, Rotation, SealedSecret, join_entry, next_entry},
     seal,
 };
 use zerok_wire::RelayAddr;
@@ -14,6 +14,9 @@ use super::{Invite, RelayConn, SyncClient, SyncError, SyncEvent, SyncHome};
 
 /// Tries a roster change this many times when other changes keep coming first.
 const ROSTER_ATTEMPTS: usize = 8;
+/// Most roster entries taken from a relay at once (bounds what a relay can make a device
+/// hold).
+const MAX_FETCH_ENTRIES: usize = 100_000;
 
 /// A device of the roster, with what the relay knows of its presence.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,16 +37,20 @@ pub struct RosterDevice {
     pub last_seen: u64,
 }
 
-/// Every roster entry a relay has after `after`, and its last position.
-async fn fetch(conn: &RelayConn, after: u64) -> Result<(Vec<Entry>, u64), SyncError> {
+/// Every roster entry a relay has after `after`, and its last position and entry hash.
+async fn fetch(conn: &RelayConn, after: u64) -> Result<(Vec<Entry>, u64, EntryHash), SyncError> {
     let (mut out, mut after) = (Vec::new(), after);
     loop {
         match conn.request(&Message::RosterGet(RosterGet { after_seq: after })).await? {
             Message::RosterEntries(r) => {
-                after += r.entries.len() as u64;
+                let got = r.entries.len() as u64;
+                after += got;
                 out.extend(r.entries);
-                if !r.has_more || out.is_empty() {
-                    return Ok((out, r.seq));
+                if out.len() > MAX_FETCH_ENTRIES {
+                    return Err(SyncError::Roster("a relay sent a roster longer than any this client takes".into()));
+                }
+                if !r.has_more || got == 0 {
+                    return Ok((out, r.seq, r.head));
                 }
             }
             other => return Err(SyncError::unexpected(&other)),
@@ -79,28 +86,27 @@ pub(super) async fn admit(
     let keys = invite.group_secret().derive();
     let endpoint = home.endpoint(relays).await?;
     let (events, _) = tokio::sync::broadcast::channel(16);
-    let mut last = SyncError::Unreachable("the invite names no relay".into());
-    let mut conn = None;
-    for relay in relays {
-        match RelayConn::connect(&endpoint, relay, &keys, name, 0, events.clone()).await {
-            Ok(c) => {
-                conn = Some(c);
-                break;
-            }
-            Err(e) => last = e,
+    // Joins, like every roster change, are made at the primary relay (the others are
+    // caught up by the members' next sync), so concurrent changes are ordered in one place.
+    let primary = relays.first().ok_or_else(|| SyncError::Invite("the invite names no relay".into()))?;
+    let conn = match RelayConn::connect(&endpoint, primary, &keys, name, 0, events).await {
+        Ok(c) => c,
+        Err(e) => {
+            endpoint.close().await;
+            return Err(e);
         }
-    }
-    let Some(conn) = conn else {
-        endpoint.close().await;
-        return Err(last);
     };
     let result = async {
-        let (mut chain, _) = fetch(&conn, 0).await?;
+        let (mut chain, _, _) = fetch(&conn, 0).await?;
         let anchored = chain.get(invite.seq.saturating_sub(1) as usize).is_some_and(|e| e.hash() == invite.head);
         if !anchored {
             return Err(SyncError::Invite("the relay's roster does not contain the inviting device's".into()));
         }
         let mut roster = Roster::replay(&chain).map_err(refused)?;
+        if roster.is_member(&zerok_core::sync::DeviceId(device.verifying_key().to_bytes())) {
+            // Joined before, and stopped before saving: the log already says so.
+            return Ok(chain);
+        }
         for _ in 0..ROSTER_ATTEMPTS {
             let entry = join_entry(&roster, &device, name, invite.ticket.clone(), &invite.invite_secret);
             match append(&conn, vec![entry.clone()]).await {
@@ -109,7 +115,7 @@ pub(super) async fn admit(
                     return Ok(chain);
                 }
                 Err(e) if e.code() == Some(zerok_core::sync::ErrorCode::RosterConflict) => {
-                    let (more, _) = fetch(&conn, roster.seq()).await?;
+                    let (more, _, _) = fetch(&conn, roster.seq()).await?;
                     for e in more {
                         roster = roster.apply(&e, None).map_err(refused)?.0;
                         chain.push(e);
@@ -141,8 +147,12 @@ impl SyncClient {
         for i in 0..self.conns.len() {
             match self.sync_roster_at(i).await {
                 Ok(()) => live.push(i),
-                Err(e @ (SyncError::Roster(_) | SyncError::Revoked)) => return Err(e),
-                Err(e) => last = e,
+                Err(e @ SyncError::Revoked) => return Err(e),
+                // A relay whose log does not verify or forks from this device's is not used.
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay left out of this sync");
+                    last = e;
+                }
             }
         }
         if live.is_empty() {
@@ -161,7 +171,12 @@ impl SyncClient {
             }
             other => other,
         };
-        let (entries, relay_seq) = fetched?;
+        let (entries, relay_seq, relay_head) = fetched?;
+        // New entries are taken from the primary relay only, where changes are ordered: a
+        // relay that missed changes could otherwise serve a removed device's entry made on
+        // the head it knew (a fork). The others are checked and caught up.
+        let adopt = self.primary().is_ok_and(|p| p == i);
+        let entries = if adopt { entries } else { Vec::new() };
         let changed = !entries.is_empty();
         for entry in entries {
             self.apply_entry(entry)?;
@@ -170,8 +185,19 @@ impl SyncClient {
             self.home.save_group(&self.state)?;
         }
         let mine = self.state.roster().seq();
+        let agreed = match relay_seq {
+            0 => true,
+            n if n <= mine => self.state.chain()[n as usize - 1].hash() == relay_head,
+            // A secondary ahead of this device: its news comes from the primary.
+            _ => !adopt,
+        };
+        if !agreed {
+            let reason = format!("the roster at {} differs from this device's (a fork)", self.conns[i].0);
+            let _ = self.events.send(SyncEvent::RosterRefused { reason: reason.clone() });
+            return Err(SyncError::Roster(reason));
+        }
         let me = self.device_id();
-        if relay_seq < mine {
+        if relay_seq < mine && agreed {
             let missing = self.state.chain()[relay_seq as usize..].to_vec();
             append(&self.conns[i].1, missing).await?;
             // The relay re-checks this session's membership after an append.
@@ -216,31 +242,54 @@ impl SyncClient {
     }
 
     /// Moves through every rotation the roster made since this device's group: opens the
-    /// new secret sealed to this device (checking it derives the announced group),
-    /// re-seals queued pushes for it, keeps the old group for draining, and reconnects.
+    /// new secret sealed to this device (checking it derives the announced group), keeps
+    /// the old group for draining, re-seals queued pushes, and reconnects. A rotation whose
+    /// secret does not open (a member sealed garbage) is reported and passed over: a later
+    /// one may open (a member who removes the culprit rotates again), and meanwhile this
+    /// device stays in the last group it could enter, able to make that removal itself.
+    ///
+    /// # Errors
+    /// [`SyncError::Revoked`] when a rotation left this device out.
     async fn follow_rotations(&mut self) -> Result<(), SyncError> {
+        if self.state.roster().group() == self.keys.id() {
+            return Ok(());
+        }
+        let rotations: Vec<(zerok_core::sync::GroupId, Rotation)> = self
+            .state
+            .chain()
+            .iter()
+            .filter_map(|e| e.body().ok())
+            .filter_map(|b| match b.op {
+                Op::Remove { rotation: Some(r), .. } => Some((b.group, r)),
+                _ => None,
+            })
+            .collect();
+        let Some(start) = rotations.iter().position(|(from, _)| *from == self.keys.id()) else {
+            let reason = "the roster moved on without a rotation out of this device's group".to_string();
+            let _ = self.events.send(SyncEvent::RosterRefused { reason });
+            return Ok(());
+        };
         let mut moved = false;
-        while self.state.roster().group() != self.keys.id() {
-            let current = self.keys.id();
-            let rotation = self
-                .state
-                .chain()
-                .iter()
-                .filter_map(|e| e.body().ok())
-                .find_map(|b| match b.op {
-                    Op::Remove { rotation: Some(r), .. } if b.group == current => Some(r),
-                    _ => None,
-                })
-                .ok_or_else(|| refused("the roster moved on without a rotation from this device's group"))?;
-            let secret = self.open_rotation(&rotation)?;
-            let keys = secret.derive();
-            self.reseal_outbox(&keys)?;
+        for (_, rotation) in &rotations[start..] {
+            let secret = match self.open_rotation(rotation) {
+                Ok(secret) => secret,
+                Err(SyncError::Revoked) => return Err(SyncError::Revoked),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a rotation this device cannot open was passed over");
+                    let _ = self.events.send(SyncEvent::RosterRefused { reason: e.to_string() });
+                    continue;
+                }
+            };
+            let (old, keys) = (self.keys.clone(), secret.derive());
+            // The move is saved before the outbox is re-sealed: a crash in between leaves
+            // pushes sealed for either group, and both are tried when sending them again.
             self.state.rotate_to(&secret);
             self.keys = keys;
+            self.home.save_group(&self.state)?;
+            self.reseal_outbox(&[old])?;
             moved = true;
         }
         if moved {
-            self.home.save_group(&self.state)?;
             for (_, conn) in &self.conns {
                 conn.close();
             }
@@ -269,15 +318,19 @@ impl SyncClient {
         Ok(secret)
     }
 
-    /// Queued pushes were sealed for the old group: seal them again for `keys`' group.
-    fn reseal_outbox(&self, keys: &zerok_core::sync::GroupKeys) -> Result<(), SyncError> {
+    /// Queued pushes sealed for an `old` group are sealed again for the current one. One
+    /// that opens under none (damaged) is set aside as `<id>.unreadable`, never sent.
+    pub(super) fn reseal_outbox(&self, old: &[zerok_core::sync::GroupKeys]) -> Result<(), SyncError> {
         let me = self.device_id();
         for (blob_id, sealed) in self.home.outbox_list()? {
-            match self.keys.open(&blob_id, &me, &sealed) {
-                Ok(plain) => self.home.outbox_put(&blob_id, &keys.seal(&blob_id, &self.device, &plain))?,
-                Err(_) => {
-                    tracing::warn!("dropping a queued push that does not open");
-                    self.home.outbox_remove(&blob_id)?;
+            if self.keys.open(&blob_id, &me, &sealed).is_ok() {
+                continue;
+            }
+            match old.iter().find_map(|k| k.open(&blob_id, &me, &sealed).ok()) {
+                Some(plain) => self.home.outbox_put(&blob_id, &self.keys.seal(&blob_id, &self.device, &plain))?,
+                None => {
+                    tracing::warn!("a queued push that does not open was set aside");
+                    self.home.outbox_set_aside(&blob_id)?;
                 }
             }
         }
@@ -316,12 +369,13 @@ impl SyncClient {
                 None => None,
             };
             let entry = next_entry(&roster, &self.device, Op::Remove { device, rotation });
-            match append(&self.conns[0].1, vec![entry.clone()]).await {
+            let primary = self.primary()?;
+            match append(&self.conns[primary].1, vec![entry.clone()]).await {
                 Ok(_) => {
                     self.apply_entry(entry)?;
                     self.home.save_group(&self.state)?;
                     // Mirrors: the other relays get the entry too.
-                    for i in 1..self.conns.len() {
+                    for i in (0..self.conns.len()).filter(|i| *i != primary) {
                         if let Err(e) = self.sync_roster_at(i).await {
                             tracing::warn!(error = %e, "a relay did not take the roster change; it gets it later");
                         }
@@ -333,6 +387,18 @@ impl SyncClient {
             }
         }
         Err(SyncError::State("the roster kept changing; try again".into()))
+    }
+
+    /// The index of the group's primary relay (the first configured), where roster changes
+    /// are made first so that concurrent ones are ordered in one place.
+    ///
+    /// # Errors
+    /// [`SyncError::Unreachable`] when it is not connected.
+    fn primary(&self) -> Result<usize, SyncError> {
+        let first = self.state.relays()?.into_iter().next();
+        self.conns.iter().position(|(r, c)| Some(r) == first.as_ref() && c.is_open()).ok_or_else(|| {
+            SyncError::Unreachable("roster changes are made at the primary relay, which is unreachable".into())
+        })
     }
 
     /// The group's devices by the verified roster (removed ones too), with presence

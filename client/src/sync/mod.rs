@@ -128,9 +128,10 @@ const KIND_DATA: u8 = 0;
 
 /// Reads one group at one relay after `after`, in cursor order: each payload decrypted,
 /// its sender signature checked and the sender a member (or former member) of the
-/// roster; ids delivered before are dropped. Stops before the first payload that fails
-/// (returning the error only when nothing came before it), so nothing is skipped
-/// silently and nothing read is lost. Returns the messages and the cursor reached.
+/// roster; ids delivered before are dropped. A payload that fails is never delivered and
+/// never skipped silently: it is reported as an event ([`SyncEvent::DecryptFailed`],
+/// [`SyncEvent::Forged`]) and the read goes on past it, so one bad message (a member's, or
+/// a relay's) cannot stop a device for good. Returns the messages and the cursor reached.
 async fn read_group(
     conn: &RelayConn,
     keys: &GroupKeys,
@@ -143,34 +144,41 @@ async fn read_group(
     loop {
         let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
         let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
+        let last = after;
         for BlobEntry { blob_id, cursor, sender_id, payload, .. } in resp.blobs {
+            if cursor <= after {
+                return Err(SyncError::Connection(format!("relay sent cursor {cursor} after asking past {after}")));
+            }
+            after = cursor;
             if seen.contains(&blob_id) {
                 let _ = events.send(SyncEvent::Duplicate { cursor });
-                after = cursor;
                 continue;
             }
             let known = roster.is_member(&sender_id) || roster.is_removed(&sender_id);
             let plain = match keys.open(&blob_id, &sender_id, &payload) {
                 Ok(p) if known => p,
                 Err(zerok_core::Error::Decrypt) => {
+                    tracing::warn!(cursor, "a message that does not decrypt was refused");
                     let _ = events.send(SyncEvent::DecryptFailed { cursor });
-                    return if out.is_empty() { Err(SyncError::Decrypt { cursor }) } else { Ok((out, after)) };
+                    continue;
                 }
                 _ => {
+                    tracing::warn!(cursor, "a message not signed by the member the relay names was refused");
                     let _ = events.send(SyncEvent::Forged { cursor });
-                    return if out.is_empty() { Err(SyncError::Forged { cursor }) } else { Ok((out, after)) };
+                    continue;
                 }
             };
             match plain.split_first() {
                 Some((&KIND_DATA, data)) => {
                     seen.insert(blob_id);
                     out.push(Received { group: keys.id(), cursor, blob_id, sender: sender_id, data: data.to_vec() });
-                    after = cursor;
                 }
-                _ => return if out.is_empty() { Err(SyncError::Decrypt { cursor }) } else { Ok((out, after)) },
+                _ => {
+                    let _ = events.send(SyncEvent::DecryptFailed { cursor });
+                }
             }
         }
-        if !resp.has_more {
+        if !resp.has_more || after == last {
             return Ok((out, after));
         }
     }
@@ -291,6 +299,10 @@ impl SyncClient {
             clock_offset,
         };
         client.sync_rosters().await?;
+        // Pushes queued while the group rotated (or before a crash during the move) may be
+        // sealed for an old group.
+        let old: Vec<GroupKeys> = client.state.draining_secrets().iter().map(|s| s.derive()).collect();
+        client.reseal_outbox(&old)?;
         client.flush_outbox().await?;
         Ok(client)
     }
@@ -395,7 +407,15 @@ impl SyncClient {
             if let Ok(cursor) = result {
                 advanced |= self.state.note_pushed(&self.conns[i].0.to_string(), cursor);
             }
-            first.get_or_insert(result);
+            // A relay that knows of a rotation this device has not followed yet: send it to
+            // no other relay in the old group (one that missed the rotation would take it,
+            // and the removed device may still read there).
+            match result {
+                Err(e) if e.code() == Some(ErrorCode::GroupRotated) => return Err(e),
+                other => {
+                    first.get_or_insert(other);
+                }
+            }
         }
         if advanced {
             self.home.save_pushed(&self.state)?;
@@ -413,12 +433,7 @@ impl SyncClient {
         for (blob_id, payload) in self.home.outbox_list()? {
             match self.send_push(blob_id, payload).await {
                 Ok(_) => self.home.outbox_remove(&blob_id)?,
-                Err(e)
-                    if matches!(
-                        e.code(),
-                        Some(ErrorCode::BlobTooLarge | ErrorCode::InvalidMessage | ErrorCode::NotMember)
-                    ) =>
-                {
+                Err(e) if matches!(e.code(), Some(ErrorCode::BlobTooLarge | ErrorCode::InvalidMessage)) => {
                     tracing::warn!(error = %e, "dropping a queued push the relay will never accept");
                     self.home.outbox_remove(&blob_id)?;
                 }
@@ -448,40 +463,56 @@ impl SyncClient {
     /// (messages pushed there before the rotation), then the current group from the first
     /// relay, in preference order, that answers (cursors are per relay).
     ///
+    /// A payload that does not decrypt or verify is not delivered: it is reported as an
+    /// event and passed over (see `read_group`).
+    ///
     /// # Errors
-    /// Connection failures, refusals, [`SyncError::Decrypt`] / [`SyncError::Forged`]
-    /// naming the first cursor that failed (the cursor is kept just before it; messages
-    /// before it are returned first).
+    /// Connection failures, refusals, a roster entry that does not verify, this device
+    /// revoked.
     pub async fn pull(&mut self) -> Result<Vec<Received>, SyncError> {
         let live = self.sync_rosters().await?;
         let mut out = self.drain().await?;
+        if self.state.is_draining() {
+            // An old group is left to read: the current one waits, to keep the order.
+            return Ok(out);
+        }
         let relay = live.first().copied().ok_or_else(|| SyncError::Unreachable("no relay answered".into()))?;
         let key = self.conns[relay].0.to_string();
         let after = self.state.cursor(&key);
-        let (got, reached) =
+        let read =
             read_group(&self.conns[relay].1, &self.keys, self.state.roster(), after, &mut self.seen, &self.events)
-                .await?;
-        self.state.set_cursor(&key, reached);
-        self.home.save_group(&self.state)?;
-        self.home.seen_add(&got.iter().map(|m| m.blob_id).collect::<Vec<_>>())?;
-        out.extend(got);
+                .await;
+        match read {
+            Ok((got, reached)) => {
+                self.state.set_cursor(&key, reached);
+                self.home.save_group(&self.state)?;
+                self.home.seen_add(&got.iter().map(|m| m.blob_id).collect::<Vec<_>>())?;
+                out.extend(got);
+            }
+            // What was drained from an old group is delivered; this error comes back next time.
+            Err(e) if out.is_empty() => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "the current group could not be read this time"),
+        }
         self.activity.fetch_add(out.len() as u64, Ordering::Relaxed);
         Ok(out)
     }
 
     /// Reads the groups this device rotated away from to their ends, oldest first, then
-    /// forgets them. An old group every relay refuses is given up with a warning.
+    /// forgets them. An old group is given up (with a warning) only when every relay
+    /// refuses this device there; one that cannot be reached now is kept for next time.
     async fn drain(&mut self) -> Result<Vec<Received>, SyncError> {
         let mut out = Vec::new();
         while let Some(old) = self.state.draining() {
             let keys = old.secret().derive();
-            let mut result = Err(SyncError::Unreachable("no relay".into()));
-            for relay in self.state.relays()? {
+            let (mut got, mut refusals, mut failure) = (None, 0, None);
+            let relays = self.state.relays()?;
+            for relay in &relays {
                 let name = relay.to_string();
                 let cursor = self.state.draining().map_or(0, |d| d.cursor(&name));
+                let endpoint = &self.endpoint;
                 let conn = match RelayConn::connect(
-                    &self.endpoint,
-                    &relay,
+                    endpoint,
+                    relay,
                     &keys,
                     &self.state.device_name,
                     cursor,
@@ -490,38 +521,48 @@ impl SyncClient {
                 .await
                 {
                     Ok(c) if c.welcome.member => c,
-                    Ok(_) => {
-                        result = Err(SyncError::Refused { code: ErrorCode::NotMember as u32, message: name });
+                    Ok(_) | Err(SyncError::Refused { .. }) => {
+                        refusals += 1;
                         continue;
                     }
                     Err(e) => {
-                        result = Err(e);
+                        failure = Some(e);
                         continue;
                     }
                 };
                 let read = read_group(&conn, &keys, self.state.roster(), cursor, &mut self.seen, &self.events).await;
                 conn.close();
-                if let Ok((got, reached)) = &read {
-                    if let Some(d) = self.state.draining() {
-                        d.set_cursor(&name, *reached);
+                match read {
+                    Ok((messages, reached)) => {
+                        if let Some(d) = self.state.draining() {
+                            d.set_cursor(&name, reached);
+                        }
+                        got = Some(messages);
+                        break;
                     }
-                    self.home.seen_add(&got.iter().map(|m| m.blob_id).collect::<Vec<_>>())?;
+                    Err(e) => failure = Some(e),
                 }
-                result = read.map(|(got, _)| got);
-                break;
             }
-            match result {
-                Ok(got) => out.extend(got),
-                Err(e @ SyncError::Refused { .. }) => {
-                    tracing::warn!(error = %e, "giving up the messages left in a group this device rotated away from")
-                }
-                Err(e) => {
+            match (got, failure) {
+                (Some(messages), _) => {
+                    self.state.drained();
                     self.home.save_group(&self.state)?;
-                    return Err(e);
+                    self.home.seen_add(&messages.iter().map(|m| m.blob_id).collect::<Vec<_>>())?;
+                    out.extend(messages);
+                }
+                (None, None) if refusals == relays.len() => {
+                    tracing::warn!("giving up the messages left in a group this device rotated away from");
+                    self.state.drained();
+                    self.home.save_group(&self.state)?;
+                }
+                (None, failure) => {
+                    self.home.save_group(&self.state)?;
+                    if out.is_empty() {
+                        return Err(failure.unwrap_or_else(|| SyncError::Unreachable("no relay".into())));
+                    }
+                    break;
                 }
             }
-            self.state.drained();
-            self.home.save_group(&self.state)?;
         }
         Ok(out)
     }

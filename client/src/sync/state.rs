@@ -159,6 +159,16 @@ impl GroupState {
         self.draining.first_mut()
     }
 
+    /// The secrets of the old groups still being drained.
+    pub fn draining_secrets(&self) -> Vec<GroupSecret> {
+        self.draining.iter().map(Draining::secret).collect()
+    }
+
+    /// Whether an old group is still to be read.
+    pub fn is_draining(&self) -> bool {
+        !self.draining.is_empty()
+    }
+
     /// Done draining the oldest group.
     pub fn drained(&mut self) {
         if !self.draining.is_empty() {
@@ -415,6 +425,15 @@ impl SyncHome {
     pub fn outbox_get(&self, id: &BlobId) -> Result<Vec<u8>, SyncError> {
         let path = self.outbox().join(id.to_string());
         std::fs::read(&path).map_err(|e| Self::err(&path, e))
+    }
+
+    /// Sets a queued push aside (renamed `<id>.unreadable`, never sent).
+    ///
+    /// # Errors
+    /// Rename failures.
+    pub fn outbox_set_aside(&self, id: &BlobId) -> Result<(), SyncError> {
+        let path = self.outbox().join(id.to_string());
+        std::fs::rename(&path, path.with_extension("unreadable")).map_err(|e| Self::err(&path, e))
     }
 
     /// Drops an acknowledged push.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     BlobId, DeviceId, GroupId,
-    roster::{Entry, InviteKey},
+    roster::{Entry, EntryHash, InviteKey},
 };
 
 /// Protocol version carried in HELLO and WELCOME. Version 2: membership by the signed
@@ -128,6 +128,9 @@ pub struct RosterEntries {
     pub has_more: bool,
     /// The relay's last position.
     pub seq: u64,
+    /// Hash of the relay's last entry (a device whose log has another entry there is on a
+    /// fork: the relay's copy is not used).
+    pub head: EntryHash,
 }
 
 /// Appends entries.

@@ -252,8 +252,16 @@ impl Entry {
         Ok(body)
     }
 
+    /// The body, checked: bounded in size, in its one canonical encoding (so no field can
+    /// be smuggled in beside the signed ones), and signed by its author.
     fn verified_body(&self) -> Result<Body> {
+        if self.body.len() + 64 > MAX_ENTRY_BYTES {
+            return Err(RosterError::Malformed("entry too large"));
+        }
         let body = self.body()?;
+        if rmp_serde::to_vec_named(&body).ok().as_deref() != Some(self.body.as_slice()) {
+            return Err(RosterError::Malformed("entry not in canonical encoding"));
+        }
         verify(&body.author.0, &[ENTRY_LABEL, &self.body].concat(), &self.sig, "author")?;
         Ok(body)
     }
@@ -317,6 +325,9 @@ pub struct Roster {
     members: BTreeMap<DeviceId, Member>,
     removed: BTreeMap<DeviceId, Removed>,
     used_invites: BTreeSet<InviteKey>,
+    /// Every group of the lineage: a rotation never returns to one.
+    #[serde(default)]
+    groups: BTreeSet<GroupId>,
 }
 
 fn checked_name(name: &str) -> Result<String> {
@@ -345,6 +356,7 @@ impl Roster {
             members: BTreeMap::from([(body.author, member)]),
             removed: BTreeMap::new(),
             used_invites: BTreeSet::new(),
+            groups: BTreeSet::from([body.group]),
         };
         Ok((roster, Change::Created(body.author)))
     }
@@ -357,7 +369,7 @@ impl Roster {
         let (first, rest) = entries.split_first().ok_or(RosterError::Malformed("empty roster log"))?;
         let mut roster = Self::genesis(first)?.0;
         for e in rest {
-            roster = roster.apply(e, None)?.0;
+            roster.step(e, None)?;
         }
         Ok(roster)
     }
@@ -368,6 +380,17 @@ impl Roster {
     /// # Errors
     /// [`RosterError`] when the entry does not extend this roster or is not allowed.
     pub fn apply(&self, entry: &Entry, clock: Option<u64>) -> Result<(Self, Change)> {
+        let mut next = self.clone();
+        let change = next.step(entry, clock)?;
+        Ok((next, change))
+    }
+
+    /// [`Roster::apply`] in place: every check comes before the first change, so a refused
+    /// entry leaves the roster as it was.
+    ///
+    /// # Errors
+    /// As [`Roster::apply`].
+    pub fn step(&mut self, entry: &Entry, clock: Option<u64>) -> Result<Change> {
         let body = entry.verified_body()?;
         if body.seq != self.seq + 1 || body.prev != self.head {
             return Err(RosterError::NotNext { seq: body.seq, head: self.seq });
@@ -375,7 +398,6 @@ impl Roster {
         if body.group != self.group {
             return Err(RosterError::Refused("entry for another group (the group has rotated)"));
         }
-        let mut next = self.clone();
         let change = match body.op {
             Op::Create { .. } => return Err(RosterError::Refused("create only starts a log")),
             Op::Join { name, ticket, invite_proof } => {
@@ -400,42 +422,46 @@ impl Roster {
                 ticket.verify()?;
                 verify(&ticket.invite_key.0, &join_message(&self.group, &body.author), &invite_proof, "invite proof")?;
                 let member = Member { name: checked_name(&name)?, added_by: ticket.inviter, seq: body.seq };
-                next.members.insert(body.author, member);
-                next.used_invites.insert(ticket.invite_key);
+                self.members.insert(body.author, member);
+                self.used_invites.insert(ticket.invite_key);
                 Change::Joined { device: body.author, by: ticket.inviter, invite: ticket.invite_key }
             }
             Op::Remove { device, rotation } => {
                 if !self.members.contains_key(&body.author) {
                     return Err(RosterError::Refused("only a member may remove a device"));
                 }
-                let Some(gone) = next.members.remove(&device) else {
+                if !self.members.contains_key(&device) {
                     return Err(RosterError::Refused("not a member"));
-                };
-                if next.members.is_empty() {
+                }
+                if self.members.len() == 1 {
                     return Err(RosterError::Refused("the last member cannot be removed"));
                 }
                 if let Some(rotation) = &rotation {
                     let recipients: BTreeSet<DeviceId> = rotation.sealed.iter().map(|s| s.device).collect();
                     if recipients.len() != rotation.sealed.len()
-                        || !recipients.iter().eq(next.members.keys())
+                        || !recipients.iter().eq(self.members.keys().filter(|d| **d != device))
                         || rotation.sealed.iter().any(|s| s.sealed.len() > MAX_SEALED_BYTES)
                     {
                         return Err(RosterError::Refused("a rotation is sealed to exactly the remaining members"));
                     }
-                    if rotation.next == self.group {
-                        return Err(RosterError::Refused("a rotation names a new group"));
+                    if self.groups.contains(&rotation.next) {
+                        return Err(RosterError::Refused("a rotation names a group new to the lineage"));
                     }
-                    next.group = rotation.next;
+                }
+                let gone = self.members.remove(&device).expect("checked above");
+                if let Some(rotation) = &rotation {
+                    self.group = rotation.next;
+                    self.groups.insert(rotation.next);
                 }
                 let removed =
                     Removed { name: gone.name, added_by: gone.added_by, removed_by: body.author, seq: body.seq };
-                next.removed.insert(device, removed);
+                self.removed.insert(device, removed);
                 Change::Removed { device, by: body.author, rotation }
             }
         };
-        next.seq = body.seq;
-        next.head = entry.hash();
-        Ok((next, change))
+        self.seq = body.seq;
+        self.head = entry.hash();
+        Ok(change)
     }
 
     /// The group devices use now (the latest rotation's).
@@ -576,6 +602,24 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_must_be_canonical_and_bounded() {
+        let a = key(1);
+        let genesis = create_entry(G, &a, "a");
+        // The same signed fields plus one the rules do not know: refused although signed.
+        let body = genesis.body().unwrap();
+        let mut bytes = rmp_serde::to_vec_named(&body).unwrap();
+        bytes[0] += 1; // one more map entry …
+        bytes.extend_from_slice(&rmp_serde::to_vec(&"pad").unwrap());
+        bytes.extend_from_slice(&rmp_serde::to_vec(&serde_bytes::ByteBuf::from(vec![0u8; 1000])).unwrap());
+        let sig = a.sign(&[ENTRY_LABEL, &bytes].concat()).to_bytes();
+        let smuggled = Entry { body: bytes, sig };
+        assert!(smuggled.body().is_ok(), "it decodes …");
+        assert_eq!(Roster::genesis(&smuggled).unwrap_err(), RosterError::Malformed("entry not in canonical encoding"));
+        let huge = Entry { body: vec![0x80; MAX_ENTRY_BYTES], sig: [0; 64] };
+        assert_eq!(Roster::genesis(&huge).unwrap_err(), RosterError::Malformed("entry too large"));
+    }
+
+    #[test]
     fn removal_and_rotation_rules() {
         let (a, b, c) = (key(1), key(2), key(3));
         let r = Roster::genesis(&create_entry(G, &a, "a")).unwrap().0;
@@ -613,6 +657,13 @@ mod tests {
         if let Ok(t) = Entry::from_bytes(&bytes) {
             assert!(r.apply(&t, None).is_err());
         }
+        // A rotation back to a group the lineage had (a cycle) is refused.
+        let back = Rotation { next: G, sealed: vec![SealedSecret { device: id(&c), sealed: vec![1; 80] }] };
+        let cycle = next_entry(&r2, &a, Op::Remove { device: id(&a), rotation: Some(back) });
+        assert_eq!(
+            r2.apply(&cycle, None).unwrap_err(),
+            RosterError::Refused("a rotation names a group new to the lineage")
+        );
         // Replay of the whole log gives the same state.
         let log = [create_entry(G, &a, "a")];
         assert_eq!(Roster::replay(&log).unwrap().seq(), 1);
