@@ -292,3 +292,161 @@ async fn a_message_replayed_at_a_new_cursor_is_dropped() {
     assert_eq!(data(&fresh.pull().await.unwrap()), [&b"pay 10"[..]], "a new device gets it once too");
     relay.shutdown().await;
 }
+
+/// A bare connection as the device of `home` (its own key and group), past HELLO.
+async fn connect_as(addr: &zerok_wire::RelayAddr, home: &SyncHome) -> (iroh::Endpoint, iroh::endpoint::Connection) {
+    let keys = home.load_group().unwrap().secret().derive();
+    let ep = zerok_wire::bind(home.device_key().unwrap(), "127.0.0.1:0".parse().unwrap(), vec![], Default::default())
+        .await
+        .unwrap();
+    let me = DeviceId(*ep.id().as_bytes());
+    let conn = ep.connect(addr.endpoint_addr(), ALPN).await.unwrap();
+    let hello = Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        device_name: "raw".into(),
+        group_id: keys.id(),
+        last_cursor: 0,
+        auth_key: keys.auth_public(),
+        proof: keys.hello_proof(&me, &addr.id),
+    });
+    assert!(matches!(raw_request(&conn, &hello).await.unwrap(), Message::Welcome(w) if w.member));
+    (ep, conn)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_sealed_as_garbage_strands_nobody_and_its_author_is_removed() {
+    use zerok_core::sync::roster::{Rotation, SealedSecret};
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
+    let addr = relay.addr();
+    let mut a = zerok_client::sync::create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    let b = add_device(&mut a, dir.path(), "b", "phone").await;
+    let mut c = add_device(&mut a, dir.path(), "c", "tablet").await;
+    let m = add_device(&mut a, dir.path(), "m", "mallory").await;
+    let (m_id, mallory) = (m.device_id(), home(dir.path(), "m"));
+    drop(m);
+    // Mallory removes the phone with a "rotation" whose secrets are garbage.
+    let state = mallory.load_group().unwrap();
+    let sealed = [a.device_id(), c.device_id(), m_id].map(|device| SealedSecret { device, sealed: vec![7; 80] });
+    let rotation = Rotation { next: zerok_core::sync::GroupId([9; 32]), sealed: sealed.to_vec() };
+    let entry = next_entry(
+        state.roster(),
+        &mallory.signing_key().unwrap(),
+        Op::Remove { device: b.device_id(), rotation: Some(rotation) },
+    );
+    let (_ep, conn) = connect_as(&addr, &mallory).await;
+    let reply = raw_request(&conn, &Message::RosterAppend(RosterAppend { entries: vec![entry] })).await.unwrap();
+    assert!(matches!(reply, Message::RosterAppended(_)), "{reply:?}");
+
+    // The others are not stuck: they report it, and one of them removes Mallory, rotating
+    // to a secret that opens; everyone else follows past the garbage.
+    let mut events = c.subscribe();
+    assert!(c.pull().await.is_ok(), "a rotation that does not open is reported, not fatal");
+    assert!(matches!(
+        next_event(&mut events, |e| matches!(e, SyncEvent::RosterRefused { .. })).await,
+        SyncEvent::RosterRefused { .. }
+    ));
+    a.revoke(m_id, true).await.unwrap();
+    a.push(b"after removing mallory").await.unwrap();
+    assert_eq!(data(&c.pull().await.unwrap()), [&b"after removing mallory"[..]]);
+    let group = |name: &str| home(dir.path(), name).load_group().unwrap().secret().derive().id();
+    assert_eq!(group("a"), group("c"));
+    assert_ne!(group("a"), zerok_core::sync::GroupId([9; 32]));
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_payload_is_reported_and_passed_not_delivered_and_not_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
+    let addr = relay.addr();
+    let mut a = zerok_client::sync::create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    let mut b = add_device(&mut a, dir.path(), "b", "phone").await;
+    let m = add_device(&mut a, dir.path(), "m", "mallory").await;
+    drop(m);
+    let (_ep, conn) = connect_as(&addr, &home(dir.path(), "m")).await;
+    // Junk, and a message of Alice's copied under Mallory's connection (a new blob id).
+    let (alice_blob, _) = a.push(b"from alice").await.unwrap();
+    let stolen = {
+        let reply = raw_request(&conn, &Message::Pull(Pull { after_cursor: 0, limit: 10 })).await.unwrap();
+        let Message::PullResponse(r) = reply else { panic!() };
+        r.blobs.into_iter().find(|e| e.blob_id == alice_blob).unwrap().payload
+    };
+    for payload in [vec![0u8; 80], stolen] {
+        let push = zerok_core::sync::message::Push { blob_id: zerok_core::sync::BlobId::random(), payload, ttl: 0 };
+        assert!(matches!(raw_request(&conn, &Message::Push(push)).await.unwrap(), Message::PushAck(_)));
+    }
+    a.push(b"after the junk").await.unwrap();
+    let mut events = b.subscribe();
+    assert_eq!(data(&b.pull().await.unwrap()), [&b"from alice"[..], b"after the junk"]);
+    let mut refused = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if matches!(e, SyncEvent::DecryptFailed { .. } | SyncEvent::Forged { .. }) {
+            refused.push(e);
+        }
+    }
+    assert_eq!(refused, [SyncEvent::DecryptFailed { cursor: 2 }, SyncEvent::DecryptFailed { cursor: 3 }]);
+    assert!(b.pull().await.unwrap().is_empty(), "passed, once");
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_devices_fork_at_a_lagging_relay_is_not_followed() {
+    use zerok_core::sync::roster::{Rotation, SealedSecret};
+    let dir = tempfile::tempdir().unwrap();
+    let (port1, port2) = (free_udp_port(), free_udp_port());
+    let r1 = start_relay(&dir.path().join("r1"), port1, |_| {}).await;
+    let r2 = start_relay(&dir.path().join("r2"), port2, |_| {}).await;
+    let relays = [r1.addr(), r2.addr()];
+    let mut a = zerok_client::sync::create(home(dir.path(), "a"), &relays, "laptop").await.unwrap();
+    a.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false });
+    let mut b = add_device(&mut a, dir.path(), "b", "phone").await;
+    let c = add_device(&mut a, dir.path(), "c", "tablet").await;
+    b.list_devices().await.unwrap(); // the phone knows the roster up to the tablet's join
+    let (a_id, b_id, c_id) = (a.device_id(), b.device_id(), c.device_id());
+    drop((b, c));
+    r2.shutdown().await;
+    a.revoke(b_id, true).await.unwrap();
+    a.disconnect().await;
+    let r2 = start_relay(&dir.path().join("r2"), port2, |_| {}).await;
+
+    // At the relay that missed it, the phone (still a member there) forks: it removes the
+    // laptop and rotates to a secret of its own, sealed properly to itself and the tablet.
+    let phone = home(dir.path(), "b");
+    let state = phone.load_group().unwrap();
+    let secret = zerok_core::sync::GroupSecret::generate();
+    let sealed = [b_id, c_id].map(|device| SealedSecret {
+        device,
+        sealed: zerok_core::sync::seal::seal_to(&device, secret.expose()).unwrap(),
+    });
+    let rotation = Rotation { next: secret.derive().id(), sealed: sealed.to_vec() };
+    let fork = next_entry(
+        state.roster(),
+        &phone.signing_key().unwrap(),
+        Op::Remove { device: a_id, rotation: Some(rotation) },
+    );
+    let (_ep, conn) = connect_as(&r2.addr(), &phone).await;
+    let reply = raw_request(&conn, &Message::RosterAppend(RosterAppend { entries: vec![fork] })).await.unwrap();
+    assert!(matches!(reply, Message::RosterAppended(_)), "the lagging relay takes it: {reply:?}");
+
+    // The tablet, with the primary down, reaches only the forked relay: it does not follow.
+    r1.shutdown().await;
+    let c_home = home(dir.path(), "c");
+    let before = c_home.load_group().unwrap().secret().derive().id();
+    let mut c = SyncClient::connect(c_home.clone()).await.unwrap();
+    c.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false });
+    let _ = c.pull().await;
+    assert_eq!(c_home.load_group().unwrap().secret().derive().id(), before, "no news taken from a secondary");
+    c.disconnect().await;
+    // With the primary back, it follows the laptop's rotation and refuses the forked relay.
+    let r1 = start_relay(&dir.path().join("r1"), port1, |_| {}).await;
+    let mut c = SyncClient::connect(c_home.clone()).await.unwrap();
+    let mut a = SyncClient::connect(home(dir.path(), "a")).await.unwrap();
+    let now = c_home.load_group().unwrap().secret().derive().id();
+    assert_eq!(now, home(dir.path(), "a").load_group().unwrap().secret().derive().id());
+    assert_ne!(now, secret.derive().id(), "never the phone's group");
+    a.push(b"laptop and tablet").await.unwrap();
+    assert_eq!(data(&c.pull().await.unwrap()), [&b"laptop and tablet"[..]]);
+    r1.shutdown().await;
+    r2.shutdown().await;
+}
