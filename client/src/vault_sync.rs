@@ -137,17 +137,18 @@ impl Rejoin {
         Ok(())
     }
 
-    /// Takes the backed-up device's place in the group (its identity key and roster log
-    /// from the vault; the relays' newer roster entries are verified from there, and any
-    /// rotation since is followed), pulls every message after the recorded cursor — of
-    /// the recorded group up to its rotation, then of each later group from its start —
-    /// and hands each to `apply` in order. The device's cursors restart from the
-    /// snapshot's, so running it again replays the same messages.
+    /// Takes the backed-up device's place in the group: as that device (its identity key
+    /// and roster log from the vault; the relays' newer roster entries are verified from
+    /// there, and any rotation since is followed) it pulls every message after the
+    /// recorded cursor — of the recorded group up to its rotation, then of each later group
+    /// from its start — and hands each to `apply` in order; then it replaces that identity
+    /// with a fresh key ([`SyncClient::replace_identity`]), so the lost device is cut off.
     ///
     /// # Errors
     /// Another group on this device, credentials stored before the roster existed, the
-    /// backed-up device revoked since, no relay reachable, a message that does not decrypt,
-    /// or an error from `apply` (later messages are not applied).
+    /// backed-up device revoked since (or replaced by an earlier restore), no relay
+    /// reachable, an error from `apply` (later messages are not applied), or a refused
+    /// replacement.
     pub async fn join(
         &self,
         home: SyncHome,
@@ -172,6 +173,7 @@ impl Rejoin {
             apply(msg).map_err(|e| SyncError::State(format!("replaying message at cursor {}: {e}", msg.cursor)))?;
         }
         let last_cursor = received.last().map_or(start, |m| m.cursor).max(client.last_cursor());
+        let client = client.replace_identity(device_name).await?;
         Ok((client, Replayed { messages: received.len() as u64, last_cursor }))
     }
 }

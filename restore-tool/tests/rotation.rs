@@ -1,7 +1,7 @@
 //! A device rebuilt from a snapshot taken *before* a rotation: `zerok-restore` takes the
-//! backed-up device's place, follows the rotation made while it was gone, and replays the
-//! old group's messages after the snapshot's cursor up to the rotation, then the new
-//! group's (a vault-mode relay keeps both histories).
+//! backed-up device's place, follows the rotation made while it was gone, replays the old
+//! group's messages after the snapshot's cursor up to the rotation, then the new group's (a
+//! vault-mode relay keeps both histories), and replaces the old identity with its own.
 
 use std::{path::Path, process::Command, sync::Arc};
 
@@ -86,12 +86,17 @@ async fn a_restore_from_before_a_rotation_ends_in_the_current_group_with_a_whole
         .to_vec();
     assert_eq!(files, expected, "old group after the snapshot, then the new group, in order");
 
-    // The restored device is A again, in the current group: C hears from it.
+    // The restored device took A's place under a key of its own and removed A's old key
+    // (a lost laptop's copy of it is cut off); C follows and hears from it.
     let mut n = SyncClient::connect(SyncHome::new(&root.join("n-home"))).await.unwrap();
-    assert_eq!(n.device_id(), a_id);
+    assert_ne!(n.device_id(), a_id);
     n.push(b"A is back").await.unwrap();
     let got = c.pull().await.unwrap();
-    assert_eq!(got.last().map(|m| (m.data.as_slice(), m.sender)), Some((&b"A is back"[..], a_id)));
+    assert_eq!(got.last().map(|m| (m.data.as_slice(), m.sender)), Some((&b"A is back"[..], n.device_id())));
+    let devices = c.list_devices().await.unwrap();
+    let old = devices.iter().find(|d| d.device_id == a_id).unwrap();
+    assert!(old.revoked && old.removed_by == Some(n.device_id()), "{old:?}");
+    assert!(devices.iter().any(|d| d.device_id == n.device_id() && d.added_by == a_id && !d.revoked));
     n.disconnect().await;
     c.disconnect().await;
     relay.shutdown().await;

@@ -1,9 +1,9 @@
 //! The lost-device story end to end on loopback: a vault and a vault-mode relay both on the
 //! in-process S3 server. Device A syncs 100 messages, backing up its state after the 60th;
 //! A is deleted; `zerok-restore` (a real process) with only the recovery key rebuilds A's
-//! state plus the 40 later messages, rejoins the group, and device C hears from it. Then
-//! the relay loses its local metadata and, restarted on the same bucket, still serves the
-//! whole history.
+//! state plus the 40 later messages, takes A's place in the group under a key of its own,
+//! and device C hears from it. Then the relay loses its local metadata and, restarted on
+//! the same bucket, still serves the history and learns the roster again.
 
 use std::{path::Path, process::Command, sync::Arc, time::Duration};
 
@@ -142,39 +142,57 @@ async fn lost_device_comes_back_with_state_and_later_messages_and_rejoins() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
 
-    // The new device takes A's place in the roster: what it pushes reaches C, from A.
+    // The new device took A's place under a key of its own (A's old key is removed, the
+    // group rotated): what it pushes reaches C, in the group C followed it to.
     let mut n = SyncClient::connect(SyncHome::new(&home_n)).await.unwrap();
-    assert_eq!(n.device_id(), a_id);
+    assert_ne!(n.device_id(), a_id);
     let (_, cursor) = n.push(b"hello from the new device").await.unwrap();
-    assert_eq!(cursor, 101);
+    assert_eq!(cursor, 1, "the first message of the group the restore rotated to");
     let got = c.pull().await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].data.as_slice(), got[0].sender), (&b"hello from the new device"[..], n.device_id()));
     n.disconnect().await;
     c.disconnect().await;
 
-    // The relay loses its local metadata; restarted on the same bucket it serves the whole
-    // history, and the next push does not reuse a cursor.
+    // The relay loses its local metadata (roster included); restarted on the same bucket it
+    // serves the history again, learns the roster from the first member to connect, and the
+    // next push does not reuse a cursor.
     relay.shutdown().await;
     std::fs::remove_file(root.join("relay").join(zerok_relay::STORE_FILE)).unwrap();
     let relay = start_relay(&root.join("relay"), port, &s3).await;
     assert_eq!(relay.addr(), addr);
-    // The relay lost its roster too: the first member to connect sends it the log again.
     let mut c = SyncClient::connect(SyncHome::new(&root.join("c-home"))).await.unwrap();
     let (invite, _) = c.invite().await.unwrap();
     let mut f = join(SyncHome::new(&root.join("fresh-home")), &invite, None, "F").await.unwrap();
     c.disconnect().await;
     let all = f.pull().await.unwrap();
-    assert_eq!(all.len(), 101);
-    assert!(all.iter().zip(1..).all(|(m, i)| m.cursor == i));
-    assert_eq!(all[99].data, message(100));
-    assert_eq!(f.push(b"after the rebuild").await.unwrap().1, 102);
+    assert_eq!(
+        all.iter().map(|m| (m.cursor, m.data.clone())).collect::<Vec<_>>(),
+        [(1, b"hello from the new device".to_vec())]
+    );
+    assert_eq!(f.push(b"after the rebuild").await.unwrap().1, 2);
     f.disconnect().await;
 
-    // And a second lost-device restore after the rebuild replays 41 messages.
-    let out = restore(&s3, &root.join("home-3"), &recovery, &["--target", root.join("t3").to_str().unwrap(), "--json"]);
+    // A's snapshot cannot bring A's old identity back: it was replaced.
+    let snapshot = summary["snapshot_id"].as_str().unwrap();
+    let out = restore(
+        &s3,
+        &root.join("home-3"),
+        &recovery,
+        &["--target", root.join("t3").to_str().unwrap(), "--snapshot", snapshot],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("revoked"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The restored device backs up in turn; a restore of that snapshot replays what came
+    // after it and takes the restored device's place.
+    let mut opts = BackupOptions::new(vec![target.clone()]);
+    vault_sync::record(&created.vault, &SyncHome::new(&home_n), &mut opts).await.unwrap();
+    assert_eq!(opts.sync_cursors.get(&addr.to_string()), Some(&1));
+    zerok_vault::backup(&created.vault, opts, Arc::new(Progress::default())).await.unwrap();
+    let out = restore(&s3, &root.join("home-4"), &recovery, &["--target", root.join("t4").to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((summary["messages_replayed"].as_u64(), summary["last_cursor"].as_u64()), (Some(42), Some(102)));
+    assert_eq!((summary["messages_replayed"].as_u64(), summary["last_cursor"].as_u64()), (Some(1), Some(2)));
     relay.shutdown().await;
 }

@@ -389,6 +389,33 @@ impl SyncClient {
         Err(SyncError::State("the roster kept changing; try again".into()))
     }
 
+    /// Replaces this device's identity with a fresh key, for a device rebuilt from another
+    /// one's backup: the old key admits the new one (a ticket), the new one joins and then
+    /// removes the old one with a rotation, so whoever still holds the old key (the lost
+    /// device, perhaps stolen) is cut off, and the two never share an identity.
+    ///
+    /// # Errors
+    /// The group's latest rotation cannot be followed, the primary relay is unreachable, or
+    /// the join or removal is refused.
+    pub async fn replace_identity(mut self, name: &str) -> Result<SyncClient, SyncError> {
+        self.sync_rosters().await?;
+        if self.state.roster().group() != self.keys.id() {
+            return Err(SyncError::Roster("this device cannot open the group's latest rotation".into()));
+        }
+        let expires = (super::invite::now() as i64 + self.clock_offset).max(0) as u64 + super::INVITE_SECS;
+        let invite = Invite::new(&self.state, &self.device, expires);
+        let (old, home, relays) = (self.device_id(), self.home.clone(), self.state.relays()?);
+        self.disconnect().await;
+        home.set_device_key(&iroh::SecretKey::generate().to_bytes())?;
+        let chain = admit(&home, &invite, &relays, name).await?;
+        let mut state = home.load_group()?;
+        state.replace_chain(chain)?;
+        home.save_group(&state)?;
+        let mut client = SyncClient::connect(home).await?;
+        client.revoke(old, true).await?;
+        Ok(client)
+    }
+
     /// The index of the group's primary relay (the first configured), where roster changes
     /// are made first so that concurrent ones are ordered in one place.
     ///

@@ -126,12 +126,31 @@ async fn connect_all(
 /// First byte of a message plaintext: an app message.
 const KIND_DATA: u8 = 0;
 
+/// Opens one page of payloads off the async threads (AEAD, then the sender's Ed25519
+/// signature: the costly part of a pull), each sender's key decoded once.
+fn open_page(keys: &GroupKeys, blobs: &[BlobEntry]) -> Vec<Result<Vec<u8>, zerok_core::Error>> {
+    let mut senders: std::collections::HashMap<DeviceId, Option<zerok_core::sync::VerifyingKey>> = Default::default();
+    blobs
+        .iter()
+        .map(|b| {
+            let key = senders
+                .entry(b.sender_id)
+                .or_insert_with(|| zerok_core::sync::VerifyingKey::from_bytes(&b.sender_id.0).ok());
+            match key {
+                Some(key) => keys.open_from(&b.blob_id, &b.sender_id, key, &b.payload),
+                None => Err(zerok_core::Error::Signature),
+            }
+        })
+        .collect()
+}
+
 /// Reads one group at one relay after `after`, in cursor order: each payload decrypted,
 /// its sender signature checked and the sender a member (or former member) of the
 /// roster; ids delivered before are dropped. A payload that fails is never delivered and
 /// never skipped silently: it is reported as an event ([`SyncEvent::DecryptFailed`],
 /// [`SyncEvent::Forged`]) and the read goes on past it, so one bad message (a member's, or
-/// a relay's) cannot stop a device for good. Returns the messages and the cursor reached.
+/// a relay's) cannot stop a device for good. Pages are opened on the blocking pool while
+/// the next one is fetched. Returns the messages and the cursor reached.
 async fn read_group(
     conn: &RelayConn,
     keys: &GroupKeys,
@@ -140,46 +159,76 @@ async fn read_group(
     seen: &mut HashSet<BlobId>,
     events: &broadcast::Sender<SyncEvent>,
 ) -> Result<(Vec<Received>, u64), SyncError> {
+    type Opening = tokio::task::JoinHandle<(Vec<BlobEntry>, Vec<Result<Vec<u8>, zerok_core::Error>>)>;
     let mut out = Vec::new();
-    loop {
-        let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
-        let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
-        let last = after;
-        for BlobEntry { blob_id, cursor, sender_id, payload, .. } in resp.blobs {
-            if cursor <= after {
-                return Err(SyncError::Connection(format!("relay sent cursor {cursor} after asking past {after}")));
+    let mut opening: Option<Opening> = None;
+    let mut more = true;
+    while more || opening.is_some() {
+        let fetched = if more {
+            let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
+            let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
+            let mut last = after;
+            for b in &resp.blobs {
+                if b.cursor <= last {
+                    return Err(SyncError::Connection(format!("relay sent cursor {} out of order", b.cursor)));
+                }
+                last = b.cursor;
             }
-            after = cursor;
-            if seen.contains(&blob_id) {
-                let _ = events.send(SyncEvent::Duplicate { cursor });
+            more = resp.has_more && last > after;
+            after = last;
+            let keys = keys.clone();
+            Some(tokio::task::spawn_blocking(move || {
+                let opened = open_page(&keys, &resp.blobs);
+                (resp.blobs, opened)
+            }))
+        } else {
+            None
+        };
+        if let Some(task) = std::mem::replace(&mut opening, fetched) {
+            let (blobs, opened) = task.await.map_err(|e| SyncError::State(e.to_string()))?;
+            deliver(keys, roster, blobs, opened, seen, events, &mut out);
+        }
+    }
+    Ok((out, after))
+}
+
+/// Hands out one opened page in order: duplicates dropped, failures reported.
+fn deliver(
+    keys: &GroupKeys,
+    roster: &Roster,
+    blobs: Vec<BlobEntry>,
+    opened: Vec<Result<Vec<u8>, zerok_core::Error>>,
+    seen: &mut HashSet<BlobId>,
+    events: &broadcast::Sender<SyncEvent>,
+    out: &mut Vec<Received>,
+) {
+    for (BlobEntry { blob_id, cursor, sender_id, .. }, plain) in blobs.into_iter().zip(opened) {
+        if seen.contains(&blob_id) {
+            let _ = events.send(SyncEvent::Duplicate { cursor });
+            continue;
+        }
+        let known = roster.is_member(&sender_id) || roster.is_removed(&sender_id);
+        let plain = match plain {
+            Ok(p) if known => p,
+            Err(zerok_core::Error::Decrypt) => {
+                tracing::warn!(cursor, "a message that does not decrypt was refused");
+                let _ = events.send(SyncEvent::DecryptFailed { cursor });
                 continue;
             }
-            let known = roster.is_member(&sender_id) || roster.is_removed(&sender_id);
-            let plain = match keys.open(&blob_id, &sender_id, &payload) {
-                Ok(p) if known => p,
-                Err(zerok_core::Error::Decrypt) => {
-                    tracing::warn!(cursor, "a message that does not decrypt was refused");
-                    let _ = events.send(SyncEvent::DecryptFailed { cursor });
-                    continue;
-                }
-                _ => {
-                    tracing::warn!(cursor, "a message not signed by the member the relay names was refused");
-                    let _ = events.send(SyncEvent::Forged { cursor });
-                    continue;
-                }
-            };
-            match plain.split_first() {
-                Some((&KIND_DATA, data)) => {
-                    seen.insert(blob_id);
-                    out.push(Received { group: keys.id(), cursor, blob_id, sender: sender_id, data: data.to_vec() });
-                }
-                _ => {
-                    let _ = events.send(SyncEvent::DecryptFailed { cursor });
-                }
+            _ => {
+                tracing::warn!(cursor, "a message not signed by the member the relay names was refused");
+                let _ = events.send(SyncEvent::Forged { cursor });
+                continue;
             }
-        }
-        if !resp.has_more || after == last {
-            return Ok((out, after));
+        };
+        match plain.split_first() {
+            Some((&KIND_DATA, data)) => {
+                seen.insert(blob_id);
+                out.push(Received { group: keys.id(), cursor, blob_id, sender: sender_id, data: data.to_vec() });
+            }
+            _ => {
+                let _ = events.send(SyncEvent::DecryptFailed { cursor });
+            }
         }
     }
 }

@@ -143,6 +143,20 @@ impl GroupState {
         self.roster = Some(roster);
     }
 
+    /// Replaces the roster log (a longer one of the same group: this device's join).
+    ///
+    /// # Errors
+    /// [`SyncError::Roster`] when it does not verify or leads to another group.
+    pub fn replace_chain(&mut self, chain: Vec<Entry>) -> Result<(), SyncError> {
+        let roster = Roster::replay(&chain).map_err(|e| SyncError::Roster(e.to_string()))?;
+        if roster.group() != self.roster().group() || roster.seq() < self.roster().seq() {
+            return Err(SyncError::Roster("a roster log of another group".into()));
+        }
+        self.chain = chain;
+        self.roster = Some(roster);
+        Ok(())
+    }
+
     /// Moves to the group of `secret` (a rotation): the current group is kept for
     /// draining, cursors start from zero.
     pub fn rotate_to(&mut self, secret: &GroupSecret) {

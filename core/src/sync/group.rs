@@ -164,12 +164,21 @@ impl GroupKeys {
     /// sender, or sealed under another group secret (for example before a rotation);
     /// [`Error::Signature`] when `sender` did not sign it.
     pub fn open(&self, blob: &BlobId, sender: &DeviceId, sealed: &[u8]) -> Result<Vec<u8>> {
+        let key = VerifyingKey::from_bytes(&sender.0).map_err(|_| Error::Signature)?;
+        self.open_from(blob, sender, &key, sealed)
+    }
+
+    /// [`GroupKeys::open`] with the sender's key already decoded (a reader of many
+    /// messages from few devices decodes each key once).
+    ///
+    /// # Errors
+    /// As [`GroupKeys::open`]; `key` must be `sender`'s.
+    pub fn open_from(&self, blob: &BlobId, sender: &DeviceId, key: &VerifyingKey, sealed: &[u8]) -> Result<Vec<u8>> {
         let mut plain = aead::open(&self.sync, &payload_aad(&self.id, blob, sender), sealed)?;
-        if plain.len() < 64 {
+        if plain.len() < 64 || key.as_bytes() != &sender.0 {
             return Err(Error::Signature);
         }
         let sig = ed25519_dalek::Signature::from_bytes(plain[..64].try_into().expect("64 bytes"));
-        let key = VerifyingKey::from_bytes(&sender.0).map_err(|_| Error::Signature)?;
         key.verify_strict(&sender_message(&self.id, blob, sender, &plain[64..]), &sig).map_err(|_| Error::Signature)?;
         plain.drain(..64);
         Ok(plain)

@@ -140,7 +140,7 @@ pub mod redact;
 pub mod roster;
 pub mod seal;
 
-pub use ed25519_dalek::SigningKey;
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use group::{BlobId, DeviceId, GroupId, GroupKeys, GroupSecret};
 pub use message::{ErrorCode, Message};
 pub use redact::Redacted;
