@@ -258,14 +258,7 @@ fn passphrase_slot_opens_the_vault_and_slots_can_be_removed() {
 #[test]
 fn sync_commands_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let relay = rt.block_on(async {
-        let mut c = zerok_relay::Config::default();
-        c.server.listen = "127.0.0.1:0".parse().unwrap();
-        c.http.enabled = false;
-        c.storage.data_dir = dir.path().join("relay");
-        zerok_relay::Relay::start(c).await.unwrap()
-    });
+    let (rt, relay) = relay_in(dir.path());
     let addr = relay.addr().to_string();
     let (a, b) = (Device::new(dir.path(), "a"), Device::new(dir.path(), "b"));
     a.json(&["sync", "create", "--relay", &addr, "--name", "laptop", "--json"]);
@@ -318,14 +311,7 @@ fn sync_commands_through_the_cli() {
 #[test]
 fn revocation_and_pairing_attacks_fail_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let relay = rt.block_on(async {
-        let mut c = zerok_relay::Config::default();
-        c.server.listen = "127.0.0.1:0".parse().unwrap();
-        c.http.enabled = false;
-        c.storage.data_dir = dir.path().join("relay");
-        zerok_relay::Relay::start(c).await.unwrap()
-    });
+    let (rt, relay) = relay_in(dir.path());
     let addr = relay.addr().to_string();
     let [a, b, c, thief] = ["a", "b", "c", "thief"].map(|n| Device::new(dir.path(), n));
     a.json(&["sync", "create", "--relay", &addr, "--name", "laptop", "--json"]);
@@ -414,14 +400,7 @@ fn faketime() -> Option<&'static str> {
 fn invites_work_with_device_clocks_40_minutes_off_either_way() {
     let Some(faketime) = faketime() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let relay = rt.block_on(async {
-        let mut c = zerok_relay::Config::default();
-        c.server.listen = "127.0.0.1:0".parse().unwrap();
-        c.http.enabled = false;
-        c.storage.data_dir = dir.path().join("relay");
-        zerok_relay::Relay::start(c).await.unwrap()
-    });
+    let (rt, relay) = relay_in(dir.path());
     let addr = relay.addr().to_string();
     let skewed = |device: &Device, offset: &str, args: &[&str]| {
         let mut c = device.cmd(faketime, &[&["-f", offset, ZEROK][..], args].concat());
@@ -446,4 +425,17 @@ fn invites_work_with_device_clocks_40_minutes_off_either_way() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(a.json(&["sync", "devices", "--json"]).as_array().unwrap().len(), 3);
     rt.block_on(relay.shutdown());
+}
+
+/// A relay on loopback with its runtime (the CLI tests drive processes, not async code).
+fn relay_in(dir: &Path) -> (tokio::runtime::Runtime, zerok_relay::Relay) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let relay = rt.block_on(async {
+        let mut c = zerok_relay::Config::default();
+        c.server.listen = "127.0.0.1:0".parse().unwrap();
+        c.http.enabled = false;
+        c.storage.data_dir = dir.join("relay");
+        zerok_relay::Relay::start(c).await.unwrap()
+    });
+    (rt, relay)
 }

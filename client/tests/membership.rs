@@ -16,7 +16,7 @@ use zerok_wire::ALPN;
 
 mod common;
 
-use common::{add_device, code_of, free_udp_port, home, next_event, raw_endpoint, raw_request, start_relay};
+use common::{add_device, code_of, free_udp_port, group_of, home, next_event, raw_endpoint, raw_request, start_relay};
 
 fn data(items: &[zerok_client::sync::Received]) -> Vec<Vec<u8>> {
     items.iter().map(|m| m.data.clone()).collect()
@@ -27,8 +27,26 @@ async fn hello_as_stranger(
     addr: &zerok_wire::RelayAddr,
     secret: &zerok_core::sync::GroupSecret,
 ) -> (iroh::Endpoint, iroh::endpoint::Connection, Message) {
+    hello_on(raw_endpoint().await, addr, secret).await
+}
+
+/// A bare connection as the device of `home` (its own key and group), past HELLO as a member.
+async fn connect_as(addr: &zerok_wire::RelayAddr, home: &SyncHome) -> (iroh::Endpoint, iroh::endpoint::Connection) {
+    let ep = zerok_wire::bind(home.device_key().unwrap(), "127.0.0.1:0".parse().unwrap(), vec![], Default::default())
+        .await
+        .unwrap();
+    let (ep, conn, welcome) = hello_on(ep, addr, &home.load_group().unwrap().secret()).await;
+    assert!(matches!(welcome, Message::Welcome(w) if w.member));
+    (ep, conn)
+}
+
+/// HELLO with `secret`'s group proof from `ep`; the relay's answer.
+async fn hello_on(
+    ep: iroh::Endpoint,
+    addr: &zerok_wire::RelayAddr,
+    secret: &zerok_core::sync::GroupSecret,
+) -> (iroh::Endpoint, iroh::endpoint::Connection, Message) {
     let keys = secret.derive();
-    let ep = raw_endpoint().await;
     let me = DeviceId(*ep.id().as_bytes());
     let conn = ep.connect(addr.endpoint_addr(), ALPN).await.unwrap();
     let proof = keys.hello_proof(&me, &addr.id);
@@ -50,9 +68,7 @@ async fn a_revoked_device_reads_nothing_new_under_any_key() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
     let addr = relay.addr();
-    let mut a = zerok_client::sync::create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
-    let b = add_device(&mut a, dir.path(), "b", "phone").await;
-    let mut c = add_device(&mut a, dir.path(), "c", "tablet").await;
+    let [mut a, b, mut c] = group_of(dir.path(), std::slice::from_ref(&addr), ["a", "b", "c"]).await;
     a.push(b"before").await.unwrap();
     let stolen = b.device_id();
     drop(b);
@@ -103,9 +119,7 @@ async fn a_revoked_device_cannot_revoke_push_or_undo_anything() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
     let addr = relay.addr();
-    let mut a = zerok_client::sync::create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
-    let mut b = add_device(&mut a, dir.path(), "b", "phone").await;
-    let mut c = add_device(&mut a, dir.path(), "c", "tablet").await;
+    let [mut a, mut b, mut c] = group_of(dir.path(), std::slice::from_ref(&addr), ["a", "b", "c"]).await;
     let b_roster = home(dir.path(), "b").load_group().unwrap();
     let b_key = home(dir.path(), "b").signing_key().unwrap();
     a.revoke(b.device_id(), true).await.unwrap();
@@ -213,11 +227,8 @@ async fn two_revocations_at_once_converge_on_one_group() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
     let addr = relay.addr();
-    let mut a = zerok_client::sync::create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
-    let b = add_device(&mut a, dir.path(), "b", "phone").await;
-    let mut c = add_device(&mut a, dir.path(), "c", "tablet").await;
-    let d = add_device(&mut a, dir.path(), "d", "watch").await;
-    let mut e = add_device(&mut a, dir.path(), "e", "desktop").await;
+    let [mut a, b, mut c, d, mut e] =
+        group_of(dir.path(), std::slice::from_ref(&addr), ["a", "b", "c", "d", "e"]).await;
     let (rb, rd) = tokio::join!(a.revoke(b.device_id(), true), c.revoke(d.device_id(), true));
     rb.unwrap();
     rd.unwrap();
@@ -293,36 +304,13 @@ async fn a_message_replayed_at_a_new_cursor_is_dropped() {
     relay.shutdown().await;
 }
 
-/// A bare connection as the device of `home` (its own key and group), past HELLO.
-async fn connect_as(addr: &zerok_wire::RelayAddr, home: &SyncHome) -> (iroh::Endpoint, iroh::endpoint::Connection) {
-    let keys = home.load_group().unwrap().secret().derive();
-    let ep = zerok_wire::bind(home.device_key().unwrap(), "127.0.0.1:0".parse().unwrap(), vec![], Default::default())
-        .await
-        .unwrap();
-    let me = DeviceId(*ep.id().as_bytes());
-    let conn = ep.connect(addr.endpoint_addr(), ALPN).await.unwrap();
-    let hello = Message::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        device_name: "raw".into(),
-        group_id: keys.id(),
-        last_cursor: 0,
-        auth_key: keys.auth_public(),
-        proof: keys.hello_proof(&me, &addr.id),
-    });
-    assert!(matches!(raw_request(&conn, &hello).await.unwrap(), Message::Welcome(w) if w.member));
-    (ep, conn)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_sealed_as_garbage_strands_nobody_and_its_author_is_removed() {
     use zerok_core::sync::roster::{Rotation, SealedSecret};
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
     let addr = relay.addr();
-    let mut a = zerok_client::sync::create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
-    let b = add_device(&mut a, dir.path(), "b", "phone").await;
-    let mut c = add_device(&mut a, dir.path(), "c", "tablet").await;
-    let m = add_device(&mut a, dir.path(), "m", "mallory").await;
+    let [mut a, b, mut c, m] = group_of(dir.path(), std::slice::from_ref(&addr), ["a", "b", "c", "m"]).await;
     let (m_id, mallory) = (m.device_id(), home(dir.path(), "m"));
     drop(m);
     // Mallory removes the phone with a "rotation" whose secrets are garbage.
@@ -360,9 +348,7 @@ async fn a_bad_payload_is_reported_and_passed_not_delivered_and_not_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
     let addr = relay.addr();
-    let mut a = zerok_client::sync::create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
-    let mut b = add_device(&mut a, dir.path(), "b", "phone").await;
-    let m = add_device(&mut a, dir.path(), "m", "mallory").await;
+    let [mut a, mut b, m] = group_of(dir.path(), std::slice::from_ref(&addr), ["a", "b", "m"]).await;
     drop(m);
     let (_ep, conn) = connect_as(&addr, &home(dir.path(), "m")).await;
     // Junk, and a message of Alice's copied under Mallory's connection (a new blob id).

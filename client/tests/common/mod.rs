@@ -8,7 +8,7 @@ use std::{path::Path, time::Duration};
 use zerok_client::sync::{SyncClient, SyncEvent, SyncHome, join};
 use zerok_core::sync::Message;
 use zerok_relay::{Config, Relay};
-use zerok_wire::{NetOptions, read_frame, write_frame};
+use zerok_wire::{NetOptions, RelayAddr, read_frame, write_frame};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -78,4 +78,17 @@ pub async fn next_event(
     })
     .await
     .expect("event within the wait")
+}
+
+/// A group on `relays`: the device in folder `folders[0]` creates it and invites each of
+/// the others in turn (every device is named after its folder).
+pub async fn group_of<const N: usize>(dir: &Path, relays: &[RelayAddr], folders: [&str; N]) -> [SyncClient; N] {
+    let mut first = zerok_client::sync::create(home(dir, folders[0]), relays, folders[0]).await.unwrap();
+    let mut others = Vec::new();
+    for folder in &folders[1..] {
+        others.push(add_device(&mut first, dir, folder, folder).await);
+    }
+    let mut all = vec![first];
+    all.extend(others);
+    all.try_into().unwrap_or_else(|_| unreachable!("N devices"))
 }
