@@ -159,13 +159,13 @@ async fn read_group(
     seen: &mut HashSet<BlobId>,
     events: &broadcast::Sender<SyncEvent>,
 ) -> Result<(Vec<Received>, u64), SyncError> {
-    type Opening = tokio::task::JoinHandle<(Vec<BlobEntry>, Vec<Result<Vec<u8>, zerok_core::Error>>)>;
+    type Opened = (Vec<BlobEntry>, Vec<Result<Vec<u8>, zerok_core::Error>>);
     let mut out = Vec::new();
-    let mut opening: Option<Opening> = None;
+    let mut opening: Option<tokio::task::JoinHandle<Result<Opened, SyncError>>> = None;
     let mut more = true;
     while more || opening.is_some() {
         let fetched = if more {
-            let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: 0 })).await?;
+            let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: PULL_PAGE })).await?;
             let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
             let mut last = after;
             for b in &resp.blobs {
@@ -176,20 +176,38 @@ async fn read_group(
             }
             more = resp.has_more && last > after;
             after = last;
-            let keys = keys.clone();
-            Some(tokio::task::spawn_blocking(move || {
-                let opened = open_page(&keys, &resp.blobs);
-                (resp.blobs, opened)
-            }))
+            Some(tokio::spawn(open_halves(keys.clone(), resp.blobs)))
         } else {
             None
         };
         if let Some(task) = std::mem::replace(&mut opening, fetched) {
-            let (blobs, opened) = task.await.map_err(|e| SyncError::State(e.to_string()))?;
+            let (blobs, opened) = task.await.map_err(|e| SyncError::State(e.to_string()))??;
             deliver(keys, roster, blobs, opened, seen, events, &mut out);
         }
     }
     Ok((out, after))
+}
+
+/// Messages asked for per PULL (the relay caps it and fills at most one frame).
+const PULL_PAGE: u32 = 500;
+
+/// Opens a page in two halves on the blocking pool, one per core.
+async fn open_halves(
+    keys: GroupKeys,
+    blobs: Vec<BlobEntry>,
+) -> Result<(Vec<BlobEntry>, Vec<Result<Vec<u8>, zerok_core::Error>>), SyncError> {
+    let blobs = Arc::new(blobs);
+    let mid = blobs.len() / 2;
+    let half = |range: std::ops::Range<usize>| {
+        let (keys, blobs) = (keys.clone(), blobs.clone());
+        tokio::task::spawn_blocking(move || open_page(&keys, &blobs[range]))
+    };
+    let (first, second) = (half(0..mid), half(mid..blobs.len()));
+    let failed = |e: tokio::task::JoinError| SyncError::State(e.to_string());
+    let mut opened = first.await.map_err(failed)?;
+    opened.extend(second.await.map_err(failed)?);
+    let blobs = Arc::try_unwrap(blobs).unwrap_or_else(|shared| (*shared).clone());
+    Ok((blobs, opened))
 }
 
 /// Hands out one opened page in order: duplicates dropped, failures reported.
