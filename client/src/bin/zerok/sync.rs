@@ -62,7 +62,7 @@ enum Action {
         #[arg(long)]
         json: bool,
     },
-    /// Pull and decrypt new messages.
+    /// Pull and decrypt new messages. Exit 3 when some were refused (named on stderr).
     Pull {
         /// One JSON line per message: `cursor`, `blob_id`, `sender`, `data` (base64).
         #[arg(long)]
@@ -121,6 +121,20 @@ fn print_received(client: &SyncClient, json: bool, items: &[zerok_client::sync::
             println!("{} {} from {} ({} bytes)", m.cursor, m.blob_id, &m.sender.to_string()[..16], m.data.len());
         }
     }
+}
+
+/// Says on stderr why a message or roster entry was refused; whether it was one.
+fn warn_refused(event: &SyncEvent) -> bool {
+    let why = match event {
+        SyncEvent::DecryptFailed { cursor } => format!("message at cursor {cursor} does not decrypt: not delivered"),
+        SyncEvent::Forged { cursor } => {
+            format!("message at cursor {cursor} is not signed by the member the relay names: not delivered")
+        }
+        SyncEvent::RosterRefused { reason } => format!("roster entry refused: {reason}"),
+        _ => return false,
+    };
+    eprintln!("zerok: warning: {why}");
+    true
 }
 
 pub async fn run(args: Args) -> Result<u8> {
@@ -189,9 +203,13 @@ pub async fn run(args: Args) -> Result<u8> {
         Action::Pull { json, follow } => {
             let mut client = SyncClient::connect(home).await?;
             let mut events = client.subscribe();
+            let mut refused = 0;
             loop {
                 let items = client.pull().await?;
                 print_received(&client, json, &items);
+                while let Ok(e) = events.try_recv() {
+                    refused += u32::from(warn_refused(&e));
+                }
                 if !follow {
                     break;
                 }
@@ -203,7 +221,10 @@ pub async fn run(args: Args) -> Result<u8> {
                         }
                         e = events.recv() => match e {
                             Ok(SyncEvent::BlobAvailable { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                            Ok(_) => continue,
+                            Ok(e) => {
+                                warn_refused(&e);
+                                continue;
+                            }
                             Err(_) => anyhow::bail!("connection to the relay closed"),
                         },
                         // A pull now and then also notices a dropped connection and reconnects.
@@ -212,6 +233,9 @@ pub async fn run(args: Args) -> Result<u8> {
                 }
             }
             client.disconnect().await;
+            if refused > 0 {
+                return Ok(crate::EXIT_PARTIAL);
+            }
         }
         Action::Devices { json } => {
             let mut client = SyncClient::connect(home).await?;
