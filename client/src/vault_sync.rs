@@ -32,6 +32,9 @@ pub async fn record(vault: &Vault, home: &SyncHome, opts: &mut BackupOptions) ->
     Ok(())
 }
 
+/// Most pulls a replay makes (each takes up to 100,000 messages).
+const MAX_REPLAY_PULLS: usize = 10_000;
+
 /// What a new device needs to take its place in a sync group again: the group's
 /// credentials, and the backed-up device's identity and roster log, so the new device
 /// *is* that device to the group (it can open every rotation made since the backup).
@@ -167,13 +170,21 @@ impl Rejoin {
         home.save_group(&state)?;
         home.seen_clear()?;
         let mut client = SyncClient::connect(home).await?;
-        let start = client.last_cursor();
-        let received = client.pull().await?;
-        for msg in &received {
-            apply(msg).map_err(|e| SyncError::State(format!("replaying message at cursor {}: {e}", msg.cursor)))?;
+        let mut messages = 0;
+        // Until a pull brings nothing: an old group drained in one pull leaves the current
+        // group to the next, and an error on the way fails the replay.
+        for _ in 0..MAX_REPLAY_PULLS {
+            let received = client.pull().await?;
+            if received.is_empty() {
+                break;
+            }
+            for msg in &received {
+                apply(msg).map_err(|e| SyncError::State(format!("replaying message at cursor {}: {e}", msg.cursor)))?;
+            }
+            messages += received.len() as u64;
         }
-        let last_cursor = received.last().map_or(start, |m| m.cursor).max(client.last_cursor());
+        let last_cursor = client.last_cursor();
         let client = client.replace_identity(device_name).await?;
-        Ok((client, Replayed { messages: received.len() as u64, last_cursor }))
+        Ok((client, Replayed { messages, last_cursor }))
     }
 }

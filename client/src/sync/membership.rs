@@ -12,11 +12,15 @@ use zerok_wire::RelayAddr;
 
 use super::{Invite, RelayConn, SyncClient, SyncError, SyncEvent, SyncHome};
 
+/// How often a client whose primary relay was unreachable tries it again.
+const PRIMARY_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 /// Tries a roster change this many times when other changes keep coming first.
 const ROSTER_ATTEMPTS: usize = 8;
 /// Most roster entries taken from a relay at once (bounds what a relay can make a device
 /// hold).
 const MAX_FETCH_ENTRIES: usize = 100_000;
+/// … and most bytes of them.
+const MAX_FETCH_BYTES: usize = 64 << 20;
 
 /// A device of the roster, with what the relay knows of its presence.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,14 +43,15 @@ pub struct RosterDevice {
 
 /// Every roster entry a relay has after `after`, and its last position and entry hash.
 async fn fetch(conn: &RelayConn, after: u64) -> Result<(Vec<Entry>, u64, EntryHash), SyncError> {
-    let (mut out, mut after) = (Vec::new(), after);
+    let (mut out, mut after, mut bytes) = (Vec::new(), after, 0);
     loop {
         match conn.request(&Message::RosterGet(RosterGet { after_seq: after })).await? {
             Message::RosterEntries(r) => {
                 let got = r.entries.len() as u64;
                 after += got;
+                bytes += r.entries.iter().map(Entry::len).sum::<usize>();
                 out.extend(r.entries);
-                if out.len() > MAX_FETCH_ENTRIES {
+                if out.len() > MAX_FETCH_ENTRIES || bytes > MAX_FETCH_BYTES {
                     return Err(SyncError::Roster("a relay sent a roster longer than any this client takes".into()));
                 }
                 if !r.has_more || got == 0 {
@@ -69,7 +74,7 @@ fn refused(e: impl std::fmt::Display) -> SyncError {
     SyncError::Roster(e.to_string())
 }
 
-/// Admits this device with `invite`: fetches the roster log from the first relay that
+/// Admits the device of `identity` with `invite`: fetches the roster log from the first relay that
 /// answers, checks it passes through the invite's position (the inviter's view: the
 /// anchor of trust), verifies every entry, and appends the join entry. Returns the log.
 ///
@@ -77,14 +82,16 @@ fn refused(e: impl std::fmt::Display) -> SyncError {
 /// No relay, a log that does not verify or is not anchored, an invite refused (used,
 /// expired, made before a rotation, inviter revoked).
 pub(super) async fn admit(
-    home: &SyncHome,
+    identity: iroh::SecretKey,
     invite: &Invite,
     relays: &[RelayAddr],
     name: &str,
 ) -> Result<Vec<Entry>, SyncError> {
-    let device = home.signing_key()?;
+    let mut raw = identity.to_bytes();
+    let device = zerok_core::sync::SigningKey::from_bytes(&raw);
+    zeroize::Zeroize::zeroize(&mut raw);
     let keys = invite.group_secret().derive();
-    let endpoint = home.endpoint(relays).await?;
+    let endpoint = SyncHome::endpoint_as(identity, relays).await?;
     let (events, _) = tokio::sync::broadcast::channel(16);
     // Joins, like every roster change, are made at the primary relay (the others are
     // caught up by the members' next sync), so concurrent changes are ordered in one place.
@@ -142,6 +149,7 @@ impl SyncClient {
     /// # Errors
     /// No relay answered, a roster entry does not verify, or this device was revoked.
     pub(super) async fn sync_rosters(&mut self) -> Result<Vec<usize>, SyncError> {
+        self.reach_primary().await;
         let mut live = Vec::new();
         let mut last = SyncError::Unreachable("no relay connected".into());
         for i in 0..self.conns.len() {
@@ -158,8 +166,31 @@ impl SyncClient {
         if live.is_empty() {
             return Err(last);
         }
-        self.follow_rotations().await?;
+        if self.follow_rotations().await? {
+            // Reconnected in the new group: every connection is new.
+            live = (0..self.conns.len()).collect();
+        }
         Ok(live)
+    }
+
+    /// The primary relay is where roster news comes from: a client that started while it
+    /// was down tries it again (at most every [`PRIMARY_RETRY`]) and puts it first.
+    async fn reach_primary(&mut self) {
+        let Ok(Some(primary)) = self.state.relays().map(|r| r.into_iter().next()) else { return };
+        if self.conns.iter().any(|(r, _)| *r == primary) {
+            return;
+        }
+        if self.primary_tried.is_some_and(|t| t.elapsed() < PRIMARY_RETRY) {
+            return;
+        }
+        self.primary_tried = Some(std::time::Instant::now());
+        let cursor = self.state.cursor(&primary.to_string());
+        let name = &self.state.device_name;
+        if let Ok(conn) =
+            RelayConn::connect(&self.endpoint, &primary, &self.keys, name, cursor, self.events.clone()).await
+        {
+            self.conns.insert(0, (primary, conn));
+        }
     }
 
     async fn sync_roster_at(&mut self, i: usize) -> Result<(), SyncError> {
@@ -188,8 +219,15 @@ impl SyncClient {
         let agreed = match relay_seq {
             0 => true,
             n if n <= mine => self.state.chain()[n as usize - 1].hash() == relay_head,
-            // A secondary ahead of this device: its news comes from the primary.
-            _ => !adopt,
+            // A secondary ahead of this device: its news comes from the primary. Said out
+            // loud, since a primary that hides changes would look just like this.
+            _ if !adopt => {
+                let reason = format!("{} has roster changes the primary has not given this device", self.conns[i].0);
+                let _ = self.events.send(SyncEvent::RosterRefused { reason });
+                tracing::warn!("a secondary relay is ahead of the primary on the roster");
+                true
+            }
+            _ => false,
         };
         if !agreed {
             let reason = format!("the roster at {} differs from this device's (a fork)", self.conns[i].0);
@@ -199,7 +237,14 @@ impl SyncClient {
         let me = self.device_id();
         if relay_seq < mine && agreed {
             let missing = self.state.chain()[relay_seq as usize..].to_vec();
-            append(&self.conns[i].1, missing).await?;
+            if let Err(e) = append(&self.conns[i].1, missing).await {
+                if e.code() == Some(zerok_core::sync::ErrorCode::RosterConflict) {
+                    let reason = format!("the roster at {} conflicts with this device's (a fork)", self.conns[i].0);
+                    let _ = self.events.send(SyncEvent::RosterRefused { reason: reason.clone() });
+                    return Err(SyncError::Roster(reason));
+                }
+                return Err(e);
+            }
             // The relay re-checks this session's membership after an append.
             self.conns[i].1.welcome.member |= self.state.roster().is_member(&me);
         }
@@ -250,9 +295,9 @@ impl SyncClient {
     ///
     /// # Errors
     /// [`SyncError::Revoked`] when a rotation left this device out.
-    async fn follow_rotations(&mut self) -> Result<(), SyncError> {
+    async fn follow_rotations(&mut self) -> Result<bool, SyncError> {
         if self.state.roster().group() == self.keys.id() {
-            return Ok(());
+            return Ok(false);
         }
         let rotations: Vec<(zerok_core::sync::GroupId, Rotation)> = self
             .state
@@ -267,7 +312,7 @@ impl SyncClient {
         let Some(start) = rotations.iter().position(|(from, _)| *from == self.keys.id()) else {
             let reason = "the roster moved on without a rotation out of this device's group".to_string();
             let _ = self.events.send(SyncEvent::RosterRefused { reason });
-            return Ok(());
+            return Ok(false);
         };
         let mut moved = false;
         for (_, rotation) in &rotations[start..] {
@@ -280,13 +325,14 @@ impl SyncClient {
                     continue;
                 }
             };
-            let (old, keys) = (self.keys.clone(), secret.derive());
             // The move is saved before the outbox is re-sealed: a crash in between leaves
-            // pushes sealed for either group, and both are tried when sending them again.
+            // pushes sealed for an old group, and every old group still held is tried.
             self.state.rotate_to(&secret);
-            self.keys = keys;
+            self.keys = secret.derive();
             self.home.save_group(&self.state)?;
-            self.reseal_outbox(&[old])?;
+            let old: Vec<zerok_core::sync::GroupKeys> =
+                self.state.draining_secrets().iter().map(GroupSecret::derive).collect();
+            self.reseal_outbox(&old)?;
             moved = true;
         }
         if moved {
@@ -296,7 +342,7 @@ impl SyncClient {
             self.conns = super::connect_all(&self.endpoint, &self.state, &self.keys, &self.events).await?;
             let _ = self.events.send(SyncEvent::Rotated);
         }
-        Ok(())
+        Ok(moved)
     }
 
     fn open_rotation(&self, rotation: &Rotation) -> Result<GroupSecret, SyncError> {
@@ -380,7 +426,7 @@ impl SyncClient {
                             tracing::warn!(error = %e, "a relay did not take the roster change; it gets it later");
                         }
                     }
-                    return self.follow_rotations().await;
+                    return self.follow_rotations().await.map(|_| ());
                 }
                 Err(e) if e.code() == Some(zerok_core::sync::ErrorCode::RosterConflict) => continue,
                 Err(e) => return Err(e),
@@ -406,10 +452,13 @@ impl SyncClient {
         let invite = Invite::new(&self.state, &self.device, expires);
         let (old, home, relays) = (self.device_id(), self.home.clone(), self.state.relays()?);
         self.disconnect().await;
-        home.set_device_key(&iroh::SecretKey::generate().to_bytes())?;
-        let chain = admit(&home, &invite, &relays, name).await?;
+        // The home keeps the old identity until the new one is in the roster: a failure
+        // before leaves it as it was (the old key still opens the vault's place).
+        let fresh = iroh::SecretKey::generate();
+        let chain = admit(fresh.clone(), &invite, &relays, name).await?;
         let mut state = home.load_group()?;
         state.replace_chain(chain)?;
+        home.set_device_key(&fresh.to_bytes())?;
         home.save_group(&state)?;
         let mut client = SyncClient::connect(home).await?;
         client.revoke(old, true).await?;

@@ -161,9 +161,16 @@ async fn read_group(
 ) -> Result<(Vec<Received>, u64), SyncError> {
     type Opened = (Vec<BlobEntry>, Vec<Result<Vec<u8>, zerok_core::Error>>);
     let mut out = Vec::new();
+    // Ids delivered by this read join `seen` only when it succeeds (a failed read delivers
+    // nothing, so nothing it saw may be dropped later as a duplicate).
+    let mut fresh = HashSet::new();
     let mut opening: Option<tokio::task::JoinHandle<Result<Opened, SyncError>>> = None;
-    let mut more = true;
+    let (mut more, mut pages) = (true, 0);
     while more || opening.is_some() {
+        // A relay serving pages without end (junk at rising cursors) cannot hold a pull:
+        // it returns after so many, and the next one goes on.
+        more &= pages < MAX_PAGES_PER_READ;
+        pages += 1;
         let fetched = if more {
             let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: PULL_PAGE })).await?;
             let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
@@ -182,11 +189,15 @@ async fn read_group(
         };
         if let Some(task) = std::mem::replace(&mut opening, fetched) {
             let (blobs, opened) = task.await.map_err(|e| SyncError::State(e.to_string()))??;
-            deliver(keys, roster, blobs, opened, seen, events, &mut out);
+            deliver(keys, roster, blobs, opened, (seen, &mut fresh), events, &mut out);
         }
     }
+    seen.extend(fresh);
     Ok((out, after))
 }
+
+/// Pages one read takes at most (of [`PULL_PAGE`] messages each).
+const MAX_PAGES_PER_READ: u32 = 200;
 
 /// Messages asked for per PULL (the relay caps it and fills at most one frame).
 const PULL_PAGE: u32 = 500;
@@ -216,12 +227,12 @@ fn deliver(
     roster: &Roster,
     blobs: Vec<BlobEntry>,
     opened: Vec<Result<Vec<u8>, zerok_core::Error>>,
-    seen: &mut HashSet<BlobId>,
+    (seen, fresh): (&HashSet<BlobId>, &mut HashSet<BlobId>),
     events: &broadcast::Sender<SyncEvent>,
     out: &mut Vec<Received>,
 ) {
     for (BlobEntry { blob_id, cursor, sender_id, .. }, plain) in blobs.into_iter().zip(opened) {
-        if seen.contains(&blob_id) {
+        if seen.contains(&blob_id) || fresh.contains(&blob_id) {
             let _ = events.send(SyncEvent::Duplicate { cursor });
             continue;
         }
@@ -241,7 +252,7 @@ fn deliver(
         };
         match plain.split_first() {
             Some((&KIND_DATA, data)) => {
-                seen.insert(blob_id);
+                fresh.insert(blob_id);
                 out.push(Received { group: keys.id(), cursor, blob_id, sender: sender_id, data: data.to_vec() });
             }
             _ => {
@@ -296,7 +307,7 @@ pub async fn join(
         code.open(&sealed?)?
     };
     let relays: Vec<RelayAddr> = invite.relays.iter().filter_map(|r| RelayAddr::parse(r).ok()).collect();
-    let chain = membership::admit(&home, &invite, &relays, device_name).await?;
+    let chain = membership::admit(home.device_key()?, &invite, &relays, device_name).await?;
     home.save_group(&GroupState::new(&invite.group_secret(), &relays, device_name, chain)?)?;
     SyncClient::connect(home).await
 }
@@ -317,6 +328,8 @@ pub struct SyncClient {
     seen: HashSet<BlobId>,
     /// Relay clock minus this device's, seconds (from the primary's WELCOME).
     clock_offset: i64,
+    /// When an unreachable primary relay was last tried again.
+    primary_tried: Option<std::time::Instant>,
 }
 
 /// How a client recovers a lost connection before reporting an error.
@@ -364,6 +377,7 @@ impl SyncClient {
             activity: Arc::default(),
             seen,
             clock_offset,
+            primary_tried: None,
         };
         client.sync_rosters().await?;
         // Pushes queued while the group rotated (or before a crash during the move) may be

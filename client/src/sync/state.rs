@@ -296,9 +296,17 @@ impl SyncHome {
     /// # Errors
     /// Key or bind failures.
     pub async fn endpoint(&self, relays: &[RelayAddr]) -> Result<iroh::Endpoint, SyncError> {
+        Self::endpoint_as(self.device_key()?, relays).await
+    }
+
+    /// [`SyncHome::endpoint`] under a given identity.
+    ///
+    /// # Errors
+    /// Bind failures.
+    pub async fn endpoint_as(key: iroh::SecretKey, relays: &[RelayAddr]) -> Result<iroh::Endpoint, SyncError> {
         let loopback = !relays.is_empty() && relays.iter().all(|r| r.addr.is_some_and(|a| a.ip().is_loopback()));
         let bind: SocketAddr = if loopback { "127.0.0.1:0" } else { "0.0.0.0:0" }.parse().expect("valid");
-        Ok(zerok_wire::bind(self.device_key()?, bind, Vec::new(), NetOptions::default()).await?)
+        Ok(zerok_wire::bind(key, bind, Vec::new(), NetOptions::default()).await?)
     }
 
     /// The device's group.

@@ -117,9 +117,15 @@
 //! admitted whom); it cannot read payloads or secrets, invent a member (entries need members'
 //! signatures), get a device it invents sealed a new secret, or re-attribute or replay
 //! messages undetected. It can withhold or delay anything (denial of service), show
-//! different devices different *prefixes* of the log, and, when a device's only relays are
-//! its accomplices, keep that device in a group the others left (it cannot forge the
-//! rotation, only hide it). A relay that lost its state learns the log from the first member
+//! different devices different *prefixes* of the log, and — since devices take roster news
+//! from the group's *primary* relay only, the one place where changes are ordered — a
+//! malicious primary can keep a device in a group the others left (it cannot forge the
+//! rotation, only hide it; a device that sees a secondary ahead of the primary reports
+//! it). A relay that missed a rotation (or hides it) still takes pushes in the old group
+//! from devices that have not learnt of the rotation, and a removed device that is still
+//! a member there can read them until a member catches that relay up; a removed device can
+//! also make such a relay useless to the group by appending a fork there (devices refuse
+//! it). A relay that lost its state learns the log from the first member
 //! who connects. Each relay's copy of the roster is a second line of defence, never the only
 //! one: devices verify everything themselves.
 //!

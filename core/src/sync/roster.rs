@@ -233,6 +233,16 @@ impl Entry {
         rmp_serde::from_slice(bytes).map_err(|_| RosterError::Malformed("not an entry"))
     }
 
+    /// Bytes of body and signature.
+    pub fn len(&self) -> usize {
+        self.body.len() + self.sig.len()
+    }
+
+    /// Whether the body is empty (never, for a valid entry).
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
     /// The entry's hash.
     pub fn hash(&self) -> EntryHash {
         EntryHash(
