@@ -602,7 +602,18 @@ impl SyncClient {
                 .await
                 {
                     Ok(c) if c.welcome.member => c,
-                    Ok(_) | Err(SyncError::Refused { .. }) => {
+                    // Only a refusal that will not pass counts toward giving the group up
+                    // (not an overloaded or rate-limiting relay).
+                    Ok(_) => {
+                        refusals += 1;
+                        continue;
+                    }
+                    Err(e)
+                        if matches!(
+                            e.code(),
+                            Some(ErrorCode::DeviceRevoked | ErrorCode::Unauthorized | ErrorCode::NotMember)
+                        ) =>
+                    {
                         refusals += 1;
                         continue;
                     }
