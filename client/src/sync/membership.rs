@@ -184,11 +184,7 @@ impl SyncClient {
             return;
         }
         self.primary_tried = Some(std::time::Instant::now());
-        let cursor = self.state.cursor(&primary.to_string());
-        let name = &self.state.device_name;
-        if let Ok(conn) =
-            RelayConn::connect(&self.endpoint, &primary, &self.keys, name, cursor, self.events.clone()).await
-        {
+        if let Ok(conn) = self.dial(&primary).await {
             self.conns.insert(0, (primary, conn));
         }
     }
@@ -261,11 +257,7 @@ impl SyncClient {
 
     /// A new HELLO on relay `i` at once (no backoff).
     async fn reconnect_now(&mut self, i: usize) -> Result<(), SyncError> {
-        let relay = self.conns[i].0.clone();
-        let cursor = self.state.cursor(&relay.to_string());
-        let name = &self.state.device_name;
-        let conn = RelayConn::connect(&self.endpoint, &relay, &self.keys, name, cursor, self.events.clone()).await?;
-        self.conns[i].1 = conn;
+        self.conns[i].1 = self.dial(&self.conns[i].0).await?;
         Ok(())
     }
 
@@ -448,8 +440,7 @@ impl SyncClient {
         if self.state.roster().group() != self.keys.id() {
             return Err(SyncError::Roster("this device cannot open the group's latest rotation".into()));
         }
-        let expires = (super::invite::now() as i64 + self.clock_offset).max(0) as u64 + super::INVITE_SECS;
-        let invite = Invite::new(&self.state, &self.device, expires);
+        let invite = Invite::new(&self.state, &self.device, self.invite_expiry());
         let (old, home, relays) = (self.device_id(), self.home.clone(), self.state.relays()?);
         self.disconnect().await;
         // The home keeps the old identity until the new one is in the roster: a failure

@@ -411,6 +411,18 @@ impl SyncClient {
         }
     }
 
+    /// HELLO to `relay` in the current group, from this device's cursor there.
+    async fn dial(&self, relay: &RelayAddr) -> Result<RelayConn, SyncError> {
+        let cursor = self.state.cursor(&relay.to_string());
+        RelayConn::connect(&self.endpoint, relay, &self.keys, &self.state.device_name, cursor, self.events.clone())
+            .await
+    }
+
+    /// Expiry of an invite made now: 10 minutes by the relay's clock, not this device's.
+    fn invite_expiry(&self) -> u64 {
+        (invite::now() as i64 + self.clock_offset).max(0) as u64 + INVITE_SECS
+    }
+
     /// Reconnects to relay `i` with jittered exponential backoff (spec §12.2: 1, 2, 4 …
     /// 30 s), at most [`ReconnectPolicy::attempts`] times.
     async fn reconnect(&mut self, i: usize) -> Result<(), SyncError> {
@@ -420,9 +432,7 @@ impl SyncClient {
         for _ in 0..self.reconnect.attempts {
             let seed = if self.reconnect.jitter { u64::from_le_bytes(zerok_core::random_bytes()) } else { 0 };
             tokio::time::sleep(backoff.next_delay(seed)).await;
-            let cursor = self.state.cursor(&relay.to_string());
-            let name = &self.state.device_name;
-            match RelayConn::connect(&self.endpoint, &relay, &self.keys, name, cursor, self.events.clone()).await {
+            match self.dial(&relay).await {
                 Ok(conn) => {
                     self.conns[i].1 = conn;
                     return Ok(());
@@ -667,8 +677,7 @@ impl SyncClient {
     /// The relay refused to store it.
     pub async fn invite(&mut self) -> Result<(String, InviteCode), SyncError> {
         self.sync_rosters().await?;
-        let expires = (invite::now() as i64 + self.clock_offset).max(0) as u64 + INVITE_SECS;
-        let invite = Invite::new(&self.state, &self.device, expires);
+        let invite = Invite::new(&self.state, &self.device, self.invite_expiry());
         let code = InviteCode::generate().for_invite(&invite);
         let put = code.seal(&invite);
         match self.request(0, &Message::InvitePut(put)).await? {
