@@ -1,41 +1,12 @@
 //! The `zerok` and `zerok-restore` command-line contract, run as real processes: the
 //! command names, flags, JSON keys and exit codes that scripts rely on.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+use std::path::Path;
 
 use serde_json::Value;
 
-const ZEROK: &str = env!("CARGO_BIN_EXE_zerok");
-
-/// A device: its own ZEROK_HOME.
-struct Device {
-    home: PathBuf,
-}
-
-impl Device {
-    fn new(root: &Path, name: &str) -> Self {
-        Self { home: root.join(name) }
-    }
-
-    fn cmd(&self, program: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(program);
-        c.args(args).env("ZEROK_HOME", &self.home).env_remove("ZEROK_VAULT").env_remove("ZEROK_RECOVERY_KEY");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(ZEROK, args).output().unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args);
-        assert!(out.status.success(), "zerok {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-    }
-}
+mod process;
+use process::{Device, ZEROK, copy_dir, faketime};
 
 fn write_tree(root: &Path) {
     std::fs::create_dir_all(root.join("db/empty")).unwrap();
@@ -367,33 +338,6 @@ fn revocation_and_pairing_attacks_fail_through_the_cli() {
     assert_eq!(phone["added_by"].as_str().unwrap().len(), 64);
     assert_eq!(devices.as_array().unwrap().len(), 3, "the second key never entered the roster");
     rt.block_on(relay.shutdown());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// `faketime` (libfaketime), which `.ci/run` installs; elsewhere the clock test is skipped
-/// with a note unless `ZEROK_REQUIRE_FAKETIME` is set.
-fn faketime() -> Option<&'static str> {
-    let found = Command::new("faketime").arg("--version").output().is_ok_and(|o| o.status.success());
-    match (found, std::env::var_os("ZEROK_REQUIRE_FAKETIME").is_some()) {
-        (true, _) => Some("faketime"),
-        (false, true) => panic!("ZEROK_REQUIRE_FAKETIME is set but faketime is not installed"),
-        (false, false) => {
-            eprintln!("skipping: faketime not installed (apt-get install faketime)");
-            None
-        }
-    }
 }
 
 #[test]

@@ -55,9 +55,10 @@ pub async fn check(vault: &Vault, read_data: bool, progress: &Progress) -> Resul
         }
     }
     for id in stored.keys().filter(|id| !index.packs.contains_key(id)) {
-        report
-            .warnings
-            .push(format!("pack {} is in no index (left by an interrupted backup; prune removes it)", names::pack(id)));
+        report.warnings.push(format!(
+            "pack {} is in no index (left by an interrupted backup, or a fossil prune has yet to delete)",
+            names::pack(id)
+        ));
     }
 
     check_snapshots(vault, &index, &mut report).await?;

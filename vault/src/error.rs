@@ -70,6 +70,10 @@ pub enum Error {
     /// Another process holds a conflicting lock.
     #[error("vault is locked: {0}")]
     Locked(String),
+    /// Prune revoked this operation's lock (it stalled past the store clock's limit); its
+    /// work may have been collected.
+    #[error("{0}")]
+    Revoked(String),
     /// A snapshot id or prefix that matches nothing, or more than one snapshot.
     #[error("snapshot {0:?}: {1}")]
     Snapshot(String, &'static str),

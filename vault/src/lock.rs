@@ -1,10 +1,13 @@
-//! Vault locks, only to keep `prune` from deleting what a running backup still needs.
+//! Vault locks: which backups are running, the exclusive lock that keeps two prunes apart,
+//! and the revocation that takes a stalled backup's protection away.
 //!
-//! Backups write `locks/<random id>` (shared) and prune writes one marked exclusive; each
-//! writes its lock first (a conditional create: never overwrites) and then lists the others,
-//! so of two that race at least one sees the other and backs off. Locks older than
-//! [`STALE_AFTER_SECS`] without refresh belong to dead processes and are ignored. Backups
-//! never wait for each other: several devices may back up into one vault at once.
+//! Backups write `locks/<random id>` (shared) and refresh it every [`REFRESH_SECS`]; prune
+//! writes one marked exclusive, then lists the others and stops if another live prune holds
+//! one. Backups and prune do not wait for each other: prune collects in two steps and only
+//! deletes what no lock it saw can still need (`prune`, FORMAT.md §5.1). Ages are measured
+//! by the store's clock (each lock's `LastModified` against that of a lock just written),
+//! never by this machine's. A lock whose holder is gone is revoked by writing
+//! `revoked/<lock id>`, which its backup checks on every refresh and after its snapshot.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -15,7 +18,7 @@ use crate::{
     format::{Kind, names, open_msgpack, seal_msgpack},
 };
 
-/// A lock not refreshed for this long is ignored.
+/// A lock whose last write is older than this, by the store's clock, is stale.
 pub const STALE_AFTER_SECS: i64 = 30 * 60;
 /// How often a held lock is rewritten to show it is alive.
 pub const REFRESH_SECS: u64 = 5 * 60;
@@ -29,8 +32,8 @@ struct LockBody {
 }
 
 /// A held lock. [`Lock::release`] removes it; a lock dropped without release (its
-/// operation was cancelled) is removed in the background; one left by a killed process is
-/// ignored once stale, or at once on the same host when its process is gone.
+/// operation was cancelled) is removed in the background; one left by a killed process goes
+/// stale, or is dead at once to a reader on the same host.
 pub struct Lock {
     name: String,
     id: IndexId,
@@ -49,49 +52,98 @@ impl Drop for Lock {
     }
 }
 
+/// Another process's lock as listed.
+pub(crate) struct Held {
+    /// Its id.
+    pub id: IndexId,
+    /// Stale by the store's clock, or its holder is certainly gone.
+    pub ended: bool,
+    /// A prune's lock.
+    pub exclusive: bool,
+    /// Host and pid, for messages ("?" when the body does not open).
+    pub holder: String,
+}
+
 /// Whether a lock's holder is certainly gone: same host, and no such process.
 fn holder_is_dead(body: &LockBody) -> bool {
     body.hostname == crate::hostname() && !std::path::Path::new(&format!("/proc/{}", body.pid)).exists()
 }
 
+/// `revoked/<lock id>`.
+fn revocation(id: &IndexId) -> String {
+    format!("{}/{id}", names::REVOKED)
+}
+
 impl Lock {
-    /// Takes a shared (backup) or exclusive (prune) lock.
+    /// Takes a shared (backup) or exclusive (prune) lock. An exclusive lock is refused while
+    /// another live prune holds one.
     ///
     /// # Errors
-    /// [`Error::Locked`] naming the conflicting holder.
+    /// [`Error::Locked`] naming the other prune; storage errors.
     pub async fn acquire(vault: &Vault, exclusive: bool) -> Result<Self> {
         let id = IndexId::random();
         let mut lock = Lock { name: format!("{}/{id}", names::LOCKS), id, exclusive, held: None };
         lock.write(vault, true).await?;
         lock.held = Some(vault.backend().clone());
-        for (name, _) in vault.backend().list(names::LOCKS).await? {
-            if name == lock.name {
-                continue;
+        if !exclusive {
+            return Ok(lock);
+        }
+        let others = match lock.others(vault).await {
+            Ok(others) => others,
+            Err(e) => {
+                lock.release(vault).await;
+                return Err(e);
             }
-            let Ok(other_id) = IndexId::from_hex(names::id_part(&name)) else {
-                continue;
-            };
-            let body: LockBody = match vault.backend().get(&name).await {
-                Ok(bytes) => match open_msgpack(vault.keys().metadata(), Kind::Lock, &other_id.0, &name, &bytes) {
-                    Ok(body) => body,
-                    Err(_) => continue,
-                },
-                Err(_) => continue,
-            };
-            if crate::now_secs() - body.time > STALE_AFTER_SECS
-                || !(exclusive || body.exclusive)
-                || holder_is_dead(&body)
-            {
-                continue;
-            }
+        };
+        if let Some(other) = others.iter().find(|o| o.exclusive && !o.ended) {
+            let holder = other.holder.clone();
             lock.release(vault).await;
-            let what = if body.exclusive { "prune" } else { "a backup" };
-            return Err(Error::Locked(format!(
-                "{what} is running on {} (pid {}); try again when it ends",
-                body.hostname, body.pid
-            )));
+            return Err(Error::Locked(format!("prune is running on {holder}; try again when it ends")));
         }
         Ok(lock)
+    }
+
+    /// The store's clock now: when it wrote this lock last.
+    ///
+    /// # Errors
+    /// Storage errors; [`Error::Revoked`] when the lock is gone.
+    pub async fn store_now(&self, vault: &Vault) -> Result<i64> {
+        vault.backend().modified(&self.name).await?.ok_or_else(|| self.revoked())
+    }
+
+    /// Every lock but this one, with whether it has ended (judged by the store's clock).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub(crate) async fn others(&self, vault: &Vault) -> Result<Vec<Held>> {
+        let listed = vault.backend().list_listed(names::LOCKS).await?;
+        let now = match listed.iter().find(|l| l.name == self.name) {
+            Some(own) => own.modified,
+            None => self.store_now(vault).await?,
+        };
+        let revoked: std::collections::HashSet<String> = vault
+            .backend()
+            .list(names::REVOKED)
+            .await?
+            .into_iter()
+            .map(|(name, _)| names::id_part(&name).to_string())
+            .collect();
+        let mut out = Vec::new();
+        for l in listed.into_iter().filter(|l| l.name != self.name) {
+            let Ok(id) = IndexId::from_hex(names::id_part(&l.name)) else {
+                continue;
+            };
+            let body: Option<LockBody> = match vault.backend().get(&l.name).await {
+                Ok(bytes) => open_msgpack(vault.keys().metadata(), Kind::Lock, &id.0, &l.name, &bytes).ok(),
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let stale = now - l.modified > STALE_AFTER_SECS;
+            let ended = stale || revoked.contains(&id.to_string()) || body.as_ref().is_some_and(holder_is_dead);
+            let holder = body.as_ref().map_or("?".into(), |b| format!("{} (pid {})", b.hostname, b.pid));
+            out.push(Held { id, ended, exclusive: body.as_ref().is_some_and(|b| b.exclusive), holder });
+        }
+        Ok(out)
     }
 
     async fn write(&self, vault: &Vault, first: bool) -> Result<()> {
@@ -109,11 +161,31 @@ impl Lock {
         }
     }
 
-    /// Rewrites the lock's time so others see it is alive.
+    fn revoked(&self) -> Error {
+        Error::Revoked(format!(
+            "prune took this {} for abandoned (it stalled or was paused for over {} minutes)",
+            if self.exclusive { "prune" } else { "backup" },
+            STALE_AFTER_SECS / 60
+        ))
+    }
+
+    /// Fails when prune has revoked this lock.
     ///
     /// # Errors
-    /// Storage errors.
+    /// [`Error::Revoked`]; storage errors.
+    pub async fn check(&self, vault: &Vault) -> Result<()> {
+        match vault.backend().exists(&revocation(&self.id)).await? {
+            true => Err(self.revoked()),
+            false => Ok(()),
+        }
+    }
+
+    /// Rewrites the lock so others see it is alive, after checking it was not revoked.
+    ///
+    /// # Errors
+    /// [`Error::Revoked`]; storage errors.
     pub async fn refresh(&self, vault: &Vault) -> Result<()> {
+        self.check(vault).await?;
         self.write(vault, false).await
     }
 
@@ -126,49 +198,109 @@ impl Lock {
     }
 }
 
+/// Takes an ended lock's protection away: writes its revocation marker, then removes it.
+///
+/// # Errors
+/// Storage errors.
+pub(crate) async fn revoke(vault: &Vault, id: &IndexId) -> Result<()> {
+    match vault.backend().put_new(&revocation(id), Bytes::new()).await {
+        Ok(()) | Err(Error::AlreadyExists(_)) => {}
+        Err(e) => return Err(e),
+    }
+    vault.backend().delete(&format!("{}/{id}", names::LOCKS)).await
+}
+
+/// Deletes revocation markers whose lock is gone and that are older than `max_age` seconds
+/// by the store's clock (`now`); returns how many.
+///
+/// # Errors
+/// Storage errors.
+pub(crate) async fn sweep_revocations(vault: &Vault, now: i64, max_age: i64) -> Result<usize> {
+    let locks: std::collections::HashSet<String> = vault
+        .backend()
+        .list(names::LOCKS)
+        .await?
+        .into_iter()
+        .map(|(name, _)| names::id_part(&name).to_string())
+        .collect();
+    let mut swept = 0;
+    for marker in vault.backend().list_listed(names::REVOKED).await? {
+        if now - marker.modified > max_age && !locks.contains(names::id_part(&marker.name)) {
+            vault.backend().delete(&marker.name).await?;
+            swept += 1;
+        }
+    }
+    Ok(swept)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{InitOptions, Location, Vault};
 
-    async fn vault() -> Vault {
-        Vault::init(Location::Memory.open("memory://").unwrap(), InitOptions::default()).await.unwrap().vault
+    async fn vault_in(dir: &std::path::Path) -> Vault {
+        let url = dir.join("vault").display().to_string();
+        Vault::init(Location::parse(&url).unwrap().open(&url).unwrap(), InitOptions::default()).await.unwrap().vault
     }
 
     #[tokio::test]
-    async fn backups_share_but_prune_excludes() {
-        let vault = vault().await;
-        let a = Lock::acquire(&vault, false).await.unwrap();
-        let b = Lock::acquire(&vault, false).await.unwrap();
-        let err = Lock::acquire(&vault, true).await.err().expect("prune must wait for backups");
-        assert!(err.to_string().contains("a backup is running"), "{err}");
-        a.release(&vault).await;
-        b.release(&vault).await;
-        let prune = Lock::acquire(&vault, true).await.unwrap();
-        let err = Lock::acquire(&vault, false).await.err().expect("backup must wait for prune");
+    async fn backups_never_wait_and_prunes_exclude_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = vault_in(dir.path()).await;
+        let backup = Lock::acquire(&vault, false).await.unwrap();
+        let prune = Lock::acquire(&vault, true).await.expect("prune does not wait for backups");
+        let err = Lock::acquire(&vault, true).await.err().expect("a second prune must wait");
         assert!(err.to_string().contains("prune is running"), "{err}");
-        prune.release(&vault).await;
+        Lock::acquire(&vault, false).await.expect("backups do not wait for prune").release(&vault).await;
+        for lock in [backup, prune] {
+            lock.release(&vault).await;
+        }
         assert!(vault.backend().list(names::LOCKS).await.unwrap().is_empty(), "refused attempts leave no lock");
     }
 
+    /// Writes a lock as another host would, with the writer's clock `skew` seconds off.
+    async fn foreign_lock(vault: &Vault, exclusive: bool, skew: i64) -> IndexId {
+        let id = IndexId::random();
+        let body = LockBody { exclusive, hostname: "elsewhere".into(), pid: 1, time: crate::now_secs() + skew };
+        let bytes = Bytes::from(seal_msgpack(vault.keys().metadata(), Kind::Lock, &id.0, &body));
+        vault.backend().put(&format!("{}/{id}", names::LOCKS), bytes).await.unwrap();
+        id
+    }
+
+    fn age_by_store_clock(dir: &std::path::Path, id: &IndexId, secs: i64) {
+        let path = dir.join("vault").join(names::LOCKS).join(id.to_string());
+        let t = filetime::FileTime::from_unix_time(crate::now_secs() - secs, 0);
+        filetime::set_file_mtime(path, t).unwrap();
+    }
+
     #[tokio::test]
-    async fn stale_locks_are_ignored() {
-        let vault = vault().await;
-        let mut stale = Lock {
-            name: format!("{}/{}", names::LOCKS, IndexId::random()),
-            id: IndexId::random(),
-            exclusive: false,
-            held: None,
-        };
-        stale.id = IndexId::from_hex(names::id_part(&stale.name)).unwrap();
-        let body = LockBody {
-            exclusive: false,
-            hostname: "elsewhere".into(),
-            pid: 1,
-            time: crate::now_secs() - STALE_AFTER_SECS - 1,
-        };
-        let bytes = Bytes::from(seal_msgpack(vault.keys().metadata(), Kind::Lock, &stale.id.0, &body));
-        vault.backend().put(&stale.name, bytes).await.unwrap();
-        Lock::acquire(&vault, true).await.unwrap().release(&vault).await;
+    async fn staleness_is_judged_by_the_stores_clock_not_the_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = vault_in(dir.path()).await;
+        // A live prune elsewhere whose clock runs a day slow still holds its lock.
+        let other = foreign_lock(&vault, true, -86_400).await;
+        let err = Lock::acquire(&vault, true).await.err().expect("a live prune with a slow clock still excludes");
+        assert!(err.to_string().contains("prune is running on elsewhere"), "{err}");
+        // Its lock not rewritten for 31 minutes by the store's clock: it has ended.
+        age_by_store_clock(dir.path(), &other, STALE_AFTER_SECS + 60);
+        let mine = Lock::acquire(&vault, true).await.expect("a stale prune lock is ignored");
+        let others = mine.others(&vault).await.unwrap();
+        assert!(others.iter().all(|o| o.ended) && others.len() == 1);
+        mine.release(&vault).await;
+    }
+
+    #[tokio::test]
+    async fn a_revoked_backup_learns_it_and_old_markers_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = vault_in(dir.path()).await;
+        let backup = Lock::acquire(&vault, false).await.unwrap();
+        backup.refresh(&vault).await.unwrap();
+        revoke(&vault, &backup.id).await.unwrap();
+        assert!(matches!(backup.check(&vault).await, Err(Error::Revoked(_))));
+        assert!(matches!(backup.refresh(&vault).await, Err(Error::Revoked(_))), "refresh must not revive it");
+        let now = vault.backend().modified(&revocation(&backup.id)).await.unwrap().unwrap();
+        assert_eq!(sweep_revocations(&vault, now, 60).await.unwrap(), 0, "a young marker stays");
+        assert_eq!(sweep_revocations(&vault, now + 61, 60).await.unwrap(), 1);
+        backup.release(&vault).await;
     }
 }

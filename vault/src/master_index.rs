@@ -91,6 +91,12 @@ impl MasterIndex {
         self.packs.insert(pack, entries);
     }
 
+    /// Forgets packs known to be gone, so their chunks are stored again.
+    pub fn remove_packs(&mut self, gone: &std::collections::HashSet<PackId>) {
+        self.packs.retain(|id, _| !gone.contains(id));
+        self.blobs.retain(|_, loc| !gone.contains(&loc.pack));
+    }
+
     /// Where a chunk is, if the vault has it.
     pub fn get(&self, id: &ChunkId) -> Option<&BlobLocation> {
         self.blobs.get(id)

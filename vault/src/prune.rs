@@ -1,21 +1,33 @@
-//! `forget` removes snapshots by policy; `prune` deletes what no snapshot needs.
+//! `forget` removes snapshots by policy; `prune` deletes what no snapshot needs, in two
+//! steps that trust no clock but the store's and no lock's freshness (FORMAT.md §5.1):
 //!
-//! Prune holds the exclusive lock, so no backup is adding references meanwhile. Order of
-//! writes (each step leaves a consistent vault if interrupted): 1. repack still-needed
-//! chunks out of mostly-unneeded packs into new packs; 2. write new index files naming
-//! everything kept; 3. delete the old index files; 4. delete the packs no longer indexed.
-//! Prune refuses to delete anything when a snapshot or tree cannot be read.
+//! 1. *Deletion.* The fossils of an earlier collection are deleted once every lock its
+//!    record names has ended (stale by the store's clock, or dead: those are revoked first),
+//!    except fossils an index names again or that hold a chunk a snapshot uses and no index
+//!    names (those are indexed again: kept).
+//! 2. *Collection.* Still-needed chunks of mostly-unneeded packs are copied into new packs,
+//!    new index files name everything kept, the index files read are deleted, and a fossil
+//!    record names the packs left unneeded with the locks held at that moment. When none of
+//!    those locks is live, step 1 runs on the new record at once, on a fresh listing.
+//!
+//! Each write leaves a sound vault if interrupted. Prune collects nothing when a snapshot or
+//! tree cannot be read, a chunk a snapshot uses is in no index file it read, or a pack
+//! holding such a chunk is missing: each is what a LIST that missed objects looks like.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
-use zerok_core::{ChunkId, PackId, SnapshotId};
+use futures::{StreamExt, TryStreamExt};
+use zerok_core::{ChunkId, IndexId, PackId, SnapshotId};
 
 use crate::{
-    MasterIndex, Progress, Result, Vault,
+    Error, MasterIndex, Progress, Result, Vault,
     backup::flush_index,
-    format::{index::IndexPack, names, pack::PackWriter, tree::NodeKind},
-    lock::Lock,
+    format::{
+        Kind, fossils::FossilRecord, index::IndexPack, names, open_msgpack, pack::PackWriter, seal_msgpack,
+        tree::NodeKind,
+    },
+    lock::{self, Lock},
     retention::Retention,
 };
 
@@ -23,6 +35,8 @@ use crate::{
 pub const REPACK_UNUSED_FRACTION: f64 = 0.10;
 /// Packs per index file written by prune.
 const PACKS_PER_INDEX: usize = 1024;
+/// Revocation markers are kept this long (store clock) after their lock is gone.
+const REVOCATION_KEEP_SECS: i64 = 30 * 24 * 3600;
 
 /// What `forget` removed.
 #[derive(Debug, Default)]
@@ -71,61 +85,273 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     /// Bytes of new packs written by repacking.
     pub bytes_written: u64,
+    /// Fossils left for a later prune: backups that were running may still use them.
+    pub packs_pending: usize,
+    /// Bytes of those fossils.
+    pub bytes_pending: u64,
+    /// Fossils kept because a snapshot written since their collection uses them.
+    pub packs_kept: usize,
+    /// Locks of stalled or dead backups that were revoked.
+    pub locks_revoked: usize,
+    /// Live backups (host and pid) the pending fossils wait for.
+    pub waiting_for: Vec<String>,
 }
 
-/// Deletes chunks no snapshot needs.
+/// Deletes chunks no snapshot needs (see the module docs for the two steps).
 ///
 /// # Errors
-/// [`crate::Error::Locked`] while a backup runs; any error reading snapshots or trees
-/// (nothing is deleted then); storage errors.
+/// [`Error::Locked`] while another prune runs; any error reading snapshots or trees, or a
+/// needed chunk or pack that cannot be found (nothing is collected then); storage errors.
 pub async fn prune(vault: &Vault, progress: &Progress) -> Result<PruneReport> {
     let lock = Lock::acquire(vault, true).await?;
-    let result = run(vault, progress).await;
+    let result = run(vault, progress, &lock).await;
     lock.release(vault).await;
     result
 }
 
-async fn used_chunks(vault: &Vault, index: &MasterIndex) -> Result<HashSet<ChunkId>> {
-    let mut used = HashSet::new();
-    for (_, snap) in vault.snapshots().await? {
-        let mut stack = vec![snap.tree];
+/// What the vault holds and its snapshots use, as listed at one moment.
+struct View {
+    index: MasterIndex,
+    stored: HashMap<PackId, u64>,
+    /// Every chunk (content and tree) some snapshot uses.
+    used: HashSet<ChunkId>,
+    /// Snapshots whose trees are in `used`.
+    walked: HashSet<SnapshotId>,
+}
+
+impl View {
+    /// Lists snapshots, then loads the index (so the index files of every listed snapshot
+    /// are seen), then the packs, and walks the trees of snapshots not walked before.
+    async fn load(vault: &Vault, before: Option<View>) -> Result<View> {
+        let listed = vault.backend().list(names::SNAPSHOTS).await?;
+        let ids = listed
+            .iter()
+            .map(|(name, _)| SnapshotId::from_hex(names::id_part(name)).map_err(|_| Error::corrupt(name, "bad name")))
+            .collect::<Result<Vec<_>>>()?;
+        let index = MasterIndex::load(vault).await?;
+        let stored = vault.stored_packs().await?;
+        let (mut used, mut walked) = before.map(|v| (v.used, v.walked)).unwrap_or_default();
+        let fresh: Vec<SnapshotId> = ids.into_iter().filter(|id| !walked.contains(id)).collect();
+        let roots: Vec<ChunkId> = futures::stream::iter(fresh.clone())
+            .map(|id| async move { vault.load_snapshot(&id).await.map(|s| s.tree) })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        let mut stack = roots;
         while let Some(tree_id) = stack.pop() {
             if !used.insert(tree_id) {
                 continue;
             }
-            for node in vault.load_tree(index, &tree_id).await?.nodes {
+            for node in vault.load_tree(&index, &tree_id).await?.nodes {
                 if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
                     stack.push(sub);
                 }
                 used.extend(node.content);
             }
         }
+        walked.extend(fresh);
+        Ok(View { index, stored, used, walked })
     }
-    Ok(used)
+
+    /// Used chunks that no index file names.
+    fn unindexed(&self) -> HashSet<ChunkId> {
+        self.used.iter().filter(|c| !self.index.contains(c)).copied().collect()
+    }
+
+    /// Refuses when the listings disagree in a way a missed object explains: a used chunk
+    /// in no index file, or in a pack the store does not hold.
+    async fn check_whole(&self, vault: &Vault) -> Result<()> {
+        if let Some(chunk) = self.unindexed().into_iter().next() {
+            return Err(Error::Invalid(format!(
+                "prune refused: a snapshot uses chunk {} that no index file read names (a listing may have missed \
+                 one; run `zerok check`)",
+                chunk.short()
+            )));
+        }
+        let needed: HashSet<PackId> = self.used.iter().filter_map(|c| self.index.get(c)).map(|l| l.pack).collect();
+        let Some(pack) = needed.iter().find(|p| !self.stored.contains_key(p)) else {
+            return Ok(());
+        };
+        let name = names::pack(pack);
+        let why = match vault.backend().exists(&name).await? {
+            true => "the listing of data/ missed it",
+            false => "it is missing (run `zerok check`)",
+        };
+        Err(Error::Invalid(format!("prune refused: pack {name} holds chunks snapshots use, and {why}")))
+    }
 }
 
-async fn run(vault: &Vault, progress: &Progress) -> Result<PruneReport> {
-    let index = MasterIndex::load(vault).await?;
-    let used = used_chunks(vault, &index).await?;
-    let stored = vault.stored_packs().await?;
+/// A fossil record as stored.
+struct Record {
+    id: IndexId,
+    body: FossilRecord,
+}
 
+async fn records(vault: &Vault) -> Result<Vec<Record>> {
+    let mut out = Vec::new();
+    for (name, _) in vault.backend().list(names::FOSSILS).await? {
+        let id = IndexId::from_hex(names::id_part(&name)).map_err(|_| Error::corrupt(&name, "bad name"))?;
+        let bytes = vault.backend().get(&name).await?;
+        let body: FossilRecord = open_msgpack(vault.keys().metadata(), Kind::Fossils, &id.0, &name, &bytes)?;
+        if body.version != 1 {
+            return Err(Error::Unsupported { version: body.version, supported: 1 });
+        }
+        out.push(Record { id, body });
+    }
+    Ok(out)
+}
+
+/// Splits records into those whose locks have all ended (revoking the ended ones they name)
+/// and those still waiting for a live lock, whose holders are noted in the report.
+async fn split(
+    vault: &Vault,
+    lock: &Lock,
+    records: Vec<Record>,
+    report: &mut PruneReport,
+) -> Result<(Vec<Record>, Vec<Record>)> {
+    let others: HashMap<IndexId, lock::Held> = lock.others(vault).await?.into_iter().map(|h| (h.id, h)).collect();
+    let (mut ready, mut waiting) = (Vec::new(), Vec::new());
+    let mut revoked = HashSet::new();
+    for record in records {
+        let named: Vec<&lock::Held> = record.body.locks.iter().filter_map(|id| others.get(id)).collect();
+        let live: Vec<&lock::Held> = named.iter().copied().filter(|h| !h.ended).collect();
+        if !live.is_empty() {
+            for held in live {
+                if !report.waiting_for.contains(&held.holder) {
+                    report.waiting_for.push(held.holder.clone());
+                }
+            }
+            waiting.push(record);
+            continue;
+        }
+        for held in named {
+            if revoked.insert(held.id) {
+                lock::revoke(vault, &held.id).await?;
+                report.locks_revoked += 1;
+            }
+        }
+        ready.push(record);
+    }
+    Ok((ready, waiting))
+}
+
+/// Deletes the fossils of ready records, keeping those the view's index names and indexing
+/// again those that hold a used chunk no index names; then deletes the records. Returns
+/// whether it wrote an index file (the view's index is then out of date).
+async fn settle(
+    vault: &Vault,
+    view: &mut View,
+    ready: &[Record],
+    progress: &Progress,
+    report: &mut PruneReport,
+) -> Result<bool> {
+    let mut missing = view.unindexed();
+    let mut doomed = Vec::new();
+    let mut revived = Vec::new();
+    for pack in ready.iter().flat_map(|r| &r.body.packs) {
+        if view.index.packs.contains_key(pack) {
+            report.packs_kept += 1;
+            continue;
+        }
+        let Some(&size) = view.stored.get(pack) else { continue };
+        if !missing.is_empty() {
+            let entries = vault.read_pack_header(pack, size).await?;
+            if entries.iter().any(|e| missing.contains(&e.id)) {
+                for e in &entries {
+                    missing.remove(&e.id);
+                }
+                revived.push(IndexPack::new(*pack, &entries));
+                report.packs_kept += 1;
+                continue;
+            }
+        }
+        doomed.push(*pack);
+    }
+    if let Some(chunk) = missing.into_iter().next() {
+        return Err(Error::Invalid(format!(
+            "prune refused: a snapshot uses chunk {} that neither an index file nor a fossil holds (run `zerok check`)",
+            chunk.short()
+        )));
+    }
+    let wrote = !revived.is_empty();
+    if wrote {
+        flush_index(vault, revived, progress).await?;
+    }
+    doomed.sort();
+    doomed.dedup();
+    for pack in doomed {
+        vault.backend().delete(&names::pack(&pack)).await?;
+        report.bytes_freed += view.stored.remove(&pack).unwrap_or(0);
+        report.packs_deleted += 1;
+    }
+    for record in ready {
+        vault.backend().delete(&names::fossils(&record.id)).await?;
+    }
+    Ok(wrote)
+}
+
+async fn run(vault: &Vault, progress: &Progress, lock: &Lock) -> Result<PruneReport> {
     let mut report = PruneReport::default();
+    let (ready, waiting) = split(vault, lock, records(vault).await?, &mut report).await?;
+    // Listed only now, after the locks: a backup whose lock is gone has written its snapshot.
+    let mut view = View::load(vault, None).await?;
+    if !ready.is_empty() && settle(vault, &mut view, &ready, progress, &mut report).await? {
+        view = View::load(vault, Some(view)).await?;
+    }
+    let pending: HashSet<PackId> = waiting.iter().flat_map(|r| r.body.packs.iter().copied()).collect();
+    if let Some(record) = collect(vault, &view, &pending, lock, progress, &mut report).await? {
+        let (ready, still) = split(vault, lock, vec![record], &mut report).await?;
+        if !ready.is_empty() {
+            let mut fresh = View::load(vault, Some(view)).await?;
+            settle(vault, &mut fresh, &ready, progress, &mut report).await?;
+            view = fresh;
+        }
+        pending_into(&mut report, &view, waiting.iter().chain(&still));
+    } else {
+        pending_into(&mut report, &view, waiting.iter());
+    }
+    let now = lock.store_now(vault).await?;
+    lock::sweep_revocations(vault, now, REVOCATION_KEEP_SECS).await?;
+    Ok(report)
+}
+
+fn pending_into<'r>(report: &mut PruneReport, view: &View, waiting: impl Iterator<Item = &'r Record>) {
+    let packs: HashSet<&PackId> = waiting.flat_map(|r| &r.body.packs).filter(|p| view.stored.contains_key(p)).collect();
+    report.packs_pending = packs.len();
+    report.bytes_pending = packs.iter().filter_map(|p| view.stored.get(p)).sum();
+}
+
+/// Collection (step 2). Returns the record written, if anything was collected.
+async fn collect(
+    vault: &Vault,
+    view: &View,
+    pending: &HashSet<PackId>,
+    lock: &Lock,
+    progress: &Progress,
+    report: &mut PruneReport,
+) -> Result<Option<Record>> {
+    view.check_whole(vault).await?;
+    let index = &view.index;
     let mut keep: Vec<IndexPack> = Vec::new();
-    let mut delete: Vec<PackId> = stored.keys().filter(|id| !index.packs.contains_key(id)).copied().collect();
+    let mut fossils: Vec<PackId> =
+        view.stored.keys().filter(|id| !index.packs.contains_key(id) && !pending.contains(id)).copied().collect();
     let mut repack: Vec<PackId> = Vec::new();
     // A chunk stored twice (two devices uploaded it at once) is kept once.
     let mut placed: HashSet<ChunkId> = HashSet::new();
     for (id, entries) in &index.packs {
         let total: u64 = entries.iter().map(|e| e.length as u64).sum();
-        let unused: u64 = entries.iter().filter(|e| !used.contains(&e.id)).map(|e| e.length as u64).sum();
+        let unused: u64 = entries.iter().filter(|e| !view.used.contains(&e.id)).map(|e| e.length as u64).sum();
         if unused == total {
-            delete.push(*id);
+            fossils.push(*id);
         } else if unused as f64 > total as f64 * REPACK_UNUSED_FRACTION {
             repack.push(*id);
         } else {
             placed.extend(entries.iter().map(|e| e.id));
             keep.push(IndexPack::new(*id, entries));
         }
+    }
+    if fossils.is_empty() && repack.is_empty() {
+        return Ok(None);
     }
 
     let mut writer = PackWriter::default();
@@ -134,40 +360,41 @@ async fn run(vault: &Vault, progress: &Progress) -> Result<PruneReport> {
         let name = names::pack(id);
         let bytes = vault.backend().get(&name).await?;
         for e in &index.packs[id] {
-            if !used.contains(&e.id) || !placed.insert(e.id) {
+            if !view.used.contains(&e.id) || !placed.insert(e.id) {
                 continue;
             }
             let sealed = bytes
                 .get(e.offset as usize..(e.offset + e.length) as usize)
-                .ok_or_else(|| crate::Error::corrupt(&name, "blob lies outside the pack"))?;
+                .ok_or_else(|| Error::corrupt(&name, "blob lies outside the pack"))?;
             vault.open_chunk(&name, e.kind, &e.id, sealed, e.raw_len)?;
             writer.add(e.kind, e.id, sealed, e.raw_len);
             if writer.len() >= pack_bytes {
                 let full = std::mem::take(&mut writer);
-                keep.push(put_pack(vault, full, &mut report).await?);
+                keep.push(put_pack(vault, full, report).await?);
             }
         }
-        delete.push(*id);
+        fossils.push(*id);
         report.packs_repacked += 1;
     }
     if !writer.is_empty() {
-        keep.push(put_pack(vault, writer, &mut report).await?);
+        keep.push(put_pack(vault, writer, report).await?);
     }
-
-    if !delete.is_empty() || !repack.is_empty() {
-        for batch in keep.chunks(PACKS_PER_INDEX) {
-            flush_index(vault, batch.to_vec(), progress).await?;
-        }
-        for old in &index.files {
-            vault.backend().delete(&names::index(old)).await?;
-        }
-        for id in &delete {
-            vault.backend().delete(&names::pack(id)).await?;
-            report.bytes_freed += stored.get(id).copied().unwrap_or(0);
-            report.packs_deleted += 1;
-        }
+    for batch in keep.chunks(PACKS_PER_INDEX) {
+        flush_index(vault, batch.to_vec(), progress).await?;
     }
-    Ok(report)
+    for old in &index.files {
+        vault.backend().delete(&names::index(old)).await?;
+    }
+    // Listed after the old index files are gone: a backup whose lock is not listed here
+    // began after that, and cannot use a fossil.
+    let locks = lock.others(vault).await?.into_iter().map(|h| h.id).collect();
+    fossils.sort();
+    fossils.dedup();
+    let body = FossilRecord { version: 1, packs: fossils, locks };
+    let id = IndexId::random();
+    let sealed = seal_msgpack(vault.keys().metadata(), Kind::Fossils, &id.0, &body);
+    vault.backend().put_new(&names::fossils(&id), Bytes::from(sealed)).await?;
+    Ok(Some(Record { id, body }))
 }
 
 async fn put_pack(vault: &Vault, writer: PackWriter, report: &mut PruneReport) -> Result<IndexPack> {

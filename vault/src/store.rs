@@ -128,6 +128,17 @@ pub fn s3_builder(bucket: &str) -> AmazonS3Builder {
     b
 }
 
+/// One listed object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// Name relative to the vault.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When the store last wrote it, Unix seconds by the store's clock.
+    pub modified: i64,
+}
+
 /// Named objects under one vault prefix of any [`ObjectStore`].
 #[derive(Clone)]
 pub struct Backend {
@@ -268,6 +279,19 @@ impl Backend {
         }
     }
 
+    /// When the store last wrote an object, in Unix seconds by the store's own clock (its
+    /// `LastModified`); `None` when there is no such object.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store cannot answer.
+    pub async fn modified(&self, name: &str) -> Result<Option<i64>> {
+        match self.store.head(&self.path(name)).await {
+            Ok(meta) => Ok(Some(meta.last_modified.timestamp())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Self::err(name, e)),
+        }
+    }
+
     /// Whether an object exists.
     ///
     /// # Errors
@@ -286,15 +310,27 @@ impl Backend {
     /// # Errors
     /// [`Error::Store`].
     pub async fn list(&self, folder: &str) -> Result<Vec<(String, u64)>> {
+        Ok(self.list_listed(folder).await?.into_iter().map(|l| (l.name, l.size)).collect())
+    }
+
+    /// As [`Backend::list`], with each object's `LastModified` (store clock).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn list_listed(&self, folder: &str) -> Result<Vec<Listed>> {
         let base = self.path(folder);
         let skip = if self.prefix.is_empty() { 0 } else { self.prefix.len() + 1 };
         let metas: Vec<_> = self.store.list(Some(&base)).try_collect().await.map_err(|e| Self::err(folder, e))?;
         let mut out: Vec<_> = metas
             .into_iter()
-            .map(|m| (m.location.as_ref()[skip..].to_string(), m.size))
-            .filter(|(name, _)| !name.rsplit('/').next().unwrap_or("").starts_with('#'))
+            .map(|m| Listed {
+                name: m.location.as_ref()[skip..].to_string(),
+                size: m.size,
+                modified: m.last_modified.timestamp(),
+            })
+            .filter(|l| !l.name.rsplit('/').next().unwrap_or("").starts_with('#'))
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 

@@ -293,6 +293,28 @@ impl Vault {
             .collect())
     }
 
+    /// Reads a pack's header (two ranged GETs: its length, then the header) and returns
+    /// its entries, checked against the pack's `size`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the pack when the header is damaged; storage errors.
+    pub async fn read_pack_header(
+        &self,
+        id: &zerok_core::PackId,
+        size: u64,
+    ) -> Result<Vec<crate::format::pack::BlobEntry>> {
+        let name = names::pack(id);
+        if size < 4 {
+            return Err(Error::corrupt(&name, "shorter than a pack header"));
+        }
+        let trailer = self.backend.get_range(&name, size - 4..size).await?;
+        let len = crate::format::pack::header_len(size, &trailer).map_err(|why| Error::corrupt(&name, why))? as u64;
+        let start = size - 4 - len;
+        let sealed = self.backend.get_range(&name, start..size - 4).await?;
+        crate::format::pack::decode_header(self.keys.metadata(), &sealed, start)
+            .map_err(|why| Error::corrupt(&name, why))
+    }
+
     /// Stores a sync group's credentials (sealed under the metadata key) unless the vault
     /// has them already; returns their id for the snapshot to record. `device_key` and
     /// `roster` are the backing-up device's identity key and roster log (§4.8).

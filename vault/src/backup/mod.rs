@@ -2,19 +2,30 @@
 //! zstd → XChaCha20-Poly1305 → packs → bounded concurrent uploads → index → snapshot.
 //!
 //! Threads: one walker (reads, chunks, hashes, dedups), `workers` sealers (compress and
-//! encrypt), and the async packer/uploader. Bounded channels between them cap memory at
+//! encrypt), and the async packer/uploader; all are joined, and a panic in any is an error. Bounded channels between them cap memory at
 //! about `(2·workers + 2·workers) · max chunk + (uploads + 1) · pack size`. Index files are
 //! written every [`packer::INDEX_FLUSH_PACKS`] packs, so an interrupted backup leaves packs
 //! that the next run finds in the index and does not upload again.
+//!
+//! Before the snapshot is written, `verify` checks that every pack it uses exists and is
+//! indexed; after, the lock is checked for revocation. A prune that collected what this
+//! backup uses (it was paused past the store clock's limit) makes it start over, without
+//! the packs found gone (FORMAT.md §5.1).
 
 mod packer;
 pub(crate) use packer::flush as flush_index;
+mod verify;
 mod walk;
 
-use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
 
 use bytes::Bytes;
-use zerok_core::SnapshotId;
+use zerok_core::{PackId, SnapshotId};
 
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
@@ -26,6 +37,9 @@ use crate::{
     },
     lock::Lock,
 };
+
+/// Runs of one backup before a prune that keeps collecting its data makes it give up.
+const ATTEMPTS: usize = 3;
 
 /// Stack of the walker thread, which recurses once per folder level (a path of 4096 bytes
 /// has at most 2048 levels).
@@ -100,12 +114,11 @@ pub struct BackupSummary {
 /// Backs up `opts.paths` into a new snapshot.
 ///
 /// # Errors
-/// [`Error::Io`] for a source path that does not exist; [`Error::Locked`] while prune runs;
-/// storage errors after their retries. Unreadable files inside the paths are not errors:
+/// [`Error::Io`] for a source path that does not exist; [`Error::Revoked`] when prunes
+/// collected its data three runs in a row; storage errors after their retries. Unreadable files inside the paths are not errors:
 /// they are listed in [`BackupSummary::unreadable`].
 pub async fn backup(vault: &Vault, opts: BackupOptions, progress: Arc<Progress>) -> Result<BackupSummary> {
     let started = std::time::Instant::now();
-    let time_ns = crate::now_ns();
     let mut paths = Vec::new();
     for p in &opts.paths {
         let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
@@ -124,13 +137,45 @@ pub async fn backup(vault: &Vault, opts: BackupOptions, progress: Arc<Progress>)
             )));
         }
     }
-    let lock = Lock::acquire(vault, false).await?;
-    let result = run(vault, &opts, paths, progress, &lock, time_ns).await;
-    lock.release(vault).await;
-    result.map(|mut s| {
-        s.duration = started.elapsed();
-        s
-    })
+    let mut gone: HashSet<PackId> = HashSet::new();
+    for attempt in 1..=ATTEMPTS {
+        let lock = Lock::acquire(vault, false).await?;
+        let result = run(vault, &opts, paths.clone(), progress.clone(), &lock, &gone).await;
+        lock.release(vault).await;
+        let why = match result {
+            Ok(Attempt::Done(mut summary)) => {
+                summary.duration = started.elapsed();
+                return Ok(summary);
+            }
+            Ok(Attempt::Collected(missing)) => {
+                let why = format!("a prune removed {} pack(s) this backup uses while it ran", missing.len());
+                gone.extend(missing);
+                why
+            }
+            Err(Error::Revoked(why)) => why,
+            Err(e) => return Err(e),
+        };
+        if attempt == ATTEMPTS {
+            return Err(Error::Revoked(format!("{why}; gave up after {ATTEMPTS} runs (run the backup again)")));
+        }
+        tracing::warn!(attempt, %why, "starting the backup over");
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// How one run ended.
+enum Attempt {
+    Done(BackupSummary),
+    /// Packs the snapshot would use are gone (collected by a prune): nothing was committed.
+    Collected(Vec<PackId>),
+}
+
+/// Joins a pipeline thread off the async threads; a panic becomes an error.
+async fn join<T: Send + 'static>(thread: std::thread::JoinHandle<T>, what: &'static str) -> Result<T> {
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .map_err(|e| Error::Invalid(format!("backup {what} could not be joined: {e}")))?
+        .map_err(|_| Error::Invalid(format!("backup {what} panicked; no snapshot was written")))
 }
 
 async fn run(
@@ -139,9 +184,12 @@ async fn run(
     paths: Vec<PathBuf>,
     progress: Arc<Progress>,
     lock: &Lock,
-    time_ns: i64,
-) -> Result<BackupSummary> {
-    let index = Arc::new(MasterIndex::load(vault).await?);
+    gone: &HashSet<PackId>,
+) -> Result<Attempt> {
+    let time_ns = crate::now_ns();
+    let mut index = MasterIndex::load(vault).await?;
+    index.remove_packs(gone);
+    let index = Arc::new(index);
     let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
     let parent =
         vault.snapshots().await?.into_iter().rfind(|(_, s)| s.hostname == opts.hostname && s.paths == path_strings);
@@ -153,10 +201,11 @@ async fn run(
     let workers = opts.workers.max(1);
     let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<walk::Job>(workers * 2);
     let (sealed_tx, sealed_rx) = tokio::sync::mpsc::channel::<packer::Sealed>(workers * 2);
+    let mut sealers = Vec::with_capacity(workers);
     for n in 0..workers {
         let (rx, tx, keys, level) =
             (chunk_rx.clone(), sealed_tx.clone(), vault.keys().clone(), vault.config().compression_level);
-        std::thread::Builder::new()
+        let sealer = std::thread::Builder::new()
             .name(format!("zerok-seal-{n}"))
             .spawn(move || {
                 let mut sealer = Sealer::new(level);
@@ -170,18 +219,16 @@ async fn run(
                 }
             })
             .map_err(|e| Error::Invalid(format!("cannot start worker thread: {e}")))?;
+        sealers.push(sealer);
     }
     drop((chunk_rx, sealed_tx));
 
     let walker = walk::Walker::new(vault.clone(), index.clone(), chunk_tx, progress.clone());
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     // Its own thread with a large stack: the walk recurses once per folder level.
-    std::thread::Builder::new()
+    let walker = std::thread::Builder::new()
         .name("zerok-walk".into())
         .stack_size(WALKER_STACK_BYTES)
-        .spawn(move || {
-            let _ = done_tx.send(walker.run(&paths, parent_root));
-        })
+        .spawn(move || walker.run(&paths, parent_root))
         .map_err(|e| Error::Invalid(format!("cannot start walker thread: {e}")))?;
     let uploads = match opts.uploads {
         0 if vault.backend().is_local() => 2,
@@ -189,9 +236,25 @@ async fn run(
         n => n,
     };
     let packed = packer::run(vault, sealed_rx, uploads, &progress, lock).await;
-    let walked = done_rx.await.map_err(|_| Error::Invalid("backup walker stopped unexpectedly".into()))?;
-    let mut bytes_added = packed?;
-    let (root, stats) = walked?;
+    let walked = join(walker, "walker").await;
+    for sealer in sealers {
+        join(sealer, "sealer").await?;
+    }
+    let packed = packed?;
+    let (root, stats) = walked??;
+    if packed.chunks != stats.chunks_new {
+        return Err(Error::Invalid(format!(
+            "backup pipeline lost chunks ({} sent, {} stored); no snapshot was written",
+            stats.chunks_new, packed.chunks
+        )));
+    }
+    let uses =
+        verify::Uses { start: &index, reused: &stats.reused_packs, uploaded: &packed.packs, written: &packed.indexes };
+    let missing = verify::verify(vault, uses, &progress).await?;
+    if !missing.is_empty() {
+        return Ok(Attempt::Collected(missing));
+    }
+    let mut bytes_added = packed.bytes;
 
     let snapshot = Snapshot {
         version: 1,
@@ -213,8 +276,14 @@ async fn run(
     let id = SnapshotId::random();
     let sealed = seal_msgpack(vault.keys().metadata(), Kind::Snapshot, &id.0, &snapshot);
     bytes_added += sealed.len() as u64;
-    vault.backend().put_new(&names::snapshot(&id), Bytes::from(sealed)).await?;
-    Ok(BackupSummary {
+    let name = names::snapshot(&id);
+    vault.backend().put_new(&name, Bytes::from(sealed)).await?;
+    if let Err(e) = lock.check(vault).await {
+        // Revoked while committing: prune may be deleting what the snapshot uses.
+        vault.backend().delete(&name).await?;
+        return Err(e);
+    }
+    Ok(Attempt::Done(BackupSummary {
         snapshot_id: id,
         parent: snapshot.parent,
         files_new: stats.files_new,
@@ -227,5 +296,5 @@ async fn run(
         chunks_new: stats.chunks_new,
         unreadable: stats.unreadable,
         duration: Duration::ZERO,
-    })
+    }))
 }

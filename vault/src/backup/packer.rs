@@ -28,7 +28,20 @@ pub(super) struct Sealed {
     pub bytes: Vec<u8>,
 }
 
-/// Runs until the sealers hang up; returns the bytes written to the vault.
+/// What the packer stored.
+#[derive(Default)]
+pub(super) struct Packed {
+    /// Bytes written (packs and index files).
+    pub bytes: u64,
+    /// Chunks stored.
+    pub chunks: u64,
+    /// The packs uploaded, as the index files name them.
+    pub packs: Vec<IndexPack>,
+    /// The index files written.
+    pub indexes: Vec<IndexId>,
+}
+
+/// Runs until the sealers hang up.
 ///
 /// Packs are written as unsynced batch members; each index file is written only after the
 /// packs it names are synced (see [`flush`]), and it is written beside the uploads, so an
@@ -39,7 +52,7 @@ pub(super) async fn run(
     uploads: usize,
     progress: &Progress,
     lock: &Lock,
-) -> Result<u64> {
+) -> Result<Packed> {
     let pack_bytes = vault.config().pack_bytes as usize;
     let new_writer = || PackWriter::with_capacity(pack_bytes + vault.config().chunker.max_bytes as usize);
     let mut writer = new_writer();
@@ -47,7 +60,7 @@ pub(super) async fn run(
     // At most one index write at a time; packs that land meanwhile wait for the next one.
     let mut flushing = FuturesUnordered::new();
     let mut pending = Vec::new();
-    let mut added = 0u64;
+    let mut out = Packed::default();
     let mut refresh = tokio::time::interval(std::time::Duration::from_secs(REFRESH_SECS));
     refresh.tick().await;
     let mut open = true;
@@ -60,12 +73,18 @@ pub(super) async fn run(
         tokio::select! {
             Some(done) = inflight.next(), if !inflight.is_empty() => {
                 let (pack, n): (IndexPack, u64) = done?;
-                added += n;
+                out.bytes += n;
+                out.packs.push(pack.clone());
                 pending.push(pack);
             }
-            Some(done) = flushing.next(), if !flushing.is_empty() => added += done?,
+            Some(done) = flushing.next(), if !flushing.is_empty() => {
+                let (id, n) = done?;
+                out.bytes += n;
+                out.indexes.extend(id);
+            }
             msg = rx.recv(), if open && inflight.len() < uploads => match msg {
                 Some(s) => {
+                    out.chunks += 1;
                     writer.add(s.kind, s.id, &s.bytes, s.raw_len);
                     if writer.len() >= pack_bytes {
                         inflight.push(upload(vault, std::mem::replace(&mut writer, new_writer()), progress));
@@ -81,7 +100,7 @@ pub(super) async fn run(
             _ = refresh.tick() => lock.refresh(vault).await?,
         }
     }
-    Ok(added)
+    Ok(out)
 }
 
 async fn upload(vault: &Vault, writer: PackWriter, progress: &Progress) -> Result<(IndexPack, u64)> {
@@ -93,10 +112,10 @@ async fn upload(vault: &Vault, writer: PackWriter, progress: &Progress) -> Resul
 }
 
 /// Syncs `packs` (written by [`upload`] without a sync), then writes them as one index file;
-/// returns the index file's size. An index never names a pack that is not durable.
-pub(crate) async fn flush(vault: &Vault, packs: Vec<IndexPack>, progress: &Progress) -> Result<u64> {
+/// returns its id and size. An index never names a pack that is not durable.
+pub(crate) async fn flush(vault: &Vault, packs: Vec<IndexPack>, progress: &Progress) -> Result<(Option<IndexId>, u64)> {
     if packs.is_empty() {
-        return Ok(0);
+        return Ok((None, 0));
     }
     vault.backend().sync(packs.iter().map(|p| names::pack(&p.id)).collect()).await?;
     let id = IndexId::random();
@@ -105,5 +124,5 @@ pub(crate) async fn flush(vault: &Vault, packs: Vec<IndexPack>, progress: &Progr
     let n = sealed.len() as u64;
     vault.backend().put_new(&names::index(&id), Bytes::from(sealed)).await?;
     Progress::add(&progress.bytes_added, n);
-    Ok(n)
+    Ok((Some(id), n))
 }

@@ -10,7 +10,7 @@ use std::{
     sync::Arc,
 };
 
-use zerok_core::ChunkId;
+use zerok_core::{ChunkId, PackId};
 
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
@@ -39,6 +39,8 @@ pub(super) struct WalkStats {
     pub bytes_total: u64,
     pub chunks_new: u64,
     pub unreadable: Vec<(PathBuf, String)>,
+    /// Packs holding the chunks reused from the index (verified before the commit).
+    pub reused_packs: HashSet<PackId>,
 }
 
 /// The name a source path gets in the snapshot's root tree.
@@ -162,6 +164,9 @@ impl Walker {
             && p.inode == node.inode
             && p.content.iter().all(|c| self.index.contains(c))
         {
+            for c in &p.content {
+                self.reuse(c);
+            }
             node.content = p.content.clone();
             self.stats.files_unmodified += 1;
             self.stats.bytes_total += node.size;
@@ -207,10 +212,19 @@ impl Walker {
         self.store(Kind::Tree, tree.encode())
     }
 
+    /// Notes the pack of a chunk the snapshot reuses from the index.
+    fn reuse(&mut self, id: &ChunkId) {
+        if let Some(loc) = self.index.get(id) {
+            self.stats.reused_packs.insert(loc.pack);
+        }
+    }
+
     /// Names a chunk and sends it to the sealers unless the vault already has it.
     fn store(&mut self, kind: Kind, data: Vec<u8>) -> Result<ChunkId> {
         let id = self.vault.keys().chunk_id(&data);
-        if !self.index.contains(&id) && self.sent.insert(id) {
+        if self.index.contains(&id) {
+            self.reuse(&id);
+        } else if self.sent.insert(id) {
             self.stats.chunks_new += 1;
             self.tx.send(Job { id, kind, data }).map_err(|_| Error::Invalid("backup pipeline stopped".into()))?;
         }

@@ -32,12 +32,13 @@ impl IndexPack {
         Self { id, blobs: entries.iter().map(|e| (e.kind as u8, e.id, e.offset, e.length, e.raw_len)).collect() }
     }
 
-    /// The blobs as header entries; `None` when a kind byte is unknown.
+    /// The blobs as header entries; `None` when a kind byte is not a data or tree chunk's.
     pub fn entries(&self) -> Option<Vec<BlobEntry>> {
         self.blobs
             .iter()
             .map(|&(k, id, offset, length, raw_len)| {
-                Some(BlobEntry { kind: Kind::from_byte(k)?, id, offset, length, raw_len })
+                let kind = Kind::from_byte(k).filter(|k| matches!(k, Kind::Data | Kind::Tree))?;
+                Some(BlobEntry { kind, id, offset, length, raw_len })
             })
             .collect()
     }

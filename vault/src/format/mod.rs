@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod envelope;
+pub mod fossils;
 pub mod index;
 pub mod keyslot;
 pub mod pack;
@@ -39,6 +40,8 @@ pub enum Kind {
     Lock = 7,
     /// Sync-group credentials (metadata key).
     SyncGroup = 8,
+    /// Prune's fossil record (metadata key).
+    Fossils = 9,
 }
 
 impl Kind {
@@ -53,6 +56,7 @@ impl Kind {
             6 => Kind::KeySlot,
             7 => Kind::Lock,
             8 => Kind::SyncGroup,
+            9 => Kind::Fossils,
             _ => return None,
         })
     }
@@ -85,6 +89,10 @@ pub mod names {
     pub const LOCKS: &str = "locks";
     /// Folder of sync-group credentials.
     pub const SYNC: &str = "sync";
+    /// Folder of lock revocation markers.
+    pub const REVOKED: &str = "revoked";
+    /// Folder of prune's fossil records.
+    pub const FOSSILS: &str = "fossils";
 
     /// `data/<first two hex digits>/<pack id>`.
     pub fn pack(id: &PackId) -> String {
@@ -102,6 +110,10 @@ pub mod names {
     /// `sync/<id>`.
     pub fn sync_group(id: &SyncGroupId) -> String {
         format!("{SYNC}/{id}")
+    }
+    /// `fossils/<id>`.
+    pub fn fossils(id: &IndexId) -> String {
+        format!("{FOSSILS}/{id}")
     }
     /// `keys/<id>`.
     pub fn key(id: &SlotId) -> String {

@@ -42,6 +42,11 @@ fn prune_json(r: &PruneReport) -> serde_json::Value {
         "packs_repacked": r.packs_repacked,
         "bytes_freed": r.bytes_freed,
         "bytes_written": r.bytes_written,
+        "packs_pending": r.packs_pending,
+        "bytes_pending": r.bytes_pending,
+        "packs_kept": r.packs_kept,
+        "locks_revoked": r.locks_revoked,
+        "waiting_for": r.waiting_for,
     })
 }
 
@@ -53,6 +58,17 @@ fn print_prune(r: &PruneReport) {
         indicatif::HumanBytes(r.bytes_freed),
         indicatif::HumanBytes(r.bytes_written)
     );
+    if r.packs_pending > 0 {
+        println!(
+            "prune: {} packs ({}) wait for backups still running ({}); the next prune after they end deletes them",
+            r.packs_pending,
+            indicatif::HumanBytes(r.bytes_pending),
+            r.waiting_for.join(", ")
+        );
+    }
+    if r.locks_revoked > 0 {
+        println!("prune: {} stalled backup lock(s) revoked; those backups start over if they resume", r.locks_revoked);
+    }
 }
 
 pub async fn run_forget(args: ForgetArgs) -> Result<u8> {

@@ -1,0 +1,95 @@
+//! The check before a snapshot is committed (FORMAT.md §5.1): every pack the snapshot uses
+//! exists, and is named by an index file that still exists. Packs whose index files a prune
+//! deleted while the backup ran are named again in a new index file; missing packs are
+//! reported so the backup can start over without them.
+
+use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt;
+use zerok_core::{IndexId, PackId};
+
+use super::packer::flush;
+use crate::{
+    MasterIndex, Progress, Result, Vault,
+    format::{index::IndexPack, names, pack::BlobEntry},
+};
+
+/// Up to this many packs are checked by HEAD; more by one listing of `data/` first.
+const HEAD_AT_MOST: usize = 64;
+/// HEAD requests in flight.
+const HEADS_AT_ONCE: usize = 16;
+/// Packs per index file written again.
+const PACKS_PER_INDEX: usize = 1024;
+
+/// What a snapshot about to be committed uses.
+pub(super) struct Uses<'a> {
+    /// The index loaded when the backup began.
+    pub start: &'a MasterIndex,
+    /// Packs of the chunks it reuses from that index.
+    pub reused: &'a HashSet<PackId>,
+    /// Packs it uploaded.
+    pub uploaded: &'a [IndexPack],
+    /// Index files it wrote.
+    pub written: &'a [IndexId],
+}
+
+/// Returns the packs the snapshot uses that the store no longer holds (none: the snapshot
+/// may be committed, every pack it uses being indexed).
+///
+/// # Errors
+/// Storage errors.
+pub(super) async fn verify(vault: &Vault, uses: Uses<'_>, progress: &Progress) -> Result<Vec<PackId>> {
+    let mut needed: HashMap<PackId, Vec<BlobEntry>> = HashMap::new();
+    for pack in uses.reused {
+        if let Some(entries) = uses.start.packs.get(pack) {
+            needed.insert(*pack, entries.clone());
+        }
+    }
+    for pack in uses.uploaded {
+        needed.insert(pack.id, pack.entries().expect("written by this backup"));
+    }
+    let missing = missing_packs(vault, needed.keys().copied().collect()).await?;
+    if !missing.is_empty() {
+        return Ok(missing);
+    }
+    let present: HashSet<String> =
+        vault.backend().list(names::INDEX).await?.into_iter().map(|(n, _)| names::id_part(&n).to_string()).collect();
+    if uses.start.files.iter().chain(uses.written).all(|f| present.contains(&f.to_string())) {
+        return Ok(Vec::new());
+    }
+    // A prune rewrote the index meanwhile: name again what it no longer names.
+    let now = MasterIndex::load(vault).await?;
+    let again: Vec<IndexPack> =
+        needed.iter().filter(|(p, _)| !now.packs.contains_key(p)).map(|(p, e)| IndexPack::new(*p, e)).collect();
+    if !again.is_empty() {
+        tracing::info!(packs = again.len(), "a prune ran during the backup; indexing its packs again");
+    }
+    for batch in again.chunks(PACKS_PER_INDEX) {
+        flush(vault, batch.to_vec(), progress).await?;
+    }
+    Ok(Vec::new())
+}
+
+/// The packs of `packs` the store does not hold: by HEAD for a few, else by one listing and
+/// a HEAD for each pack it lacks (a listing may miss objects; a HEAD does not).
+async fn missing_packs(vault: &Vault, packs: Vec<PackId>) -> Result<Vec<PackId>> {
+    let unlisted = if packs.len() <= HEAD_AT_MOST {
+        packs
+    } else {
+        let stored = vault.stored_packs().await?;
+        packs.into_iter().filter(|p| !stored.contains_key(p)).collect()
+    };
+    let found: Vec<Result<(PackId, bool)>> = futures::stream::iter(unlisted)
+        .map(|p| async move { Ok((p, vault.backend().exists(&names::pack(&p)).await?)) })
+        .buffer_unordered(HEADS_AT_ONCE)
+        .collect()
+        .await;
+    let mut missing = Vec::new();
+    for f in found {
+        let (pack, exists) = f?;
+        if !exists {
+            missing.push(pack);
+        }
+    }
+    Ok(missing)
+}
