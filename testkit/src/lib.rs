@@ -1,6 +1,10 @@
 //! zerok-testkit: real servers for tests — an S3 protocol server (s3s + s3s-fs) serving a
 //! folder on 127.0.0.1, reached through the same `object_store` S3 client that talks to
-//! MinIO and AWS. Test-only: never a dependency of a shipped crate.
+//! MinIO and AWS — and [`FaultyStore`], which wraps any store with injected faults.
+//! Test-only: never a dependency of a shipped crate.
+
+mod faulty;
+pub use faulty::{Faults, FaultyStore, Injected};
 
 use std::{
     path::{Path, PathBuf},

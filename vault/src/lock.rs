@@ -83,7 +83,11 @@ impl Lock {
     pub async fn acquire(vault: &Vault, exclusive: bool) -> Result<Self> {
         let id = IndexId::random();
         let mut lock = Lock { name: format!("{}/{id}", names::LOCKS), id, exclusive, held: None };
-        lock.write(vault, true).await?;
+        if let Err(e) = lock.write(vault, true).await {
+            // The write may have landed although the store reported failure.
+            let _ = vault.backend().delete(&lock.name).await;
+            return Err(e);
+        }
         lock.held = Some(vault.backend().clone());
         if !exclusive {
             return Ok(lock);
@@ -116,7 +120,7 @@ impl Lock {
     /// # Errors
     /// Storage errors.
     pub(crate) async fn others(&self, vault: &Vault) -> Result<Vec<Held>> {
-        let listed = vault.backend().list_listed(names::LOCKS).await?;
+        let listed = vault.backend().list_twice(names::LOCKS).await?;
         let now = match listed.iter().find(|l| l.name == self.name) {
             Some(own) => own.modified,
             None => self.store_now(vault).await?,
@@ -141,7 +145,8 @@ impl Lock {
             let stale = now - l.modified > STALE_AFTER_SECS;
             let ended = stale || revoked.contains(&id.to_string()) || body.as_ref().is_some_and(holder_is_dead);
             let holder = body.as_ref().map_or("?".into(), |b| format!("{} (pid {})", b.hostname, b.pid));
-            out.push(Held { id, ended, exclusive: body.as_ref().is_some_and(|b| b.exclusive), holder });
+            // A lock that does not open counts as a prune's: it keeps other prunes out.
+            out.push(Held { id, ended, exclusive: body.as_ref().is_none_or(|b| b.exclusive), holder });
         }
         Ok(out)
     }

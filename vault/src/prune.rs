@@ -117,20 +117,25 @@ struct View {
     used: HashSet<ChunkId>,
     /// Snapshots whose trees are in `used`.
     walked: HashSet<SnapshotId>,
+    /// Headers of fossils read so far (a snapshot an earlier listing missed may have its
+    /// trees only there).
+    fossils: MasterIndex,
 }
 
 impl View {
     /// Lists snapshots, then loads the index (so the index files of every listed snapshot
-    /// are seen), then the packs, and walks the trees of snapshots not walked before.
-    async fn load(vault: &Vault, before: Option<View>) -> Result<View> {
-        let listed = vault.backend().list(names::SNAPSHOTS).await?;
+    /// are seen), then the packs, and walks the trees of snapshots not walked before. A tree
+    /// no index names is looked for in the headers of `fossils`.
+    async fn load(vault: &Vault, before: Option<View>, fossils: &[PackId]) -> Result<View> {
+        let listed = vault.backend().list_twice(names::SNAPSHOTS).await?;
         let ids = listed
             .iter()
-            .map(|(name, _)| SnapshotId::from_hex(names::id_part(name)).map_err(|_| Error::corrupt(name, "bad name")))
+            .map(|l| SnapshotId::from_hex(names::id_part(&l.name)).map_err(|_| Error::corrupt(&l.name, "bad name")))
             .collect::<Result<Vec<_>>>()?;
         let index = MasterIndex::load(vault).await?;
         let stored = vault.stored_packs().await?;
-        let (mut used, mut walked) = before.map(|v| (v.used, v.walked)).unwrap_or_default();
+        let (mut used, mut walked, mut fossil_index) =
+            before.map(|v| (v.used, v.walked, v.fossils)).unwrap_or_default();
         let fresh: Vec<SnapshotId> = ids.into_iter().filter(|id| !walked.contains(id)).collect();
         let roots: Vec<ChunkId> = futures::stream::iter(fresh.clone())
             .map(|id| async move { vault.load_snapshot(&id).await.map(|s| s.tree) })
@@ -142,7 +147,14 @@ impl View {
             if !used.insert(tree_id) {
                 continue;
             }
-            for node in vault.load_tree(&index, &tree_id).await?.nodes {
+            let source = match index.contains(&tree_id) {
+                true => &index,
+                false => {
+                    read_headers(vault, &mut fossil_index, fossils, &stored).await?;
+                    &fossil_index
+                }
+            };
+            for node in vault.load_tree(source, &tree_id).await?.nodes {
                 if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
                     stack.push(sub);
                 }
@@ -150,7 +162,7 @@ impl View {
             }
         }
         walked.extend(fresh);
-        Ok(View { index, stored, used, walked })
+        Ok(View { index, stored, used, walked, fossils: fossil_index })
     }
 
     /// Used chunks that no index file names.
@@ -179,6 +191,21 @@ impl View {
         };
         Err(Error::Invalid(format!("prune refused: pack {name} holds chunks snapshots use, and {why}")))
     }
+}
+
+/// Adds to `into` the headers of the `packs` the store holds that it lacks.
+async fn read_headers(
+    vault: &Vault,
+    into: &mut MasterIndex,
+    packs: &[PackId],
+    stored: &HashMap<PackId, u64>,
+) -> Result<()> {
+    for pack in packs {
+        if let (false, Some(&size)) = (into.packs.contains_key(pack), stored.get(pack)) {
+            into.add_pack(*pack, vault.read_pack_header(pack, size).await?);
+        }
+    }
+    Ok(())
 }
 
 /// A fossil record as stored.
@@ -246,26 +273,29 @@ async fn settle(
     report: &mut PruneReport,
 ) -> Result<bool> {
     let mut missing = view.unindexed();
+    let candidates: Vec<PackId> = ready
+        .iter()
+        .flat_map(|r| &r.body.packs)
+        .filter(|p| !view.index.packs.contains_key(p) && view.stored.contains_key(p))
+        .copied()
+        .collect();
+    report.packs_kept += ready.iter().flat_map(|r| &r.body.packs).filter(|p| view.index.packs.contains_key(p)).count();
+    if !missing.is_empty() {
+        read_headers(vault, &mut view.fossils, &candidates, &view.stored).await?;
+    }
     let mut doomed = Vec::new();
     let mut revived = Vec::new();
-    for pack in ready.iter().flat_map(|r| &r.body.packs) {
-        if view.index.packs.contains_key(pack) {
-            report.packs_kept += 1;
-            continue;
-        }
-        let Some(&size) = view.stored.get(pack) else { continue };
-        if !missing.is_empty() {
-            let entries = vault.read_pack_header(pack, size).await?;
-            if entries.iter().any(|e| missing.contains(&e.id)) {
-                for e in &entries {
+    for pack in candidates {
+        match view.fossils.packs.get(&pack) {
+            Some(entries) if entries.iter().any(|e| missing.contains(&e.id)) => {
+                for e in entries {
                     missing.remove(&e.id);
                 }
-                revived.push(IndexPack::new(*pack, &entries));
+                revived.push(IndexPack::new(pack, entries));
                 report.packs_kept += 1;
-                continue;
             }
+            _ => doomed.push(pack),
         }
-        doomed.push(*pack);
     }
     if let Some(chunk) = missing.into_iter().next() {
         return Err(Error::Invalid(format!(
@@ -294,15 +324,16 @@ async fn run(vault: &Vault, progress: &Progress, lock: &Lock) -> Result<PruneRep
     let mut report = PruneReport::default();
     let (ready, waiting) = split(vault, lock, records(vault).await?, &mut report).await?;
     // Listed only now, after the locks: a backup whose lock is gone has written its snapshot.
-    let mut view = View::load(vault, None).await?;
+    let ready_packs: Vec<PackId> = ready.iter().flat_map(|r| r.body.packs.iter().copied()).collect();
+    let mut view = View::load(vault, None, &ready_packs).await?;
     if !ready.is_empty() && settle(vault, &mut view, &ready, progress, &mut report).await? {
-        view = View::load(vault, Some(view)).await?;
+        view = View::load(vault, Some(view), &[]).await?;
     }
     let pending: HashSet<PackId> = waiting.iter().flat_map(|r| r.body.packs.iter().copied()).collect();
     if let Some(record) = collect(vault, &view, &pending, lock, progress, &mut report).await? {
         let (ready, still) = split(vault, lock, vec![record], &mut report).await?;
         if !ready.is_empty() {
-            let mut fresh = View::load(vault, Some(view)).await?;
+            let mut fresh = View::load(vault, Some(view), &ready[0].body.packs).await?;
             settle(vault, &mut fresh, &ready, progress, &mut report).await?;
             view = fresh;
         }

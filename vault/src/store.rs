@@ -313,6 +313,19 @@ impl Backend {
         Ok(self.list_listed(folder).await?.into_iter().map(|l| (l.name, l.size)).collect())
     }
 
+    /// Lists a folder twice and returns the union, for decisions that delete: an object a
+    /// listing misses (a dropped page, a lagging replica) must be missed by both.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn list_twice(&self, folder: &str) -> Result<Vec<Listed>> {
+        let mut all = self.list_listed(folder).await?;
+        let seen: std::collections::HashSet<String> = all.iter().map(|l| l.name.clone()).collect();
+        all.extend(self.list_listed(folder).await?.into_iter().filter(|l| !seen.contains(&l.name)));
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
     /// As [`Backend::list`], with each object's `LastModified` (store clock).
     ///
     /// # Errors
