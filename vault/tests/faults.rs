@@ -39,7 +39,7 @@ async fn assert_all_restore(
 fn change(src: &Path, round: u64) {
     std::fs::write(src.join(format!("new-{round}.bin")), noise(round, 200 << 10)).unwrap();
     std::fs::write(src.join("changing.bin"), noise(1000 + round, 300 << 10)).unwrap();
-    if round % 3 == 0 {
+    if round.is_multiple_of(3) {
         let _ = std::fs::remove_file(src.join(format!("new-{}.bin", round.saturating_sub(2))));
     }
 }
