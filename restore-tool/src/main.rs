@@ -101,7 +101,8 @@ fn write_replay(dir: &Path, index: u64, msg: &Received) -> std::io::Result<()> {
     std::fs::rename(&tmp, &path)
 }
 
-async fn run(args: Args) -> Result<()> {
+/// Exit status: 0, or 3 when messages after the snapshot's cursor were missing.
+async fn run(args: Args) -> Result<u8> {
     let key = recovery_key(&args)?;
     let relay = args.relay.as_deref().map(RelayAddr::parse).transpose().map_err(anyhow::Error::msg)?;
     check_target(&args.target, args.force)?;
@@ -124,7 +125,7 @@ async fn run(args: Args) -> Result<()> {
         bail!("the vault at {} has no snapshots and no sync group: nothing to restore", args.vault);
     }
     if args.dry_run {
-        return dry_run(&args, snapshot.as_ref(), rejoin.as_ref());
+        return dry_run(&args, snapshot.as_ref(), rejoin.as_ref()).map(|()| 0);
     }
 
     let restored = match &snapshot {
@@ -150,13 +151,30 @@ async fn run(args: Args) -> Result<()> {
     let device = vault.add_device(&label).await.context("restored, but registering this device failed")?;
     home.save_device_key(&vault.config().vault_id, &args.vault, &device)?;
     home.set_default_vault(&args.vault)?;
-    report(&args, restored.as_ref(), replayed, &device.slot.to_string());
-    Ok(())
+    report(&args, restored.as_ref(), replayed.as_ref(), &device.slot.to_string());
+    match replayed.map_or(0, |r| r.missing) {
+        0 => Ok(0),
+        missing => {
+            eprintln!(
+                "zerok-restore: {missing} sync message(s) after cursor {} are gone from the relay (expired or deleted \
+                 before this restore); the state is restored without them",
+                rejoin.as_ref().map_or(0, Rejoin::cursor)
+            );
+            Ok(3)
+        }
+    }
+}
+
+/// What a replay brought, and how many messages it should have brought but the relay no
+/// longer holds (cursors skipped: expired or deleted before the restore).
+struct Replay {
+    done: Replayed,
+    missing: u64,
 }
 
 /// Joins the group and writes every message after the snapshot's cursor to the replay
-/// folder, in cursor order.
-async fn replay(rejoin: &Rejoin, target: &Path, home: SyncHome, label: &str) -> Result<Replayed> {
+/// folder, in cursor order, counting the cursors that never arrive.
+async fn replay(rejoin: &Rejoin, target: &Path, home: SyncHome, label: &str) -> Result<Replay> {
     let dir = target.join(REPLAY_DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let bar = indicatif::ProgressBar::new_spinner();
@@ -166,13 +184,19 @@ async fn replay(rejoin: &Rejoin, target: &Path, home: SyncHome, label: &str) -> 
     bar.set_message(format!("replaying sync messages after cursor {}", rejoin.cursor()));
     // Files are numbered in delivery order: a message of the snapshot's group by its cursor;
     // after a rotation (cursors restart in the new group) numbering continues after the last.
+    // Cursors are dense in a group: the first message expected is the snapshot's cursor + 1
+    // (1 in each group after a rotation), and each one after it follows on.
     let (mut group, mut base, mut last) = (None, 0, 0);
+    let (mut expected, mut missing) = (rejoin.cursor() + 1, 0u64);
     let (client, replayed) = rejoin
         .join(home, label, |msg| {
             bar.inc(1);
             if group.is_some_and(|g| g != msg.group) {
                 base = last;
+                expected = 1;
             }
+            missing += msg.cursor.saturating_sub(expected);
+            expected = expected.max(msg.cursor + 1);
             group = Some(msg.group);
             last = base + msg.cursor;
             write_replay(&dir, last, msg)
@@ -182,7 +206,7 @@ async fn replay(rejoin: &Rejoin, target: &Path, home: SyncHome, label: &str) -> 
     bar.finish_and_clear();
     client.disconnect().await;
     std::fs::File::open(&dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
-    Ok(replayed)
+    Ok(Replay { done: replayed, missing })
 }
 
 fn dry_run(
@@ -233,17 +257,18 @@ fn dry_run(
 fn report(
     args: &Args,
     restored: Option<&(zerok_core::SnapshotId, RestoreSummary)>,
-    replayed: Option<Replayed>,
+    replayed: Option<&Replay>,
     slot: &str,
 ) {
-    let messages = replayed.map_or(0, |r| r.messages);
+    let messages = replayed.map_or(0, |r| r.done.messages);
     if args.json {
         let mut out = match restored {
             Some((id, summary)) => restore_json(id, &args.target, summary),
             None => json!({ "snapshot_id": null, "target": args.target.display().to_string(), "files_restored": 0 }),
         };
         out["messages_replayed"] = messages.into();
-        out["last_cursor"] = replayed.map(|r| r.last_cursor).into();
+        out["last_cursor"] = replayed.map(|r| r.done.last_cursor).into();
+        out["messages_missing"] = replayed.map_or(0, |r| r.missing).into();
         out["device_slot"] = slot.into();
         println!("{out}");
         return;
@@ -260,9 +285,9 @@ fn report(
     if let Some(r) = replayed {
         println!(
             "replayed {} sync messages into {} (up to cursor {}); this device is in the sync group",
-            r.messages,
+            r.done.messages,
             args.target.join(REPLAY_DIR).display(),
-            r.last_cursor
+            r.done.last_cursor
         );
     }
     println!("this device is registered with the vault (key slot {})", &slot[..8.min(slot.len())]);
@@ -270,5 +295,5 @@ fn report(
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    zerok_client::process::run("zerok-restore", async { run(args).await.map(|()| 0) })
+    zerok_client::process::run("zerok-restore", run(args))
 }

@@ -143,3 +143,70 @@ async fn a_snapshot_the_collection_listings_missed_survives_the_deletion_step() 
     restore_latest(&vault, &out).await.unwrap();
     assert!(describe(&out) == want, "the second snapshot restores whole");
 }
+
+/// Sets every lock's last write back by `secs` on the S3 server's clock (s3s-fs reports
+/// file mtimes as `LastModified`).
+fn age_locks(server: &S3Server, bucket_prefix: &str, secs: u64) {
+    let then = std::time::SystemTime::now() - Duration::from_secs(secs);
+    for entry in std::fs::read_dir(server.root.join(bucket_prefix).join("locks")).unwrap() {
+        let file = std::fs::File::options().write(true).open(entry.unwrap().path()).unwrap();
+        file.set_modified(then).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_a_paused_backup_is_waited_for_then_revoked_and_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("s3")).unwrap();
+    let server = S3Server::start(&dir.path().join("s3")).await;
+    let faulty = FaultyStore::new(server.store("paused"), 1);
+    let created = zerok_vault::Vault::init(Backend::new(Arc::new(faulty.clone()), "v", "s3://paused/v"), small_opts())
+        .await
+        .unwrap();
+    let laptop = created.vault;
+    // The other device reaches the same bucket directly, with the recovery key.
+    let desktop = Vault::open(
+        Backend::new(server.store("paused"), "v", "s3://paused/v"),
+        zerok_vault::Secret::Recovery(&created.recovery_key),
+    )
+    .await
+    .unwrap();
+    let src = dir.path().join("src");
+    make_tree(&src);
+    backup(&laptop, &[&src]).await;
+    std::fs::write(src.join("big.bin"), noise(5, 12 << 20)).unwrap();
+    let want = describe(&src);
+
+    let indexed = desktop.backend().list("index").await.unwrap().len();
+    let task = tokio::spawn({
+        let laptop = laptop.clone();
+        let src = src.clone();
+        async move { zerok_vault::backup(&laptop, BackupOptions::new(vec![src]), Arc::new(Progress::default())).await }
+    });
+    for _ in 0..2000 {
+        if desktop.backend().list("index").await.unwrap().len() > indexed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    faulty.hold_writes();
+    assert!(!task.is_finished(), "the backup finished before it could be paused");
+
+    let first = zerok_vault::prune(&desktop, &Progress::default()).await.unwrap();
+    assert!(first.packs_pending >= 1 && first.packs_deleted == 0, "{first:?}");
+    assert_eq!(first.waiting_for.len(), 1, "{first:?}");
+    age_locks(&server, "paused/v", 31 * 60);
+    let second = zerok_vault::prune(&desktop, &Progress::default()).await.unwrap();
+    assert!(second.locks_revoked == 1 && second.packs_deleted >= 1, "{second:?}");
+
+    faulty.release();
+    let summary = task.await.unwrap().expect("the backup starts over and completes");
+    let report = zerok_vault::check(&desktop, true, &Progress::default()).await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let (_, snap) = desktop.find_snapshot(&summary.snapshot_id.to_string()).await.unwrap();
+    let out = dir.path().join("out");
+    zerok_vault::restore(&desktop, &snap, &RestoreOptions::new(out.clone()), Arc::new(Progress::default()))
+        .await
+        .unwrap();
+    assert!(describe(&out) == want, "the new snapshot restores whole");
+}

@@ -1,7 +1,8 @@
-//! A device rebuilt from a snapshot taken *before* a rotation: `zerok-restore` takes the
-//! backed-up device's place, follows the rotation made while it was gone, replays the old
-//! group's messages after the snapshot's cursor up to the rotation, then the new group's (a
-//! vault-mode relay keeps both histories), and replaces the old identity with its own.
+//! What `zerok-restore` replays after the snapshot's cursor: a device rebuilt from a
+//! snapshot taken *before* a rotation takes the backed-up device's place, follows the
+//! rotation, replays the old group's messages up to it, then the new group's (a vault-mode
+//! relay keeps both histories), and replaces the old identity with its own; and a replay
+//! whose messages the relay no longer holds says how many are gone and exits 3.
 
 use std::{path::Path, process::Command, sync::Arc};
 
@@ -99,5 +100,59 @@ async fn a_restore_from_before_a_rotation_ends_in_the_current_group_with_a_whole
     assert!(devices.iter().any(|d| d.device_id == n.device_id() && d.added_by == a_id && !d.revoked));
     n.disconnect().await;
     c.disconnect().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_gone_from_the_relay_are_counted_and_exit_3_with_the_state_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut c = Config::default();
+    c.server.listen = "127.0.0.1:0".parse().unwrap();
+    c.http.enabled = false;
+    c.storage.data_dir = root.join("relay");
+    let relay = Relay::start(c).await.unwrap();
+    let url = root.join("vault").display().to_string();
+    let created =
+        Vault::init(Location::parse(&url).unwrap().open(&url).unwrap(), InitOptions::default()).await.unwrap();
+    let home_a = SyncHome::new(&root.join("a-home"));
+    let mut a = create(home_a.clone(), &[relay.addr()], "A").await.unwrap();
+    let state = root.join("a-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut pushed = Vec::new();
+    for i in 1..=6u8 {
+        pushed.push(a.push(format!("msg {i}").as_bytes()).await.unwrap().0);
+        std::fs::write(state.join("count"), [i]).unwrap();
+        if i == 2 {
+            let mut opts = BackupOptions::new(vec![state.clone()]);
+            vault_sync::record(&created.vault, &home_a, &mut opts).await.unwrap();
+            zerok_vault::backup(&created.vault, opts, Arc::new(Progress::default())).await.unwrap();
+        }
+    }
+    // Messages 3 and 4 leave the transit relay before the restore (expired, or deleted).
+    for blob in &pushed[2..4] {
+        a.force_delete(*blob).await.unwrap();
+    }
+    a.disconnect().await;
+    std::fs::remove_dir_all(root.join("a-home")).unwrap();
+
+    let target = root.join("restored");
+    let out = Command::new(RESTORE)
+        .args(["--vault", &url, "--target", target.to_str().unwrap(), "--json"])
+        .env("ZEROK_HOME", root.join("n-home"))
+        .env("ZEROK_RECOVERY_KEY", created.recovery_key.display())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("2 sync message(s) after cursor 2 are gone"), "{err}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((summary["messages_replayed"].as_u64(), summary["messages_missing"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(std::fs::read(target.join("count")).unwrap(), [2], "the snapshot's state is restored");
+    let replayed: Vec<String> = std::fs::read_dir(target.join(".zerok/replay"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
     relay.shutdown().await;
 }
