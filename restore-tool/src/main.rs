@@ -4,10 +4,13 @@
 //! vault → pull every message after the snapshot's cursor from the relay and write each,
 //! in cursor order, to `TARGET/.zerok/replay/<cursor, 20 digits>.msg` → register this
 //! device (a key slot in the vault, membership at the relay). Nothing is written unless the
-//! key opens the vault; a non-empty target is refused unless `--force`.
+//! key opens the vault; a non-empty target is refused unless `--force`. The replay folder
+//! is made before any file is restored and written only through its handle (`replay_dir`);
+//! a snapshot's own top-level `.zerok` is not restored.
+
+mod replay_dir;
 
 use std::{
-    io::Write,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -20,13 +23,15 @@ use zerok_client::{
     Home,
     progress::{Bar, Show},
     read_recovery_key, restore_json,
-    sync::{Received, SyncHome},
+    sync::SyncHome,
     unlock,
     vault_sync::{Rejoin, Replayed},
 };
 use zerok_core::RecoveryKey;
 use zerok_vault::{Progress, RestoreOptions, RestoreSummary};
 use zerok_wire::RelayAddr;
+
+use crate::replay_dir::ReplayDir;
 
 /// Where replayed messages go, under the target.
 const REPLAY_DIR: &str = ".zerok/replay";
@@ -91,16 +96,6 @@ fn check_target(target: &Path, force: bool) -> Result<()> {
     }
 }
 
-/// Writes one replayed message to its file (synced, then renamed into place).
-fn write_replay(dir: &Path, index: u64, msg: &Received) -> std::io::Result<()> {
-    let path = dir.join(format!("{index:020}.msg"));
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&msg.data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)
-}
-
 /// Exit status: 0, or 3 when messages after the snapshot's cursor were missing.
 async fn run(args: Args) -> Result<u8> {
     let key = recovery_key(&args)?;
@@ -128,25 +123,34 @@ async fn run(args: Args) -> Result<u8> {
         return dry_run(&args, snapshot.as_ref(), rejoin.as_ref()).map(|()| 0);
     }
 
+    // The target and its replay folder exist before any file is restored, and the
+    // snapshot's own top-level `.zerok` is left out: nothing it holds can redirect a replay.
+    std::fs::create_dir_all(&args.target).with_context(|| format!("creating {}", args.target.display()))?;
+    let replay_dir = match &rejoin {
+        Some(_) => Some(
+            ReplayDir::create(&args.target)
+                .with_context(|| format!("creating {}", args.target.join(REPLAY_DIR).display()))?,
+        ),
+        None => None,
+    };
     let restored = match &snapshot {
         Some((id, snap)) => {
             let progress = Arc::new(Progress::default());
             let bar = Bar::start(&progress, Show::Restore);
-            let summary = zerok_vault::restore(&vault, snap, &RestoreOptions::new(args.target.clone()), progress)
+            let mut opts = RestoreOptions::new(args.target.clone());
+            opts.reserved = vec![".zerok".into()];
+            let summary = zerok_vault::restore(&vault, snap, &opts, progress)
                 .await
                 .with_context(|| format!("restoring snapshot {} into {}", id.short(), args.target.display()))?;
             drop(bar);
             Some((*id, summary))
         }
-        None => {
-            std::fs::create_dir_all(&args.target).with_context(|| format!("creating {}", args.target.display()))?;
-            None
-        }
+        None => None,
     };
     let label = args.device_name.clone().unwrap_or_else(zerok_vault::hostname);
-    let replayed = match &rejoin {
-        Some(r) => Some(replay(r, &args.target, sync_home, &label).await?),
-        None => None,
+    let replayed = match (&rejoin, &replay_dir) {
+        (Some(r), Some(dir)) => Some(replay(r, dir, sync_home, &label).await?),
+        _ => None,
     };
     let device = vault.add_device(&label).await.context("restored, but registering this device failed")?;
     home.save_device_key(&vault.config().vault_id, &args.vault, &device)?;
@@ -174,9 +178,7 @@ struct Replay {
 
 /// Joins the group and writes every message after the snapshot's cursor to the replay
 /// folder, in cursor order, counting the cursors that never arrive.
-async fn replay(rejoin: &Rejoin, target: &Path, home: SyncHome, label: &str) -> Result<Replay> {
-    let dir = target.join(REPLAY_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+async fn replay(rejoin: &Rejoin, dir: &ReplayDir, home: SyncHome, label: &str) -> Result<Replay> {
     let bar = indicatif::ProgressBar::new_spinner();
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -199,13 +201,13 @@ async fn replay(rejoin: &Rejoin, target: &Path, home: SyncHome, label: &str) -> 
             expected = expected.max(msg.cursor + 1);
             group = Some(msg.group);
             last = base + msg.cursor;
-            write_replay(&dir, last, msg)
+            dir.write(&format!("{last:020}.msg"), &msg.data)
         })
         .await
         .context("files restored, but replaying sync messages failed")?;
     bar.finish_and_clear();
     client.disconnect().await;
-    std::fs::File::open(&dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
+    dir.sync().with_context(|| format!("syncing {}", dir.path().display()))?;
     Ok(Replay { done: replayed, missing })
 }
 

@@ -156,3 +156,45 @@ async fn messages_gone_from_the_relay_are_counted_and_exit_3_with_the_state_rest
     assert_eq!(replayed.len(), 2, "{replayed:?}");
     relay.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zerok_symlink_in_the_snapshot_cannot_steer_the_replay_outside_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut c = Config::default();
+    c.server.listen = "127.0.0.1:0".parse().unwrap();
+    c.http.enabled = false;
+    c.storage.data_dir = root.join("relay");
+    let relay = Relay::start(c).await.unwrap();
+    let url = root.join("vault").display().to_string();
+    let created =
+        Vault::init(Location::parse(&url).unwrap().open(&url).unwrap(), InitOptions::default()).await.unwrap();
+    let home_a = SyncHome::new(&root.join("a-home"));
+    let mut a = create(home_a.clone(), &[relay.addr()], "A").await.unwrap();
+    // The backed-up state holds `.zerok` as a symlink to a folder outside any target.
+    let outside = root.join("outside");
+    std::fs::create_dir_all(outside.join("replay")).unwrap();
+    let state = root.join("a-state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("data"), b"state").unwrap();
+    std::os::unix::fs::symlink(&outside, state.join(".zerok")).unwrap();
+    let mut opts = BackupOptions::new(vec![state.clone()]);
+    vault_sync::record(&created.vault, &home_a, &mut opts).await.unwrap();
+    zerok_vault::backup(&created.vault, opts, Arc::new(Progress::default())).await.unwrap();
+    a.push(b"after the backup").await.unwrap();
+    a.disconnect().await;
+
+    let target = root.join("restored");
+    let out = Command::new(RESTORE)
+        .args(["--vault", &url, "--target", target.to_str().unwrap(), "--json"])
+        .env("ZEROK_HOME", root.join("n-home"))
+        .env("ZEROK_RECOVERY_KEY", created.recovery_key.display())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_dir(outside.join("replay")).unwrap().count(), 0, "nothing written outside the target");
+    assert!(std::fs::symlink_metadata(target.join(".zerok")).unwrap().is_dir(), ".zerok is a real folder");
+    assert_eq!(std::fs::read(target.join(".zerok/replay/00000000000000000001.msg")).unwrap(), b"after the backup");
+    assert_eq!(std::fs::read(target.join("data")).unwrap(), b"state");
+    relay.shutdown().await;
+}

@@ -7,6 +7,9 @@
 //! to the target; folders that already exist are used only if they are real folders (never
 //! through a symlink); files and symlinks are created with `O_EXCL` semantics after removing
 //! whatever non-folder entry held the name. So nothing is ever written outside the target.
+//! Files are created 0600 and folders 0700; owner, mode and times are set at the end through
+//! a handle opened with `O_NOFOLLOW` (never through a symlink), owner first, and setuid or
+//! setgid survive only when the recorded owner could be set.
 
 use std::{
     collections::HashMap,
@@ -38,12 +41,15 @@ pub struct RestoreOptions {
     /// Only paths matching one of these globs (relative to the target), or lying under a
     /// match, are restored. Empty: everything.
     pub includes: Vec<String>,
+    /// Names at the top of the restored tree that are left out (a folder the caller writes
+    /// itself, such as `zerok-restore`'s `.zerok`).
+    pub reserved: Vec<std::ffi::OsString>,
 }
 
 impl RestoreOptions {
     /// Everything into `target`.
     pub fn new(target: PathBuf) -> Self {
-        Self { target, includes: Vec::new() }
+        Self { target, includes: Vec::new(), reserved: Vec::new() }
     }
 }
 
@@ -94,6 +100,7 @@ pub async fn restore(
         }
         _ => root.nodes,
     };
+    let top_nodes = top_nodes.into_iter().filter(|n| !opts.reserved.iter().any(|r| r.as_bytes() == n.name)).collect();
     collect(vault, &index, top_nodes, PathBuf::new(), &mut plan).await?;
     if let Some(filter) = &filter {
         apply_filter(&mut plan, filter);
@@ -125,10 +132,11 @@ pub async fn restore(
         filetime::set_symlink_file_times(&path, t, t).map_err(|e| Error::io(&path, e))?;
     }
     for (rel, node) in plan.dirs.iter().rev() {
-        set_meta(&opts.target.join(rel), node)?;
+        let path = opts.target.join(rel);
+        set_meta(&open_nofollow(&path, true)?, &path, node)?;
     }
     if let (Some(node), None) = (&top_dir, &filter) {
-        set_meta(&opts.target, node)?;
+        set_meta(&open_nofollow(&opts.target, true)?, &opts.target, node)?;
     }
     Ok(summary)
 }
@@ -189,20 +197,28 @@ async fn collect(vault: &Vault, index: &MasterIndex, nodes: Vec<Node>, base: Pat
     Ok(())
 }
 
-/// Creates a folder, or accepts an existing one only if it is a real folder (not a
-/// symlink to one), so no later write can be redirected outside the target.
+/// Creates a folder (0700 until its final mode is set), or accepts an existing one only if
+/// it is a real folder (not a symlink to one), so no later write can be redirected outside
+/// the target.
 async fn create_real_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let create = |recursive| std::fs::DirBuilder::new().recursive(recursive).mode(0o700).create(path);
     match tokio::fs::symlink_metadata(path).await {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => {
             tokio::fs::remove_file(path).await.map_err(|e| Error::io(path, e))?;
-            tokio::fs::create_dir(path).await.map_err(|e| Error::io(path, e))
+            create(false).map_err(|e| Error::io(path, e))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tokio::fs::create_dir_all(path).await.map_err(|e| Error::io(path, e))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(true).map_err(|e| Error::io(path, e)),
         Err(e) => Err(Error::io(path, e)),
     }
+}
+
+/// Opens a file or folder without following a symlink in its last component.
+fn open_nofollow(path: &Path, dir: bool) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = libc::O_NOFOLLOW | if dir { libc::O_DIRECTORY } else { 0 };
+    std::fs::OpenOptions::new().read(dir).write(!dir).custom_flags(flags).open(path).map_err(|e| Error::io(path, e))
 }
 
 /// Removes a file or symlink holding `path`; refuses to replace a folder.
@@ -373,12 +389,15 @@ fn create_files(plan: Vec<(PathBuf, Node)>, progress: &Progress) -> Result<Vec<T
     for (path, node) in plan {
         let chunks = node.content.len();
         clear_entry(&path)?;
-        let file =
-            std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW);
+            o.open(&path).map_err(|e| Error::io(&path, e))?
+        };
         let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
-        drop(file);
         if chunks == 0 {
-            set_meta(&path, &node)?;
+            set_meta(&file, &path, &node)?;
             Progress::add(&progress.files, 1);
         }
         let inode = (meta.dev(), meta.ino());
@@ -405,8 +424,8 @@ fn write_span(vault: &Vault, span: &Span, bytes: &[u8], targets: &[Target], prog
             handle.write_all_at(&plain, offset).map_err(|e| Error::io(&t.path, e))?;
             written += plain.len() as u64;
             if t.chunks_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
-                open = None;
-                set_meta(&t.path, &t.node)?;
+                let (_, handle) = open.take().expect("just written");
+                set_meta(&handle, &t.path, &t.node)?;
                 Progress::add(&progress.files, 1);
             }
         }
@@ -417,7 +436,7 @@ fn write_span(vault: &Vault, span: &Span, bytes: &[u8], targets: &[Target], prog
 
 /// Opens a created file for writing, refusing it if the name now holds anything else.
 fn reopen(t: &Target) -> Result<std::fs::File> {
-    let file = std::fs::OpenOptions::new().write(true).open(&t.path).map_err(|e| Error::io(&t.path, e))?;
+    let file = open_nofollow(&t.path, false)?;
     let meta = file.metadata().map_err(|e| Error::io(&t.path, e))?;
     if (meta.dev(), meta.ino()) != t.inode {
         return Err(Error::io(&t.path, std::io::Error::other("replaced during the restore; not written")));
@@ -430,14 +449,25 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Invalid(format!("restore worker failed: {e}")))?
 }
 
-fn set_meta(path: &Path, node: &Node) -> Result<()> {
-    set_owner(path, node);
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)).map_err(|e| Error::io(path, e))?;
+/// Sets owner, then mode, then times through an open handle (never through a symlink).
+/// Setuid and setgid are kept only when the file has its recorded owner: the owner change
+/// would clear them, and on a file left to the restoring user they would grant that user's
+/// rights to whoever runs it.
+fn set_meta(file: &std::fs::File, path: &Path, node: &Node) -> Result<()> {
+    if let Err(e) = std::os::unix::fs::fchown(file, Some(node.uid), Some(node.gid))
+        && e.kind() != std::io::ErrorKind::PermissionDenied
+    {
+        tracing::debug!(path = %path.display(), error = %e, "owner not restored");
+    }
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    let owned = meta.uid() == node.uid && meta.gid() == node.gid;
+    let mode = if owned { node.mode } else { node.mode & !0o6000 };
+    file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))?;
     let t = filetime::FileTime::from_unix_time(
         node.mtime_ns.div_euclid(1_000_000_000),
         node.mtime_ns.rem_euclid(1_000_000_000) as u32,
     );
-    filetime::set_file_times(path, t, t).map_err(|e| Error::io(path, e))
+    filetime::set_file_handle_times(file, Some(t), Some(t)).map_err(|e| Error::io(path, e))
 }
 
 /// Restores the owner where allowed (as root); elsewhere the restoring user keeps it.
