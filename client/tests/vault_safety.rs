@@ -54,7 +54,7 @@ fn step_until_indexed(child: &mut Child, vault: &Path, more: usize) {
     panic!("the backup wrote no index file in 20 s of running");
 }
 
-/// A laptop's vault with one small snapshot, and a 160 MiB file added since.
+/// A laptop's vault with one small snapshot, and a 96 MiB file added since.
 struct Scene {
     dir: tempfile::TempDir,
     laptop: Device,
@@ -73,7 +73,7 @@ impl Scene {
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("notes.txt"), "first version\n").unwrap();
         laptop.json(&["backup", src.to_str().unwrap(), "--json"]);
-        let big = noise(7, 160 << 20);
+        let big = noise(7, 96 << 20);
         std::fs::write(src.join("video.bin"), &big).unwrap();
         std::fs::write(src.join("notes.txt"), "second version\n").unwrap();
         Self { laptop, desktop_key: init["recovery_key"].as_str().unwrap().into(), url, big, dir }

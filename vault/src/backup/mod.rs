@@ -252,6 +252,7 @@ async fn run(
         verify::Uses { start: &index, reused: &stats.reused_packs, uploaded: &packed.packs, written: &packed.indexes };
     let missing = verify::verify(vault, uses, &progress).await?;
     if !missing.is_empty() {
+        verify::unindex(vault, &packed, &missing, &progress).await?;
         return Ok(Attempt::Collected(missing));
     }
     let mut bytes_added = packed.bytes;

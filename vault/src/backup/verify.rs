@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use futures::StreamExt;
 use zerok_core::{IndexId, PackId};
 
-use super::packer::flush;
+use super::packer::{Packed, flush};
 use crate::{
     MasterIndex, Progress, Result, Vault,
     format::{index::IndexPack, names, pack::BlobEntry},
@@ -68,6 +68,23 @@ pub(super) async fn verify(vault: &Vault, uses: Uses<'_>, progress: &Progress) -
         flush(vault, batch.to_vec(), progress).await?;
     }
     Ok(Vec::new())
+}
+
+/// After a run found packs gone: its index files may name them (one written while the run
+/// was paused lands after prune deleted its packs), so they are replaced by one naming only
+/// the run's packs that remain.
+///
+/// # Errors
+/// Storage errors.
+pub(super) async fn unindex(vault: &Vault, packed: &Packed, missing: &[PackId], progress: &Progress) -> Result<()> {
+    let kept: Vec<IndexPack> = packed.packs.iter().filter(|p| !missing.contains(&p.id)).cloned().collect();
+    for batch in kept.chunks(PACKS_PER_INDEX) {
+        flush(vault, batch.to_vec(), progress).await?;
+    }
+    for id in &packed.indexes {
+        vault.backend().delete(&names::index(id)).await?;
+    }
+    Ok(())
 }
 
 /// The packs of `packs` the store does not hold: by HEAD for a few, else by one listing and
