@@ -14,20 +14,6 @@ use serde_json::Value;
 mod process;
 use process::{Device, ZEROK, faketime};
 
-/// Deterministic incompressible bytes (xorshift).
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: kill(2) on our own child's pid.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
@@ -73,7 +59,7 @@ impl Scene {
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("notes.txt"), "first version\n").unwrap();
         laptop.json(&["backup", src.to_str().unwrap(), "--json"]);
-        let big = noise(7, 96 << 20);
+        let big = zerok_testkit::random_bytes(7, 96 << 20);
         std::fs::write(src.join("video.bin"), &big).unwrap();
         std::fs::write(src.join("notes.txt"), "second version\n").unwrap();
         Self { laptop, desktop_key: init["recovery_key"].as_str().unwrap().into(), url, big, dir }

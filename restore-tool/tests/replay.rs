@@ -103,10 +103,8 @@ async fn a_restore_from_before_a_rotation_ends_in_the_current_group_with_a_whole
     relay.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_gone_from_the_relay_are_counted_and_exit_3_with_the_state_restored() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+/// A transit relay, a vault, and device A alone in a new group.
+async fn transit_scene(root: &Path) -> (Relay, String, zerok_vault::Created, SyncHome, SyncClient) {
     let mut c = Config::default();
     c.server.listen = "127.0.0.1:0".parse().unwrap();
     c.http.enabled = false;
@@ -116,7 +114,15 @@ async fn messages_gone_from_the_relay_are_counted_and_exit_3_with_the_state_rest
     let created =
         Vault::init(Location::parse(&url).unwrap().open(&url).unwrap(), InitOptions::default()).await.unwrap();
     let home_a = SyncHome::new(&root.join("a-home"));
-    let mut a = create(home_a.clone(), &[relay.addr()], "A").await.unwrap();
+    let a = create(home_a.clone(), &[relay.addr()], "A").await.unwrap();
+    (relay, url, created, home_a, a)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_gone_from_the_relay_are_counted_and_exit_3_with_the_state_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (relay, url, created, home_a, mut a) = transit_scene(root).await;
     let state = root.join("a-state");
     std::fs::create_dir_all(&state).unwrap();
     let mut pushed = Vec::new();
@@ -161,16 +167,7 @@ async fn messages_gone_from_the_relay_are_counted_and_exit_3_with_the_state_rest
 async fn a_zerok_symlink_in_the_snapshot_cannot_steer_the_replay_outside_the_target() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let mut c = Config::default();
-    c.server.listen = "127.0.0.1:0".parse().unwrap();
-    c.http.enabled = false;
-    c.storage.data_dir = root.join("relay");
-    let relay = Relay::start(c).await.unwrap();
-    let url = root.join("vault").display().to_string();
-    let created =
-        Vault::init(Location::parse(&url).unwrap().open(&url).unwrap(), InitOptions::default()).await.unwrap();
-    let home_a = SyncHome::new(&root.join("a-home"));
-    let mut a = create(home_a.clone(), &[relay.addr()], "A").await.unwrap();
+    let (relay, url, created, home_a, mut a) = transit_scene(root).await;
     // The backed-up state holds `.zerok` as a symlink to a folder outside any target.
     let outside = root.join("outside");
     std::fs::create_dir_all(outside.join("replay")).unwrap();

@@ -125,13 +125,7 @@ impl Lock {
             Some(own) => own.modified,
             None => self.store_now(vault).await?,
         };
-        let revoked: std::collections::HashSet<String> = vault
-            .backend()
-            .list(names::REVOKED)
-            .await?
-            .into_iter()
-            .map(|(name, _)| names::id_part(&name).to_string())
-            .collect();
+        let revoked = vault.backend().names_in(names::REVOKED).await?;
         let mut out = Vec::new();
         for l in listed.into_iter().filter(|l| l.name != self.name) {
             let Ok(id) = IndexId::from_hex(names::id_part(&l.name)) else {
@@ -174,12 +168,14 @@ impl Lock {
         ))
     }
 
-    /// Fails when prune has revoked this lock.
+    /// Fails when prune has revoked this lock: its marker exists, or the lock itself is gone
+    /// (revocation deletes it, and markers are swept after 30 days).
     ///
     /// # Errors
     /// [`Error::Revoked`]; storage errors.
     pub async fn check(&self, vault: &Vault) -> Result<()> {
-        match vault.backend().exists(&revocation(&self.id)).await? {
+        let marked = vault.backend().exists(&revocation(&self.id)).await?;
+        match marked || !vault.backend().exists(&self.name).await? {
             true => Err(self.revoked()),
             false => Ok(()),
         }
@@ -221,13 +217,7 @@ pub(crate) async fn revoke(vault: &Vault, id: &IndexId) -> Result<()> {
 /// # Errors
 /// Storage errors.
 pub(crate) async fn sweep_revocations(vault: &Vault, now: i64, max_age: i64) -> Result<usize> {
-    let locks: std::collections::HashSet<String> = vault
-        .backend()
-        .list(names::LOCKS)
-        .await?
-        .into_iter()
-        .map(|(name, _)| names::id_part(&name).to_string())
-        .collect();
+    let locks = vault.backend().names_in(names::LOCKS).await?;
     let mut swept = 0;
     for marker in vault.backend().list_listed(names::REVOKED).await? {
         if now - marker.modified > max_age && !locks.contains(names::id_part(&marker.name)) {

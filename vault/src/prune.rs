@@ -262,29 +262,20 @@ async fn split(
     Ok((ready, waiting))
 }
 
-/// Deletes the fossils of ready records, keeping those the view's index names and indexing
-/// again those that hold a used chunk no index names; then deletes the records. Returns
-/// whether it wrote an index file (the view's index is then out of date).
-async fn settle(
+/// Of `candidates`, indexes again those holding a used chunk no index names; returns the
+/// others and whether an index file was written. Refuses when a used chunk is in none.
+async fn revive(
     vault: &Vault,
     view: &mut View,
-    ready: &[Record],
+    candidates: Vec<PackId>,
     progress: &Progress,
     report: &mut PruneReport,
-) -> Result<bool> {
+) -> Result<(Vec<PackId>, bool)> {
     let mut missing = view.unindexed();
-    let candidates: Vec<PackId> = ready
-        .iter()
-        .flat_map(|r| &r.body.packs)
-        .filter(|p| !view.index.packs.contains_key(p) && view.stored.contains_key(p))
-        .copied()
-        .collect();
-    report.packs_kept += ready.iter().flat_map(|r| &r.body.packs).filter(|p| view.index.packs.contains_key(p)).count();
     if !missing.is_empty() {
         read_headers(vault, &mut view.fossils, &candidates, &view.stored).await?;
     }
-    let mut doomed = Vec::new();
-    let mut revived = Vec::new();
+    let (mut rest, mut revived) = (Vec::new(), Vec::new());
     for pack in candidates {
         match view.fossils.packs.get(&pack) {
             Some(entries) if entries.iter().any(|e| missing.contains(&e.id)) => {
@@ -294,7 +285,7 @@ async fn settle(
                 revived.push(IndexPack::new(pack, entries));
                 report.packs_kept += 1;
             }
-            _ => doomed.push(pack),
+            _ => rest.push(pack),
         }
     }
     if let Some(chunk) = missing.into_iter().next() {
@@ -307,9 +298,34 @@ async fn settle(
     if wrote {
         flush_index(vault, revived, progress).await?;
     }
+    Ok((rest, wrote))
+}
+
+/// Deletes the fossils of ready records, keeping those the view's index names and indexing
+/// again those that hold a used chunk no index names; then deletes the records. Returns
+/// whether it wrote an index file (the view's index is then out of date).
+async fn settle(
+    vault: &Vault,
+    lock: &Lock,
+    view: &mut View,
+    ready: &[Record],
+    progress: &Progress,
+    report: &mut PruneReport,
+) -> Result<bool> {
+    let candidates: Vec<PackId> = ready
+        .iter()
+        .flat_map(|r| &r.body.packs)
+        .filter(|p| !view.index.packs.contains_key(p) && view.stored.contains_key(p))
+        .copied()
+        .collect();
+    report.packs_kept += ready.iter().flat_map(|r| &r.body.packs).filter(|p| view.index.packs.contains_key(p)).count();
+    let (mut doomed, wrote) = revive(vault, view, candidates, progress, report).await?;
     doomed.sort();
     doomed.dedup();
-    for pack in doomed {
+    for (n, pack) in doomed.into_iter().enumerate() {
+        if n % 256 == 0 {
+            lock.refresh(vault).await?;
+        }
         vault.backend().delete(&names::pack(&pack)).await?;
         report.bytes_freed += view.stored.remove(&pack).unwrap_or(0);
         report.packs_deleted += 1;
@@ -326,7 +342,7 @@ async fn run(vault: &Vault, progress: &Progress, lock: &Lock) -> Result<PruneRep
     // Listed only now, after the locks: a backup whose lock is gone has written its snapshot.
     let ready_packs: Vec<PackId> = ready.iter().flat_map(|r| r.body.packs.iter().copied()).collect();
     let mut view = View::load(vault, None, &ready_packs).await?;
-    if !ready.is_empty() && settle(vault, &mut view, &ready, progress, &mut report).await? {
+    if !ready.is_empty() && settle(vault, lock, &mut view, &ready, progress, &mut report).await? {
         view = View::load(vault, Some(view), &[]).await?;
     }
     let pending: HashSet<PackId> = waiting.iter().flat_map(|r| r.body.packs.iter().copied()).collect();
@@ -334,7 +350,7 @@ async fn run(vault: &Vault, progress: &Progress, lock: &Lock) -> Result<PruneRep
         let (ready, still) = split(vault, lock, vec![record], &mut report).await?;
         if !ready.is_empty() {
             let mut fresh = View::load(vault, Some(view), &ready[0].body.packs).await?;
-            settle(vault, &mut fresh, &ready, progress, &mut report).await?;
+            settle(vault, lock, &mut fresh, &ready, progress, &mut report).await?;
             view = fresh;
         }
         pending_into(&mut report, &view, waiting.iter().chain(&still));
@@ -388,6 +404,8 @@ async fn collect(
     let mut writer = PackWriter::default();
     let pack_bytes = vault.config().pack_bytes as usize;
     for id in &repack {
+        // A long prune shows it is alive (and learns if it was revoked) between packs.
+        lock.refresh(vault).await?;
         let name = names::pack(id);
         let bytes = vault.backend().get(&name).await?;
         for e in &index.packs[id] {
@@ -410,6 +428,7 @@ async fn collect(
     if !writer.is_empty() {
         keep.push(put_pack(vault, writer, report).await?);
     }
+    lock.refresh(vault).await?;
     for batch in keep.chunks(PACKS_PER_INDEX) {
         flush_index(vault, batch.to_vec(), progress).await?;
     }

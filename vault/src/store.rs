@@ -313,6 +313,19 @@ impl Backend {
         Ok(self.list_listed(folder).await?.into_iter().map(|l| (l.name, l.size)).collect())
     }
 
+    /// The last path components (ids) of the objects listed in a folder.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn names_in(&self, folder: &str) -> Result<std::collections::HashSet<String>> {
+        Ok(self
+            .list(folder)
+            .await?
+            .into_iter()
+            .map(|(name, _)| crate::format::names::id_part(&name).to_string())
+            .collect())
+    }
+
     /// Lists a folder twice and returns the union, for decisions that delete: an object a
     /// listing misses (a dropped page, a lagging replica) must be missed by both.
     ///

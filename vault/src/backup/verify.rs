@@ -52,8 +52,7 @@ pub(super) async fn verify(vault: &Vault, uses: Uses<'_>, progress: &Progress) -
     if !missing.is_empty() {
         return Ok(missing);
     }
-    let present: HashSet<String> =
-        vault.backend().list(names::INDEX).await?.into_iter().map(|(n, _)| names::id_part(&n).to_string()).collect();
+    let present = vault.backend().names_in(names::INDEX).await?;
     if uses.start.files.iter().chain(uses.written).all(|f| present.contains(&f.to_string())) {
         return Ok(Vec::new());
     }
