@@ -26,6 +26,16 @@ async fn vault_relay(root: &Path) -> Relay {
     Relay::start(c).await.unwrap()
 }
 
+/// Runs `zerok-restore --json` into `target` as a new device (home `root/n-home`).
+fn restore_into(root: &Path, url: &str, recovery: &str, target: &Path) -> std::process::Output {
+    Command::new(RESTORE)
+        .args(["--vault", url, "--target", target.to_str().unwrap(), "--json"])
+        .env("ZEROK_HOME", root.join("n-home"))
+        .env("ZEROK_RECOVERY_KEY", recovery)
+        .output()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_from_before_a_rotation_ends_in_the_current_group_with_a_whole_replay() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,12 +75,7 @@ async fn a_restore_from_before_a_rotation_ends_in_the_current_group_with_a_whole
     c.push(b"new 2").await.unwrap();
 
     let target = root.join("restored");
-    let out = Command::new(RESTORE)
-        .args(["--vault", &url, "--target", target.to_str().unwrap(), "--json"])
-        .env("ZEROK_HOME", root.join("n-home"))
-        .env("ZEROK_RECOVERY_KEY", &recovery)
-        .output()
-        .unwrap();
+    let out = restore_into(root, &url, &recovery, &target);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["messages_replayed"], 4, "{summary}");
@@ -143,12 +148,7 @@ async fn messages_gone_from_the_relay_are_counted_and_exit_3_with_the_state_rest
     std::fs::remove_dir_all(root.join("a-home")).unwrap();
 
     let target = root.join("restored");
-    let out = Command::new(RESTORE)
-        .args(["--vault", &url, "--target", target.to_str().unwrap(), "--json"])
-        .env("ZEROK_HOME", root.join("n-home"))
-        .env("ZEROK_RECOVERY_KEY", created.recovery_key.display())
-        .output()
-        .unwrap();
+    let out = restore_into(root, &url, &created.recovery_key.display(), &target);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("2 sync message(s) after cursor 2 are gone"), "{err}");
@@ -182,12 +182,7 @@ async fn a_zerok_symlink_in_the_snapshot_cannot_steer_the_replay_outside_the_tar
     a.disconnect().await;
 
     let target = root.join("restored");
-    let out = Command::new(RESTORE)
-        .args(["--vault", &url, "--target", target.to_str().unwrap(), "--json"])
-        .env("ZEROK_HOME", root.join("n-home"))
-        .env("ZEROK_RECOVERY_KEY", created.recovery_key.display())
-        .output()
-        .unwrap();
+    let out = restore_into(root, &url, &created.recovery_key.display(), &target);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_dir(outside.join("replay")).unwrap().count(), 0, "nothing written outside the target");
     assert!(std::fs::symlink_metadata(target.join(".zerok")).unwrap().is_dir(), ".zerok is a real folder");
