@@ -25,5 +25,5 @@ mod unlock;
 pub mod vault_sync;
 
 pub use home::Home;
-pub use report::restore_json;
+pub use report::{restore_damage, restore_json};
 pub use unlock::{KeySource, Unlocked, read_recovery_key, unlock};

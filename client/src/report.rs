@@ -15,5 +15,29 @@ pub fn restore_json(id: &SnapshotId, target: &Path, s: &RestoreSummary) -> Value
         "dirs_restored": s.dirs,
         "symlinks_restored": s.symlinks,
         "bytes_restored": s.bytes,
+        "lost": s.lost,
+        "index_damage": s.index_damage,
     })
+}
+
+/// Lost paths a restore shown on stderr at most.
+const LOST_SHOWN: usize = 20;
+
+/// Tells on stderr what a restore could not bring back (and which index files it read
+/// around); returns whether anything was lost, for exit status 3.
+pub fn restore_damage(tool: &str, s: &RestoreSummary) -> bool {
+    for why in &s.index_damage {
+        eprintln!("{tool}: warning: {why}; read the pack headers instead");
+    }
+    if s.lost.is_empty() {
+        return false;
+    }
+    eprintln!("{tool}: {} item(s) not restored, their data is lost or damaged (run `zerok check`):", s.lost.len());
+    for why in s.lost.iter().take(LOST_SHOWN) {
+        eprintln!("  {why}");
+    }
+    if s.lost.len() > LOST_SHOWN {
+        eprintln!("  … and {} more (see --json)", s.lost.len() - LOST_SHOWN);
+    }
+    true
 }

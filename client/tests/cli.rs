@@ -383,3 +383,74 @@ fn relay_in(dir: &Path) -> (tokio::runtime::Runtime, zerok_relay::Relay) {
     });
     (rt, relay)
 }
+
+#[test]
+fn damaged_index_and_lost_pack_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let dev = Device::new(dir.path(), "dev");
+    dev.json(&["init", "--vault", vault.to_str().unwrap(), "--pack-size-mib", "1", "--json"]);
+    let src = dir.path().join("src");
+    write_tree(&src);
+    dev.json(&["backup", src.to_str().unwrap(), "--json"]);
+    let packs_before: std::collections::HashSet<_> = std::fs::read_dir(vault.join("data"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let big: Vec<u8> = (0..6u32 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    dev.json(&["backup", src.to_str().unwrap(), "--json"]);
+
+    // A flipped index file: restore reads the pack headers, warns, and restores everything.
+    let index = std::fs::read_dir(vault.join("index")).unwrap().next().unwrap().unwrap().path();
+    let mut bytes = std::fs::read(&index).unwrap();
+    bytes[40] ^= 1;
+    std::fs::write(&index, bytes).unwrap();
+    assert!(!dev.run(&["check"]).status.success());
+    let out = dir.path().join("out");
+    let restored = dev.run(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    assert_eq!(restored.status.code(), Some(0), "{}", String::from_utf8_lossy(&restored.stderr));
+    assert!(String::from_utf8_lossy(&restored.stderr).contains("read the pack headers instead"));
+    assert_eq!(std::fs::read(out.join("big.bin")).unwrap(), big);
+    let repaired = dev.json(&["repair", "index", "--json"]);
+    for key in ["packs_read", "packs_indexed", "index_written", "index_removed", "packs_missing", "damaged"] {
+        assert!(repaired.get(key).is_some(), "repair index --json lacks {key}: {repaired}");
+    }
+    assert!(dev.run(&["check", "--read-data"]).status.success());
+
+    // A lost pack of big.bin (a full one: it holds file data, not the trees written last).
+    let lost = std::fs::read_dir(vault.join("data"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| !packs_before.contains(p))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    std::fs::remove_file(lost).unwrap();
+    let out = dir.path().join("partial");
+    let partial = dev.cmd(ZEROK, &["restore", "latest", "--target", out.to_str().unwrap(), "--json"]).output().unwrap();
+    assert_eq!(partial.status.code(), Some(3), "{}", String::from_utf8_lossy(&partial.stderr));
+    let report: Value = serde_json::from_slice(&partial.stdout).unwrap();
+    assert!(report["lost"][0].as_str().unwrap().starts_with("big.bin: "), "{report}");
+    assert!(String::from_utf8_lossy(&partial.stderr).contains("big.bin"));
+    assert!(!out.join("big.bin").exists());
+    assert_eq!(std::fs::read_to_string(out.join("notes é.txt")).unwrap(), "remember the milk");
+
+    let fixed = dev.cmd(ZEROK, &["repair", "snapshots", "--json"]).output().unwrap();
+    assert_eq!(fixed.status.code(), Some(3), "lost data is named: {}", String::from_utf8_lossy(&fixed.stderr));
+    let fixed: Value = serde_json::from_slice(&fixed.stdout).unwrap();
+    assert_eq!(fixed["repaired"].as_array().unwrap().len(), 1, "{fixed}");
+    assert_eq!(dev.cmd(ZEROK, &["repair", "index"]).output().unwrap().status.code(), Some(3));
+    assert!(dev.run(&["check", "--read-data"]).status.success());
+    let again = dir.path().join("again");
+    assert_eq!(dev.run(&["restore", "latest", "--target", again.to_str().unwrap()]).status.code(), Some(0));
+}

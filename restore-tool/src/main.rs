@@ -156,8 +156,9 @@ async fn run(args: Args) -> Result<u8> {
     home.save_device_key(&vault.config().vault_id, &args.vault, &device)?;
     home.set_default_vault(&args.vault)?;
     report(&args, restored.as_ref(), replayed.as_ref(), &device.slot.to_string());
+    let lost = restored.as_ref().is_some_and(|(_, s)| zerok_client::restore_damage("zerok-restore", s));
     match replayed.map_or(0, |r| r.missing) {
-        0 => Ok(0),
+        0 => Ok(if lost { 3 } else { 0 }),
         missing => {
             eprintln!(
                 "zerok-restore: {missing} sync message(s) after cursor {} are gone from the relay (expired or deleted \

@@ -13,7 +13,7 @@
 //! - `master_index`: [`MasterIndex`] — chunk id → pack location.
 //! - [`chunker`]: content-defined chunking (FastCDC 2020) through one reusable buffer.
 //! - `backup`: the parallel walk → chunk → compress → encrypt → pack → upload pipeline.
-//! - `restore`, `check`, `prune`, `lock`, `progress`.
+//! - `restore`, `check`, `prune`, `repair`, `lock`, `progress`.
 //!
 //! ```no_run
 //! # async fn demo() -> zerok_vault::Result<()> {
@@ -36,6 +36,7 @@ mod lock;
 mod master_index;
 mod progress;
 mod prune;
+mod repair;
 mod restore;
 mod retention;
 pub mod store;
@@ -48,6 +49,7 @@ pub use format::keyslot::SlotKind;
 pub use master_index::{BlobLocation, MasterIndex};
 pub use progress::Progress;
 pub use prune::{ForgetReport, PruneReport, forget, prune};
+pub use repair::{REPAIRED_TAG, RepairIndexReport, RepairSnapshotsReport, repair_index, repair_snapshots};
 pub use restore::{RestoreOptions, RestoreSummary, restore};
 pub use retention::Retention;
 pub use store::{Backend, Location};

@@ -83,6 +83,30 @@ impl MasterIndex {
         Ok((index, bad))
     }
 
+    /// Adds the headers of every stored pack that no loaded index file names (the fallback
+    /// when an index file is unreadable or gone: every pack carries its own header).
+    /// Returns the packs whose header does not open.
+    ///
+    /// # Errors
+    /// Only when the data folder cannot be listed.
+    pub async fn add_unindexed(&mut self, vault: &Vault) -> Result<Vec<crate::Error>> {
+        let stored = vault.stored_packs().await?;
+        let todo: Vec<(PackId, u64)> = stored.into_iter().filter(|(id, _)| !self.packs.contains_key(id)).collect();
+        let read: Vec<(PackId, Result<Vec<BlobEntry>>)> = futures::stream::iter(todo)
+            .map(|(id, size)| async move { (id, vault.read_pack_header(&id, size).await) })
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .collect()
+            .await;
+        let mut bad = Vec::new();
+        for (id, entries) in read {
+            match entries {
+                Ok(entries) => self.add_pack(id, entries),
+                Err(e) => bad.push(e),
+            }
+        }
+        Ok(bad)
+    }
+
     /// Records the blobs of one pack.
     pub fn add_pack(&mut self, pack: PackId, entries: Vec<BlobEntry>) {
         for e in &entries {

@@ -345,6 +345,15 @@ async fn run(vault: &Vault, progress: &Progress, lock: &Lock) -> Result<PruneRep
     if !ready.is_empty() && settle(vault, lock, &mut view, &ready, progress, &mut report).await? {
         view = View::load(vault, Some(view), &[]).await?;
     }
+    if !view.unindexed().is_empty() {
+        // A used chunk no index names: a prune stopped between deleting index files and
+        // writing its record, or a listing missed an index file. Its pack, if the store
+        // holds it, is indexed again (the next step refuses if it holds none).
+        let orphans = view.stored.keys().filter(|p| !view.index.packs.contains_key(p)).copied().collect();
+        if revive(vault, &mut view, orphans, progress, &mut report).await?.1 {
+            view = View::load(vault, Some(view), &[]).await?;
+        }
+    }
     let pending: HashSet<PackId> = waiting.iter().flat_map(|r| r.body.packs.iter().copied()).collect();
     if let Some(record) = collect(vault, &view, &pending, lock, progress, &mut report).await? {
         let (ready, still) = split(vault, lock, vec![record], &mut report).await?;

@@ -64,44 +64,56 @@ pub struct RestoreSummary {
     pub symlinks: u64,
     /// Bytes of file content.
     pub bytes: u64,
+    /// What was not restored because its data is lost or damaged, each "path: why"; the
+    /// rest of the snapshot was restored.
+    pub lost: Vec<String>,
+    /// Index files that did not open; the restore read pack headers instead.
+    pub index_damage: Vec<String>,
 }
 
 struct Plan {
     dirs: Vec<(PathBuf, Node)>,
     files: Vec<(PathBuf, Node)>,
     links: Vec<(PathBuf, Node)>,
+    /// The snapshot's one folder, whose metadata the target gets.
+    top_dir: Option<Node>,
+    /// Folders whose trees and files whose chunks are nowhere ("path: why").
+    lost: Vec<String>,
 }
 
 /// Restores a snapshot into `opts.target`. A snapshot of one folder is restored with that
 /// folder's contents directly in the target; several paths each under their base name.
 ///
+/// Damage costs only what it touches. When an index file does not open, or a tree or chunk
+/// is in no index, the headers of the packs no index names are read instead; a file whose
+/// chunks are nowhere or do not open is left out (a partly written one removed), as are
+/// the contents of a folder whose tree is lost, and each is named in
+/// [`RestoreSummary::lost`].
+///
 /// # Errors
 /// [`Error::UnsafePath`] for a tree entry that would escape the target (checked before
-/// anything is written); [`Error::Corrupt`] / [`Error::NotFound`] naming the damaged or
-/// missing object; [`Error::Io`] for local write failures.
+/// anything is written); [`Error::Corrupt`] / [`Error::NotFound`] when the snapshot's root
+/// tree is lost; [`Error::Io`] for local write failures.
 pub async fn restore(
     vault: &Vault,
     snapshot: &Snapshot,
     opts: &RestoreOptions,
     progress: Arc<Progress>,
 ) -> Result<RestoreSummary> {
-    let index = MasterIndex::load(vault).await?;
-    let root = vault.load_tree(&index, &snapshot.tree).await?;
+    let (mut index, bad) = MasterIndex::load_reporting(vault).await?;
+    let mut index_damage: Vec<String> = bad.iter().map(ToString::to_string).collect();
+    let fell_back = !bad.is_empty();
+    if fell_back {
+        index_damage.extend(index.add_unindexed(vault).await?.iter().map(ToString::to_string));
+    }
+    let mut planned = plan(vault, &index, snapshot, opts).await;
+    if !fell_back && !planned.as_ref().is_ok_and(|p| p.lost.is_empty()) {
+        // Something is in no index file: it may be in a pack whose index file is gone.
+        index.add_unindexed(vault).await?;
+        planned = plan(vault, &index, snapshot, opts).await;
+    }
+    let mut plan = planned?;
     let filter = build_filter(&opts.includes)?;
-    let mut plan = Plan { dirs: Vec::new(), files: Vec::new(), links: Vec::new() };
-    let mut top_dir = None;
-    let top_nodes = match root.nodes.as_slice() {
-        [only] if snapshot.paths.len() == 1 && only.kind == NodeKind::Dir => {
-            top_dir = Some(only.clone());
-            let sub = only
-                .subtree
-                .ok_or_else(|| Error::corrupt(format!("tree {}", snapshot.tree), "folder without subtree"))?;
-            vault.load_tree(&index, &sub).await?.nodes
-        }
-        _ => root.nodes,
-    };
-    let top_nodes = top_nodes.into_iter().filter(|n| !opts.reserved.iter().any(|r| r.as_bytes() == n.name)).collect();
-    collect(vault, &index, top_nodes, PathBuf::new(), &mut plan).await?;
     if let Some(filter) = &filter {
         apply_filter(&mut plan, filter);
     }
@@ -112,13 +124,24 @@ pub async fn restore(
     for (rel, _) in &plan.dirs {
         create_real_dir(&opts.target.join(rel)).await?;
     }
+    let damaged = restore_contents(&Arc::new(vault.clone()), &index, &opts.target, &plan.files, &progress).await?;
+    let mut lost = std::mem::take(&mut plan.lost);
+    for (file, why) in &damaged {
+        let rel = &plan.files[*file].0;
+        // Only a file this restore created and partly wrote is removed.
+        if let Err(e) = std::fs::remove_file(opts.target.join(rel)) {
+            tracing::debug!(error = %e, "damaged file not removed");
+        }
+        lost.push(format!("{}: {why}", rel.display()));
+    }
     let summary = RestoreSummary {
-        files: plan.files.len() as u64,
+        files: (plan.files.len() - damaged.len()) as u64,
         dirs: plan.dirs.len() as u64,
         symlinks: plan.links.len() as u64,
-        bytes: total,
+        bytes: total - damaged.iter().map(|(f, _)| plan.files[*f].1.size).sum::<u64>(),
+        lost,
+        index_damage,
     };
-    restore_contents(&Arc::new(vault.clone()), &index, &opts.target, &plan.files, &progress).await?;
     for (rel, node) in &plan.links {
         let path = opts.target.join(rel);
         clear_entry(&path)?;
@@ -135,7 +158,7 @@ pub async fn restore(
         let path = opts.target.join(rel);
         set_meta(&open_nofollow(&path, true)?, &path, node)?;
     }
-    if let (Some(node), None) = (&top_dir, &filter) {
+    if let (Some(node), None) = (&plan.top_dir, &filter) {
         set_meta(&open_nofollow(&opts.target, true)?, &opts.target, node)?;
     }
     Ok(summary)
@@ -170,6 +193,26 @@ fn apply_filter(plan: &mut Plan, filter: &GlobSet) {
     plan.dirs.retain(|(rel, _)| matches(filter, rel) || needed.contains(rel));
 }
 
+/// Reads the snapshot's trees into a plan of what to create. Fails only when the root is
+/// lost or a name is unsafe; a lost subtree or chunk is noted in [`Plan::lost`].
+async fn plan(vault: &Vault, index: &MasterIndex, snapshot: &Snapshot, opts: &RestoreOptions) -> Result<Plan> {
+    let root = vault.load_tree(index, &snapshot.tree).await?;
+    let mut plan = Plan { dirs: Vec::new(), files: Vec::new(), links: Vec::new(), top_dir: None, lost: Vec::new() };
+    let top_nodes = match root.nodes.as_slice() {
+        [only] if snapshot.paths.len() == 1 && only.kind == NodeKind::Dir => {
+            plan.top_dir = Some(only.clone());
+            let sub = only
+                .subtree
+                .ok_or_else(|| Error::corrupt(format!("tree {}", snapshot.tree), "folder without subtree"))?;
+            vault.load_tree(index, &sub).await?.nodes
+        }
+        _ => root.nodes,
+    };
+    let top_nodes = top_nodes.into_iter().filter(|n| !opts.reserved.iter().any(|r| r.as_bytes() == n.name)).collect();
+    collect(vault, index, top_nodes, PathBuf::new(), &mut plan).await?;
+    Ok(plan)
+}
+
 /// Walks trees depth-first, folders before their contents, checking every name.
 async fn collect(vault: &Vault, index: &MasterIndex, nodes: Vec<Node>, base: PathBuf, plan: &mut Plan) -> Result<()> {
     let mut stack = vec![(nodes, base)];
@@ -184,11 +227,16 @@ async fn collect(vault: &Vault, index: &MasterIndex, nodes: Vec<Node>, base: Pat
                     let sub = node
                         .subtree
                         .ok_or_else(|| Error::corrupt(format!("folder {}", rel.display()), "no subtree"))?;
-                    let children = vault.load_tree(index, &sub).await?.nodes;
-                    plan.dirs.push((rel.clone(), node));
-                    stack.push((children, rel));
+                    match vault.load_tree(index, &sub).await {
+                        Ok(tree) => stack.push((tree.nodes, rel.clone())),
+                        Err(e) => plan.lost.push(format!("{}/ (its contents): {e}", rel.display())),
+                    }
+                    plan.dirs.push((rel, node));
                 }
-                NodeKind::File => plan.files.push((rel, node)),
+                NodeKind::File => match node.content.iter().find(|c| !index.contains(c)) {
+                    Some(c) => plan.lost.push(format!("{}: chunk {} is in no index or pack", rel.display(), c.short())),
+                    None => plan.files.push((rel, node)),
+                },
                 NodeKind::Symlink => plan.links.push((rel, node)),
             }
         }
@@ -262,17 +310,21 @@ struct Span {
     needs: Vec<Need>,
 }
 
+/// Files (by position) whose data could not be read or opened, and why.
+type Damaged = Vec<(usize, String)>;
+
 /// Restores file contents pack by pack: every chunk is read once (however many files or
 /// offsets hold it), neighbouring chunks of a pack are read in one ranged GET, and each
 /// read is decrypted, verified and written by one of the writer threads while the next
-/// reads are in flight.
+/// reads are in flight. A pack that is gone or a chunk that does not open damages the files
+/// holding it (returned, sorted); a failing store or a local write error stops the restore.
 async fn restore_contents(
     vault: &Arc<Vault>,
     index: &MasterIndex,
     target: &Path,
     files: &[(PathBuf, Node)],
     progress: &Arc<Progress>,
-) -> Result<()> {
+) -> Result<Damaged> {
     let mut needs: HashMap<ChunkId, (crate::BlobLocation, Vec<(usize, u64)>)> = HashMap::new();
     for (i, (rel, node)) in files.iter().enumerate() {
         let mut offset = 0u64;
@@ -303,15 +355,16 @@ async fn restore_contents(
     let (tx, rx) = tokio::sync::mpsc::channel::<(Span, bytes::Bytes)>(workers);
     let rx = Arc::new(std::sync::Mutex::new(rx));
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let damaged: Arc<std::sync::Mutex<Damaged>> = Arc::default();
     let mut threads = Vec::with_capacity(workers);
     for n in 0..workers {
-        let (rx, vault, targets, progress, failed) =
-            (rx.clone(), vault.clone(), targets.clone(), progress.clone(), failed.clone());
+        let (rx, vault, targets, progress, failed, damaged) =
+            (rx.clone(), vault.clone(), targets.clone(), progress.clone(), failed.clone(), damaged.clone());
         let thread = std::thread::Builder::new().name(format!("zerok-restore-{n}")).spawn(move || {
             loop {
                 let next = rx.lock().expect("restore queue").blocking_recv();
                 let Some((span, bytes)) = next else { return Ok(()) };
-                if let Err(e) = write_span(&vault, &span, &bytes, &targets, &progress) {
+                if let Err(e) = write_span(&vault, &span, &bytes, &targets, &progress, &damaged) {
                     failed.store(true, std::sync::atomic::Ordering::Relaxed);
                     return Err(e);
                 }
@@ -322,20 +375,26 @@ async fn restore_contents(
     drop(rx);
     let mut reads = futures::stream::iter(spans)
         .map(|span| async move {
-            let bytes = vault.backend().get_range(&span.pack, span.start..span.end).await?;
-            Ok::<_, Error>((span, bytes))
+            let read = vault.backend().get_range(&span.pack, span.start..span.end).await;
+            (span, read)
         })
         .buffered(READS_AHEAD);
     let mut fetched = Ok(());
-    while let Some(read) = reads.next().await {
+    while let Some((span, read)) = reads.next().await {
         if failed.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
         match read {
-            Ok(item) => {
-                if tx.send(item).await.is_err() {
+            Ok(bytes) if bytes.len() as u64 == span.end - span.start => {
+                if tx.send((span, bytes)).await.is_err() {
                     break;
                 }
+            }
+            // A pack that is gone costs its files; a failing store fails the restore.
+            Err(e @ Error::NotFound { .. }) => damage(&damaged, span.needs.iter(), &e),
+            Ok(_) => {
+                fetched = Err(Error::Store { object: span.pack, message: "short read".into(), retryable: true });
+                break;
             }
             Err(e) => {
                 fetched = Err(e);
@@ -344,14 +403,24 @@ async fn restore_contents(
         }
     }
     drop((reads, tx));
-    let written = blocking(move || {
+    blocking(move || {
         threads
             .into_iter()
             .map(|t| t.join().unwrap_or_else(|_| Err(Error::Invalid("restore thread panicked".into()))))
             .collect::<Result<Vec<()>>>()
     })
-    .await;
-    written.and(fetched)
+    .await
+    .and(fetched)?;
+    let mut damaged = std::mem::take(&mut *damaged.lock().expect("damage list"));
+    damaged.sort_by_key(|(file, _)| *file);
+    damaged.dedup_by_key(|(file, _)| *file);
+    Ok(damaged)
+}
+
+/// Notes every file holding one of `needs` as damaged by `why`.
+fn damage<'n>(damaged: &std::sync::Mutex<Damaged>, needs: impl Iterator<Item = &'n Need>, why: &Error) {
+    let mut list = damaged.lock().expect("damage list");
+    list.extend(needs.flat_map(|n| &n.writes).map(|&(file, _)| (file, why.to_string())));
 }
 
 /// Groups the needed blobs by pack and cuts each pack's into reads of neighbouring blobs.
@@ -407,14 +476,27 @@ fn create_files(plan: Vec<(PathBuf, Node)>, progress: &Progress) -> Result<Vec<T
 }
 
 /// Opens, verifies and writes the blobs of one read; finishes each file whose last chunk
-/// this was.
-fn write_span(vault: &Vault, span: &Span, bytes: &[u8], targets: &[Target], progress: &Progress) -> Result<()> {
+/// this was. A blob that does not open damages its files (they are never finished).
+fn write_span(
+    vault: &Vault,
+    span: &Span,
+    bytes: &[u8],
+    targets: &[Target],
+    progress: &Progress,
+    damaged: &std::sync::Mutex<Damaged>,
+) -> Result<()> {
     let mut open: Option<(usize, std::fs::File)> = None;
     let mut written = 0u64;
     for need in &span.needs {
         let at = (need.entry.offset as u64 - span.start) as usize;
         let sealed = &bytes[at..at + need.entry.length as usize];
-        let plain = vault.open_chunk(&span.pack, need.entry.kind, &need.id, sealed, need.entry.raw_len)?;
+        let plain = match vault.open_chunk(&span.pack, need.entry.kind, &need.id, sealed, need.entry.raw_len) {
+            Ok(plain) => plain,
+            Err(e) => {
+                damage(damaged, std::iter::once(need), &e);
+                continue;
+            }
+        };
         for &(file, offset) in &need.writes {
             let t = &targets[file];
             if open.as_ref().is_none_or(|(i, _)| *i != file) {

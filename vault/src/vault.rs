@@ -315,6 +315,18 @@ impl Vault {
             .map_err(|why| Error::corrupt(&name, why))
     }
 
+    /// Writes a new snapshot; returns its id and the object's name and size.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(SnapshotId, String, u64)> {
+        let id = SnapshotId::random();
+        let sealed = seal_msgpack(self.keys.metadata(), Kind::Snapshot, &id.0, snapshot);
+        let (name, size) = (names::snapshot(&id), sealed.len() as u64);
+        self.backend.put_new(&name, Bytes::from(sealed)).await?;
+        Ok((id, name, size))
+    }
+
     /// Stores a sync group's credentials (sealed under the metadata key) unless the vault
     /// has them already; returns their id for the snapshot to record. `device_key` and
     /// `roster` are the backing-up device's identity key and roster log (§4.8).

@@ -24,7 +24,6 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
 use zerok_core::{PackId, SnapshotId};
 
 use crate::{
@@ -32,7 +31,6 @@ use crate::{
     format::{
         Kind,
         envelope::Sealer,
-        names, seal_msgpack,
         snapshot::{Snapshot, SnapshotSummary},
     },
     lock::Lock,
@@ -274,11 +272,8 @@ async fn run(
         },
         program: concat!("zerok ", env!("CARGO_PKG_VERSION")).into(),
     };
-    let id = SnapshotId::random();
-    let sealed = seal_msgpack(vault.keys().metadata(), Kind::Snapshot, &id.0, &snapshot);
-    bytes_added += sealed.len() as u64;
-    let name = names::snapshot(&id);
-    vault.backend().put_new(&name, Bytes::from(sealed)).await?;
+    let (id, name, size) = vault.save_snapshot(&snapshot).await?;
+    bytes_added += size;
     if let Err(e) = lock.check(vault).await {
         // Revoked while committing: prune may be deleting what the snapshot uses.
         vault.backend().delete(&name).await?;

@@ -1,6 +1,7 @@
 //! `zerok`: back up folders of app state to an encrypted vault and restore them.
 //! This file only parses arguments, sets up logging, runs the command and maps the
-//! outcome to an exit code (0 ok, 1 error, 3 backup done but some files unreadable).
+//! outcome to an exit code (0 ok, 1 error, 3 done in part: a backup that could not read
+//! some files, a restore or repair that names data lost).
 
 mod backup;
 mod check;
@@ -8,6 +9,7 @@ mod common;
 mod forget;
 mod init;
 mod key;
+mod repair;
 mod restore;
 mod snapshots;
 mod sync;
@@ -40,6 +42,8 @@ enum Command {
     Forget(forget::ForgetArgs),
     /// Delete data no snapshot needs.
     Prune(forget::PruneArgs),
+    /// Rebuild the index from pack headers, or drop lost data from snapshots.
+    Repair(repair::Args),
     /// Manage key slots.
     Key(key::Args),
     /// Sync encrypted messages between this group's devices through relays.
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
             Command::Check(a) => check::run(a).await,
             Command::Forget(a) => forget::run_forget(a).await,
             Command::Prune(a) => forget::run_prune(a).await,
+            Command::Repair(a) => repair::run(a).await,
             Command::Key(a) => key::run(a).await,
             Command::Sync(a) => sync::run(a).await,
         }

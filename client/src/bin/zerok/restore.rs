@@ -1,4 +1,5 @@
-//! `zerok restore`: restore a snapshot, or the parts matching --include, into a folder.
+//! `zerok restore`: restore a snapshot, or the parts matching --include, into a folder;
+//! exit 3 when some of it is lost (named on stderr) and the rest restored.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -50,5 +51,5 @@ pub async fn run(args: Args) -> Result<u8> {
             indicatif::HumanBytes(s.bytes)
         );
     }
-    Ok(0)
+    Ok(if zerok_client::restore_damage("zerok restore", &s) { 3 } else { 0 })
 }
