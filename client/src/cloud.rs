@@ -4,10 +4,12 @@
 //! progress events. A snapshot of a device in a sync group records the group and its
 //! cursors, so a recovery key later restores the state *and* replays what came after.
 //!
-//! Consistency: the app holds a [`WriteGuard`] (from [`CloudBackup::write_guard`]) while it
-//! changes its files; a snapshot waits for every guard to drop and keeps new ones waiting
-//! until it has read the files. An app whose store has its own online-backup call (SQLite's
-//! backup API, say) can instead export to a folder and name that folder in `paths`.
+//! Consistency: SQLite databases in `paths` are copied through SQLite's backup API
+//! ([`SqliteMode::Consistent`], the default), so each snapshot holds a committed state while
+//! the app keeps writing. For other stores, the app holds a [`WriteGuard`] (from
+//! [`CloudBackup::write_guard`]) while it changes its files — a snapshot waits for every
+//! guard to drop and keeps new ones waiting until it has read the files — or gives a
+//! [`Quiesce`] callback that pauses and resumes its writes around each snapshot.
 //!
 //! ```no_run
 //! # async fn demo(home: zerok_client::Home) -> anyhow::Result<()> {
@@ -36,9 +38,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use anyhow::Context;
 use tokio::sync::{OwnedRwLockReadGuard, RwLock, broadcast};
 use zerok_core::SnapshotId;
-use zerok_vault::{BackupOptions, BackupSummary, Progress, Retention, Vault};
+use zerok_vault::{BackupOptions, BackupSummary, Progress, Retention, SqliteMode, Vault};
 
 use crate::{Home, sync::SyncHome, unlock, vault_sync};
 
@@ -64,6 +67,33 @@ pub struct CloudBackupConfig {
     pub prune: bool,
     /// Tags on every snapshot.
     pub tags: Vec<String>,
+    /// How SQLite databases are read (default: a consistent copy).
+    pub sqlite: SqliteMode,
+    /// The app's pause and resume, called around each snapshot.
+    pub quiesce: Option<QuiesceHook>,
+}
+
+/// The app's own way to pause its writes while a snapshot reads its files (flush caches,
+/// finish a transaction, stop a worker) and to resume them.
+pub trait Quiesce: Send + Sync {
+    /// Called before the snapshot reads any file. An error skips this snapshot (reported
+    /// as [`CloudEvent::Failed`]); `resume` is still called.
+    ///
+    /// # Errors
+    /// Whatever keeps the app from pausing.
+    fn quiesce(&self) -> anyhow::Result<()>;
+    /// Called after the snapshot, whether or not it was saved.
+    fn resume(&self);
+}
+
+/// A [`Quiesce`] callback in a [`CloudBackupConfig`].
+#[derive(Clone)]
+pub struct QuiesceHook(pub Arc<dyn Quiesce>);
+
+impl std::fmt::Debug for QuiesceHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QuiesceHook")
+    }
 }
 
 impl CloudBackupConfig {
@@ -77,6 +107,8 @@ impl CloudBackupConfig {
             retention: Some(Retention { keep_last: 10, keep_daily: 7, keep_weekly: 4 }),
             prune: false,
             tags: vec!["cloud-backup".into()],
+            sqlite: SqliteMode::Consistent,
+            quiesce: None,
         }
     }
 }
@@ -135,6 +167,7 @@ pub type WriteGuard = OwnedRwLockReadGuard<()>;
 struct Inner {
     vault: Vault,
     sync_home: SyncHome,
+    home: Home,
     config: CloudBackupConfig,
     gate: Arc<RwLock<()>>,
     status: Mutex<CloudStatus>,
@@ -170,7 +203,15 @@ impl Inner {
         let _paused = self.gate.clone().write_owned().await;
         self.update(|s| s.running = true);
         self.emit(CloudEvent::Started);
-        let result = self.backup().await;
+        let hook = self.config.quiesce.as_ref().map(|h| h.0.clone());
+        let paused = hook.as_ref().map_or(Ok(()), |h| h.quiesce().context("the app's quiesce callback failed"));
+        let result = match paused {
+            Ok(()) => self.backup().await,
+            Err(e) => Err(e),
+        };
+        if let Some(hook) = hook {
+            hook.resume();
+        }
         self.update(|s| s.running = false);
         match &result {
             Ok(summary) => {
@@ -183,6 +224,14 @@ impl Inner {
                 self.emit(CloudEvent::Saved { snapshot, bytes_added });
                 if let Err(e) = self.retain().await {
                     self.fail(format!("snapshot saved, but the retention policy failed: {e:#}"));
+                }
+                match crate::seen::observe(&self.home, &self.vault).await {
+                    Ok(observed) => {
+                        for line in observed.rollback {
+                            self.fail(format!("snapshot saved, but {line}"));
+                        }
+                    }
+                    Err(e) => self.fail(format!("snapshot saved, but recording it on this device failed: {e:#}")),
                 }
             }
             Err(e) => self.fail(format!("{e:#}")),
@@ -199,6 +248,7 @@ impl Inner {
         let mark = self.activity();
         let mut opts = BackupOptions::new(self.config.paths.clone());
         opts.tags = self.config.tags.clone();
+        opts.sqlite = self.config.sqlite;
         if let Err(e) = vault_sync::record(&self.vault, &self.sync_home, &mut opts).await {
             tracing::warn!(error = %format!("{e:#}"), "sync group not recorded with this snapshot");
         }
@@ -247,6 +297,7 @@ impl CloudBackup {
         let inner = Arc::new(Inner {
             vault,
             sync_home: SyncHome::new(home.dir()),
+            home: home.clone(),
             config,
             gate: Arc::default(),
             status: Mutex::new(CloudStatus { enabled: true, ..Default::default() }),

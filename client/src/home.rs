@@ -1,5 +1,6 @@
 //! The device's own folder (`ZEROK_HOME`, default `<config dir>/zerok`): the default vault
-//! URL (`config.json`) and one device key per vault (`vaults/<vault-id>.json`, mode 0600).
+//! URL (`config.json`), one device key per vault (`vaults/<vault-id>.json`, mode 0600) and
+//! what this device last saw of each vault (`seen/<vault-id>.json`, see `seen`).
 
 use std::{
     fs,
@@ -64,7 +65,7 @@ impl Home {
             .with_context(|| format!("creating {}", sub.display()))
     }
 
-    fn write_private(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn write_private(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         self.ensure(path.parent().expect("file in a folder"))?;
         let tmp = path.with_extension("tmp");
         let mut f = fs::OpenOptions::new()

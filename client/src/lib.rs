@@ -9,6 +9,7 @@
 //! - `home`: [`Home`] — the per-device folder and the files in it.
 //! - `unlock`: [`unlock`] — recovery key, device key or passphrase → [`zerok_vault::Vault`].
 //! - `report`: JSON reports whose keys scripts rely on.
+//! - [`seen`]: what this device last saw of each vault, to notice a store that rolls back.
 //! - [`sync`]: the sync client — relays, push/pull, events, devices, pairing.
 //! - [`vault_sync`]: group credentials kept in the vault; rejoining and replaying.
 //! - [`cloud`]: cloud backup mode for apps — schedule, retention, status, events.
@@ -20,10 +21,11 @@ mod home;
 pub mod process;
 pub mod progress;
 mod report;
+pub mod seen;
 pub mod sync;
 mod unlock;
 pub mod vault_sync;
 
 pub use home::Home;
-pub use report::{restore_damage, restore_json};
+pub use report::{restore_damage, restore_json, rfc3339};
 pub use unlock::{KeySource, Unlocked, read_recovery_key, unlock};

@@ -427,18 +427,33 @@ fn damaged_index_and_lost_pack_through_the_cli() {
     }
     assert!(dev.run(&["check", "--read-data"]).status.success());
 
-    // A lost pack of big.bin (a full one: it holds file data, not the trees written last).
-    let lost = std::fs::read_dir(vault.join("data"))
+    // A lost pack of big.bin. The trees are in one of the new packs too, and without the
+    // root nothing can be restored (exit 1): the first new pack whose loss leaves exit 3.
+    let new_packs: Vec<_> = std::fs::read_dir(vault.join("data"))
         .unwrap()
         .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| !packs_before.contains(p))
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
-        .unwrap();
-    std::fs::remove_file(lost).unwrap();
+        .collect();
+    assert!(new_packs.len() >= 3, "{new_packs:?}");
     let out = dir.path().join("partial");
-    let partial = dev.cmd(ZEROK, &["restore", "latest", "--target", out.to_str().unwrap(), "--json"]).output().unwrap();
-    assert_eq!(partial.status.code(), Some(3), "{}", String::from_utf8_lossy(&partial.stderr));
+    let aside = dir.path().join("aside");
+    let partial = new_packs
+        .iter()
+        .find_map(|pack| {
+            std::fs::rename(pack, &aside).unwrap();
+            let partial =
+                dev.cmd(ZEROK, &["restore", "latest", "--target", out.to_str().unwrap(), "--json"]).output().unwrap();
+            match partial.status.code() {
+                Some(3) => Some(partial),
+                Some(1) => {
+                    std::fs::rename(&aside, pack).unwrap();
+                    None
+                }
+                other => panic!("restore with a pack gone exited {other:?}"),
+            }
+        })
+        .expect("a pack of file data only");
     let report: Value = serde_json::from_slice(&partial.stdout).unwrap();
     assert!(report["lost"][0].as_str().unwrap().starts_with("big.bin: "), "{report}");
     assert!(String::from_utf8_lossy(&partial.stderr).contains("big.bin"));
@@ -449,8 +464,38 @@ fn damaged_index_and_lost_pack_through_the_cli() {
     assert_eq!(fixed.status.code(), Some(3), "lost data is named: {}", String::from_utf8_lossy(&fixed.stderr));
     let fixed: Value = serde_json::from_slice(&fixed.stdout).unwrap();
     assert_eq!(fixed["repaired"].as_array().unwrap().len(), 1, "{fixed}");
-    assert_eq!(dev.cmd(ZEROK, &["repair", "index"]).output().unwrap().status.code(), Some(3));
+    let reindexed = dev.json(&["repair", "index", "--json"]);
+    assert_eq!(reindexed["packs_missing"], 1, "{reindexed}");
     assert!(dev.run(&["check", "--read-data"]).status.success());
     let again = dir.path().join("again");
     assert_eq!(dev.run(&["restore", "latest", "--target", again.to_str().unwrap()]).status.code(), Some(0));
+}
+
+#[test]
+fn pre_and_post_hooks_bracket_the_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::new(dir.path(), "dev");
+    dev.json(&["init", "--vault", dir.path().join("vault").to_str().unwrap(), "--json"]);
+    let src = dir.path().join("src");
+    write_tree(&src);
+    let log = dir.path().join("hooks.log");
+    let pre = format!("echo paused >> {0} && echo from-the-hook > {1}/dumped.txt", log.display(), src.display());
+    let post = format!("echo \"resumed $ZEROK_BACKUP_STATUS $ZEROK_SNAPSHOT_ID\" >> {}", log.display());
+    let out = dev.json(&["backup", src.to_str().unwrap(), "--pre-hook", &pre, "--post-hook", &post, "--json"]);
+    let id = out["snapshot_id"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("paused\nresumed ok {id}\n"));
+    // What the pre-hook wrote is in the snapshot.
+    let restored = dir.path().join("restored");
+    assert!(dev.run(&["restore", id, "--target", restored.to_str().unwrap()]).status.success());
+    assert_eq!(std::fs::read_to_string(restored.join("dumped.txt")).unwrap(), "from-the-hook\n");
+
+    // A failing pre-hook: nothing is backed up, the post-hook still resumes the app.
+    std::fs::remove_file(&log).unwrap();
+    let failed = dev.run(&["backup", src.to_str().unwrap(), "--pre-hook", "exit 7", "--post-hook", &post]);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("pre-hook") && stderr.contains("exit status: 7"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "resumed failed \n");
+    assert_eq!(dev.json(&["snapshots", "--json"]).as_array().unwrap().len(), 1);
 }

@@ -122,3 +122,48 @@ async fn bad_settings_and_a_missing_device_key_are_refused() {
     let stranger = Home::at(dir.path().join("other-home"));
     assert!(CloudBackup::enable(&stranger, config).await.is_err(), "no key for this vault on that device");
 }
+
+/// Records the app's pauses and resumes; refuses to pause when told to.
+#[derive(Default)]
+struct App {
+    calls: std::sync::Mutex<Vec<&'static str>>,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl zerok_client::cloud::Quiesce for App {
+    fn quiesce(&self) -> anyhow::Result<()> {
+        self.calls.lock().unwrap().push("quiesce");
+        anyhow::ensure!(!self.refuse.load(std::sync::atomic::Ordering::Relaxed), "the app is busy");
+        Ok(())
+    }
+    fn resume(&self) {
+        self.calls.lock().unwrap().push("resume");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_quiesce_callback_brackets_each_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, url, vault) = setup(dir.path()).await;
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("db"), b"state").unwrap();
+    let app = Arc::new(App::default());
+    let mut config = CloudBackupConfig::new(&url, vec![state.clone()]);
+    config.interval = None;
+    config.after_messages = None;
+    config.quiesce = Some(zerok_client::cloud::QuiesceHook(app.clone()));
+    let backup = CloudBackup::enable(&home, config).await.unwrap();
+    backup.snapshot_now().await.unwrap();
+    assert_eq!(*app.calls.lock().unwrap(), ["quiesce", "resume"]);
+
+    // An app that cannot pause gets no snapshot, a Failed event, and is resumed.
+    app.refuse.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut events = backup.subscribe();
+    let err = backup.snapshot_now().await.unwrap_err();
+    assert!(format!("{err:#}").contains("the app is busy"), "{err:#}");
+    assert!(matches!(next_saved(&mut events).await, CloudEvent::Failed { .. }));
+    assert_eq!(*app.calls.lock().unwrap(), ["quiesce", "resume", "quiesce", "resume"]);
+    assert_eq!(vault.snapshots().await.unwrap().len(), 1);
+    backup.disable().await;
+}

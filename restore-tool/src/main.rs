@@ -155,6 +155,10 @@ async fn run(args: Args) -> Result<u8> {
     let device = vault.add_device(&label).await.context("restored, but registering this device failed")?;
     home.save_device_key(&vault.config().vault_id, &args.vault, &device)?;
     home.set_default_vault(&args.vault)?;
+    // From now on this device notices if the store loses what it saw here.
+    if let Err(e) = zerok_client::seen::observe(&home, &vault).await {
+        eprintln!("zerok-restore: warning: recording the vault's snapshots on this device failed: {e:#}");
+    }
     report(&args, restored.as_ref(), replayed.as_ref(), &device.slot.to_string());
     let lost = restored.as_ref().is_some_and(|(_, s)| zerok_client::restore_damage("zerok-restore", s));
     match replayed.map_or(0, |r| r.missing) {

@@ -1,7 +1,8 @@
 //! `check`: verifies the vault's structure — every index file, snapshot and tree opens,
 //! every pack the index names exists and is large enough, every chunk a file needs is
 //! indexed — and with `read_data`, downloads every pack and verifies its hash, header and
-//! every chunk (authentication, decompression, keyed id).
+//! every chunk (authentication, decompression, keyed id). It warns about snapshots dated
+//! more than a minute after the store wrote them (FORMAT.md §1).
 
 use std::collections::HashSet;
 
@@ -13,6 +14,8 @@ use crate::{
     format::{names, pack, tree::NodeKind},
 };
 
+/// How far a snapshot's own time may lie ahead of the store's write time unreported.
+const AHEAD_TOLERANCE_NS: i64 = 60_000_000_000;
 /// Packs downloaded at once by `--read-data`.
 const READ_CONCURRENCY: usize = 4;
 
@@ -47,7 +50,11 @@ pub async fn check(vault: &Vault, read_data: bool, progress: &Progress) -> Resul
     for (id, entries) in &index.packs {
         let need = entries.iter().map(|e| e.offset as u64 + e.length as u64).max().unwrap_or(0);
         match stored.get(id) {
-            None => report.errors.push(format!("missing pack {} (listed in the index)", names::pack(id))),
+            None => report.errors.push(format!(
+                "missing pack {} (named by {}: the store lost it, or an index file a prune deleted is back)",
+                names::pack(id),
+                index.named_by.get(id).map_or_else(|| "the index".into(), names::index)
+            )),
             Some(&size) if size < need + 4 => report
                 .errors
                 .push(format!("truncated pack {}: {size} bytes, index needs more than {need}", names::pack(id))),
@@ -80,7 +87,8 @@ pub async fn check(vault: &Vault, read_data: bool, progress: &Progress) -> Resul
 
 async fn check_snapshots(vault: &Vault, index: &MasterIndex, report: &mut CheckReport) -> Result<()> {
     let mut seen: HashSet<ChunkId> = HashSet::new();
-    for (name, _) in vault.backend().list(names::SNAPSHOTS).await? {
+    for listed in vault.backend().list_listed(names::SNAPSHOTS).await? {
+        let name = listed.name;
         let snap = match zerok_core::SnapshotId::from_hex(names::id_part(&name)) {
             Ok(id) => vault.load_snapshot(&id).await,
             Err(_) => Err(crate::Error::corrupt(&name, "bad name")),
@@ -93,6 +101,14 @@ async fn check_snapshots(vault: &Vault, index: &MasterIndex, report: &mut CheckR
             }
         };
         report.snapshots += 1;
+        let ahead = snap.time_ns.saturating_sub(listed.modified.saturating_add(1).saturating_mul(1_000_000_000));
+        if ahead > AHEAD_TOLERANCE_NS {
+            report.warnings.push(format!(
+                "{name} is dated {} min after the store wrote it (a clock ahead, or a planted snapshot); it counts as \
+                 taken when stored",
+                ahead / 60_000_000_000
+            ));
+        }
         let mut stack = vec![snap.tree];
         while let Some(tree_id) = stack.pop() {
             if !seen.insert(tree_id) {

@@ -42,7 +42,7 @@ mod retention;
 pub mod store;
 mod vault;
 
-pub use backup::{BackupOptions, BackupSummary, backup};
+pub use backup::{BackupOptions, BackupSummary, SqliteMode, backup};
 pub use check::{CheckReport, check};
 pub use error::{Error, Result};
 pub use format::keyslot::SlotKind;
@@ -53,7 +53,7 @@ pub use repair::{REPAIRED_TAG, RepairIndexReport, RepairSnapshotsReport, repair_
 pub use restore::{RestoreOptions, RestoreSummary, restore};
 pub use retention::Retention;
 pub use store::{Backend, Location};
-pub use vault::{Created, DeviceKey, InitOptions, Secret, Vault};
+pub use vault::{Created, Dated, DeviceKey, InitOptions, Secret, Vault};
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now_secs() -> i64 {

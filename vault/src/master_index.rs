@@ -28,6 +28,11 @@ pub struct MasterIndex {
     pub files: Vec<IndexId>,
     /// Every pack named by some index file, with its blobs.
     pub packs: HashMap<PackId, Vec<BlobEntry>>,
+    /// The index file that named each pack (the last one read, when several do).
+    pub named_by: HashMap<PackId, IndexId>,
+    /// Further places of chunks stored more than once (two devices uploaded one at once, or
+    /// an index file a prune deleted is back and names a pack that is gone).
+    others: HashMap<ChunkId, Vec<BlobLocation>>,
 }
 
 /// Index files fetched at once while loading.
@@ -73,6 +78,7 @@ impl MasterIndex {
                 Ok((id, file)) => {
                     index.files.push(id);
                     for pack in file.packs {
+                        index.named_by.insert(pack.id, id);
                         let entries = pack.entries().expect("kinds checked above");
                         index.add_pack(pack.id, entries);
                     }
@@ -110,15 +116,46 @@ impl MasterIndex {
     /// Records the blobs of one pack.
     pub fn add_pack(&mut self, pack: PackId, entries: Vec<BlobEntry>) {
         for e in &entries {
-            self.blobs.insert(e.id, BlobLocation { pack, entry: *e });
+            let here = BlobLocation { pack, entry: *e };
+            match self.blobs.get(&e.id) {
+                Some(first) if first.pack != pack => self.others.entry(e.id).or_default().push(here),
+                _ => drop(self.blobs.insert(e.id, here)),
+            }
         }
         self.packs.insert(pack, entries);
     }
 
-    /// Forgets packs known to be gone, so their chunks are stored again.
+    /// Forgets packs known to be gone: their chunks move to another place that holds them,
+    /// or are stored again.
     pub fn remove_packs(&mut self, gone: &std::collections::HashSet<PackId>) {
         self.packs.retain(|id, _| !gone.contains(id));
-        self.blobs.retain(|_, loc| !gone.contains(&loc.pack));
+        for places in self.others.values_mut() {
+            places.retain(|l| !gone.contains(&l.pack));
+        }
+        let others = &mut self.others;
+        self.blobs.retain(|id, loc| {
+            if !gone.contains(&loc.pack) {
+                return true;
+            }
+            match others.get_mut(id).and_then(Vec::pop) {
+                Some(next) => {
+                    *loc = next;
+                    true
+                }
+                None => false,
+            }
+        });
+        self.others.retain(|_, places| !places.is_empty());
+    }
+
+    /// Every place a chunk is stored, the first one [`MasterIndex::get`] gives first.
+    pub fn places(&self, id: &ChunkId) -> impl Iterator<Item = &BlobLocation> {
+        self.blobs.get(id).into_iter().chain(self.others.get(id).into_iter().flatten())
+    }
+
+    /// Whether some chunk is stored in more than one pack.
+    pub fn has_copies(&self) -> bool {
+        !self.others.is_empty()
     }
 
     /// Where a chunk is, if the vault has it.
@@ -144,5 +181,31 @@ impl MasterIndex {
     /// All chunk ids.
     pub fn ids(&self) -> impl Iterator<Item = &ChunkId> {
         self.blobs.keys()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::format::Kind;
+
+    fn entry(id: u8) -> BlobEntry {
+        BlobEntry { kind: Kind::Data, id: ChunkId([id; 32]), offset: 0, length: 10, raw_len: 5 }
+    }
+
+    #[test]
+    fn a_chunk_stored_twice_moves_to_its_other_pack_when_one_is_gone() {
+        let (a, b) = (PackId([1; 32]), PackId([2; 32]));
+        let mut index = MasterIndex::default();
+        index.add_pack(a, vec![entry(7), entry(8)]);
+        index.add_pack(b, vec![entry(7)]);
+        assert!(index.has_copies());
+        assert_eq!(index.places(&ChunkId([7; 32])).map(|l| l.pack).collect::<Vec<_>>(), [a, b]);
+        index.remove_packs(&HashSet::from([a]));
+        assert_eq!(index.get(&ChunkId([7; 32])).map(|l| l.pack), Some(b), "the copy remains");
+        assert!(!index.contains(&ChunkId([8; 32])), "the only copy is gone");
+        assert!(!index.has_copies());
     }
 }

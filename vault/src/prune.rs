@@ -58,8 +58,9 @@ pub async fn forget(vault: &Vault, policy: &Retention) -> Result<ForgetReport> {
     }
     type HostPaths = (String, Vec<String>);
     let mut groups: BTreeMap<HostPaths, Vec<(SnapshotId, i64)>> = BTreeMap::new();
-    for (id, snap) in vault.snapshots().await? {
-        groups.entry((snap.hostname, snap.paths)).or_default().push((id, snap.time_ns));
+    // Dated no later than stored: a snapshot dated in the future is not kept forever.
+    for d in vault.snapshots_dated().await? {
+        groups.entry((d.snapshot.hostname, d.snapshot.paths)).or_default().push((d.id, d.time_ns));
     }
     let mut report = ForgetReport::default();
     for snaps in groups.into_values() {

@@ -325,11 +325,20 @@ async fn restore_contents(
     files: &[(PathBuf, Node)],
     progress: &Arc<Progress>,
 ) -> Result<Damaged> {
+    // Where a chunk is stored twice, the place whose pack the store lists is read.
+    let stored = match index.has_copies() {
+        true => Some(vault.stored_packs().await?),
+        false => None,
+    };
+    let locate = |id: &ChunkId| match &stored {
+        Some(stored) => index.places(id).find(|l| stored.contains_key(&l.pack)).or_else(|| index.get(id)),
+        None => index.get(id),
+    };
     let mut needs: HashMap<ChunkId, (crate::BlobLocation, Vec<(usize, u64)>)> = HashMap::new();
     for (i, (rel, node)) in files.iter().enumerate() {
         let mut offset = 0u64;
         for id in &node.content {
-            let loc = index.get(id).ok_or_else(|| Error::NotFound {
+            let loc = locate(id).ok_or_else(|| Error::NotFound {
                 object: format!("chunk {id} of file {} (in no index)", rel.display()),
             })?;
             needs.entry(*id).or_insert_with(|| (*loc, Vec::new())).1.push((i, offset));

@@ -64,6 +64,19 @@ impl Default for InitOptions {
     }
 }
 
+/// A snapshot with the time it counts as taken (see [`Vault::snapshots_dated`]).
+#[derive(Clone, Debug)]
+pub struct Dated {
+    /// Its id.
+    pub id: SnapshotId,
+    /// Its own time, or the store's write time (end of that second) when that is earlier.
+    pub time_ns: i64,
+    /// The end of the second the store says it wrote the snapshot.
+    pub stored_ns: i64,
+    /// The snapshot.
+    pub snapshot: Snapshot,
+}
+
 /// What `init` hands back: the vault, the recovery key to show once, this device's key.
 pub struct Created {
     /// The new vault, unlocked.
@@ -261,21 +274,35 @@ impl Vault {
         &self.config
     }
 
-    /// Every snapshot, oldest first.
+    /// Every snapshot, oldest first (by the time each counts as taken: see
+    /// [`Vault::snapshots_dated`]).
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming a snapshot that does not open.
     pub async fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        let listed = self.backend.list(names::SNAPSHOTS).await?;
-        let mut all: Vec<(SnapshotId, Snapshot)> = futures::stream::iter(listed)
-            .map(|(name, _)| async move {
-                let id = SnapshotId::from_hex(names::id_part(&name)).map_err(|_| Error::corrupt(&name, "bad name"))?;
-                Ok::<_, Error>((id, self.load_snapshot(&id).await?))
+        Ok(self.snapshots_dated().await?.into_iter().map(|d| (d.id, d.snapshot)).collect())
+    }
+
+    /// Every snapshot with the time it counts as taken: its own `time_ns`, but never later
+    /// than the store wrote it (`LastModified`, to the end of its second), so a snapshot
+    /// dated in the future cannot stay `latest`. Sorted by that time.
+    ///
+    /// # Errors
+    /// As [`Vault::snapshots`].
+    pub async fn snapshots_dated(&self) -> Result<Vec<Dated>> {
+        let listed = self.backend.list_listed(names::SNAPSHOTS).await?;
+        let mut all: Vec<Dated> = futures::stream::iter(listed)
+            .map(|l| async move {
+                let id =
+                    SnapshotId::from_hex(names::id_part(&l.name)).map_err(|_| Error::corrupt(&l.name, "bad name"))?;
+                let snapshot = self.load_snapshot(&id).await?;
+                let stored_ns = l.modified.saturating_add(1).saturating_mul(1_000_000_000);
+                Ok::<_, Error>(Dated { id, time_ns: snapshot.time_ns.min(stored_ns), stored_ns, snapshot })
             })
             .buffer_unordered(8)
             .try_collect()
             .await?;
-        all.sort_by_key(|(id, s)| (s.time_ns, *id));
+        all.sort_by_key(|d| (d.time_ns, d.snapshot.time_ns, d.id));
         Ok(all)
     }
 
@@ -411,7 +438,14 @@ impl Vault {
     /// # Errors
     /// [`Error::Snapshot`] when nothing or more than one snapshot matches.
     pub async fn find_snapshot(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
-        let mut all = self.snapshots().await?;
+        Self::pick(self.snapshots().await?, spec)
+    }
+
+    /// Resolves `spec` as [`Vault::find_snapshot`] does, among `all` (oldest first).
+    ///
+    /// # Errors
+    /// [`Error::Snapshot`] when nothing or more than one snapshot matches.
+    pub fn pick(mut all: Vec<(SnapshotId, Snapshot)>, spec: &str) -> Result<(SnapshotId, Snapshot)> {
         if spec == "latest" {
             return all.pop().ok_or(Error::Snapshot(spec.into(), "the vault has no snapshots"));
         }
@@ -440,11 +474,18 @@ impl Vault {
     /// # Errors
     /// [`Error::NotFound`] when no index lists the chunk, or storage errors.
     pub async fn read_sealed(&self, index: &MasterIndex, id: &ChunkId) -> Result<(String, crate::BlobLocation, Bytes)> {
-        let loc = *index.get(id).ok_or_else(|| Error::NotFound { object: format!("chunk {id} (in no index)") })?;
-        let name = names::pack(&loc.pack);
-        let e = loc.entry;
-        let sealed = self.backend.get_range(&name, e.offset as u64..e.offset as u64 + e.length as u64).await?;
-        Ok((name, loc, sealed))
+        let mut gone = None;
+        // A chunk stored twice is read from the other pack when the first one is gone.
+        for loc in index.places(id) {
+            let name = names::pack(&loc.pack);
+            let e = loc.entry;
+            match self.backend.get_range(&name, e.offset as u64..e.offset as u64 + e.length as u64).await {
+                Ok(sealed) => return Ok((name, *loc, sealed)),
+                Err(e @ Error::NotFound { .. }) => gone = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(gone.unwrap_or_else(|| Error::NotFound { object: format!("chunk {id} (in no index)") }))
     }
 
     /// Opens a sealed chunk read from pack `name` and checks its id and length.

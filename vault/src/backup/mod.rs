@@ -2,10 +2,12 @@
 //! zstd → XChaCha20-Poly1305 → packs → bounded concurrent uploads → index → snapshot.
 //!
 //! Threads: one walker (reads, chunks, hashes, dedups), `workers` sealers (compress and
-//! encrypt), and the async packer/uploader; all are joined, and a panic in any is an error. Bounded channels between them cap memory at
-//! about `(2·workers + 2·workers) · max chunk + (uploads + 1) · pack size`. Index files are
+//! encrypt), and the async packer/uploader; all are joined, and a panic in any is an
+//! error. Bounded channels between them cap memory at about
+//! `(2·workers + 2·workers) · max chunk + (uploads + 1) · pack size`. Index files are
 //! written every [`packer::INDEX_FLUSH_PACKS`] packs, so an interrupted backup leaves packs
-//! that the next run finds in the index and does not upload again.
+//! that the next run finds in the index and does not upload again. SQLite databases are
+//! read through a consistent copy (`sqlite`).
 //!
 //! Before the snapshot is written, `verify` checks that every pack it uses exists and is
 //! indexed; after, the lock is checked for revocation. A prune that collected what this
@@ -14,6 +16,8 @@
 
 mod packer;
 pub(crate) use packer::flush as flush_index;
+mod sqlite;
+pub use sqlite::SqliteMode;
 mod verify;
 mod walk;
 
@@ -62,6 +66,8 @@ pub struct BackupOptions {
     /// keep a disk busy writing one pack while the other syncs), 4 for remote stores,
     /// where each PUT waits on the network.
     pub uploads: usize,
+    /// How SQLite databases are read (default: a consistent copy).
+    pub sqlite: SqliteMode,
 }
 
 impl BackupOptions {
@@ -76,6 +82,7 @@ impl BackupOptions {
             sync_group: None,
             workers: cores,
             uploads: 0,
+            sqlite: SqliteMode::default(),
         }
     }
 }
@@ -105,6 +112,11 @@ pub struct BackupSummary {
     pub chunks_new: u64,
     /// Files that could not be read, with the reason; they are not in the snapshot.
     pub unreadable: Vec<(PathBuf, String)>,
+    /// SQLite databases stored through a consistent copy.
+    pub sqlite_copied: u64,
+    /// SQLite databases that could not be copied consistently, with the reason; they were
+    /// stored as read.
+    pub sqlite_raw: Vec<(PathBuf, String)>,
     /// Wall time.
     pub duration: Duration,
 }
@@ -221,7 +233,7 @@ async fn run(
     }
     drop((chunk_rx, sealed_tx));
 
-    let walker = walk::Walker::new(vault.clone(), index.clone(), chunk_tx, progress.clone());
+    let walker = walk::Walker::new(vault.clone(), index.clone(), chunk_tx, progress.clone(), opts.sqlite);
     // Its own thread with a large stack: the walk recurses once per folder level.
     let walker = std::thread::Builder::new()
         .name("zerok-walk".into())
@@ -291,6 +303,8 @@ async fn run(
         bytes_added,
         chunks_new: stats.chunks_new,
         unreadable: stats.unreadable,
+        sqlite_copied: stats.sqlite_copied,
+        sqlite_raw: stats.sqlite_raw,
         duration: Duration::ZERO,
     }))
 }

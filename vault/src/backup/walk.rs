@@ -1,10 +1,12 @@
 //! The walker thread: visits the source paths in name order, reuses the chunk lists of
 //! files unchanged since the parent snapshot, chunks and hashes the rest, and hands every
-//! chunk the vault lacks to the sealers. Builds trees bottom-up.
+//! chunk the vault lacks to the sealers. Builds trees bottom-up. SQLite databases are read
+//! through a consistent copy (`sqlite`), and their journals left out.
 
 use std::{
     collections::HashSet,
     fs::{self, Metadata},
+    io::{Seek, SeekFrom},
     os::unix::{ffi::OsStrExt, fs::MetadataExt},
     path::{Path, PathBuf},
     sync::Arc,
@@ -12,6 +14,7 @@ use std::{
 
 use zerok_core::{ChunkId, PackId};
 
+use super::sqlite::{self, SqliteMode};
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
     chunker::Chunker,
@@ -41,6 +44,10 @@ pub(super) struct WalkStats {
     pub unreadable: Vec<(PathBuf, String)>,
     /// Packs holding the chunks reused from the index (verified before the commit).
     pub reused_packs: HashSet<PackId>,
+    /// SQLite databases read through a consistent copy.
+    pub sqlite_copied: u64,
+    /// SQLite databases that could not be copied consistently and were read as they were.
+    pub sqlite_raw: Vec<(PathBuf, String)>,
 }
 
 /// The name a source path gets in the snapshot's root tree.
@@ -61,6 +68,9 @@ pub(super) struct Walker {
     progress: Arc<Progress>,
     stats: WalkStats,
     chunker: Chunker,
+    sqlite: SqliteMode,
+    /// Databases copied consistently in this run (their journals are left out).
+    copied: HashSet<PathBuf>,
 }
 
 impl Walker {
@@ -69,10 +79,12 @@ impl Walker {
         index: Arc<MasterIndex>,
         tx: crossbeam_channel::Sender<Job>,
         progress: Arc<Progress>,
+        sqlite: SqliteMode,
     ) -> Self {
         let runtime = tokio::runtime::Handle::current();
         let chunker = Chunker::new(vault.config().chunker, vault.keys().chunker_seed());
-        Self { vault, index, runtime, sent: HashSet::new(), tx, progress, stats: WalkStats::default(), chunker }
+        let (sent, stats, copied) = (HashSet::new(), WalkStats::default(), HashSet::new());
+        Self { vault, index, runtime, sent, tx, progress, stats, chunker, sqlite, copied }
     }
 
     /// Walks every path; returns the root tree id.
@@ -146,8 +158,16 @@ impl Walker {
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let mut nodes = Vec::with_capacity(names.len());
         for name in names {
+            let child = path.join(&name);
+            // Sorted after their database, which was copied whole (or was unchanged, its
+            // stored copy whole).
+            if self.sqlite == SqliteMode::Consistent
+                && sqlite::sidecar_of(&child).is_some_and(|db| self.copied.contains(&db) || sqlite::is_database_at(&db))
+            {
+                continue;
+            }
             let prev_node = prev.as_ref().and_then(|t| find(t, name.as_bytes()));
-            if let Some(node) = self.entry(&path.join(&name), name.as_bytes().to_vec(), prev_node)? {
+            if let Some(node) = self.entry(&child, name.as_bytes().to_vec(), prev_node)? {
                 nodes.push(node);
             }
         }
@@ -163,6 +183,7 @@ impl Walker {
             && p.ctime_ns == node.ctime_ns
             && p.inode == node.inode
             && p.content.iter().all(|c| self.index.contains(c))
+            && !(self.sqlite == SqliteMode::Consistent && sqlite::has_wal(path))
         {
             for c in &p.content {
                 self.reuse(c);
@@ -175,6 +196,14 @@ impl Walker {
         }
         let mut file = match fs::File::open(path) {
             Ok(f) => f,
+            Err(e) => {
+                self.unreadable(path, e);
+                return Ok(false);
+            }
+        };
+        // Kept until the file is chunked: the copy is deleted when this drops.
+        let _copy = match self.consistent_copy(path, &mut file) {
+            Ok(copy) => copy,
             Err(e) => {
                 self.unreadable(path, e);
                 return Ok(false);
@@ -206,6 +235,34 @@ impl Walker {
         }
         Progress::add(&self.progress.files, 1);
         Ok(true)
+    }
+
+    /// For a SQLite database in consistent mode, swaps `file` for a consistent copy (and
+    /// returns the copy's guard); otherwise leaves `file` at its start. A database that
+    /// cannot be copied is read as it is, and noted.
+    fn consistent_copy(
+        &mut self,
+        path: &Path,
+        file: &mut fs::File,
+    ) -> std::io::Result<Option<tempfile::NamedTempFile>> {
+        if self.sqlite == SqliteMode::Raw || !sqlite::is_database(file).unwrap_or(false) {
+            file.seek(SeekFrom::Start(0))?;
+            return Ok(None);
+        }
+        match sqlite::copy(path) {
+            Ok(copy) => {
+                *file = copy.reopen()?;
+                self.copied.insert(path.to_path_buf());
+                self.stats.sqlite_copied += 1;
+                Ok(Some(copy))
+            }
+            Err(why) => {
+                tracing::warn!(path = %path.display(), error = %why, "SQLite database read as it is");
+                self.stats.sqlite_raw.push((path.to_path_buf(), why));
+                file.seek(SeekFrom::Start(0))?;
+                Ok(None)
+            }
+        }
     }
 
     fn store_tree(&mut self, tree: Tree) -> Result<ChunkId> {

@@ -1,10 +1,12 @@
-//! `zerok backup`: snapshot files and folders.
+//! `zerok backup`: snapshot files and folders; SQLite databases through a consistent copy
+//! (`--sqlite`), with optional commands run before and after (`--pre-hook`, `--post-hook`)
+//! to pause and resume an app's writes.
 
 use std::{path::PathBuf, sync::Arc};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use serde_json::json;
-use zerok_vault::{BackupOptions, Progress};
+use zerok_vault::{BackupOptions, Progress, SqliteMode};
 
 use zerok_client::progress::{Bar, Show};
 
@@ -26,14 +28,72 @@ pub struct Args {
     /// Host name to record (default: this machine's).
     #[arg(long)]
     host: Option<String>,
+    /// How SQLite databases (found by their header) are read: `consistent` copies each
+    /// through SQLite's backup API and leaves out its -journal/-wal/-shm files; `raw` reads
+    /// them as any file (a database being written may restore torn).
+    #[arg(long, value_enum, default_value_t = Sqlite::Consistent)]
+    sqlite: Sqlite,
+    /// Shell command run before any file is read (pause the app's writes, dump a
+    /// database); if it fails, nothing is backed up.
+    #[arg(long)]
+    pre_hook: Option<String>,
+    /// Shell command run after the backup, whether or not it succeeded, with
+    /// ZEROK_BACKUP_STATUS=ok|failed and ZEROK_SNAPSHOT_ID in its environment.
+    #[arg(long)]
+    post_hook: Option<String>,
     /// Print one JSON summary object.
     #[arg(long)]
     json: bool,
 }
 
-pub async fn run(args: Args) -> Result<u8> {
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Sqlite {
+    Consistent,
+    Raw,
+}
+
+/// Runs a hook through `sh -c` with `env`; an error names it and how it ended.
+fn hook(which: &str, command: &str, env: &[(&str, &str)]) -> Result<()> {
+    let status = std::process::Command::new("sh")
+        .args(["-c", command])
+        .envs(env.iter().copied())
+        .status()
+        .with_context(|| format!("{which} {command:?} could not start"))?;
+    if !status.success() {
+        bail!("{which} {command:?} failed ({status})");
+    }
+    Ok(())
+}
+
+pub async fn run(mut args: Args) -> Result<u8> {
+    let post_hook = args.post_hook.take();
+    let result = backup(args).await;
+    let Some(command) = post_hook else { return result.map(|(code, _)| code) };
+    let id = result.as_ref().ok().and_then(|(_, id)| id.clone()).unwrap_or_default();
+    let status = if result.is_ok() { "ok" } else { "failed" };
+    let ran = hook("post-hook", &command, &[("ZEROK_BACKUP_STATUS", status), ("ZEROK_SNAPSHOT_ID", &id)]);
+    match (result, ran) {
+        (Ok((code, _)), Ok(())) => Ok(code),
+        (Ok(_), Err(e)) => {
+            eprintln!("zerok: warning: the snapshot is saved, but {e:#}");
+            Ok(EXIT_PARTIAL)
+        }
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(hook_err)) => Err(e.context(format!("and {hook_err:#}"))),
+    }
+}
+
+/// The backup itself; returns the exit code and the snapshot id.
+async fn backup(args: Args) -> Result<(u8, Option<String>)> {
     let unlocked = args.vault.open().await?;
+    if let Some(command) = &args.pre_hook {
+        hook("pre-hook", command, &[])?;
+    }
     let mut opts = BackupOptions::new(args.paths);
+    opts.sqlite = match args.sqlite {
+        Sqlite::Consistent => SqliteMode::Consistent,
+        Sqlite::Raw => SqliteMode::Raw,
+    };
     opts.tags = args.tags;
     if let Some(host) = args.host {
         opts.hostname = host;
@@ -48,8 +108,16 @@ pub async fn run(args: Args) -> Result<u8> {
     let bar = Bar::start(&progress, Show::Backup);
     let s = zerok_vault::backup(&unlocked.vault, opts, progress).await?;
     drop(bar);
+    // Records the new snapshot as the newest this device has seen of these paths.
+    match zerok_client::seen::observe(&zerok_client::Home::locate()?, &unlocked.vault).await {
+        Ok(observed) => observed.rollback.iter().for_each(|line| eprintln!("zerok: warning: {line}")),
+        Err(e) => eprintln!("zerok: warning: the snapshot is saved, but recording it on this device failed: {e:#}"),
+    }
     for (path, why) in &s.unreadable {
         eprintln!("zerok: could not read {}: {why}", path.display());
+    }
+    for (path, why) in &s.sqlite_raw {
+        eprintln!("zerok: warning: SQLite database {} stored as read, not as a consistent copy: {why}", path.display());
     }
     if args.json {
         print_json(&json!({
@@ -67,6 +135,8 @@ pub async fn run(args: Args) -> Result<u8> {
             "unreadable": s.unreadable.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(),
             "duration_secs": s.duration.as_secs_f64(),
             "sync_cursors": sync_cursors,
+            "sqlite_copied": s.sqlite_copied,
+            "sqlite_raw": s.sqlite_raw.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(),
         }));
     } else {
         println!(
@@ -80,5 +150,6 @@ pub async fn run(args: Args) -> Result<u8> {
             s.duration.as_secs_f64()
         );
     }
-    Ok(if s.unreadable.is_empty() { 0 } else { EXIT_PARTIAL })
+    let code = if s.unreadable.is_empty() { 0 } else { EXIT_PARTIAL };
+    Ok((code, Some(s.snapshot_id.to_string())))
 }

@@ -1,4 +1,5 @@
-//! `zerok check`: verify the vault; exit 1 naming every damaged or missing object.
+//! `zerok check`: verify the vault; exit 1 naming every damaged or missing object, and
+//! every snapshot this device saw that the store no longer shows.
 
 use std::sync::Arc;
 
@@ -26,8 +27,9 @@ pub async fn run(args: Args) -> Result<u8> {
     let unlocked = args.vault.open().await?;
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(&progress, Show::Check);
-    let r = zerok_vault::check(&unlocked.vault, args.read_data, &progress).await?;
+    let mut r = zerok_vault::check(&unlocked.vault, args.read_data, &progress).await?;
     drop(bar);
+    r.errors.extend(zerok_client::seen::observe(&zerok_client::Home::locate()?, &unlocked.vault).await?.rollback);
     if args.json {
         print_json(&json!({
             "ok": r.errors.is_empty(),

@@ -1,6 +1,6 @@
 //! `zerok repair index | snapshots`: rebuild the index from pack headers, and rewrite
-//! snapshots whose data is partly lost (exit 3 when data is lost: a pack gone or
-//! unreadable, a file left out; each is named).
+//! snapshots whose data is partly lost (exit 3 when data is lost: a pack header that does
+//! not open, a file left out; each is named).
 
 use anyhow::Result;
 use serde_json::json;
@@ -72,8 +72,9 @@ async fn index(vault: VaultArgs, read_all_packs: bool, as_json: bool) -> Result<
             r.packs_indexed, r.index_written, r.packs_read, r.index_removed, r.packs_missing
         );
     }
-    // Index files that did not open are replaced; packs that are gone or unreadable are lost.
-    Ok(if r.packs_unreadable == 0 && r.packs_missing == 0 { 0 } else { crate::EXIT_PARTIAL })
+    // Index files that did not open are replaced, entries of packs that are gone dropped
+    // (their chunks may be stored elsewhere: `check` tells); unreadable packs are lost.
+    Ok(if r.packs_unreadable == 0 { 0 } else { crate::EXIT_PARTIAL })
 }
 
 async fn snapshots(vault: VaultArgs, dry_run: bool, as_json: bool) -> Result<u8> {

@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use zerok_vault::{Progress, RestoreOptions};
 
 use zerok_client::progress::{Bar, Show};
@@ -29,7 +29,15 @@ pub struct Args {
 
 pub async fn run(args: Args) -> Result<u8> {
     let unlocked = args.vault.open().await?;
-    let (id, snap) = unlocked.vault.find_snapshot(&args.snapshot).await?;
+    let observed = zerok_client::seen::observe(&zerok_client::Home::locate()?, &unlocked.vault).await?;
+    if let (Some(first), "latest") = (observed.rollback.first(), args.snapshot.as_str()) {
+        bail!("refusing to restore `latest`: {first}; restore a snapshot by id to go on");
+    }
+    for line in &observed.rollback {
+        eprintln!("zerok: warning: {line}");
+    }
+    let all = observed.snapshots.into_iter().map(|d| (d.id, d.snapshot)).collect();
+    let (id, snap) = zerok_vault::Vault::pick(all, &args.snapshot)?;
     let mut opts = RestoreOptions::new(args.target.clone());
     opts.includes = args.includes;
     let progress = Arc::new(Progress::default());
