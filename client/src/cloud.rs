@@ -75,6 +75,9 @@ pub struct CloudBackupConfig {
 
 /// The app's own way to pause its writes while a snapshot reads its files (flush caches,
 /// finish a transaction, stop a worker) and to resume them.
+///
+/// Both run on a blocking thread while the snapshot holds the write gate: they must not
+/// wait for a [`WriteGuard`].
 pub trait Quiesce: Send + Sync {
     /// Called before the snapshot reads any file. An error skips this snapshot (reported
     /// as [`CloudEvent::Failed`]); `resume` is still called.
@@ -204,13 +207,21 @@ impl Inner {
         self.update(|s| s.running = true);
         self.emit(CloudEvent::Started);
         let hook = self.config.quiesce.as_ref().map(|h| h.0.clone());
-        let paused = hook.as_ref().map_or(Ok(()), |h| h.quiesce().context("the app's quiesce callback failed"));
+        // The app's callbacks may block: they run off the async threads.
+        let paused = match hook.clone() {
+            Some(h) => tokio::task::spawn_blocking(move || h.quiesce())
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r)
+                .context("the app's quiesce callback failed"),
+            None => Ok(()),
+        };
         let result = match paused {
             Ok(()) => self.backup().await,
             Err(e) => Err(e),
         };
-        if let Some(hook) = hook {
-            hook.resume();
+        if let Some(h) = hook {
+            let _ = tokio::task::spawn_blocking(move || h.resume()).await;
         }
         self.update(|s| s.running = false);
         match &result {

@@ -26,8 +26,14 @@ const LOST_SHOWN: usize = 20;
 /// Tells on stderr what a restore could not bring back (and which index files it read
 /// around); returns whether anything was lost, for exit status 3.
 pub fn restore_damage(tool: &str, s: &RestoreSummary) -> bool {
-    for why in &s.index_damage {
+    for why in s.index_damage.iter().take(LOST_SHOWN) {
         eprintln!("{tool}: warning: {why}; read the pack headers instead");
+    }
+    if s.index_damage.len() > LOST_SHOWN {
+        eprintln!(
+            "{tool}: warning: … and {} more damaged index files or pack headers",
+            s.index_damage.len() - LOST_SHOWN
+        );
     }
     if s.lost.is_empty() {
         return false;

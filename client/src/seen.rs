@@ -1,14 +1,17 @@
 //! What this device last saw of each vault, to notice a store that goes backwards
 //! (`<home>/seen/<vault-id>.json`, mode 0600): for each host and paths, the newest snapshot
-//! seen. Forget always keeps the newest snapshot of each host and paths, so when that one
-//! is gone and nothing at least as new of the same host and paths replaced it, the store
-//! rolled back or hides it (vault/FORMAT.md §1 says what this does and does not catch).
+//! seen and the time it counted as taken. Forget always keeps the newest snapshot of each
+//! host and paths, so the newest listed must be at least as new as the one recorded. If
+//! not, the recorded one is gone (asked again by HEAD: a listing may miss it) or the store
+//! now dates it earlier: either way the store rolled back or hides something
+//! (vault/FORMAT.md §1 says what this does and does not catch).
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use zerok_vault::{Dated, Vault};
+use zerok_core::SnapshotId;
+use zerok_vault::{Dated, Vault, format::names};
 
 use crate::{Home, report::rfc3339};
 
@@ -35,6 +38,7 @@ pub struct Observed {
     pub rollback: Vec<String>,
 }
 
+/// The record's key of a snapshot's host and paths.
 fn group_of(d: &Dated) -> String {
     std::iter::once(d.snapshot.hostname.as_str())
         .chain(d.snapshot.paths.iter().map(String::as_str))
@@ -46,7 +50,7 @@ fn group_of(d: &Dated) -> String {
 /// records the newest of each host and paths (marks only ever rise).
 ///
 /// # Errors
-/// Storage errors listing the snapshots; the record not being writable.
+/// Storage errors listing the snapshots.
 pub async fn observe(home: &Home, vault: &Vault) -> Result<Observed> {
     let snapshots = vault.snapshots_dated().await?;
     let path = home.dir().join("seen").join(format!("{}.json", vault.config().vault_id));
@@ -63,18 +67,24 @@ pub async fn observe(home: &Home, vault: &Vault) -> Result<Observed> {
     }
     let mut rollback = Vec::new();
     for (group, mark) in &file.newest {
-        let replaced = newest.get(group).is_some_and(|d| d.time_ns >= mark.time_ns);
-        if !replaced && !snapshots.iter().any(|d| d.id.to_string() == mark.snapshot) {
-            let mut parts = group.split('\n');
-            let host = parts.next().unwrap_or_default();
-            rollback.push(format!(
-                "snapshot {} of {host}:{} ({}), which this device saw, is gone and nothing as new of that host and \
-                 paths replaced it: the store rolled back or hides it",
-                &mark.snapshot[..8.min(mark.snapshot.len())],
-                parts.collect::<Vec<_>>().join(","),
-                rfc3339(mark.time_ns),
-            ));
+        if newest.get(group).is_some_and(|d| d.time_ns >= mark.time_ns) {
+            continue;
         }
+        let what = match snapshots.iter().find(|d| d.id.to_string() == mark.snapshot) {
+            Some(_) => "is dated earlier by the store than when this device saw it",
+            None => match SnapshotId::from_hex(&mark.snapshot) {
+                Ok(id) if vault.backend().exists(&names::snapshot(&id)).await? => continue,
+                _ => "is gone, and nothing as new of that host and paths replaced it",
+            },
+        };
+        let mut parts = group.split('\n');
+        let host = parts.next().unwrap_or_default();
+        rollback.push(format!(
+            "snapshot {} of {host}:{} ({}), the newest this device saw, {what}: the store rolled back or hides it",
+            &mark.snapshot[..8.min(mark.snapshot.len())],
+            parts.collect::<Vec<_>>().join(","),
+            rfc3339(mark.time_ns),
+        ));
     }
     let mut changed = false;
     for (group, d) in newest {
@@ -86,7 +96,10 @@ pub async fn observe(home: &Home, vault: &Vault) -> Result<Observed> {
     }
     if changed {
         file.version = 1;
-        home.write_private(&path, &serde_json::to_vec_pretty(&file)?)?;
+        // Not being able to remember costs only the next check, not this command.
+        if let Err(e) = home.write_private(&path, &serde_json::to_vec_pretty(&file)?) {
+            tracing::warn!(error = %format!("{e:#}"), "the record of seen snapshots was not written");
+        }
     }
     Ok(Observed { snapshots, rollback })
 }

@@ -460,7 +460,7 @@ fn damaged_index_and_lost_pack_through_the_cli() {
     assert!(!out.join("big.bin").exists());
     assert_eq!(std::fs::read_to_string(out.join("notes é.txt")).unwrap(), "remember the milk");
 
-    let fixed = dev.cmd(ZEROK, &["repair", "snapshots", "--json"]).output().unwrap();
+    let fixed = dev.cmd(ZEROK, &["repair", "snapshots", "--forget", "--json"]).output().unwrap();
     assert_eq!(fixed.status.code(), Some(3), "lost data is named: {}", String::from_utf8_lossy(&fixed.stderr));
     let fixed: Value = serde_json::from_slice(&fixed.stdout).unwrap();
     assert_eq!(fixed["repaired"].as_array().unwrap().len(), 1, "{fixed}");

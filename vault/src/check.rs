@@ -101,7 +101,7 @@ async fn check_snapshots(vault: &Vault, index: &MasterIndex, report: &mut CheckR
             }
         };
         report.snapshots += 1;
-        let ahead = snap.time_ns.saturating_sub(listed.modified.saturating_add(1).saturating_mul(1_000_000_000));
+        let ahead = snap.time_ns.saturating_sub(crate::vault::stored_ns(listed.modified));
         if ahead > AHEAD_TOLERANCE_NS {
             report.warnings.push(format!(
                 "{name} is dated {} min after the store wrote it (a clock ahead, or a planted snapshot); it counts as \
@@ -172,7 +172,7 @@ async fn read_pack(vault: &Vault, index: &MasterIndex, id: PackId, progress: &Pr
         errors.push(format!("{name}: header disagrees with the index"));
     }
     for e in &entries {
-        let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+        let sealed = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
         if let Err(err) = vault.open_chunk(&name, e.kind, &e.id, sealed, e.raw_len) {
             errors.push(err.to_string());
         }

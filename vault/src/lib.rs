@@ -12,6 +12,7 @@
 //! - `vault`: [`Vault`] — init, unlock by key slot, snapshots, trees, chunk reads.
 //! - `master_index`: [`MasterIndex`] — chunk id → pack location.
 //! - [`chunker`]: content-defined chunking (FastCDC 2020) through one reusable buffer.
+//! - [`dirfd`]: folder handles that never follow a symlink (restore's removals, replay).
 //! - `backup`: the parallel walk → chunk → compress → encrypt → pack → upload pipeline.
 //! - `restore`, `check`, `prune`, `repair`, `lock`, `progress`.
 //!
@@ -30,6 +31,7 @@
 mod backup;
 mod check;
 pub mod chunker;
+pub mod dirfd;
 mod error;
 pub mod format;
 mod lock;

@@ -1,7 +1,7 @@
 //! The in-memory index: every chunk the vault holds and where, merged from all index
 //! files.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 use zerok_core::{ChunkId, IndexId, PackId};
@@ -58,6 +58,12 @@ impl MasterIndex {
     /// Only when the index folder cannot be listed.
     pub async fn load_reporting(vault: &Vault) -> Result<(Self, Vec<crate::Error>)> {
         let listed = vault.backend().list(names::INDEX).await?;
+        Ok(Self::load_files(vault, listed).await)
+    }
+
+    /// Loads the index files named in `listed` (as [`crate::Backend::list`] gives them),
+    /// returning the errors of those that do not open.
+    pub async fn load_files(vault: &Vault, listed: Vec<(String, u64)>) -> (Self, Vec<crate::Error>) {
         let results: Vec<Result<(IndexId, IndexFile)>> = futures::stream::iter(listed)
             .map(|(name, _)| async move {
                 let id =
@@ -86,19 +92,25 @@ impl MasterIndex {
                 Err(e) => bad.push(e),
             }
         }
-        Ok((index, bad))
+        (index, bad)
     }
 
     /// Adds the headers of every stored pack that no loaded index file names (the fallback
     /// when an index file is unreadable or gone: every pack carries its own header).
-    /// Returns the packs whose header does not open.
+    /// Returns the packs whose header could not be read, and why.
     ///
     /// # Errors
     /// Only when the data folder cannot be listed.
-    pub async fn add_unindexed(&mut self, vault: &Vault) -> Result<Vec<crate::Error>> {
+    pub async fn add_unindexed(&mut self, vault: &Vault) -> Result<Vec<(PackId, crate::Error)>> {
         let stored = vault.stored_packs().await?;
-        let todo: Vec<(PackId, u64)> = stored.into_iter().filter(|(id, _)| !self.packs.contains_key(id)).collect();
-        let read: Vec<(PackId, Result<Vec<BlobEntry>>)> = futures::stream::iter(todo)
+        let todo = stored.into_iter().filter(|(id, _)| !self.packs.contains_key(id)).collect();
+        Ok(self.add_headers(vault, todo).await)
+    }
+
+    /// Reads the headers of `packs` (id and size) and adds them; returns the packs whose
+    /// header could not be read, and why.
+    pub async fn add_headers(&mut self, vault: &Vault, packs: Vec<(PackId, u64)>) -> Vec<(PackId, crate::Error)> {
+        let read: Vec<(PackId, Result<Vec<BlobEntry>>)> = futures::stream::iter(packs)
             .map(|(id, size)| async move { (id, vault.read_pack_header(&id, size).await) })
             .buffer_unordered(LOAD_CONCURRENCY)
             .collect()
@@ -107,10 +119,10 @@ impl MasterIndex {
         for (id, entries) in read {
             match entries {
                 Ok(entries) => self.add_pack(id, entries),
-                Err(e) => bad.push(e),
+                Err(e) => bad.push((id, e)),
             }
         }
-        Ok(bad)
+        bad
     }
 
     /// Records the blobs of one pack.
@@ -127,8 +139,9 @@ impl MasterIndex {
 
     /// Forgets packs known to be gone: their chunks move to another place that holds them,
     /// or are stored again.
-    pub fn remove_packs(&mut self, gone: &std::collections::HashSet<PackId>) {
+    pub fn remove_packs(&mut self, gone: &HashSet<PackId>) {
         self.packs.retain(|id, _| !gone.contains(id));
+        self.named_by.retain(|id, _| !gone.contains(id));
         for places in self.others.values_mut() {
             places.retain(|l| !gone.contains(&l.pack));
         }
@@ -148,14 +161,18 @@ impl MasterIndex {
         self.others.retain(|_, places| !places.is_empty());
     }
 
+    /// The packs this index names that the store does not hold: not in `stored` (a
+    /// listing of `data/`) and absent to a HEAD.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn gone_packs(&self, vault: &Vault, stored: &HashMap<PackId, u64>) -> Result<HashSet<PackId>> {
+        vault.absent_packs(self.packs.keys().filter(|p| !stored.contains_key(p)).copied().collect()).await
+    }
+
     /// Every place a chunk is stored, the first one [`MasterIndex::get`] gives first.
     pub fn places(&self, id: &ChunkId) -> impl Iterator<Item = &BlobLocation> {
         self.blobs.get(id).into_iter().chain(self.others.get(id).into_iter().flatten())
-    }
-
-    /// Whether some chunk is stored in more than one pack.
-    pub fn has_copies(&self) -> bool {
-        !self.others.is_empty()
     }
 
     /// Where a chunk is, if the vault has it.
@@ -186,8 +203,6 @@ impl MasterIndex {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use super::*;
     use crate::format::Kind;
 
@@ -201,11 +216,10 @@ mod tests {
         let mut index = MasterIndex::default();
         index.add_pack(a, vec![entry(7), entry(8)]);
         index.add_pack(b, vec![entry(7)]);
-        assert!(index.has_copies());
         assert_eq!(index.places(&ChunkId([7; 32])).map(|l| l.pack).collect::<Vec<_>>(), [a, b]);
         index.remove_packs(&HashSet::from([a]));
         assert_eq!(index.get(&ChunkId([7; 32])).map(|l| l.pack), Some(b), "the copy remains");
         assert!(!index.contains(&ChunkId([8; 32])), "the only copy is gone");
-        assert!(!index.has_copies());
+        assert_eq!(index.places(&ChunkId([7; 32])).count(), 1);
     }
 }

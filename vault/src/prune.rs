@@ -22,7 +22,7 @@ use zerok_core::{ChunkId, IndexId, PackId, SnapshotId};
 
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
-    backup::flush_index,
+    backup::{PACKS_PER_INDEX, flush_index},
     format::{
         Kind, fossils::FossilRecord, index::IndexPack, names, open_msgpack, pack::PackWriter, seal_msgpack,
         tree::NodeKind,
@@ -33,8 +33,6 @@ use crate::{
 
 /// A pack is rewritten when more than this share of its bytes is unneeded.
 pub const REPACK_UNUSED_FRACTION: f64 = 0.10;
-/// Packs per index file written by prune.
-const PACKS_PER_INDEX: usize = 1024;
 /// Revocation markers are kept this long (store clock) after their lock is gone.
 const REVOCATION_KEEP_SECS: i64 = 30 * 24 * 3600;
 
@@ -133,8 +131,11 @@ impl View {
             .iter()
             .map(|l| SnapshotId::from_hex(names::id_part(&l.name)).map_err(|_| Error::corrupt(&l.name, "bad name")))
             .collect::<Result<Vec<_>>>()?;
-        let index = MasterIndex::load(vault).await?;
+        let mut index = MasterIndex::load(vault).await?;
         let stored = vault.stored_packs().await?;
+        // An index file naming packs that are gone (one a prune deleted, put back by the
+        // store) must not make chunks look stored there.
+        index.remove_packs(&index.gone_packs(vault, &stored).await?);
         let (mut used, mut walked, mut fossil_index) =
             before.map(|v| (v.used, v.walked, v.fossils)).unwrap_or_default();
         let fresh: Vec<SnapshotId> = ids.into_iter().filter(|id| !walked.contains(id)).collect();
@@ -194,16 +195,23 @@ impl View {
     }
 }
 
-/// Adds to `into` the headers of the `packs` the store holds that it lacks.
+/// Adds to `into` the headers of the `packs` the store holds that it lacks. A header that
+/// does not open is left out (its chunks count as nowhere).
 async fn read_headers(
     vault: &Vault,
     into: &mut MasterIndex,
     packs: &[PackId],
     stored: &HashMap<PackId, u64>,
 ) -> Result<()> {
-    for pack in packs {
-        if let (false, Some(&size)) = (into.packs.contains_key(pack), stored.get(pack)) {
-            into.add_pack(*pack, vault.read_pack_header(pack, size).await?);
+    let todo = packs
+        .iter()
+        .filter_map(|p| stored.get(p).map(|&size| (*p, size)))
+        .filter(|(p, _)| !into.packs.contains_key(p))
+        .collect();
+    for (_, e) in into.add_headers(vault, todo).await {
+        match e {
+            Error::Corrupt { .. } => tracing::warn!(error = %e, "pack header does not open; left out"),
+            e => return Err(e),
         }
     }
     Ok(())
@@ -423,7 +431,7 @@ async fn collect(
                 continue;
             }
             let sealed = bytes
-                .get(e.offset as usize..(e.offset + e.length) as usize)
+                .get(e.offset as usize..e.offset as usize + e.length as usize)
                 .ok_or_else(|| Error::corrupt(&name, "blob lies outside the pack"))?;
             vault.open_chunk(&name, e.kind, &e.id, sealed, e.raw_len)?;
             writer.add(e.kind, e.id, sealed, e.raw_len);

@@ -1,21 +1,28 @@
-//! `repair`: rebuilds what damage broke, from what every pack carries itself.
+//! `repair`: rebuilds what damage broke, from what every pack carries itself. Both
+//! commands hold the exclusive lock (no prune runs meanwhile), refresh it as they go, and
+//! change nothing when the store fails them: only what fails authentication, or is gone to
+//! a HEAD, counts as damaged.
 //!
 //! - [`repair_index`] writes index files anew from the index files that open and the
-//!   headers of the packs none of them names (every pack, with `read_all_packs`), drops
-//!   entries of packs that are gone, then deletes the index files it read. Like prune, it
-//!   holds the exclusive lock; a backup running meanwhile keeps its own index files.
+//!   headers of the packs none of them names (every pack, with `read_all_packs`; an index
+//!   file's entries stay for a pack whose header does not open), drops entries of packs
+//!   that are gone, then deletes the index files it listed first. A backup running
+//!   meanwhile keeps the index files it writes.
 //! - [`repair_snapshots`] rewrites each snapshot some of whose data is lost: a file whose
 //!   chunks are nowhere is left out, a folder whose tree is lost is kept empty, and the new
-//!   snapshot (tagged `repaired`) replaces the old one. The lost paths are reported.
+//!   snapshot is tagged `repaired`; with `forget`, the old one is deleted (as restic's
+//!   `repair snapshots --forget`). Snapshots are listed before the index is read, and the
+//!   index is read again before anything is written: a chunk found meanwhile (a backup
+//!   committed) stops the repair.
 
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use zerok_core::{ChunkId, PackId, SnapshotId};
+use zerok_core::{ChunkId, SnapshotId};
 
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
-    backup::flush_index,
+    backup::{PACKS_PER_INDEX, flush_index},
     format::{
         Kind, envelope,
         index::IndexPack,
@@ -26,10 +33,12 @@ use crate::{
     lock::Lock,
 };
 
-/// Packs per index file written by repair.
-const PACKS_PER_INDEX: usize = 1024;
 /// The tag a repaired snapshot gets.
 pub const REPAIRED_TAG: &str = "repaired";
+/// Reads of a tree before it counts as lost (a short read or a lagging replica passes).
+const TREE_ATTEMPTS: usize = 3;
+/// Folder levels a repaired tree may have (a path of 4096 bytes has at most 2048).
+const MAX_DEPTH: usize = 2048;
 
 /// What `repair index` did.
 #[derive(Debug, Default)]
@@ -44,48 +53,76 @@ pub struct RepairIndexReport {
     pub index_removed: usize,
     /// Index entries dropped because their pack is gone.
     pub packs_missing: usize,
-    /// Index files (replaced) and pack headers (their chunks unreachable) that did not
-    /// open, each naming the object.
+    /// Index files (replaced) and pack headers that did not open, each naming the object.
     pub damaged: Vec<String>,
-    /// Packs whose header did not open.
+    /// Packs whose header did not open and that no index file names: their chunks are
+    /// unreachable.
     pub packs_unreadable: usize,
+}
+
+/// Damage (authentication failed, or gone) is reported; any other error stops the repair.
+fn damage_only(errors: Vec<Error>) -> Result<Vec<Error>> {
+    errors
+        .into_iter()
+        .map(|e| if matches!(e, Error::Corrupt { .. } | Error::NotFound { .. }) { Ok(e) } else { Err(e) })
+        .collect()
 }
 
 /// Rebuilds the index (see the module docs).
 ///
 /// # Errors
-/// [`Error::Locked`] while a prune runs; storage errors.
+/// [`Error::Locked`] while a prune runs; storage errors (nothing is changed then).
 pub async fn repair_index(vault: &Vault, read_all_packs: bool, progress: &Progress) -> Result<RepairIndexReport> {
     let lock = Lock::acquire(vault, true).await?;
-    let result = rebuild_index(vault, read_all_packs, progress).await;
+    let result = rebuild_index(vault, read_all_packs, progress, &lock).await;
     lock.release(vault).await;
     result
 }
 
-async fn rebuild_index(vault: &Vault, read_all_packs: bool, progress: &Progress) -> Result<RepairIndexReport> {
+/// The body of [`repair_index`], under its lock.
+async fn rebuild_index(
+    vault: &Vault,
+    read_all_packs: bool,
+    progress: &Progress,
+    lock: &Lock,
+) -> Result<RepairIndexReport> {
     let mut report = RepairIndexReport::default();
-    // Only index files listed before reading are replaced: one a backup writes later stays.
+    // Only the index files listed here are read, and replaced: one a backup writes later
+    // stays.
     let old = vault.backend().list(names::INDEX).await?;
-    let (mut index, bad) = match read_all_packs {
-        true => (MasterIndex::default(), Vec::new()),
-        false => MasterIndex::load_reporting(vault).await?,
+    let (listed, bad) = MasterIndex::load_files(vault, old.clone()).await;
+    report.damaged.extend(damage_only(bad)?.iter().map(ToString::to_string));
+    let (mut index, listed) = match read_all_packs {
+        true => (MasterIndex::default(), Some(listed)),
+        false => (listed, None),
     };
-    report.damaged.extend(bad.iter().map(ToString::to_string));
     let before = index.packs.len();
     let bad_headers = index.add_unindexed(vault).await?;
     report.packs_read = index.packs.len() - before + bad_headers.len();
-    report.packs_unreadable = bad_headers.len();
-    report.damaged.extend(bad_headers.iter().map(ToString::to_string));
-    let gone = gone_packs(vault, &index).await?;
+    let mut unreadable = Vec::new();
+    for (pack, e) in bad_headers {
+        report.damaged.push(damage_only(vec![e])?.remove(0).to_string());
+        unreadable.push(pack);
+    }
+    // A pack whose header does not open keeps what an index file said of it.
+    for (id, entries) in listed.iter().flat_map(|l| &l.packs) {
+        if !index.packs.contains_key(id) {
+            index.add_pack(*id, entries.clone());
+        }
+    }
+    report.packs_unreadable = unreadable.iter().filter(|p| !index.packs.contains_key(p)).count();
+    let gone = index.gone_packs(vault, &vault.stored_packs().await?).await?;
     report.packs_missing = gone.len();
     index.remove_packs(&gone);
     let mut packs: Vec<IndexPack> = index.packs.iter().map(|(id, entries)| IndexPack::new(*id, entries)).collect();
     packs.sort_by_key(|p| p.id);
     report.packs_indexed = packs.len();
+    lock.refresh(vault).await?;
     for batch in packs.chunks(PACKS_PER_INDEX) {
         flush_index(vault, batch.to_vec(), progress).await?;
         report.index_written += 1;
     }
+    lock.refresh(vault).await?;
     for (name, _) in old {
         vault.backend().delete(&name).await?;
         report.index_removed += 1;
@@ -93,54 +130,62 @@ async fn rebuild_index(vault: &Vault, read_all_packs: bool, progress: &Progress)
     Ok(report)
 }
 
-/// Packs the index names that the store does not hold: missing from its listing and to a
-/// HEAD (a listing alone may miss one).
-async fn gone_packs(vault: &Vault, index: &MasterIndex) -> Result<HashSet<PackId>> {
-    let stored = vault.stored_packs().await?;
-    let mut gone = HashSet::new();
-    for pack in index.packs.keys().filter(|p| !stored.contains_key(p)) {
-        if !vault.backend().exists(&names::pack(pack)).await? {
-            gone.insert(*pack);
-        }
-    }
-    Ok(gone)
-}
-
 /// What `repair snapshots` did.
 #[derive(Debug, Default)]
 pub struct RepairSnapshotsReport {
     /// Snapshots read.
     pub snapshots: usize,
-    /// Snapshots replaced: (old id, new id; the same with `dry_run`).
+    /// Snapshots repaired: (old id, new id; the same with `dry_run`).
     pub repaired: Vec<(SnapshotId, SnapshotId)>,
+    /// Whether the old snapshots were deleted.
+    pub forgot: bool,
     /// What the repaired snapshots no longer hold, each "snapshot: path: why".
     pub lost: Vec<String>,
     /// Snapshots that could not be repaired (their root is lost), each naming it.
     pub unrepairable: Vec<String>,
 }
 
+/// The index as a repair trusts it: the index files and the headers of the packs none
+/// names, without the packs that are gone. Errors other than damage stop the repair.
+async fn trusted_index(vault: &Vault) -> Result<MasterIndex> {
+    let (mut index, bad) = MasterIndex::load_reporting(vault).await?;
+    damage_only(bad)?;
+    damage_only(index.add_unindexed(vault).await?.into_iter().map(|(_, e)| e).collect())?;
+    let gone = index.gone_packs(vault, &vault.stored_packs().await?).await?;
+    index.remove_packs(&gone);
+    Ok(index)
+}
+
 /// Rewrites snapshots whose data is partly lost (see the module docs). With `dry_run`, only
-/// reports what it would change.
+/// reports what it would change; with `forget`, deletes the snapshots it replaced.
 ///
 /// # Errors
-/// [`Error::Locked`] while a prune runs; storage errors.
-pub async fn repair_snapshots(vault: &Vault, dry_run: bool, progress: &Progress) -> Result<RepairSnapshotsReport> {
+/// [`Error::Locked`] while a prune runs; [`Error::Invalid`] when a chunk reported lost
+/// appears while the repair runs; storage errors (nothing is changed then).
+pub async fn repair_snapshots(
+    vault: &Vault,
+    dry_run: bool,
+    forget: bool,
+    progress: &Progress,
+) -> Result<RepairSnapshotsReport> {
     let lock = Lock::acquire(vault, true).await?;
-    let result = rewrite_snapshots(vault, dry_run, progress, &lock).await;
+    let result = rewrite_snapshots(vault, dry_run, forget, progress, &lock).await;
     lock.release(vault).await;
     result
 }
 
+/// The body of [`repair_snapshots`], under its lock.
 async fn rewrite_snapshots(
     vault: &Vault,
     dry_run: bool,
+    forget: bool,
     progress: &Progress,
     lock: &Lock,
 ) -> Result<RepairSnapshotsReport> {
-    let mut report = RepairSnapshotsReport::default();
-    let (mut index, _) = MasterIndex::load_reporting(vault).await?;
-    index.add_unindexed(vault).await?;
-    index.remove_packs(&gone_packs(vault, &index).await?);
+    let mut report = RepairSnapshotsReport { forgot: forget && !dry_run, ..Default::default() };
+    // Listed before the index is read: every chunk a listed snapshot uses is indexed by then.
+    let snapshots = vault.snapshots().await?;
+    let index = trusted_index(vault).await?;
     let mut fixer = Fixer {
         vault,
         index: &index,
@@ -148,11 +193,15 @@ async fn rewrite_snapshots(
         sealed: HashSet::new(),
         writer: PackWriter::default(),
         full: Vec::new(),
+        missing: HashSet::new(),
     };
     let mut replaced = Vec::new();
-    for (id, mut snap) in vault.snapshots().await? {
+    for (n, (id, mut snap)) in snapshots.into_iter().enumerate() {
+        if n % 64 == 63 {
+            lock.refresh(vault).await?;
+        }
         report.snapshots += 1;
-        let fixed = fixer.tree(snap.tree).await?;
+        let fixed = fixer.tree(snap.tree, 0).await?;
         let Some(root) = fixed.id else {
             report.unrepairable.push(format!("snapshot {}: its root tree is lost", id.short()));
             continue;
@@ -173,11 +222,22 @@ async fn rewrite_snapshots(
         report.repaired = replaced.iter().map(|(id, _)| (*id, *id)).collect();
         return Ok(report);
     }
+    // Nothing found lost may have appeared meanwhile.
+    let now = trusted_index(vault).await?;
+    if let Some(back) = fixer.missing.iter().find(|c| now.contains(c)) {
+        return Err(Error::Invalid(format!(
+            "repair stopped: chunk {} it found lost is in the vault now (a backup ran meanwhile?); nothing was \
+             changed, run it again",
+            back.short()
+        )));
+    }
     lock.refresh(vault).await?;
     fixer.finish(progress).await?;
     for (old, snap) in replaced {
         let (new, _, _) = vault.save_snapshot(&snap).await?;
-        vault.backend().delete(&names::snapshot(&old)).await?;
+        if forget {
+            vault.backend().delete(&names::snapshot(&old)).await?;
+        }
         report.repaired.push((old, new));
     }
     Ok(report)
@@ -203,22 +263,43 @@ struct Fixer<'v> {
     writer: PackWriter,
     /// Packs filled, to upload.
     full: Vec<PackWriter>,
+    /// Chunks (of files, and trees) found lost.
+    missing: HashSet<ChunkId>,
 }
 
 impl Fixer<'_> {
-    /// Tree `id` repaired (itself when nothing under it is lost).
-    async fn tree(&mut self, id: ChunkId) -> Result<Fixed> {
+    /// Reads a tree, trying again before calling it lost (`Err` holds why).
+    async fn load(&self, id: &ChunkId) -> Result<std::result::Result<Tree, Error>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.vault.load_tree(self.index, id).await {
+                Ok(tree) => return Ok(Ok(tree)),
+                Err(e @ (Error::NotFound { .. } | Error::Corrupt { .. })) if attempt >= TREE_ATTEMPTS => {
+                    return Ok(Err(e));
+                }
+                Err(Error::NotFound { .. } | Error::Corrupt { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Tree `id`, `depth` folders down, repaired (itself when nothing under it is lost).
+    async fn tree(&mut self, id: ChunkId, depth: usize) -> Result<Fixed> {
         if let Some(done) = self.done.get(&id) {
             return Ok(done.clone());
         }
-        let tree = match self.vault.load_tree(self.index, &id).await {
+        if depth > MAX_DEPTH {
+            return Err(Error::Invalid(format!("tree {} lies more than {MAX_DEPTH} folders deep", id.short())));
+        }
+        let tree = match self.load(&id).await? {
             Ok(tree) => tree,
-            Err(e @ (Error::NotFound { .. } | Error::Corrupt { .. })) => {
+            Err(e) => {
+                self.missing.insert(id);
                 let lost = Fixed { id: None, lost: vec![format!("(its contents): {e}")], ..Fixed::default() };
                 self.done.insert(id, lost.clone());
                 return Ok(lost);
             }
-            Err(e) => return Err(e),
         };
         let mut out = Fixed::default();
         let mut nodes = Vec::with_capacity(tree.nodes.len());
@@ -226,7 +307,7 @@ impl Fixer<'_> {
             let name = String::from_utf8_lossy(&node.name).into_owned();
             match (node.kind, node.subtree) {
                 (NodeKind::Dir, Some(sub)) => {
-                    let fixed = Box::pin(self.tree(sub)).await?;
+                    let fixed = Box::pin(self.tree(sub, depth + 1)).await?;
                     out.lost.extend(fixed.lost.iter().map(|l| format!("{name}/{l}")));
                     (out.files, out.bytes) = (out.files + fixed.files, out.bytes + fixed.bytes);
                     node.subtree = Some(match fixed.id {
@@ -236,6 +317,7 @@ impl Fixer<'_> {
                 }
                 (NodeKind::File, _) => {
                     if let Some(c) = node.content.iter().find(|c| !self.index.contains(c)) {
+                        self.missing.insert(*c);
                         out.lost.push(format!("{name}: chunk {} is in no index or pack", c.short()));
                         (out.files, out.bytes) = (out.files + 1, out.bytes + node.size);
                         continue;

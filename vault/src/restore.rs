@@ -67,7 +67,7 @@ pub struct RestoreSummary {
     /// What was not restored because its data is lost or damaged, each "path: why"; the
     /// rest of the snapshot was restored.
     pub lost: Vec<String>,
-    /// Index files that did not open; the restore read pack headers instead.
+    /// Index files and pack headers that did not open; the restore read around them.
     pub index_damage: Vec<String>,
 }
 
@@ -77,18 +77,35 @@ struct Plan {
     links: Vec<(PathBuf, Node)>,
     /// The snapshot's one folder, whose metadata the target gets.
     top_dir: Option<Node>,
-    /// Folders whose trees and files whose chunks are nowhere ("path: why").
-    lost: Vec<String>,
+    /// Folders whose trees, and files whose chunks, are nowhere: (path, why).
+    lost: Vec<(PathBuf, String)>,
+}
+
+/// Where each chunk is read from: the first place the index gives whose pack the store
+/// still holds (a pack it lists, or that answers a HEAD).
+struct Places<'i> {
+    index: &'i MasterIndex,
+    /// Packs the index names that the store does not hold (reading the headers of packs no
+    /// index names adds none: those are listed).
+    gone: &'i std::collections::HashSet<zerok_core::PackId>,
+}
+
+impl<'i> Places<'i> {
+    fn locate(&self, id: &ChunkId) -> Option<&'i crate::BlobLocation> {
+        self.index.places(id).find(|l| !self.gone.contains(&l.pack))
+    }
 }
 
 /// Restores a snapshot into `opts.target`. A snapshot of one folder is restored with that
 /// folder's contents directly in the target; several paths each under their base name.
 ///
 /// Damage costs only what it touches. When an index file does not open, or a tree or chunk
-/// is in no index, the headers of the packs no index names are read instead; a file whose
-/// chunks are nowhere or do not open is left out (a partly written one removed), as are
-/// the contents of a folder whose tree is lost, and each is named in
-/// [`RestoreSummary::lost`].
+/// is in no index or only in packs that are gone, the headers of the packs no index names
+/// are read too. A file whose chunks are nowhere is left out before anything is written
+/// (what the target holds at its name stays); one whose chunks do not open, or whose pack
+/// vanishes during the restore, is removed once written in part. Both, and the contents of
+/// a folder whose tree is lost, are named in [`RestoreSummary::lost`] (only those within
+/// `opts.includes`).
 ///
 /// # Errors
 /// [`Error::UnsafePath`] for a tree entry that would escape the target (checked before
@@ -100,23 +117,22 @@ pub async fn restore(
     opts: &RestoreOptions,
     progress: Arc<Progress>,
 ) -> Result<RestoreSummary> {
+    let filter = build_filter(&opts.includes)?;
     let (mut index, bad) = MasterIndex::load_reporting(vault).await?;
     let mut index_damage: Vec<String> = bad.iter().map(ToString::to_string).collect();
     let fell_back = !bad.is_empty();
     if fell_back {
-        index_damage.extend(index.add_unindexed(vault).await?.iter().map(ToString::to_string));
+        index_damage.extend(index.add_unindexed(vault).await?.iter().map(|(_, e)| e.to_string()));
     }
-    let mut planned = plan(vault, &index, snapshot, opts).await;
+    let gone = index.gone_packs(vault, &vault.stored_packs().await?).await?;
+    let mut planned = plan(vault, &Places { index: &index, gone: &gone }, snapshot, opts, filter.as_ref()).await;
     if !fell_back && !planned.as_ref().is_ok_and(|p| p.lost.is_empty()) {
         // Something is in no index file: it may be in a pack whose index file is gone.
-        index.add_unindexed(vault).await?;
-        planned = plan(vault, &index, snapshot, opts).await;
+        index_damage.extend(index.add_unindexed(vault).await?.iter().map(|(_, e)| e.to_string()));
+        planned = plan(vault, &Places { index: &index, gone: &gone }, snapshot, opts, filter.as_ref()).await;
     }
-    let mut plan = planned?;
-    let filter = build_filter(&opts.includes)?;
-    if let Some(filter) = &filter {
-        apply_filter(&mut plan, filter);
-    }
+    let plan = planned?;
+    let places = Places { index: &index, gone: &gone };
     let total: u64 = plan.files.iter().map(|(_, n)| n.size).sum();
     Progress::add(&progress.bytes_total, total);
 
@@ -124,15 +140,11 @@ pub async fn restore(
     for (rel, _) in &plan.dirs {
         create_real_dir(&opts.target.join(rel)).await?;
     }
-    let damaged = restore_contents(&Arc::new(vault.clone()), &index, &opts.target, &plan.files, &progress).await?;
-    let mut lost = std::mem::take(&mut plan.lost);
+    let damaged = restore_contents(&Arc::new(vault.clone()), &places, &opts.target, &plan.files, &progress).await?;
+    clear_stale_journals(&opts.target, &plan.files, &damaged);
+    let mut lost: Vec<String> = plan.lost.iter().map(|(rel, why)| format!("{}: {why}", rel.display())).collect();
     for (file, why) in &damaged {
-        let rel = &plan.files[*file].0;
-        // Only a file this restore created and partly wrote is removed.
-        if let Err(e) = std::fs::remove_file(opts.target.join(rel)) {
-            tracing::debug!(error = %e, "damaged file not removed");
-        }
-        lost.push(format!("{}: {why}", rel.display()));
+        lost.push(format!("{}: {why}", plan.files[*file].0.display()));
     }
     let summary = RestoreSummary {
         files: (plan.files.len() - damaged.len()) as u64,
@@ -164,6 +176,34 @@ pub async fn restore(
     Ok(summary)
 }
 
+/// Removes a `-journal`, `-wal` or `-shm` left in the target beside a restored SQLite
+/// database that the snapshot does not hold: SQLite would apply it to the restored file.
+fn clear_stale_journals(target: &Path, files: &[(PathBuf, Node)], damaged: &Damaged) {
+    let restored: std::collections::HashSet<&Path> = files.iter().map(|(rel, _)| rel.as_path()).collect();
+    for (n, (rel, _)) in files.iter().enumerate() {
+        if damaged.iter().any(|(d, _)| *d == n) {
+            continue;
+        }
+        let stale: Vec<PathBuf> = crate::backup::SIDECARS
+            .iter()
+            .map(|sfx| {
+                let mut name = rel.as_os_str().to_owned();
+                name.push(sfx);
+                PathBuf::from(name)
+            })
+            .filter(|side| !restored.contains(side.as_path()) && std::fs::symlink_metadata(target.join(side)).is_ok())
+            .collect();
+        if stale.is_empty() || !crate::backup::is_database_at(&target.join(rel)) {
+            continue;
+        }
+        for side in stale {
+            if let Err(e) = crate::dirfd::remove_below(target, &side, None) {
+                tracing::warn!(path = %side.display(), error = %e, "a stale SQLite journal beside a restored database was not removed");
+            }
+        }
+    }
+}
+
 fn build_filter(includes: &[String]) -> Result<Option<GlobSet>> {
     if includes.is_empty() {
         return Ok(None);
@@ -181,7 +221,12 @@ fn matches(filter: &GlobSet, rel: &Path) -> bool {
     rel.ancestors().any(|a| !a.as_os_str().is_empty() && filter.is_match(a))
 }
 
-fn apply_filter(plan: &mut Plan, filter: &GlobSet) {
+/// Keeps what `filter` selects (and the folders above it), and the losses within it: a lost
+/// folder counts when it is selected or an include lies below it.
+fn apply_filter(plan: &mut Plan, filter: &GlobSet, includes: &[String]) {
+    plan.lost.retain(|(rel, _)| {
+        matches(filter, rel) || includes.iter().any(|p| Path::new(p.trim_matches('/')).starts_with(rel))
+    });
     plan.files.retain(|(rel, _)| matches(filter, rel));
     plan.links.retain(|(rel, _)| matches(filter, rel));
     let needed: std::collections::HashSet<PathBuf> = plan
@@ -193,9 +238,17 @@ fn apply_filter(plan: &mut Plan, filter: &GlobSet) {
     plan.dirs.retain(|(rel, _)| matches(filter, rel) || needed.contains(rel));
 }
 
-/// Reads the snapshot's trees into a plan of what to create. Fails only when the root is
-/// lost or a name is unsafe; a lost subtree or chunk is noted in [`Plan::lost`].
-async fn plan(vault: &Vault, index: &MasterIndex, snapshot: &Snapshot, opts: &RestoreOptions) -> Result<Plan> {
+/// Reads the snapshot's trees into a plan of what to create, cut to `filter`. Fails only
+/// when the root is lost or a name is unsafe; a lost subtree or chunk is noted in
+/// [`Plan::lost`].
+async fn plan(
+    vault: &Vault,
+    places: &Places<'_>,
+    snapshot: &Snapshot,
+    opts: &RestoreOptions,
+    filter: Option<&GlobSet>,
+) -> Result<Plan> {
+    let index = places.index;
     let root = vault.load_tree(index, &snapshot.tree).await?;
     let mut plan = Plan { dirs: Vec::new(), files: Vec::new(), links: Vec::new(), top_dir: None, lost: Vec::new() };
     let top_nodes = match root.nodes.as_slice() {
@@ -209,12 +262,15 @@ async fn plan(vault: &Vault, index: &MasterIndex, snapshot: &Snapshot, opts: &Re
         _ => root.nodes,
     };
     let top_nodes = top_nodes.into_iter().filter(|n| !opts.reserved.iter().any(|r| r.as_bytes() == n.name)).collect();
-    collect(vault, index, top_nodes, PathBuf::new(), &mut plan).await?;
+    collect(vault, places, top_nodes, PathBuf::new(), &mut plan).await?;
+    if let Some(filter) = filter {
+        apply_filter(&mut plan, filter, &opts.includes);
+    }
     Ok(plan)
 }
 
 /// Walks trees depth-first, folders before their contents, checking every name.
-async fn collect(vault: &Vault, index: &MasterIndex, nodes: Vec<Node>, base: PathBuf, plan: &mut Plan) -> Result<()> {
+async fn collect(vault: &Vault, places: &Places<'_>, nodes: Vec<Node>, base: PathBuf, plan: &mut Plan) -> Result<()> {
     let mut stack = vec![(nodes, base)];
     while let Some((nodes, base)) = stack.pop() {
         for node in nodes {
@@ -227,14 +283,14 @@ async fn collect(vault: &Vault, index: &MasterIndex, nodes: Vec<Node>, base: Pat
                     let sub = node
                         .subtree
                         .ok_or_else(|| Error::corrupt(format!("folder {}", rel.display()), "no subtree"))?;
-                    match vault.load_tree(index, &sub).await {
+                    match vault.load_tree(places.index, &sub).await {
                         Ok(tree) => stack.push((tree.nodes, rel.clone())),
-                        Err(e) => plan.lost.push(format!("{}/ (its contents): {e}", rel.display())),
+                        Err(e) => plan.lost.push((rel.clone(), format!("its contents: {e}"))),
                     }
                     plan.dirs.push((rel, node));
                 }
-                NodeKind::File => match node.content.iter().find(|c| !index.contains(c)) {
-                    Some(c) => plan.lost.push(format!("{}: chunk {} is in no index or pack", rel.display(), c.short())),
+                NodeKind::File => match node.content.iter().find(|c| places.locate(c).is_none()) {
+                    Some(c) => plan.lost.push((rel, format!("chunk {} is in no pack the store holds", c.short()))),
                     None => plan.files.push((rel, node)),
                 },
                 NodeKind::Symlink => plan.links.push((rel, node)),
@@ -320,25 +376,16 @@ type Damaged = Vec<(usize, String)>;
 /// holding it (returned, sorted); a failing store or a local write error stops the restore.
 async fn restore_contents(
     vault: &Arc<Vault>,
-    index: &MasterIndex,
+    places: &Places<'_>,
     target: &Path,
     files: &[(PathBuf, Node)],
     progress: &Arc<Progress>,
 ) -> Result<Damaged> {
-    // Where a chunk is stored twice, the place whose pack the store lists is read.
-    let stored = match index.has_copies() {
-        true => Some(vault.stored_packs().await?),
-        false => None,
-    };
-    let locate = |id: &ChunkId| match &stored {
-        Some(stored) => index.places(id).find(|l| stored.contains_key(&l.pack)).or_else(|| index.get(id)),
-        None => index.get(id),
-    };
     let mut needs: HashMap<ChunkId, (crate::BlobLocation, Vec<(usize, u64)>)> = HashMap::new();
     for (i, (rel, node)) in files.iter().enumerate() {
         let mut offset = 0u64;
         for id in &node.content {
-            let loc = locate(id).ok_or_else(|| Error::NotFound {
+            let loc = places.locate(id).ok_or_else(|| Error::NotFound {
                 object: format!("chunk {id} of file {} (in no index)", rel.display()),
             })?;
             needs.entry(*id).or_insert_with(|| (*loc, Vec::new())).1.push((i, offset));
@@ -394,17 +441,13 @@ async fn restore_contents(
             break;
         }
         match read {
-            Ok(bytes) if bytes.len() as u64 == span.end - span.start => {
+            Ok(bytes) => {
                 if tx.send((span, bytes)).await.is_err() {
                     break;
                 }
             }
-            // A pack that is gone costs its files; a failing store fails the restore.
+            // A pack that vanished costs its files; a failing store fails the restore.
             Err(e @ Error::NotFound { .. }) => damage(&damaged, span.needs.iter(), &e),
-            Ok(_) => {
-                fetched = Err(Error::Store { object: span.pack, message: "short read".into(), retryable: true });
-                break;
-            }
             Err(e) => {
                 fetched = Err(e);
                 break;
@@ -423,6 +466,12 @@ async fn restore_contents(
     let mut damaged = std::mem::take(&mut *damaged.lock().expect("damage list"));
     damaged.sort_by_key(|(file, _)| *file);
     damaged.dedup_by_key(|(file, _)| *file);
+    for (file, _) in &damaged {
+        // Only the file this restore created, written in part, is removed.
+        if let Err(e) = crate::dirfd::remove_below(target, &files[*file].0, Some(targets[*file].inode)) {
+            tracing::debug!(error = %e, "damaged file not removed");
+        }
+    }
     Ok(damaged)
 }
 

@@ -64,6 +64,14 @@ impl Default for InitOptions {
     }
 }
 
+/// The end of the second a store's `LastModified` (Unix seconds) names, in nanoseconds.
+pub(crate) fn stored_ns(modified: i64) -> i64 {
+    modified.saturating_add(1).saturating_mul(1_000_000_000)
+}
+
+/// HEAD requests in flight.
+const HEADS_AT_ONCE: usize = 16;
+
 /// A snapshot with the time it counts as taken (see [`Vault::snapshots_dated`]).
 #[derive(Clone, Debug)]
 pub struct Dated {
@@ -71,8 +79,6 @@ pub struct Dated {
     pub id: SnapshotId,
     /// Its own time, or the store's write time (end of that second) when that is earlier.
     pub time_ns: i64,
-    /// The end of the second the store says it wrote the snapshot.
-    pub stored_ns: i64,
     /// The snapshot.
     pub snapshot: Snapshot,
 }
@@ -296,8 +302,8 @@ impl Vault {
                 let id =
                     SnapshotId::from_hex(names::id_part(&l.name)).map_err(|_| Error::corrupt(&l.name, "bad name"))?;
                 let snapshot = self.load_snapshot(&id).await?;
-                let stored_ns = l.modified.saturating_add(1).saturating_mul(1_000_000_000);
-                Ok::<_, Error>(Dated { id, time_ns: snapshot.time_ns.min(stored_ns), stored_ns, snapshot })
+                let time_ns = snapshot.time_ns.min(stored_ns(l.modified));
+                Ok::<_, Error>(Dated { id, time_ns, snapshot })
             })
             .buffer_unordered(8)
             .try_collect()
@@ -318,6 +324,29 @@ impl Vault {
             .into_iter()
             .filter_map(|(name, size)| Some((zerok_core::PackId::from_hex(names::id_part(&name)).ok()?, size)))
             .collect())
+    }
+
+    /// Of `packs`, those the store does not hold, asked by HEAD (a listing may miss an
+    /// object; a HEAD does not).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn absent_packs(
+        &self,
+        packs: Vec<zerok_core::PackId>,
+    ) -> Result<std::collections::HashSet<zerok_core::PackId>> {
+        let found: Vec<Result<(zerok_core::PackId, bool)>> = futures::stream::iter(packs)
+            .map(|p| async move { Ok((p, self.backend.exists(&names::pack(&p)).await?)) })
+            .buffer_unordered(HEADS_AT_ONCE)
+            .collect()
+            .await;
+        let mut absent = std::collections::HashSet::new();
+        for f in found {
+            if let (pack, false) = f? {
+                absent.insert(pack);
+            }
+        }
+        Ok(absent)
     }
 
     /// Reads a pack's header (two ranged GETs: its length, then the header) and returns

@@ -109,24 +109,28 @@ async fn lost_pack_costs_only_its_files_and_repair_snapshots_drops_them() {
     let lost_chunks: Vec<_> = index.packs[&pack].iter().map(|e| e.id).collect();
     std::fs::remove_file(dir.path().join("vault").join(names::pack(&pack))).unwrap();
 
+    // The target already holds a copy of its own of the file whose data is lost.
     let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("round2.bin"), b"the user's own copy").unwrap();
     let summary = restore_latest(&vault, &out).await.unwrap();
     assert!(!summary.lost.is_empty(), "restore must name what is lost");
     assert!(summary.lost.iter().any(|l| l.starts_with("round2.bin: ")), "{:?}", summary.lost);
+    assert_eq!(std::fs::read(out.join("round2.bin")).unwrap(), b"the user's own copy", "left as it was");
+    std::fs::remove_file(out.join("round2.bin")).unwrap();
     let mut want = describe(&src);
     let restored = describe(&out);
-    // Everything not named as lost is restored bit-exact; what is named is absent.
+    // Everything not named as lost is restored bit-exact.
     for lost in &summary.lost {
         let path = lost.split(": ").next().unwrap();
         assert!(want.remove(Path::new(path)).is_some(), "{lost}");
-        assert!(!out.join(path).exists(), "{path} restored although lost");
     }
     assert_eq!(restored, want);
 
-    let dry = zerok_vault::repair_snapshots(&vault, true, &Progress::default()).await.unwrap();
+    let dry = zerok_vault::repair_snapshots(&vault, true, true, &Progress::default()).await.unwrap();
     assert_eq!(dry.repaired.len(), 1, "only the last snapshot used the pack: {dry:?}");
     assert_eq!(vault.snapshots().await.unwrap().len(), 3, "a dry run changes nothing");
-    let report = zerok_vault::repair_snapshots(&vault, false, &Progress::default()).await.unwrap();
+    let report = zerok_vault::repair_snapshots(&vault, false, true, &Progress::default()).await.unwrap();
     assert_eq!(report.repaired.len(), 1);
     assert!(report.lost.iter().any(|l| l.contains("round2.bin")), "{report:?}");
     let (id, repaired) = vault.find_snapshot("latest").await.unwrap();

@@ -15,9 +15,10 @@
 //! the packs found gone (FORMAT.md §5.1).
 
 mod packer;
-pub(crate) use packer::flush as flush_index;
+pub(crate) use packer::{PACKS_PER_INDEX, flush as flush_index};
 mod sqlite;
 pub use sqlite::SqliteMode;
+pub(crate) use sqlite::{SIDECARS, is_database_at};
 mod verify;
 mod walk;
 

@@ -111,6 +111,10 @@ async fn upload(vault: &Vault, writer: PackWriter, progress: &Progress) -> Resul
     Ok((IndexPack::new(id, &entries), n))
 }
 
+/// Packs named per index file by whoever writes index files in bulk (prune, repair, and a
+/// backup naming its packs again).
+pub(crate) const PACKS_PER_INDEX: usize = 1024;
+
 /// Syncs `packs` (written by [`upload`] without a sync), then writes them as one index file;
 /// returns its id and size. An index never names a pack that is not durable.
 pub(crate) async fn flush(vault: &Vault, packs: Vec<IndexPack>, progress: &Progress) -> Result<(Option<IndexId>, u64)> {

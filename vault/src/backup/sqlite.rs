@@ -2,7 +2,8 @@
 //! online backup API into a private temporary file, in one step under one read
 //! transaction, so the snapshot holds a state SQLite itself committed, whatever the app
 //! writes meanwhile and in rollback-journal and WAL mode alike. Its `-journal`, `-wal` and
-//! `-shm` files are then not stored: the copy holds every committed page.
+//! `-shm` files are then not stored: the copy holds every committed page. (A database that
+//! cannot be copied is stored as read, with its journals.)
 
 use std::{
     io::Read,
@@ -27,7 +28,7 @@ const MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// How long a copy waits for writers holding the database locked.
 const BUSY_WAIT: Duration = Duration::from_secs(30);
 /// Files SQLite keeps beside a database.
-const SIDECARS: [&str; 3] = ["-journal", "-wal", "-shm"];
+pub(crate) const SIDECARS: [&str; 3] = ["-journal", "-wal", "-shm"];
 
 /// Whether the open file starts with SQLite's magic (reads 16 bytes from where it is).
 pub(super) fn is_database(file: &mut std::fs::File) -> std::io::Result<bool> {
@@ -42,9 +43,16 @@ pub(super) fn is_database(file: &mut std::fs::File) -> std::io::Result<bool> {
     Ok(&head == MAGIC)
 }
 
-/// Whether the file at `path` is a SQLite database.
-pub(super) fn is_database_at(path: &Path) -> bool {
-    std::fs::File::open(path).and_then(|mut f| is_database(&mut f)).unwrap_or(false)
+/// Whether the regular file at `path` (not a symlink, fifo or device, which could block) is
+/// a SQLite database.
+pub(crate) fn is_database_at(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path);
+    file.and_then(|mut f| is_database(&mut f)).unwrap_or(false)
 }
 
 /// The database a `-journal`, `-wal` or `-shm` file belongs to.
@@ -65,18 +73,24 @@ pub(super) fn has_wal(path: &Path) -> bool {
     std::fs::symlink_metadata(wal).is_ok_and(|m| m.len() > 0)
 }
 
-/// Copies the database at `path` into a new temporary file, consistently.
+/// Copies the database at `path` into a new temporary file (in `TMPDIR`, mode 0600),
+/// consistently.
+///
+/// The source is opened read-only, so the copy changes nothing; only when that fails (a
+/// hot journal a crashed writer left needs rolling back, as any SQLite reader does, or a
+/// WAL database lacks its `-shm`) is it opened read-write, never created. In rollback-journal
+/// mode the app's commits wait while the copy reads (one read transaction, at disk speed).
 ///
 /// # Errors
 /// One line saying why (not a database, locked longer than [`BUSY_WAIT`], unreadable).
 pub(super) fn copy(path: &Path) -> Result<tempfile::NamedTempFile, String> {
-    // Read-write (never create) so a hot journal left by a crashed writer is rolled back,
-    // as SQLite does for any reader; read-only when the file allows no more.
-    let rw = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let ro = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let src = Connection::open_with_flags(path, rw)
-        .or_else(|_| Connection::open_with_flags(path, ro))
-        .map_err(|e| format!("SQLite cannot open it: {e}"))?;
+    let rw = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    copy_with(path, ro).or_else(|_| copy_with(path, rw))
+}
+
+fn copy_with(path: &Path, flags: OpenFlags) -> Result<tempfile::NamedTempFile, String> {
+    let src = Connection::open_with_flags(path, flags).map_err(|e| format!("SQLite cannot open it: {e}"))?;
     src.busy_timeout(BUSY_WAIT).map_err(|e| e.to_string())?;
     src.pragma_update(None, "query_only", true).map_err(|e| e.to_string())?;
     let out =

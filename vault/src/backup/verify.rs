@@ -5,10 +5,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use futures::StreamExt;
 use zerok_core::{IndexId, PackId};
 
-use super::packer::{Packed, flush};
+use super::packer::{PACKS_PER_INDEX, Packed, flush};
 use crate::{
     MasterIndex, Progress, Result, Vault,
     format::{index::IndexPack, names, pack::BlobEntry},
@@ -16,10 +15,6 @@ use crate::{
 
 /// Up to this many packs are checked by HEAD; more by one listing of `data/` first.
 const HEAD_AT_MOST: usize = 64;
-/// HEAD requests in flight.
-const HEADS_AT_ONCE: usize = 16;
-/// Packs per index file written again.
-const PACKS_PER_INDEX: usize = 1024;
 
 /// What a snapshot about to be committed uses.
 pub(super) struct Uses<'a> {
@@ -95,17 +90,5 @@ async fn missing_packs(vault: &Vault, packs: Vec<PackId>) -> Result<Vec<PackId>>
         let stored = vault.stored_packs().await?;
         packs.into_iter().filter(|p| !stored.contains_key(p)).collect()
     };
-    let found: Vec<Result<(PackId, bool)>> = futures::stream::iter(unlisted)
-        .map(|p| async move { Ok((p, vault.backend().exists(&names::pack(&p)).await?)) })
-        .buffer_unordered(HEADS_AT_ONCE)
-        .collect()
-        .await;
-    let mut missing = Vec::new();
-    for f in found {
-        let (pack, exists) = f?;
-        if !exists {
-            missing.push(pack);
-        }
-    }
-    Ok(missing)
+    Ok(vault.absent_packs(unlisted).await?.into_iter().collect())
 }

@@ -110,6 +110,11 @@ impl Walker {
     fn entry(&mut self, path: &Path, name: Vec<u8>, prev: Option<&Node>) -> Result<Option<Node>> {
         let meta = match fs::symlink_metadata(path) {
             Ok(m) => m,
+            // A SQLite journal comes and goes with each transaction: one gone since the
+            // folder was listed was never part of the database's state.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && sqlite::sidecar_of(path).is_some() => {
+                return Ok(None);
+            }
             Err(e) => {
                 self.unreadable(path, e);
                 return Ok(None);
@@ -159,11 +164,8 @@ impl Walker {
         let mut nodes = Vec::with_capacity(names.len());
         for name in names {
             let child = path.join(&name);
-            // Sorted after their database, which was copied whole (or was unchanged, its
-            // stored copy whole).
-            if self.sqlite == SqliteMode::Consistent
-                && sqlite::sidecar_of(&child).is_some_and(|db| self.copied.contains(&db) || sqlite::is_database_at(&db))
-            {
+            // Sorted after their database, which was copied whole.
+            if sqlite::sidecar_of(&child).is_some_and(|db| self.copied.contains(&db)) {
                 continue;
             }
             let prev_node = prev.as_ref().and_then(|t| find(t, name.as_bytes()));

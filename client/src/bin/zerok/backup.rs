@@ -37,8 +37,9 @@ pub struct Args {
     /// database); if it fails, nothing is backed up.
     #[arg(long)]
     pre_hook: Option<String>,
-    /// Shell command run after the backup, whether or not it succeeded, with
-    /// ZEROK_BACKUP_STATUS=ok|failed and ZEROK_SNAPSHOT_ID in its environment.
+    /// Shell command run after the backup, whether or not it succeeded (also when the
+    /// pre-hook failed or never ran), with ZEROK_BACKUP_STATUS=ok|failed and
+    /// ZEROK_SNAPSHOT_ID in its environment; if it fails, the exit code is 3.
     #[arg(long)]
     post_hook: Option<String>,
     /// Print one JSON summary object.
@@ -54,9 +55,11 @@ enum Sqlite {
 
 /// Runs a hook through `sh -c` with `env`; an error names it and how it ended.
 fn hook(which: &str, command: &str, env: &[(&str, &str)]) -> Result<()> {
+    // Its output goes to stderr: stdout is this command's (and --json's).
     let status = std::process::Command::new("sh")
         .args(["-c", command])
         .envs(env.iter().copied())
+        .stdout(std::io::stderr())
         .status()
         .with_context(|| format!("{which} {command:?} could not start"))?;
     if !status.success() {

@@ -1,7 +1,7 @@
 //! `zerok`: back up folders of app state to an encrypted vault and restore them.
 //! This file only parses arguments, sets up logging, runs the command and maps the
 //! outcome to an exit code (0 ok, 1 error, 3 done in part: a backup that could not read
-//! some files, a restore or repair that names data lost).
+//! some files or whose post-hook failed, a restore or repair that names data lost).
 
 mod backup;
 mod check;

@@ -28,7 +28,7 @@ enum What {
         #[arg(long)]
         json: bool,
     },
-    /// Replace each snapshot some of whose files lost data by one without them (tagged
+    /// Write, for each snapshot some of whose files lost data, one without them (tagged
     /// `repaired`); the lost paths are listed.
     Snapshots {
         #[command(flatten)]
@@ -36,6 +36,9 @@ enum What {
         /// Only list what would change.
         #[arg(long)]
         dry_run: bool,
+        /// Delete the snapshots that were repaired (then `check` passes again).
+        #[arg(long)]
+        forget: bool,
         /// Print one JSON report object.
         #[arg(long)]
         json: bool,
@@ -45,10 +48,11 @@ enum What {
 pub async fn run(args: Args) -> Result<u8> {
     match args.what {
         What::Index { vault, read_all_packs, json } => index(vault, read_all_packs, json).await,
-        What::Snapshots { vault, dry_run, json } => snapshots(vault, dry_run, json).await,
+        What::Snapshots { vault, dry_run, forget, json } => snapshots(vault, dry_run, forget, json).await,
     }
 }
 
+/// `repair index`.
 async fn index(vault: VaultArgs, read_all_packs: bool, as_json: bool) -> Result<u8> {
     let unlocked = vault.open().await?;
     let r = zerok_vault::repair_index(&unlocked.vault, read_all_packs, &Progress::default()).await?;
@@ -77,9 +81,10 @@ async fn index(vault: VaultArgs, read_all_packs: bool, as_json: bool) -> Result<
     Ok(if r.packs_unreadable == 0 { 0 } else { crate::EXIT_PARTIAL })
 }
 
-async fn snapshots(vault: VaultArgs, dry_run: bool, as_json: bool) -> Result<u8> {
+/// `repair snapshots`.
+async fn snapshots(vault: VaultArgs, dry_run: bool, forget: bool, as_json: bool) -> Result<u8> {
     let unlocked = vault.open().await?;
-    let r = zerok_vault::repair_snapshots(&unlocked.vault, dry_run, &Progress::default()).await?;
+    let r = zerok_vault::repair_snapshots(&unlocked.vault, dry_run, forget, &Progress::default()).await?;
     let pairs: Vec<_> =
         r.repaired.iter().map(|(old, new)| json!({"old": old.to_string(), "new": new.to_string()})).collect();
     if as_json {
@@ -89,6 +94,7 @@ async fn snapshots(vault: VaultArgs, dry_run: bool, as_json: bool) -> Result<u8>
             "lost": r.lost,
             "unrepairable": r.unrepairable,
             "dry_run": dry_run,
+            "forgot": r.forgot,
         }));
     } else {
         for l in &r.lost {
