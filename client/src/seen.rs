@@ -81,7 +81,7 @@ pub async fn observe(home: &Home, vault: &Vault) -> Result<Observed> {
         let host = parts.next().unwrap_or_default();
         rollback.push(format!(
             "snapshot {} of {host}:{} ({}), the newest this device saw, {what}: the store rolled back or hides it",
-            &mark.snapshot[..8.min(mark.snapshot.len())],
+            mark.snapshot.chars().take(8).collect::<String>(),
             parts.collect::<Vec<_>>().join(","),
             rfc3339(mark.time_ns),
         ));
