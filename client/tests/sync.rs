@@ -165,6 +165,30 @@ async fn oversized_and_garbage_frames_close_only_that_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_stalling_inside_its_first_frame_is_closed_at_the_hello_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |c| c.limits.hello_timeout_secs = 1).await;
+    let addr = relay.addr();
+    // Half a length header, and a whole one announcing 1 MiB that never comes.
+    for stall in [&[0u8, 0][..], &(1u32 << 20).to_be_bytes()[..]] {
+        let ep = raw_endpoint().await;
+        let conn = ep.connect(addr.endpoint_addr(), ALPN).await.unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(stall).await.unwrap();
+        let started = std::time::Instant::now();
+        assert!(
+            tokio::time::timeout(WAIT, conn.closed()).await.is_ok(),
+            "a stalled first frame {stall:?} holds its slot"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "closed after {:?}", started.elapsed());
+    }
+    // A member still gets in.
+    let mut a = create(home(dir.path(), "a"), std::slice::from_ref(&addr), "laptop").await.unwrap();
+    a.push(b"in").await.unwrap();
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_size_and_quota_return_their_error_codes() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(&dir.path().join("relay"), 0, |c| {

@@ -125,7 +125,16 @@ impl Session {
                 _ = self.state.stop_token().cancelled() => return None,
                 s = self.conn.accept_bi() => s.ok()?,
             };
-            let msg = match read_frame(&mut recv, self.max_frame()).await {
+            // The deadline covers the first frame too: a peer that sends part of one, or a
+            // length and nothing more, is closed with everyone who sends nothing.
+            let read = tokio::select! {
+                _ = &mut deadline => {
+                    self.conn.close(CLOSE_REFUSED.into(), b"no HELLO in time");
+                    return None;
+                }
+                r = read_frame(&mut recv, self.max_frame()) => r,
+            };
+            let msg = match read {
                 Ok(m) => m,
                 Err(e) => {
                     self.bad_frame(&e);
