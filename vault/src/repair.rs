@@ -35,7 +35,7 @@ use crate::{
 
 /// The tag a repaired snapshot gets.
 pub const REPAIRED_TAG: &str = "repaired";
-/// Reads of a tree before it counts as lost (a short read or a lagging replica passes).
+/// Reads of a tree before it counts as lost (a lagging replica may not have it yet).
 const TREE_ATTEMPTS: usize = 3;
 /// Folder levels a repaired tree may have (a path of 4096 bytes has at most 2048).
 const MAX_DEPTH: usize = 2048;

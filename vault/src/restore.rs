@@ -285,7 +285,11 @@ async fn collect(vault: &Vault, places: &Places<'_>, nodes: Vec<Node>, base: Pat
                         .ok_or_else(|| Error::corrupt(format!("folder {}", rel.display()), "no subtree"))?;
                     match vault.load_tree(places.index, &sub).await {
                         Ok(tree) => stack.push((tree.nodes, rel.clone())),
-                        Err(e) => plan.lost.push((rel.clone(), format!("its contents: {e}"))),
+                        // Lost only when gone or damaged: a failing store fails the restore.
+                        Err(e @ (Error::NotFound { .. } | Error::Corrupt { .. })) => {
+                            plan.lost.push((rel.clone(), format!("its contents: {e}")))
+                        }
+                        Err(e) => return Err(e),
                     }
                     plan.dirs.push((rel, node));
                 }

@@ -205,7 +205,9 @@ impl Backend {
         let want = range.end - range.start;
         let bytes = self.store.get_range(&self.path(name), range).await.map_err(|e| Self::err(name, e))?;
         if bytes.len() as u64 != want {
-            return Err(Error::corrupt(name, format!("short read: {} of {want} bytes", bytes.len())));
+            // The store's fault, not the object's: trying again may succeed.
+            let message = format!("short read: {} of {want} bytes", bytes.len());
+            return Err(Error::Store { object: name.to_string(), message, retryable: true });
         }
         Ok(bytes)
     }
