@@ -238,6 +238,7 @@ async fn start(dir: &std::path::Path) -> Relay {
     c.storage.data_dir = dir.join("relay");
     c.limits.messages_per_minute = 1_000_000;
     c.limits.global_per_second = 1_000_000;
+    c.limits.group_per_second = 1_000_000;
     c.storage.max_group_bytes = 1 << 30;
     Relay::start(c).await.unwrap()
 }

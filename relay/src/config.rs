@@ -63,8 +63,13 @@ pub struct StorageConfig {
     pub object_store: Option<String>,
     /// Largest message payload. Default 1,000,000 bytes (fits a 1 MiB frame).
     pub max_blob_bytes: u64,
-    /// Payload bytes one group may keep. Default 100 MiB.
+    /// Bytes one group may keep: payloads plus 256 per message. Default 100 MiB.
     pub max_group_bytes: u64,
+    /// Bytes all groups together may keep (0: no cap but free space). Default 0.
+    pub max_total_bytes: u64,
+    /// Pushes are refused while the data folder's file system has less free (0: never).
+    /// Default 128 MiB.
+    pub min_free_bytes: u64,
     /// Message lifetime when the pusher gives none. Default 7 days.
     pub default_ttl_secs: u64,
     /// Longest lifetime a pusher may ask for. Default 30 days.
@@ -79,6 +84,8 @@ impl Default for StorageConfig {
             object_store: None,
             max_blob_bytes: 1_000_000,
             max_group_bytes: 100 << 20,
+            max_total_bytes: 0,
+            min_free_bytes: 128 << 20,
             default_ttl_secs: 7 * 24 * 3600,
             max_ttl_secs: 30 * 24 * 3600,
         }
@@ -89,14 +96,26 @@ impl Default for StorageConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LimitsConfig {
-    /// PUSH/PULL per device per minute. Default 600.
+    /// Requests per device per minute. Default 600.
     pub messages_per_minute: u32,
-    /// PUSH/PULL across all devices per second. Default 5,000.
+    /// Requests per group per second. Default 500.
+    pub group_per_second: u32,
+    /// Requests across all groups per second. Default 5,000.
     pub global_per_second: u32,
-    /// Seconds a new connection has to send HELLO. Default 10.
+    /// Seconds a new connection has to complete HELLO. Default 10.
     pub hello_timeout_secs: u64,
-    /// Concurrent sessions. Default 10,000.
+    /// Connections waiting for HELLO; when full, the oldest is closed. Default 2,048.
+    pub max_pending: usize,
+    /// Connections waiting for HELLO from one IP address. Default 32.
+    pub max_pending_per_ip: usize,
+    /// Sessions (connections past HELLO). Default 10,000.
     pub max_sessions: usize,
+    /// Requests one connection may have open at once. Default 16.
+    pub max_streams_per_connection: u32,
+    /// Seconds a request's frame has to arrive, and its reply to be taken. Default 10.
+    pub request_timeout_secs: u64,
+    /// Members of one group's roster. Default 500.
+    pub max_group_devices: usize,
     /// Device names are cut to this many characters. Default 256.
     pub max_device_name_chars: usize,
     /// Most messages per PULL. Default 1,000.
@@ -111,9 +130,15 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             messages_per_minute: 600,
+            group_per_second: 500,
             global_per_second: 5_000,
             hello_timeout_secs: 10,
+            max_pending: 2_048,
+            max_pending_per_ip: 32,
             max_sessions: 10_000,
+            max_streams_per_connection: 16,
+            request_timeout_secs: 10,
+            max_group_devices: 500,
             max_device_name_chars: 256,
             max_pull_limit: 1_000,
             max_frame_bytes: zerok_core::sync::frame::MAX_FRAME_BYTES,
@@ -152,6 +177,9 @@ impl Default for CleanupConfig {
     }
 }
 
+/// Bytes a device's entry in PRESENCE needs besides its name.
+pub const DEVICE_ENTRY_BYTES: usize = 160;
+
 impl Config {
     /// Parses TOML text.
     ///
@@ -185,8 +213,18 @@ impl Config {
     /// Settings that only make sense together.
     ///
     /// # Errors
-    /// Vault mode without an object store, or an object store in transit mode.
+    /// Vault mode without an object store, or an object store in transit mode; a device
+    /// list that would not fit one frame.
     pub fn check(&self) -> Result<(), String> {
+        let l = &self.limits;
+        let list = l.max_group_devices.saturating_mul(4 * l.max_device_name_chars + DEVICE_ENTRY_BYTES);
+        if list.saturating_add(DEVICE_ENTRY_BYTES) > l.max_frame_bytes {
+            return Err(format!(
+                "[limits] max-group-devices = {} with max-device-name-chars = {} would not fit the device list in one \
+                 frame of max-frame-bytes = {}",
+                l.max_group_devices, l.max_device_name_chars, l.max_frame_bytes
+            ));
+        }
         match (self.storage.mode, &self.storage.object_store) {
             (StorageMode::Vault, None) => {
                 Err("[storage] mode = \"vault\" needs object-store = \"s3://bucket/prefix\" (or a folder)".into())
@@ -212,6 +250,8 @@ mod tests {
         assert!(vault.check().unwrap_err().contains("object-store"));
         let vault = Config::from_toml("[storage]\nmode = \"vault\"\nobject-store = \"s3://b/relay\"\n").unwrap();
         assert_eq!((vault.storage.mode, vault.check()), (StorageMode::Vault, Ok(())));
+        let crowded = Config::from_toml("[limits]\nmax-group-devices = 5000\n").unwrap();
+        assert!(crowded.check().unwrap_err().contains("one frame"), "the device list must fit a frame");
     }
 
     #[test]

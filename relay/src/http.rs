@@ -7,10 +7,10 @@ use hyper::{Request, Response, StatusCode, body::Bytes, service::service_fn};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::State;
+use crate::state::State;
 
 async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let store = state.store_totals().await;
+    let store = state.storage.totals().await;
     let uptime = state.started.elapsed().as_secs();
     let (status, kind, body) = match (req.method().as_str(), req.uri().path()) {
         ("GET", "/health") => {

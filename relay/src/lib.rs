@@ -1,35 +1,40 @@
 //! zerok-relay: the zero-knowledge relay. It stores and forwards encrypted sync messages
 //! between the devices of a group, assigns per-group cursors, and learns nothing but
 //! sizes and timing: it never holds a group secret, checks membership by a proof bound to
-//! each connection, and logs no group, device or blob id in clear.
+//! each connection and by its copy of the group's signed roster, and logs no group, device
+//! or blob id in clear. Every resource a peer can make it hold is bounded (protocol
+//! document §7, in `zerok_core::sync`).
 //!
-//! # Layout
+//! # Layout (read in this order)
 //! - `config`: [`Config`] — `relay.toml`, defaults, environment overrides.
-//! - `store`: [`Store`] — the durable transit store (redb): cursors, messages, roster,
-//!   quotas, TTL, invites.
-//! - `roster`: the relay's verified copy of each group's signed roster log (who may use
-//!   a group; rotated groups closed to pushes).
-//! - `archive`: [`Archive`] — vault mode: payloads kept forever in object storage, the
-//!   metadata rebuildable from the bucket.
-//! - `committer`: group commit — concurrent pushes share one durable transaction.
-//! - `server`: [`Relay`] — endpoint, accept loop, session cap, cleanup, shutdown.
-//! - `session`: one connection's HELLO and requests.
+//! - `error`: [`Error`] — the one error type, and its mapping to wire error codes.
+//! - `server`: [`Relay`] — start, accept loop, cleanup, shutdown.
+//! - `admission`: who may wait for HELLO (per-address share, oldest evicted when full).
+//! - `session`: one connection — HELLO, then the stream loop.
+//! - `cmd`: one module per request kind.
+//! - `state`: [`State`] — what sessions share: storage, limits, the online registry.
+//! - `notices`: NOTIFY / DEVICE_REVOKED / ROSTER_APPENDED to online devices, bounded.
+//! - `storage`: [`Storage`] — one interface over transit and vault mode.
+//! - `store`: the redb store — messages, deletion, devices, invites, roster; typed keys.
 //! - `http`, `metrics`: `/health` and `/metrics`.
 
-mod archive;
-mod committer;
+mod admission;
+mod cmd;
 mod config;
+mod error;
 mod http;
 mod metrics;
 mod notices;
-mod roster;
 mod server;
 mod session;
+mod state;
+mod storage;
 mod store;
 
-pub use archive::{Archive, Rebuilt};
 pub use config::{CleanupConfig, Config, HttpConfig, LimitsConfig, ServerConfig, StorageConfig, StorageMode};
+pub use error::{Error, Result};
 pub use metrics::Metrics;
-pub use roster::{Appended, RosterPage, Standing};
-pub use server::{KEY_FILE, Relay, STORE_FILE, StartError, State};
-pub use store::{ENTRY_OVERHEAD_BYTES, NewBlob, Pushed, Store, StoreError};
+pub use server::{KEY_FILE, Relay};
+pub use state::State;
+pub use storage::{STORE_FILE, Storage};
+pub use store::RECORD_OVERHEAD_BYTES;

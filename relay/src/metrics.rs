@@ -9,6 +9,9 @@ pub struct Metrics {
     pub sessions_active: AtomicU64,
     /// Connections accepted.
     pub connections_total: AtomicU64,
+    /// Connections refused before the handshake (the address's share of the waiting room
+    /// was full).
+    pub connections_refused_total: AtomicU64,
     /// Pushes stored.
     pub pushes_total: AtomicU64,
     /// Pulls served.
@@ -44,6 +47,8 @@ impl Metrics {
         };
         line("sessions_active", "gauge", "Sessions open now.", g(&self.sessions_active));
         line("connections_total", "counter", "Connections accepted.", g(&self.connections_total));
+        let refused = g(&self.connections_refused_total);
+        line("connections_refused_total", "counter", "Connections refused before HELLO (per-address cap).", refused);
         line("pushes_total", "counter", "Messages stored.", g(&self.pushes_total));
         line("pulls_total", "counter", "Pulls served.", g(&self.pulls_total));
         line("bytes_received_total", "counter", "Payload bytes received.", g(&self.bytes_received_total));
@@ -54,7 +59,7 @@ impl Metrics {
         line("expired_total", "counter", "Messages removed by TTL or acknowledgement.", g(&self.expired_total));
         line("storage_groups", "gauge", "Groups with a cursor.", store.0);
         line("storage_messages", "gauge", "Messages stored.", store.1);
-        line("storage_bytes", "gauge", "Payload bytes stored.", store.2);
+        line("storage_bytes", "gauge", "Bytes stored, as quotas count them.", store.2);
         line("uptime_seconds", "gauge", "Seconds since start.", uptime_secs);
         out
     }

@@ -1,11 +1,13 @@
 //! Notices the relay sends on its own (NOTIFY, DEVICE_REVOKED): one queue and one sender per
 //! connection, each notice on a unidirectional stream of its own.
 //!
-//! NOTIFYs coalesce: while one waits to be sent, a newer one for the same connection takes its
-//! place, since it names a higher cursor and a device pulls everything after its own cursor.
-//! So a device that reads slowly, or a group whose devices all push at once, costs the relay
-//! one stream per device at a time, not one task and one stream per message. Every other
-//! notice is kept and sent in order.
+//! The queue is bounded without losing anything a device needs: while a NOTIFY waits to be
+//! sent, a newer one for the same connection takes its place (it names a higher cursor, and
+//! a device pulls everything after its own); so does a newer ROSTER_APPENDED (it names the
+//! later roster position). A DEVICE_REVOKED is never dropped, but one per revoked device is
+//! enough. So a device that reads slowly, or a group whose devices all push at once, costs
+//! the relay one stream per device at a time and a queue no longer than the group's
+//! devices.
 
 use std::{collections::VecDeque, sync::Mutex};
 
@@ -21,16 +23,27 @@ pub struct Notices {
 }
 
 impl Notices {
-    /// Queues `msg`; a NOTIFY replaces one that is still waiting.
+    /// Queues `msg`; a NOTIFY or ROSTER_APPENDED replaces one of its kind still waiting,
+    /// and a DEVICE_REVOKED for a device already waiting is kept once.
     pub fn push(&self, msg: Message) {
         let mut queue = self.queue.lock().expect("notice queue");
-        let waiting = queue.iter_mut().find(|m| matches!(m, Message::Notify(_)));
-        match (waiting, &msg) {
-            (Some(old), Message::Notify(_)) => *old = msg,
-            _ => queue.push_back(msg),
+        let same = |m: &Message| match (m, &msg) {
+            (Message::Notify(_), Message::Notify(_)) | (Message::RosterAppended(_), Message::RosterAppended(_)) => true,
+            (Message::DeviceRevoked(a), Message::DeviceRevoked(b)) => a.device_id == b.device_id,
+            _ => false,
+        };
+        match queue.iter_mut().find(|m| same(m)) {
+            Some(_) if matches!(msg, Message::DeviceRevoked(_)) => {}
+            Some(old) => *old = msg,
+            None => queue.push_back(msg),
         }
         drop(queue);
         self.wake.notify_one();
+    }
+
+    /// Notices waiting.
+    pub fn len(&self) -> usize {
+        self.queue.lock().expect("notice queue").len()
     }
 
     fn pop(&self) -> Option<Message> {
@@ -92,5 +105,21 @@ mod tests {
         assert_eq!(sent[1], revoked);
         notices.push(notify(4));
         assert!(matches!(notices.pop(), Some(Message::Notify(n)) if n.cursor == 4));
+    }
+
+    #[test]
+    fn a_flood_of_notices_keeps_the_queue_as_short_as_the_kinds_and_devices() {
+        let notices = Notices::default();
+        for i in 0..10_000u64 {
+            notices.push(notify(i));
+            notices.push(Message::RosterAppended(zerok_core::sync::message::RosterAppended { seq: i }));
+            let device = DeviceId([(i % 5) as u8; 32]);
+            notices.push(Message::DeviceRevoked(DeviceRevoked { device_id: device, revoked_by: device, timestamp: i }));
+        }
+        assert_eq!(notices.len(), 2 + 5, "one NOTIFY, one ROSTER_APPENDED, one DEVICE_REVOKED per device");
+        let sent: Vec<Message> = std::iter::from_fn(|| notices.pop()).collect();
+        assert!(matches!(&sent[0], Message::Notify(n) if n.cursor == 9_999));
+        assert!(matches!(&sent[1], Message::RosterAppended(r) if r.seq == 9_999));
+        assert_eq!(sent.iter().filter(|m| matches!(m, Message::DeviceRevoked(_))).count(), 5, "none is lost");
     }
 }

@@ -38,7 +38,7 @@ async fn start_relay(data: &Path, port: u16, s3: &S3Server) -> Relay {
         let backend = Backend::new(s3.store("relay"), "archive", "s3://relay/archive");
         match Relay::start_on(c.clone(), Some(backend)).await {
             Ok(relay) => return relay,
-            Err(zerok_relay::StartError::Wire(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(zerok_relay::Error::Wire(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(e) => panic!("relay start: {e}"),
         }
     }

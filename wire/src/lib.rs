@@ -1,13 +1,14 @@
 //! zerok-wire: the sync protocol on iroh, shared by the relay and the client — the ALPN,
 //! endpoint construction (public relays and discovery off unless asked), relay addresses
-//! (`ENDPOINT_ID@IP:PORT`), and frame I/O on QUIC streams with the length checked before
-//! anything is allocated.
+//! (`ENDPOINT_ID@IP:PORT`), frame I/O on QUIC streams with the length checked before
+//! anything is allocated and the buffer grown only as bytes arrive, and the connection
+//! close codes.
 
 use std::net::SocketAddr;
 
 use iroh::{
     Endpoint, EndpointAddr, RelayMode, SecretKey,
-    endpoint::{NetReportConfig, PortmapperConfig, RecvStream, SendStream, presets},
+    endpoint::{Connection, NetReportConfig, PortmapperConfig, QuicTransportConfig, RecvStream, SendStream, presets},
 };
 use zerok_core::sync::{
     Message,
@@ -34,6 +35,40 @@ pub enum WireError {
     Bind(String),
 }
 
+/// How a connection ended, as QUIC application close codes (protocol document §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum CloseCode {
+    /// The session ended normally (BYE, or a client done).
+    Bye = 0,
+    /// Too many connections waiting for HELLO from this address.
+    RateLimited = 1,
+    /// The relay holds as many sessions as it serves.
+    TooManySessions = 2,
+    /// A malformed or oversized frame.
+    BadFrame = 3,
+    /// HELLO refused, missing or late; or the device was revoked.
+    Refused = 4,
+    /// The relay is shutting down.
+    ShuttingDown = 3001,
+}
+
+impl CloseCode {
+    /// Closes `conn` with this code and `reason`.
+    pub fn close(self, conn: &Connection, reason: &str) {
+        conn.close((self as u32).into(), reason.as_bytes());
+    }
+
+    /// The code a peer closed `conn` with, once it did.
+    pub fn of(conn: &Connection) -> Option<Self> {
+        let iroh::endpoint::ConnectionError::ApplicationClosed(close) = conn.close_reason()? else { return None };
+        let code = u32::try_from(close.error_code.into_inner()).ok()?;
+        [Self::Bye, Self::RateLimited, Self::TooManySessions, Self::BadFrame, Self::Refused, Self::ShuttingDown]
+            .into_iter()
+            .find(|c| *c as u32 == code)
+    }
+}
+
 /// How an endpoint reaches the world.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NetOptions {
@@ -41,7 +76,13 @@ pub struct NetOptions {
     pub iroh_relays: bool,
     /// Use iroh's DNS address lookup.
     pub discovery: bool,
+    /// A server's limit on requests a peer may have open at once (bidirectional streams;
+    /// no unidirectional ones). None: QUIC's defaults, as a client needs.
+    pub incoming_streams: Option<u32>,
 }
+
+/// Bytes a peer may send on one stream before it is read: a whole frame and its header.
+const STREAM_WINDOW_SLACK: u32 = 64 << 10;
 
 /// Binds an iroh endpoint on `bind` with `secret` as its identity. With both options off it
 /// sends nothing beyond `bind`'s interface: no relay, no discovery, no port mapping.
@@ -66,6 +107,17 @@ pub async fn bind(
         .alpns(alpns);
     if !net.iroh_relays {
         builder = builder.net_report_config(NetReportConfig::minimal());
+    }
+    if let Some(streams) = net.incoming_streams {
+        let window = frame::MAX_FRAME_BYTES as u32 + STREAM_WINDOW_SLACK;
+        builder = builder.transport_config(
+            QuicTransportConfig::builder()
+                .max_concurrent_bidi_streams(streams.into())
+                .max_concurrent_uni_streams(0u32.into())
+                .stream_receive_window(window.into())
+                .receive_window((window.saturating_mul(streams.max(1))).into())
+                .build(),
+        );
     }
     builder.bind().await.map_err(|e| err(&e))
 }
@@ -116,7 +168,12 @@ impl std::fmt::Display for RelayAddr {
     }
 }
 
-/// Reads one frame; the declared length is checked against `max` before allocating.
+/// A frame body's buffer starts this large and grows as bytes arrive.
+const FIRST_BUFFER_BYTES: usize = 16 << 10;
+
+/// Reads one frame; the declared length is checked against `max` before anything is
+/// allocated, and the body's buffer grows with the bytes that arrived (a peer that
+/// declares a megabyte and sends nothing costs the first 16 KiB).
 ///
 /// # Errors
 /// [`WireError::Frame`] for an oversized or malformed frame, [`WireError::Stream`] when the
@@ -125,8 +182,16 @@ pub async fn read_frame(recv: &mut RecvStream, max: usize) -> Result<Message, Wi
     let mut header = [0u8; HEADER_BYTES];
     recv.read_exact(&mut header).await.map_err(|e| WireError::Stream(e.to_string()))?;
     let len = frame::body_len(header, max)?;
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body).await.map_err(|e| WireError::Stream(e.to_string()))?;
+    let mut body = Vec::with_capacity(len.min(FIRST_BUFFER_BYTES));
+    while body.len() < len {
+        match recv.read_chunk(len - body.len()).await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => {
+                return Err(WireError::Stream(format!("stream ended {} bytes into a {len}-byte frame", body.len())));
+            }
+            Err(e) => return Err(WireError::Stream(e.to_string())),
+        }
+    }
     Ok(frame::decode(&body)?)
 }
 

@@ -8,7 +8,7 @@ use zerok_core::sync::{
     frame::MAX_FRAME_BYTES,
     message::{Hello, PROTOCOL_VERSION, Welcome},
 };
-use zerok_wire::{ALPN, RelayAddr, read_frame, write_frame};
+use zerok_wire::{ALPN, CloseCode, RelayAddr, read_frame, write_frame};
 
 use super::SyncEvent;
 
@@ -121,7 +121,7 @@ impl RelayConn {
         let welcome = match request_on(&conn, &hello).await? {
             Message::Welcome(w) => w,
             other => {
-                conn.close(0u32.into(), b"refused");
+                CloseCode::Bye.close(&conn, "refused");
                 return Err(SyncError::unexpected(&other));
             }
         };
@@ -160,7 +160,7 @@ impl RelayConn {
 
     /// Closes the connection.
     pub fn close(&self) {
-        self.conn.close(0u32.into(), b"bye");
+        CloseCode::Bye.close(&self.conn, "bye");
     }
 }
 
@@ -177,7 +177,7 @@ pub async fn lookup_invite(
     let reply =
         request_on(&conn, &Message::InviteGet(zerok_core::sync::message::InviteGet { lookup: lookup.to_string() }))
             .await;
-    conn.close(0u32.into(), b"done");
+    CloseCode::Bye.close(&conn, "done");
     match reply? {
         Message::InviteFound(found) => Ok(found.sealed.into_iter().map(|b| b.into_vec()).collect()),
         other => Err(SyncError::unexpected(&other)),

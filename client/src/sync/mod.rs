@@ -695,7 +695,7 @@ impl SyncClient {
         let msg = Message::Delete(zerok_core::sync::message::Delete { blob_id, force: true });
         for i in 0..self.conns.len() {
             match self.request(i, &msg).await? {
-                Message::Ok => {}
+                Message::Deleted(d) if d.blob_id == blob_id => {}
                 other => return Err(SyncError::unexpected(&other)),
             }
         }

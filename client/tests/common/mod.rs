@@ -23,7 +23,7 @@ pub async fn start_relay(dir: &Path, port: u16, tweak: impl FnOnce(&mut Config))
     for _ in 0..50 {
         match Relay::start(c.clone()).await {
             Ok(relay) => return relay,
-            Err(zerok_relay::StartError::Wire(_)) if port != 0 => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(zerok_relay::Error::Wire(_)) if port != 0 => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(e) => panic!("relay start: {e}"),
         }
     }

@@ -95,6 +95,16 @@ mod tests {
     const GOLDEN_PULL: &str = "0000001c81a450554c4c82ac61667465725f637572736f7203a56c696d697464";
 
     #[test]
+    fn golden_deleted() {
+        let msg = Message::Deleted(crate::sync::message::Deleted { blob_id: BlobId([2; 16]), removed: false });
+        assert_eq!(hex::encode(encode(&msg)), GOLDEN_DELETED);
+        assert_eq!(decode(&encode(&msg)[4..]).unwrap(), msg);
+    }
+
+    const GOLDEN_DELETED: &str =
+        "0000002d81a744454c4554454482a7626c6f625f6964c41002020202020202020202020202020202a772656d6f766564c2";
+
+    #[test]
     fn oversized_frames_are_refused_from_the_header() {
         assert_eq!(
             body_len((MAX_FRAME_BYTES as u32 + 1).to_be_bytes(), MAX_FRAME_BYTES),

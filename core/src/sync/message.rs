@@ -64,12 +64,14 @@ pub enum Message {
     InviteCancel(InviteCancel),
     /// R→C: a sealed invite.
     InviteFound(InviteFound),
-    /// R→C: done (DELETE, INVITE_PUT, INVITE_CANCEL).
+    /// R→C: done (INVITE_PUT, INVITE_CANCEL).
     Ok,
     /// Either way: a request failed.
     Error(ErrorMsg),
     /// C→R: closing.
     Bye(Bye),
+    /// R→C: a DELETE was taken: the message is gone, or marked until every member has it.
+    Deleted(Deleted),
 }
 
 /// Opens a session. `auth_key` and `proof` prove membership (see the module docs).
@@ -252,6 +254,15 @@ pub struct Delete {
     pub force: bool,
 }
 
+/// The answer to DELETE.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Deleted {
+    /// Which.
+    pub blob_id: BlobId,
+    /// Gone now; false: marked, removed once every current member has pulled past it.
+    pub removed: bool,
+}
+
 /// A device was removed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeviceRevoked {
@@ -406,6 +417,8 @@ pub enum ErrorCode {
     RelayOverloaded = 3000,
     /// Relay shutting down.
     RelayShuttingDown = 3001,
+    /// The relay's database or object store failed; try again later.
+    StorageUnavailable = 3002,
 }
 
 impl ErrorCode {
@@ -435,6 +448,7 @@ impl ErrorCode {
             InvalidPushToken,
             RelayOverloaded,
             RelayShuttingDown,
+            StorageUnavailable,
         ]
         .into_iter()
         .find(|c| *c as u32 == code)

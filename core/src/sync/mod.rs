@@ -131,7 +131,54 @@
 //!
 //! **A device's clock** is never trusted for security: ticket expiry is judged by relays.
 //!
-//! # 7. Versioning
+//! # 7. Relay limits, deletion and close codes
+//!
+//! A relay serves strangers on the open internet, so every resource a peer can make it
+//! hold is bounded in time and memory, and none of the bounds can be spent by one peer on
+//! behalf of everyone (defaults in `relay/relay.example.toml`):
+//!
+//! - **Before HELLO.** A connection has `hello-timeout-secs` (10) to complete HELLO, the
+//!   first frame's bytes included. At most `max-pending-per-ip` (32) such connections per
+//!   IP address; more are refused before the QUIC handshake. At most `max-pending` (2,048)
+//!   in all; when full, the oldest is closed to make room, so a flood from many addresses
+//!   costs each of its connections its place instead of locking members out. Sessions
+//!   (`max-sessions`) are counted only after HELLO.
+//! - **Streams.** A peer may have `max-streams-per-connection` (16) requests open at once
+//!   (QUIC stream credit: the peer cannot open more) and no unidirectional stream. Each
+//!   request's frame must arrive within `request-timeout-secs` (10). A frame's buffer grows
+//!   with the bytes that arrived, never to the length its header declares up front.
+//! - **Rate.** Every request after HELLO spends one token of its device
+//!   (`messages-per-minute`), of its group (`group-per-second`) and of the relay
+//!   (`global-per-second`): `RATE_LIMITED` (2000).
+//! - **Storage.** A payload must not be empty. Each stored message counts its payload plus
+//!   256 bytes against its group's quota (`GROUP_QUOTA_EXCEEDED`, 2002). The relay refuses
+//!   pushes with `RELAY_OVERLOADED` (3000) once all groups together hold `max-total-bytes`
+//!   or its data folder's file system has less than `min-free-bytes` free. A failing
+//!   database or object store answers `STORAGE_UNAVAILABLE` (3002): try again later.
+//! - **Devices.** A roster of a group holds at most `max-group-devices` (500) members; a
+//!   join beyond is refused (`ROSTER_REFUSED`). With names cut to `max-device-name-chars`,
+//!   the whole device list fits one PRESENCE frame (the relay checks this at start).
+//! - **Notices.** One NOTIFY and one ROSTER_APPENDED wait per connection at most (a newer
+//!   one replaces the older: each names the latest position), and one DEVICE_REVOKED per
+//!   revoked device; none is ever dropped otherwise.
+//!
+//! **DELETE** without `force` marks the message; the relay removes it as soon as every
+//! current member has pulled past it, and answers `DELETED {blob_id, removed}`: `removed`
+//! says whether it is gone already or marked. With `force` only the sender may delete, and
+//! it is gone at once. In vault mode a removal replaces the archived payload by a tombstone.
+//!
+//! **Close codes** (QUIC application codes, `zerok_wire::CloseCode`): 0 end of session, 1
+//! too many unauthenticated connections from this address, 2 too many sessions, 3 bad
+//! frame, 4 refused (no or bad HELLO, revoked), 3001 relay shutting down.
+//!
+//! **Threat: a hostile client** (any number of connections and endpoint keys, from a few
+//! addresses; a member of a group of its own) can fill its own group's quota and rate, and
+//! keep up to the pending caps of connections waiting for HELLO until the timeout. It
+//! cannot make the relay allocate for bytes it has not sent, hold a stream past its
+//! deadline, or spend another group's quota or rate; members of other groups keep being
+//! served (the relay bench measures a member's push latency under such a flood).
+//!
+//! # 8. Versioning
 //!
 //! HELLO and WELCOME carry the protocol version; a relay refuses another with
 //! `VERSION_MISMATCH` (1006). Version 1 (no roster; rotations as messages) is not spoken by

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use zerok_core::sync::{BlobId, DeviceId, GroupId};
 
-use crate::{NewBlob, Pushed, Store, StoreError};
+use crate::{
+    Error, Result,
+    store::{Caps, NewBlob, Pushed, Store},
+};
 
 /// Most pushes in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -23,7 +26,7 @@ struct Job {
     payload: Vec<u8>,
     ttl_secs: u64,
     now: u64,
-    reply: oneshot::Sender<Result<Pushed, StoreError>>,
+    reply: oneshot::Sender<Result<Pushed>>,
 }
 
 /// The handle sessions push through; [`Committer::stop`] ends the writer thread.
@@ -33,14 +36,14 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the writer thread over `store`, refusing pushes past `quota` bytes per group.
+    /// Starts the writer thread over `store`, refusing pushes past `caps`.
     ///
     /// # Errors
     /// When the thread cannot be started.
-    pub fn start(store: Arc<Store>, quota: u64) -> std::io::Result<Self> {
+    pub fn start(store: Arc<Store>, caps: Caps) -> std::io::Result<Self> {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let writer =
-            std::thread::Builder::new().name("relay-commit".into()).spawn(move || write_loop(&store, quota, rx))?;
+            std::thread::Builder::new().name("relay-commit".into()).spawn(move || write_loop(&store, caps, rx))?;
         Ok(Self { jobs: Some(jobs).into(), writer: Some(writer).into() })
     }
 
@@ -57,8 +60,8 @@ impl Committer {
     /// Stores a push durably (sharing the commit with pushes that arrive meanwhile).
     ///
     /// # Errors
-    /// As [`Store::push`], plus [`StoreError::Revoked`] for a revoked sender.
-    pub async fn push(&self, blob: &NewBlob<'_>) -> Result<Pushed, StoreError> {
+    /// As [`Store::push`].
+    pub async fn push(&self, blob: &NewBlob<'_>) -> Result<Pushed> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             group: *blob.group,
@@ -69,14 +72,14 @@ impl Committer {
             now: blob.now,
             reply,
         };
-        let stopped = || StoreError::Db("relay store writer stopped".into());
+        let stopped = || Error::ShuttingDown;
         let jobs = self.jobs.lock().expect("jobs").clone().ok_or_else(stopped)?;
         jobs.send(job).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
 
-fn write_loop(store: &Store, quota: u64, mut rx: mpsc::Receiver<Job>) {
+fn write_loop(store: &Store, caps: Caps, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -97,7 +100,7 @@ fn write_loop(store: &Store, quota: u64, mut rx: mpsc::Receiver<Job>) {
                 now: j.now,
             })
             .collect();
-        let results = store.push_many(&blobs, quota);
+        let results = store.push_many(&blobs, caps);
         drop(blobs);
         match results {
             Ok(results) => {
@@ -108,7 +111,7 @@ fn write_loop(store: &Store, quota: u64, mut rx: mpsc::Receiver<Job>) {
             Err(e) => {
                 let message = e.to_string();
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::Db(message.clone())));
+                    let _ = job.reply.send(Err(Error::Db(message.clone())));
                 }
             }
         }

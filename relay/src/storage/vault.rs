@@ -25,7 +25,11 @@ use serde::{Deserialize, Serialize};
 use zerok_core::sync::{BlobId, DeviceId, GroupId, message::BlobEntry};
 use zerok_vault::Backend;
 
-use crate::{NewBlob, Pushed, Store, StoreError, store::on_blocking as blocking};
+use super::on_blocking as blocking;
+use crate::{
+    Error, Result,
+    store::{Caps, NewBlob, Pushed, Store},
+};
 
 /// Objects fetched at once by a PULL or a rebuild.
 const FETCH_CONCURRENCY: usize = 16;
@@ -57,8 +61,12 @@ fn revoked_name(group: &GroupId, device: &DeviceId) -> String {
     format!("{}/revoked/{}", group_dir(group), hex::encode(device.0))
 }
 
-fn store_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Db(format!("archive: {e}"))
+/// An object-store failure. Object names hold group ids, so only the message's cursor
+/// is named.
+fn store_err(cursor: u64, e: impl std::fmt::Display) -> Error {
+    let text = e.to_string();
+    let text = if text.contains("groups/") { "request failed".to_string() } else { text };
+    Error::ObjectStore(format!("message at cursor {cursor}: {text}"))
 }
 
 /// What a rebuild found.
@@ -90,22 +98,24 @@ impl Archive {
         self.locks.lock().expect("locks").entry(*group).or_default().clone()
     }
 
-    async fn read(&self, group: &GroupId, cursor: u64) -> Result<Option<Record>, StoreError> {
+    async fn read(&self, group: &GroupId, cursor: u64) -> Result<Option<Record>, Error> {
         let name = message_name(group, cursor);
         let bytes = match self.backend.get(&name).await {
             Ok(b) => b,
             Err(zerok_vault::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(store_err(e)),
+            Err(e) => return Err(store_err(cursor, e)),
         };
         if bytes.len() > MAX_RECORD_BYTES {
-            return Err(store_err(format!("{name}: {} bytes, over the {MAX_RECORD_BYTES} allowed", bytes.len())));
+            return Err(Error::Damaged(format!("archived message at cursor {cursor}: {} bytes", bytes.len())));
         }
-        rmp_serde::from_slice(&bytes).map(Some).map_err(|e| store_err(format!("{name}: damaged record: {e}")))
+        rmp_serde::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Damaged(format!("archived message at cursor {cursor}: {e}")))
     }
 
     /// Indexes the archived record at `cursor` into the metadata (or skips the cursor for a
     /// tombstone). Quota does not apply: the message is stored already.
-    async fn index(&self, group: GroupId, cursor: u64, rec: Record) -> Result<(), StoreError> {
+    async fn index(&self, group: GroupId, cursor: u64, rec: Record) -> Result<(), Error> {
         blocking(&self.store, move |s| {
             if rec.deleted {
                 return s.skip_cursor(&group, cursor);
@@ -118,7 +128,7 @@ impl Archive {
                 ttl_secs: u64::MAX,
                 now: rec.timestamp,
             };
-            s.index_archived(&blob, u64::MAX, cursor).map(|_| ())
+            s.index_archived(&blob, Caps::NONE, cursor).map(|_| ())
         })
         .await
     }
@@ -127,19 +137,20 @@ impl Archive {
     ///
     /// # Errors
     /// Quota, store and object-store failures.
-    pub async fn push(&self, blob: &NewBlob<'_>, quota: u64) -> Result<Pushed, StoreError> {
+    pub async fn push(&self, blob: &NewBlob<'_>, caps: Caps) -> Result<Pushed, Error> {
         let lock = self.group_lock(blob.group);
         let _guard = lock.lock().await;
         let (group, blob_id, len) = (*blob.group, *blob.blob_id, blob.payload.len() as u64);
-        let (known, used, next) = blocking(&self.store, move |s| {
-            Ok((s.cursor_of(&group, &blob_id)?, s.usage(&group)?, s.max_cursor(&group)? + 1))
+        let (known, next) = blocking(&self.store, move |s| {
+            let known = s.cursor_of(&group, &blob_id)?;
+            if known.is_none() {
+                s.check_caps(&group, len, caps)?;
+            }
+            Ok((known, s.max_cursor(&group)? + 1))
         })
         .await?;
         if let Some(cursor) = known {
             return Ok(Pushed { cursor, timestamp: blob.now, duplicate: true });
-        }
-        if used + len > quota {
-            return Err(StoreError::Quota(quota));
         }
         let record = Record {
             blob_id,
@@ -154,7 +165,7 @@ impl Archive {
             match self.backend.put_new(&message_name(&group, cursor), body.clone()).await {
                 Ok(()) => break,
                 Err(zerok_vault::Error::AlreadyExists(_)) => {
-                    let found = self.read(&group, cursor).await?.ok_or_else(|| store_err("object vanished"))?;
+                    let found = self.read(&group, cursor).await?.ok_or_else(|| store_err(cursor, "object vanished"))?;
                     let retry = !found.deleted && found.blob_id == blob_id;
                     self.index(group, cursor, found).await?;
                     if retry {
@@ -162,7 +173,7 @@ impl Archive {
                     }
                     cursor += 1;
                 }
-                Err(e) => return Err(store_err(e)),
+                Err(e) => return Err(store_err(cursor, e)),
             }
         }
         let timestamp = record.timestamp;
@@ -175,10 +186,10 @@ impl Archive {
     ///
     /// # Errors
     /// Object-store failures or a damaged record.
-    pub async fn fill(&self, group: &GroupId, entries: Vec<BlobEntry>) -> Result<Vec<BlobEntry>, StoreError> {
+    pub async fn fill(&self, group: &GroupId, entries: Vec<BlobEntry>) -> Result<Vec<BlobEntry>, Error> {
         let fetched: Vec<Option<BlobEntry>> = futures::stream::iter(entries)
             .map(|mut e| async move {
-                Ok::<_, StoreError>(match self.read(group, e.cursor).await? {
+                Ok::<_, Error>(match self.read(group, e.cursor).await? {
                     Some(rec) if !rec.deleted && rec.blob_id == e.blob_id => {
                         e.payload = rec.payload;
                         Some(e)
@@ -192,29 +203,24 @@ impl Archive {
         Ok(fetched.into_iter().flatten().collect())
     }
 
-    /// Deletes a message if `requester` may: its payload is replaced by a tombstone, then
-    /// the metadata goes. Returns whether it was deleted.
+    /// Replaces the payload at `cursor` by a tombstone (so the cursor is never handed out
+    /// again, even by a relay rebuilt from the bucket), then drops the metadata.
     ///
     /// # Errors
-    /// [`StoreError::NotOwner`], store and object-store failures.
-    pub async fn delete(
-        &self,
-        group: GroupId,
-        blob_id: BlobId,
-        requester: DeviceId,
-        force: bool,
-    ) -> Result<bool, StoreError> {
+    /// Store and object-store failures.
+    pub async fn remove(&self, group: GroupId, cursor: u64) -> Result<(), Error> {
         let lock = self.group_lock(&group);
         let _guard = lock.lock().await;
-        let Some(cursor) = blocking(&self.store, move |s| s.deletable(&group, &blob_id, &requester, force)).await?
-        else {
-            return Ok(false);
+        let tombstone = Record {
+            blob_id: BlobId([0; 16]),
+            sender: DeviceId([0; 32]),
+            timestamp: 0,
+            payload: Vec::new(),
+            deleted: true,
         };
-        let tombstone = Record { blob_id, sender: requester, timestamp: 0, payload: Vec::new(), deleted: true };
         let body = Bytes::from(rmp_serde::to_vec(&tombstone).expect("record encodes"));
-        self.backend.put(&message_name(&group, cursor), body).await.map_err(store_err)?;
-        blocking(&self.store, move |s| s.remove(&group, cursor)).await?;
-        Ok(true)
+        self.backend.put(&message_name(&group, cursor), body).await.map_err(|e| store_err(cursor, e))?;
+        blocking(&self.store, move |s| s.remove(&group, cursor)).await
     }
 
     /// Revokes a device: the marker object first (so a rebuilt relay still refuses it),
@@ -222,8 +228,12 @@ impl Archive {
     ///
     /// # Errors
     /// Store and object-store failures.
-    pub async fn revoke(&self, group: GroupId, device: DeviceId) -> Result<(), StoreError> {
-        self.backend.put(&revoked_name(&group, &device), Bytes::new()).await.map_err(store_err)?;
+    pub async fn revoke(&self, group: GroupId, device: DeviceId) -> Result<(), Error> {
+        let marker = revoked_name(&group, &device);
+        self.backend
+            .put(&marker, Bytes::new())
+            .await
+            .map_err(|e| Error::ObjectStore(format!("revocation marker: {e}")))?;
         blocking(&self.store, move |s| s.revoke(&group, &device)).await
     }
 
@@ -232,10 +242,11 @@ impl Archive {
     ///
     /// # Errors
     /// Store and object-store failures, or a damaged record.
-    pub async fn rebuild(&self) -> Result<Rebuilt, StoreError> {
+    pub async fn rebuild(&self) -> Result<Rebuilt, Error> {
         let mut out = Rebuilt::default();
         let mut groups: HashMap<GroupId, (Vec<u64>, Vec<DeviceId>)> = HashMap::new();
-        for (name, _) in self.backend.list("groups").await.map_err(store_err)? {
+        let listed = self.backend.list("groups").await.map_err(|e| Error::ObjectStore(format!("listing: {e}")))?;
+        for (name, _) in listed {
             let parts: Vec<&str> = name.split('/').collect();
             let [_, group, kind, leaf] = parts[..] else { continue };
             let Some(group) = parse_hex32(group).map(GroupId) else { continue };
@@ -292,7 +303,7 @@ mod tests {
     async fn push(a: &Archive, id: u8) -> Pushed {
         let blob =
             NewBlob { group: &G, sender: &A, blob_id: &BlobId([id; 16]), payload: &[id; 10], ttl_secs: 1, now: 5 };
-        a.push(&blob, 1 << 20).await.unwrap()
+        a.push(&blob, Caps::NONE).await.unwrap()
     }
 
     #[tokio::test]
@@ -312,7 +323,7 @@ mod tests {
         let filled = first.fill(&G, entries).await.unwrap();
         assert_eq!(filled.iter().map(|e| (e.cursor, e.payload[0])).collect::<Vec<_>>(), [(1, 1), (2, 2), (3, 3)]);
         assert!(!more);
-        assert!(first.delete(G, BlobId([2; 16]), A, true).await.unwrap());
+        first.remove(G, 2).await.unwrap();
 
         // Metadata lost: a rebuild restores the history, the deleted cursor stays used.
         std::fs::create_dir_all(dir.path().join("new")).unwrap();

@@ -14,16 +14,17 @@ use zerok_core::sync::{
     roster::{Change, Entry, EntryHash, Roster, RosterError},
 };
 
-use crate::store::{Result, Store, StoreError, dec, enc, key2};
+use super::{Store, dec, enc, keys::At};
+use crate::{Error, Result};
 
 /// group → lineage (its genesis group's id).
-const LINEAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("roster_lineages");
+pub(super) const LINEAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("roster_lineages");
 /// lineage → the current [`Roster`].
-const ROSTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rosters");
+pub(super) const ROSTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rosters");
 /// lineage ‖ seq (BE) → encoded entry.
 const LOG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("roster_log");
 /// rotated group → the group that followed it.
-pub(crate) const CLOSED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("closed_groups");
+const CLOSED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("closed_groups");
 
 /// A device's standing in a group, as the relay's roster has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,28 +65,44 @@ pub struct Appended {
 
 fn lineage_of(t: &impl ReadableTable<&'static [u8], &'static [u8]>, group: &GroupId) -> Result<Option<GroupId>> {
     match t.get(group.0.as_slice())? {
-        Some(v) => Ok(Some(GroupId(v.value().try_into().map_err(|_| StoreError::Db("bad lineage".into()))?))),
+        Some(v) => Ok(Some(super::keys::group(v.value())?)),
         None => Ok(None),
     }
 }
 
-fn refused(e: RosterError) -> StoreError {
+fn refused(e: RosterError) -> Error {
     match e {
-        RosterError::NotNext { .. } => StoreError::Conflict,
-        other => StoreError::Roster(other.to_string()),
+        RosterError::NotNext { .. } => Error::Conflict,
+        other => Error::Roster(other.to_string()),
     }
 }
 
-impl Store {
-    /// Tables of the roster, created when the store opens.
-    pub(crate) fn open_roster_tables(tx: &redb::WriteTransaction) -> Result<()> {
-        tx.open_table(LINEAGES)?;
-        tx.open_table(ROSTERS)?;
-        tx.open_table(LOG)?;
-        tx.open_table(CLOSED)?;
-        Ok(())
-    }
+/// Tables of the roster, created when the store opens.
+pub(super) fn open_tables(tx: &redb::WriteTransaction) -> Result<()> {
+    tx.open_table(LINEAGES)?;
+    tx.open_table(ROSTERS)?;
+    tx.open_table(LOG)?;
+    tx.open_table(CLOSED)?;
+    Ok(())
+}
 
+/// Whether `group` rotated (takes no more pushes), inside `tx`.
+pub(super) fn is_closed(tx: &redb::WriteTransaction, group: &GroupId) -> Result<bool> {
+    Ok(tx.open_table(CLOSED)?.get(group.0.as_slice())?.is_some())
+}
+
+/// The current members of `group`'s lineage, when the relay knows its roster.
+pub(super) fn members_in(
+    lineages: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    rosters: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    group: &GroupId,
+) -> Result<Option<Vec<DeviceId>>> {
+    let Some(lineage) = lineage_of(lineages, group)? else { return Ok(None) };
+    let Some(v) = rosters.get(lineage.0.as_slice())? else { return Ok(None) };
+    Ok(Some(dec::<Roster>(v.value())?.members().keys().copied().collect()))
+}
+
+impl Store {
     /// `device`'s standing in `group`.
     ///
     /// # Errors
@@ -122,40 +139,41 @@ impl Store {
         };
         let log = tx.open_table(LOG)?;
         let (mut out, mut used) = (Vec::new(), 0);
-        let from = key2(&lineage.0, &(after.saturating_add(1)).to_be_bytes());
-        for item in log.range(from.as_slice()..=key2(&lineage.0, &u64::MAX.to_be_bytes()).as_slice())? {
+        let (from, to) = At::range(&lineage, after.saturating_add(1));
+        for item in log.range(from.as_slice()..=to.as_slice())? {
             let (_, v) = item?;
             used += v.value().len() + 8;
             if used > budget && !out.is_empty() {
                 return Ok(RosterPage { entries: out, has_more: true, seq, head });
             }
-            out.push(Entry::from_bytes(v.value()).map_err(|e| StoreError::Db(e.to_string()))?);
+            out.push(Entry::from_bytes(v.value()).map_err(|e| Error::Damaged(e.to_string()))?);
         }
         Ok(RosterPage { entries: out, has_more: false, seq, head })
     }
 
     /// Appends entries to `group`'s lineage, verifying each (ticket expiry by `now`). Entries
     /// the relay already has are skipped when identical; a relay that knows no roster for
-    /// `group` takes a log from its genesis. All or nothing: the log must lead to `group`.
+    /// `group` takes a log from its genesis. All or nothing: the log must lead to `group`,
+    /// and hold at most `max_members` members after each entry.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when an entry does not extend the head (or differs from the
-    /// relay's at its position), [`StoreError::Roster`] when it does not verify,
-    /// [`StoreError::UnknownRoster`] when the relay needs the log from its genesis.
-    pub fn roster_append(&self, group: &GroupId, entries: &[Entry], now: u64) -> Result<Appended> {
+    /// [`Error::Conflict`] when an entry does not extend the head (or differs from the
+    /// relay's at its position), [`Error::Roster`] when it does not verify,
+    /// [`Error::UnknownRoster`] when the relay needs the log from its genesis.
+    pub fn roster_append(&self, group: &GroupId, entries: &[Entry], now: u64, max_members: usize) -> Result<Appended> {
         let tx = self.db.begin_write()?;
         let appended = {
             let mut lineages = tx.open_table(LINEAGES)?;
             let mut rosters = tx.open_table(ROSTERS)?;
             let mut log = tx.open_table(LOG)?;
             let mut closed_t = tx.open_table(CLOSED)?;
-            let first = entries.first().ok_or_else(|| StoreError::Roster("no entries".into()))?;
+            let first = entries.first().ok_or_else(|| Error::Roster("no entries".into()))?;
             let known = match lineage_of(&lineages, group)? {
                 Some(l) => Some(l),
                 None => {
                     let body = first.body().map_err(refused)?;
                     if body.seq != 1 {
-                        return Err(StoreError::UnknownRoster);
+                        return Err(Error::UnknownRoster);
                     }
                     lineage_of(&lineages, &body.group)?
                 }
@@ -163,46 +181,49 @@ impl Store {
             let (lineage, mut roster) = match known {
                 Some(l) => {
                     let v =
-                        rosters.get(l.0.as_slice())?.ok_or_else(|| StoreError::Db("lineage without roster".into()))?;
+                        rosters.get(l.0.as_slice())?.ok_or_else(|| Error::Damaged("lineage without roster".into()))?;
                     (l, dec::<Roster>(v.value())?)
                 }
                 None => {
                     let (r, _) = Roster::genesis(first).map_err(refused)?;
                     lineages.insert(r.group().0.as_slice(), r.group().0.as_slice())?;
-                    log.insert(key2(&r.group().0, &1u64.to_be_bytes()).as_slice(), first.to_bytes().as_slice())?;
+                    log.insert(At::new(&r.group(), 1).encode().as_slice(), first.to_bytes().as_slice())?;
                     (r.group(), r)
                 }
             };
             let (mut changes, mut closed) = (Vec::new(), Vec::new());
             for e in entries {
                 let seq = e.body().map_err(refused)?.seq;
-                let key = key2(&lineage.0, &seq.to_be_bytes());
+                let key = At::new(&lineage, seq).encode();
                 if seq <= roster.seq() {
                     match log.get(key.as_slice())? {
                         Some(v) if v.value() == e.to_bytes().as_slice() => continue,
-                        _ => return Err(StoreError::Conflict),
+                        _ => return Err(Error::Conflict),
                     }
                 }
                 let before = roster.group();
                 let change = roster.step(e, Some(now)).map_err(refused)?;
+                if roster.members().len() > max_members {
+                    return Err(Error::Roster(format!("this relay serves groups of at most {max_members} devices")));
+                }
                 log.insert(key.as_slice(), e.to_bytes().as_slice())?;
                 if roster.group() != before {
                     if lineage_of(&lineages, &roster.group())?.is_some() {
-                        return Err(StoreError::Roster("a rotation to a group that already exists".into()));
+                        return Err(Error::Roster("a rotation to a group that already exists".into()));
                     }
                     lineages.insert(roster.group().0.as_slice(), lineage.0.as_slice())?;
                     closed_t.insert(before.0.as_slice(), roster.group().0.as_slice())?;
                     closed.push(before);
                 }
                 match &change {
-                    Change::Removed { device, .. } => Self::mark_revoked_in(&tx, &before, device)?,
-                    Change::Joined { invite, .. } => Self::drop_invite_in(&tx, invite)?,
+                    Change::Removed { device, .. } => super::devices::mark_revoked_in(&tx, &before, device)?,
+                    Change::Joined { invite, .. } => super::invites::drop_in(&tx, invite)?,
                     Change::Created(_) => {}
                 }
                 changes.push(change);
             }
             if lineage_of(&lineages, group)? != Some(lineage) {
-                return Err(StoreError::Roster("the log does not lead to this group".into()));
+                return Err(Error::Roster("the log does not lead to this group".into()));
             }
             rosters.insert(lineage.0.as_slice(), enc(&roster).as_slice())?;
             Appended { seq: roster.seq(), changes, closed }
@@ -241,24 +262,24 @@ mod tests {
         assert_eq!(s.standing(&G, &id(&a)).unwrap(), Standing::default());
         let genesis = create_entry(G, &a, "a");
         let r0 = Roster::genesis(&genesis).unwrap().0;
-        assert_eq!(s.roster_append(&G, std::slice::from_ref(&genesis), 0).unwrap().seq, 1);
+        assert_eq!(s.roster_append(&G, std::slice::from_ref(&genesis), 0, 9).unwrap().seq, 1);
         assert!(s.standing(&G, &id(&a)).unwrap().member);
         assert!(!s.standing(&G, &id(&b)).unwrap().member, "a fresh key is nobody");
 
         let ticket = Ticket::new(G, &a, &[9; 32], 100);
         let join_b = join_entry(&r0, &b, "b", ticket.clone(), &[9; 32]);
         let r1 = r0.apply(&join_b, None).unwrap().0;
-        s.roster_append(&G, std::slice::from_ref(&join_b), 50).unwrap();
-        s.roster_append(&G, std::slice::from_ref(&join_b), 50).unwrap();
+        s.roster_append(&G, std::slice::from_ref(&join_b), 50, 9).unwrap();
+        s.roster_append(&G, std::slice::from_ref(&join_b), 50, 9).unwrap();
         assert_eq!(s.standing(&G, &id(&b)).unwrap().roster_seq, 2, "a resent entry is skipped");
         let join_c = join_entry(&r1, &c, "c", ticket, &[9; 32]);
-        assert!(matches!(s.roster_append(&G, &[join_c], 50), Err(StoreError::Roster(_))), "invite used twice");
+        assert!(matches!(s.roster_append(&G, &[join_c], 50, 9), Err(Error::Roster(_))), "invite used twice");
         let late = join_entry(&r1, &c, "c", Ticket::new(G, &a, &[8; 32], 100), &[8; 32]);
-        assert!(matches!(s.roster_append(&G, &[late], 100), Err(StoreError::Roster(_))), "expired by relay time");
+        assert!(matches!(s.roster_append(&G, &[late], 100, 9), Err(Error::Roster(_))), "expired by relay time");
 
         // A stale entry (built on an old head) conflicts; the log is unchanged.
         let stale = next_entry(&r0, &a, Op::Remove { device: id(&b), rotation: None });
-        assert!(matches!(s.roster_append(&G, &[stale], 50), Err(StoreError::Conflict)));
+        assert!(matches!(s.roster_append(&G, &[stale], 50, 9), Err(Error::Conflict)));
 
         let next = GroupId([2; 32]);
         let rotation = zerok_core::sync::roster::Rotation {
@@ -266,7 +287,7 @@ mod tests {
             sealed: vec![zerok_core::sync::roster::SealedSecret { device: id(&a), sealed: vec![0; 80] }],
         };
         let remove = next_entry(&r1, &a, Op::Remove { device: id(&b), rotation: Some(rotation) });
-        let done = s.roster_append(&G, &[remove], 60).unwrap();
+        let done = s.roster_append(&G, &[remove], 60, 9).unwrap();
         assert_eq!(done.closed, vec![G]);
         let old = s.standing(&G, &id(&b)).unwrap();
         assert!(old.removed && !old.member && old.closed);
@@ -285,11 +306,15 @@ mod tests {
         let r0 = Roster::genesis(&genesis).unwrap().0;
         let ticket = Ticket::new(G, &a, &[9; 32], 100);
         let join = join_entry(&r0, &SigningKey::from_bytes(&[2; 32]), "b", ticket, &[9; 32]);
-        assert!(matches!(s.roster_append(&G, std::slice::from_ref(&join), 0), Err(StoreError::UnknownRoster)));
+        assert!(matches!(s.roster_append(&G, std::slice::from_ref(&join), 0, 9), Err(Error::UnknownRoster)));
         // Someone else's genesis cannot be planted under this group's id.
         let other = create_entry(GroupId([5; 32]), &a, "a");
-        assert!(matches!(s.roster_append(&G, &[other], 0), Err(StoreError::Roster(_))));
+        assert!(matches!(s.roster_append(&G, &[other], 0, 9), Err(Error::Roster(_))));
         assert_eq!(s.standing(&GroupId([5; 32]), &id(&a)).unwrap(), Standing::default(), "nothing kept");
-        assert_eq!(s.roster_append(&G, &[genesis, join], 0).unwrap().seq, 2);
+        assert!(
+            matches!(s.roster_append(&G, &[genesis.clone(), join.clone()], 0, 1), Err(Error::Roster(why)) if why.contains("at most 1")),
+            "a relay bounds the devices of a group"
+        );
+        assert_eq!(s.roster_append(&G, &[genesis, join], 0, 9).unwrap().seq, 2);
     }
 }
