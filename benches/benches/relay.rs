@@ -5,18 +5,22 @@
 //! - sequential pushes per second from one device (each acknowledged after a durable commit);
 //! - 8 devices pushing at once (group commit), total pushes/s and per-push p50/p99;
 //! - pull of 2,000 and 10,000 buffered 1 KiB messages;
-//! - `zerok sync push` as a whole process (when `target/release/zerok` is built).
+//! - `zerok sync push` as a whole process (when `target/release/zerok` is built);
+//! - a member's paced pushes, idle and while hostile clients attack the relay (`attack`).
 
 use std::time::{Duration, Instant};
 
 use zerok_client::sync::{RelayConn, SyncClient, SyncEvent, SyncHome, create, join};
 use zerok_core::sync::{
-    BlobId, GroupSecret, Message, SigningKey,
+    BlobId, GroupKeys, GroupSecret, Message, SigningKey,
     message::{Push, RosterAppend},
     roster::{Roster, Ticket, create_entry, join_entry},
 };
 use zerok_relay::{Config, Relay};
 use zerok_wire::NetOptions;
+
+#[path = "relay/attack.rs"]
+mod attack;
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
@@ -155,12 +159,9 @@ async fn process_push(runs: usize) {
     relay.shutdown().await;
 }
 
-/// The relay alone, as the original 0k-Sync relay was measured: long-lived protocol
-/// connections (no client outbox), `devices` of them pushing 1 KiB at once, each push
-/// answered only after its durable commit.
-async fn protocol_pushes(devices: usize, per_device: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = start(dir.path()).await;
+/// A group of `devices` speaking the protocol by hand: the first creates it and admits the
+/// others; each is connected as a member.
+async fn raw_group(relay: &Relay, devices: usize) -> (GroupKeys, Vec<(iroh::Endpoint, RelayConn, SigningKey)>) {
     let keys = GroupSecret::generate().derive();
     let (events, _) = tokio::sync::broadcast::channel(16);
     // The devices' roster: the first creates the group and admits the others.
@@ -187,6 +188,16 @@ async fn protocol_pushes(devices: usize, per_device: usize) {
         assert!(conn.welcome.member);
         conns.push((ep, conn, signing[i].clone()));
     }
+    (keys, conns)
+}
+
+/// The relay alone, as the original 0k-Sync relay was measured: long-lived protocol
+/// connections (no client outbox), `devices` of them pushing 1 KiB at once, each push
+/// answered only after its durable commit.
+async fn protocol_pushes(devices: usize, per_device: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path()).await;
+    let (keys, conns) = raw_group(&relay, devices).await;
     let t = Instant::now();
     let tasks: Vec<_> = conns
         .into_iter()
@@ -259,5 +270,6 @@ fn main() {
         pull_many(2_000).await;
         pull_many(10_000).await;
         process_push(50).await;
+        attack::member_under_attack(500).await;
     });
 }

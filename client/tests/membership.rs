@@ -188,7 +188,7 @@ async fn a_relay_that_missed_the_rotation_is_caught_up_and_strands_nobody() {
     let r2 = start_relay(&dir.path().join("r2"), port2, |_| {}).await;
     let relays = [r1.addr(), r2.addr()];
     let mut a = zerok_client::sync::create(home(dir.path(), "a"), &relays, "laptop").await.unwrap();
-    a.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false });
+    a.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false, ..Default::default() });
     let b = add_device(&mut a, dir.path(), "b", "phone").await;
     add_device(&mut a, dir.path(), "c", "tablet").await.disconnect().await;
     let old_secret = home(dir.path(), "b").load_group().unwrap().secret();
@@ -216,7 +216,7 @@ async fn a_relay_that_missed_the_rotation_is_caught_up_and_strands_nobody() {
     a.push(b"to both relays").await.unwrap();
     r1.shutdown().await;
     // With the primary gone, the tablet carries on in the new group at the second relay.
-    c.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false });
+    c.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false, ..Default::default() });
     assert_eq!(data(&c.pull().await.unwrap()), [&b"to both relays"[..]]);
     a.disconnect().await;
     r2.shutdown().await;
@@ -384,7 +384,7 @@ async fn a_removed_devices_fork_at_a_lagging_relay_is_not_followed() {
     let r2 = start_relay(&dir.path().join("r2"), port2, |_| {}).await;
     let relays = [r1.addr(), r2.addr()];
     let mut a = zerok_client::sync::create(home(dir.path(), "a"), &relays, "laptop").await.unwrap();
-    a.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false });
+    a.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false, ..Default::default() });
     let mut b = add_device(&mut a, dir.path(), "b", "phone").await;
     let c = add_device(&mut a, dir.path(), "c", "tablet").await;
     b.list_devices().await.unwrap(); // the phone knows the roster up to the tablet's join
@@ -419,7 +419,7 @@ async fn a_removed_devices_fork_at_a_lagging_relay_is_not_followed() {
     let c_home = home(dir.path(), "c");
     let before = c_home.load_group().unwrap().secret().derive().id();
     let mut c = SyncClient::connect(c_home.clone()).await.unwrap();
-    c.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false });
+    c.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false, ..Default::default() });
     let mut events = c.subscribe();
     assert!(c.pull().await.is_ok());
     assert_eq!(c_home.load_group().unwrap().secret().derive().id(), before, "no news taken from a secondary");

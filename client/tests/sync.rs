@@ -75,7 +75,7 @@ async fn push_made_offline_is_kept_and_sent_on_reconnect() {
     let port = free_udp_port();
     let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
     let mut a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
-    a.set_reconnect_policy(ReconnectPolicy { attempts: 1, jitter: false });
+    a.set_reconnect_policy(ReconnectPolicy { attempts: 1, jitter: false, ..Default::default() });
     relay.shutdown().await;
     let err = a.push(b"while offline").await.unwrap_err();
     assert!(matches!(err, SyncError::Connection(_)), "{err}");
@@ -328,7 +328,7 @@ async fn a_connected_client_reconnects_after_the_relay_restarts() {
     let port = free_udp_port();
     let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
     let mut a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
-    a.set_reconnect_policy(ReconnectPolicy { attempts: 3, jitter: false });
+    a.set_reconnect_policy(ReconnectPolicy { attempts: 3, jitter: false, ..Default::default() });
     a.push(b"before restart").await.unwrap();
     relay.shutdown().await;
     let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
@@ -348,7 +348,7 @@ async fn two_relays_fan_out_pushes_and_pull_fails_over() {
     let mut a = create(home(dir.path(), "a"), &relays, "laptop").await.unwrap();
     let (url, code) = a.invite().await.unwrap();
     let mut b = join(home(dir.path(), "b"), &url, None, "phone").await.unwrap();
-    b.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false });
+    b.set_reconnect_policy(ReconnectPolicy { attempts: 0, jitter: false, ..Default::default() });
     a.cancel_invite(&code).await.unwrap();
     a.push(b"to both").await.unwrap();
     assert_eq!(b.status().iter().filter(|(_, up)| *up).count(), 2);

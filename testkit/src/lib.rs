@@ -1,10 +1,13 @@
 //! zerok-testkit: real servers for tests — an S3 protocol server (s3s + s3s-fs) serving a
 //! folder on 127.0.0.1, reached through the same `object_store` S3 client that talks to
-//! MinIO and AWS — and [`FaultyStore`], which wraps any store with injected faults.
+//! MinIO and AWS — [`FaultyStore`], which wraps any store with injected faults, and
+//! [`UdpProxy`], a loopback link with delay and black holes for QUIC peers.
 //! Test-only: never a dependency of a shipped crate.
 
 mod faulty;
+mod udp_proxy;
 pub use faulty::{Faults, FaultyStore, Injected};
+pub use udp_proxy::UdpProxy;
 
 /// Deterministic incompressible bytes (xorshift64), for test and bench inputs.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {

@@ -14,6 +14,8 @@ use super::SyncEvent;
 
 /// Longest wait for a relay to answer a connection attempt.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest wait for a relay to answer one request, unless the client sets another.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Sync failures.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,25 @@ pub struct RelayConn {
     events_task: tokio::task::JoinHandle<()>,
     /// What the relay said at HELLO.
     pub welcome: Welcome,
+    timeout: std::time::Duration,
+}
+
+/// Sends requests on a relay's session from a task of its own (a push completing in the
+/// background); it ends with the session.
+#[derive(Clone)]
+pub struct Requester {
+    conn: iroh::endpoint::Connection,
+    timeout: std::time::Duration,
+}
+
+impl Requester {
+    /// As [`RelayConn::request`].
+    ///
+    /// # Errors
+    /// Transport failures and timeouts.
+    pub async fn request(&self, msg: &Message) -> Result<Message, SyncError> {
+        request_on(&self.conn, msg, self.timeout).await
+    }
 }
 
 impl Drop for RelayConn {
@@ -118,7 +139,7 @@ impl RelayConn {
             auth_key: keys.auth_public(),
             proof: keys.hello_proof(&me, &relay.id),
         });
-        let welcome = match request_on(&conn, &hello).await? {
+        let welcome = match request_on(&conn, &hello, REQUEST_TIMEOUT).await? {
             Message::Welcome(w) => w,
             other => {
                 CloseCode::Bye.close(&conn, "refused");
@@ -142,15 +163,26 @@ impl RelayConn {
                 let _ = events.send(event);
             }
         });
-        Ok(Self { conn, events_task, welcome })
+        Ok(Self { conn, events_task, welcome, timeout: REQUEST_TIMEOUT })
     }
 
-    /// Sends one request and waits for its reply.
+    /// Sends one request and waits for its reply, at most the request timeout.
     ///
     /// # Errors
-    /// Transport failures; an ERROR reply is returned as a message for the caller to map.
+    /// Transport failures and timeouts ([`SyncError::Connection`]); an ERROR reply is
+    /// returned as a message for the caller to map.
     pub async fn request(&self, msg: &Message) -> Result<Message, SyncError> {
-        request_on(&self.conn, msg).await
+        request_on(&self.conn, msg, self.timeout).await
+    }
+
+    /// Sets how long a request may wait for its reply.
+    pub fn set_timeout(&mut self, timeout: std::time::Duration) {
+        self.timeout = timeout;
+    }
+
+    /// A handle for requests from another task.
+    pub fn requester(&self) -> Requester {
+        Requester { conn: self.conn.clone(), timeout: self.timeout }
     }
 
     /// Whether the connection is still up.
@@ -174,9 +206,8 @@ pub async fn lookup_invite(
     lookup: &str,
 ) -> Result<Vec<Vec<u8>>, SyncError> {
     let conn = dial(endpoint, relay).await?;
-    let reply =
-        request_on(&conn, &Message::InviteGet(zerok_core::sync::message::InviteGet { lookup: lookup.to_string() }))
-            .await;
+    let get = Message::InviteGet(zerok_core::sync::message::InviteGet { lookup: lookup.to_string() });
+    let reply = request_on(&conn, &get, REQUEST_TIMEOUT).await;
     CloseCode::Bye.close(&conn, "done");
     match reply? {
         Message::InviteFound(found) => Ok(found.sealed.into_iter().map(|b| b.into_vec()).collect()),
@@ -192,8 +223,17 @@ async fn dial(endpoint: &iroh::Endpoint, relay: &RelayAddr) -> Result<iroh::endp
         .map_err(|e| SyncError::Connection(e.to_string()))
 }
 
-async fn request_on(conn: &iroh::endpoint::Connection, msg: &Message) -> Result<Message, SyncError> {
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| SyncError::Connection(e.to_string()))?;
-    write_frame(&mut send, msg).await?;
-    Ok(read_frame(&mut recv, MAX_FRAME_BYTES).await?)
+async fn request_on(
+    conn: &iroh::endpoint::Connection,
+    msg: &Message,
+    timeout: std::time::Duration,
+) -> Result<Message, SyncError> {
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| SyncError::Connection(e.to_string()))?;
+        write_frame(&mut send, msg).await?;
+        Ok(read_frame(&mut recv, MAX_FRAME_BYTES).await?)
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| SyncError::Connection(format!("no reply within {} ms", timeout.as_millis())))?
 }

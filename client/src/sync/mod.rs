@@ -11,9 +11,10 @@
 mod conn;
 mod invite;
 mod membership;
+mod relays;
 mod state;
 
-pub use conn::{RelayConn, SyncError};
+pub use conn::{RelayConn, Requester, SyncError};
 pub use invite::{INVITE_SECS, Invite, InviteCode};
 pub use membership::RosterDevice;
 pub use state::{GroupState, SyncHome};
@@ -29,7 +30,7 @@ use std::{
 use tokio::sync::broadcast;
 use zerok_core::sync::{
     BlobId, DeviceId, ErrorCode, GroupId, GroupKeys, Message, SigningKey,
-    message::{BlobEntry, Pull, Push},
+    message::{BlobEntry, Pull},
     roster::{Roster, create_entry},
 };
 use zerok_wire::RelayAddr;
@@ -97,18 +98,30 @@ pub struct Received {
     pub data: Vec<u8>,
 }
 
-/// HELLO to every relay of the group; at least one must accept.
+/// HELLO to every relay of the group at once (one that is down costs the others
+/// nothing); at least one must accept. The connections come in preference order.
 async fn connect_all(
     endpoint: &iroh::Endpoint,
     state: &GroupState,
     keys: &GroupKeys,
     events: &broadcast::Sender<SyncEvent>,
 ) -> Result<Vec<(RelayAddr, RelayConn)>, SyncError> {
+    let mut dials = tokio::task::JoinSet::new();
+    for (i, relay) in state.relays()?.into_iter().enumerate() {
+        let cursor = state.cursor(&relay.to_string());
+        let (endpoint, keys, events, name) =
+            (endpoint.clone(), keys.clone(), events.clone(), state.device_name.clone());
+        dials.spawn(async move {
+            let conn = RelayConn::connect(&endpoint, &relay, &keys, &name, cursor, events).await;
+            (i, relay, conn)
+        });
+    }
+    let mut dialled = dials.join_all().await;
+    dialled.sort_by_key(|(i, ..)| *i);
     let mut conns = Vec::new();
     let mut failures = Vec::new();
-    for relay in state.relays()? {
-        let cursor = state.cursor(&relay.to_string());
-        match RelayConn::connect(endpoint, &relay, keys, &state.device_name, cursor, events.clone()).await {
+    for (_, relay, conn) in dialled {
+        match conn {
             Ok(conn) => conns.push((relay, conn)),
             Err(e) => failures.push((relay, e)),
         }
@@ -174,15 +187,7 @@ async fn read_group(
         let fetched = if more {
             let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: PULL_PAGE })).await?;
             let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
-            let mut last = after;
-            for b in &resp.blobs {
-                if b.cursor <= last {
-                    return Err(SyncError::Connection(format!("relay sent cursor {} out of order", b.cursor)));
-                }
-                last = b.cursor;
-            }
-            more = resp.has_more && last > after;
-            after = last;
+            (after, more) = page_end(after, &resp)?;
             Some(tokio::spawn(open_halves(keys.clone(), resp.blobs)))
         } else {
             None
@@ -194,6 +199,23 @@ async fn read_group(
     }
     seen.extend(fresh);
     Ok((out, after))
+}
+
+/// Where a page of a pull ends and whether to ask for more. A relay that sends cursors
+/// out of order, or says more follow and sends none (a pull that would never end), is
+/// refused.
+fn page_end(after: u64, page: &zerok_core::sync::message::PullResponse) -> Result<(u64, bool), SyncError> {
+    let mut last = after;
+    for b in &page.blobs {
+        if b.cursor <= last {
+            return Err(SyncError::Connection(format!("relay sent cursor {} out of order", b.cursor)));
+        }
+        last = b.cursor;
+    }
+    if page.has_more && page.blobs.is_empty() {
+        return Err(SyncError::Connection("relay said more messages follow and sent none".into()));
+    }
+    Ok((last, page.has_more))
 }
 
 /// Pages one read takes at most (of [`PULL_PAGE`] messages each).
@@ -330,6 +352,8 @@ pub struct SyncClient {
     clock_offset: i64,
     /// When an unreachable primary relay was last tried again.
     primary_tried: Option<std::time::Instant>,
+    /// Pushes completing at other relays, and relays being dialled again.
+    background: relays::Background,
 }
 
 /// How a client recovers a lost connection before reporting an error.
@@ -340,11 +364,13 @@ pub struct ReconnectPolicy {
     /// Add the spec's 0–5 s random jitter to each delay (so devices do not return to a
     /// restarted relay all at once). Off only in tests.
     pub jitter: bool,
+    /// Longest wait for a relay to answer one request.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for ReconnectPolicy {
     fn default() -> Self {
-        Self { attempts: 3, jitter: true }
+        Self { attempts: 3, jitter: true, request_timeout: conn::REQUEST_TIMEOUT }
     }
 }
 
@@ -378,7 +404,13 @@ impl SyncClient {
             seen,
             clock_offset,
             primary_tried: None,
+            background: relays::Background::default(),
         };
+        for relay in client.state.relays()? {
+            if !client.conns.iter().any(|(r, _)| *r == relay) {
+                client.background.relay_down(relay, true);
+            }
+        }
         client.sync_rosters().await?;
         // Pushes queued while the group rotated (or before a crash during the move) may be
         // sealed for an old group.
@@ -394,54 +426,17 @@ impl SyncClient {
         self.activity.clone()
     }
 
-    /// Changes how lost connections are recovered.
+    /// Changes how lost connections are recovered, and the request timeout.
     pub fn set_reconnect_policy(&mut self, policy: ReconnectPolicy) {
         self.reconnect = policy;
-    }
-
-    /// Sends a request to relay `i`; on a lost connection, reconnects (see
-    /// [`SyncClient::reconnect`]) and sends it once more.
-    async fn request(&mut self, i: usize, msg: &Message) -> Result<Message, SyncError> {
-        let first = self.conns[i].1.request(msg).await;
-        let Err(SyncError::Connection(_)) = first else { return first };
-        match self.reconnect(i).await {
-            Ok(()) => self.conns[i].1.request(msg).await,
-            Err(refused @ SyncError::Refused { .. }) => Err(refused),
-            Err(_) => first,
+        for (_, conn) in &mut self.conns {
+            conn.set_timeout(policy.request_timeout);
         }
-    }
-
-    /// HELLO to `relay` in the current group, from this device's cursor there.
-    async fn dial(&self, relay: &RelayAddr) -> Result<RelayConn, SyncError> {
-        let cursor = self.state.cursor(&relay.to_string());
-        RelayConn::connect(&self.endpoint, relay, &self.keys, &self.state.device_name, cursor, self.events.clone())
-            .await
     }
 
     /// Expiry of an invite made now: 10 minutes by the relay's clock, not this device's.
     fn invite_expiry(&self) -> u64 {
         (invite::now() as i64 + self.clock_offset).max(0) as u64 + INVITE_SECS
-    }
-
-    /// Reconnects to relay `i` with jittered exponential backoff (spec §12.2: 1, 2, 4 …
-    /// 30 s), at most [`ReconnectPolicy::attempts`] times.
-    async fn reconnect(&mut self, i: usize) -> Result<(), SyncError> {
-        let relay = self.conns[i].0.clone();
-        let mut backoff = zerok_core::sync::backoff::Backoff::default();
-        let mut last = SyncError::Connection("no reconnect attempt".into());
-        for _ in 0..self.reconnect.attempts {
-            let seed = if self.reconnect.jitter { u64::from_le_bytes(zerok_core::random_bytes()) } else { 0 };
-            tokio::time::sleep(backoff.next_delay(seed)).await;
-            match self.dial(&relay).await {
-                Ok(conn) => {
-                    self.conns[i].1 = conn;
-                    return Ok(());
-                }
-                Err(refused @ SyncError::Refused { .. }) => return Err(refused),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
     }
 
     /// This device's id.
@@ -457,84 +452,6 @@ impl SyncClient {
     /// The primary relay's last pulled cursor.
     pub fn last_cursor(&self) -> u64 {
         self.conns.first().map_or(0, |(r, _)| self.state.cursor(&r.to_string()))
-    }
-
-    /// Encrypts and pushes `data` to every connected relay; returns the blob id and the
-    /// primary relay's cursor. The push is kept in the outbox until acknowledged.
-    ///
-    /// # Errors
-    /// The relay refused it (size, quota, rate, revoked) or no relay acknowledged it.
-    pub async fn push(&mut self, data: &[u8]) -> Result<(BlobId, u64), SyncError> {
-        let blob_id = BlobId::random();
-        let payload = self.keys.seal(&blob_id, &self.device, &[&[KIND_DATA][..], data].concat());
-        self.home.outbox_put(&blob_id, &payload)?;
-        let cursor = match self.send_push(blob_id, payload).await {
-            Err(e) if e.code() == Some(ErrorCode::GroupRotated) => {
-                // Another device rotated meanwhile: follow it (the outbox is re-sealed for
-                // the new group) and send it there.
-                self.sync_rosters().await?;
-                let payload = self.home.outbox_get(&blob_id)?;
-                self.send_push(blob_id, payload).await?
-            }
-            other => other?,
-        };
-        self.home.outbox_remove(&blob_id)?;
-        Ok((blob_id, cursor))
-    }
-
-    /// Pushes to every relay. Where the relay's cursor directly follows what the device
-    /// already had, nobody pushed in between, so the device's state now holds every message
-    /// up to it (what a backup of that state records; pulls still return the whole log).
-    async fn send_push(&mut self, blob_id: BlobId, payload: Vec<u8>) -> Result<u64, SyncError> {
-        let msg = Message::Push(Push { blob_id, payload, ttl: 0 });
-        let mut first: Option<Result<u64, SyncError>> = None;
-        let mut advanced = false;
-        for i in 0..self.conns.len() {
-            let result = match self.request(i, &msg).await {
-                Ok(Message::PushAck(ack)) if ack.blob_id == blob_id => Ok(ack.cursor),
-                Ok(other) => Err(SyncError::unexpected(&other)),
-                Err(e) => Err(e),
-            };
-            if let Ok(cursor) = result {
-                advanced |= self.state.note_pushed(&self.conns[i].0.to_string(), cursor);
-            }
-            // A relay that knows of a rotation this device has not followed yet: send it to
-            // no other relay in the old group (one that missed the rotation would take it,
-            // and the removed device may still read there).
-            match result {
-                Err(e) if e.code() == Some(ErrorCode::GroupRotated) => return Err(e),
-                other => {
-                    first.get_or_insert(other);
-                }
-            }
-        }
-        if advanced {
-            self.home.save_pushed(&self.state)?;
-        }
-        if let Some(Ok(_)) = &first {
-            self.activity.fetch_add(1, Ordering::Relaxed);
-        }
-        first.unwrap_or(Err(SyncError::Unreachable("no relay connected".into())))
-    }
-
-    /// Resends queued pushes. A push the relay can never accept (too large, not a member
-    /// any more) is dropped with a warning; one that failed for a passing reason (network,
-    /// quota, rate) stays queued for the next connect, and so do those after it, in order.
-    async fn flush_outbox(&mut self) -> Result<(), SyncError> {
-        for (blob_id, payload) in self.home.outbox_list()? {
-            match self.send_push(blob_id, payload).await {
-                Ok(_) => self.home.outbox_remove(&blob_id)?,
-                Err(e) if matches!(e.code(), Some(ErrorCode::BlobTooLarge | ErrorCode::InvalidMessage)) => {
-                    tracing::warn!(error = %e, "dropping a queued push the relay will never accept");
-                    self.home.outbox_remove(&blob_id)?;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "queued pushes kept for the next connect");
-                    break;
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Seals `data` for the device's group and queues it without any network, for when no
@@ -561,6 +478,7 @@ impl SyncClient {
     /// Connection failures, refusals, a roster entry that does not verify, this device
     /// revoked.
     pub async fn pull(&mut self) -> Result<Vec<Received>, SyncError> {
+        self.tend().await?;
         let live = self.sync_rosters().await?;
         let mut out = self.drain().await?;
         if self.state.is_draining() {
@@ -721,11 +639,44 @@ impl SyncClient {
         self.conns.iter().map(|(r, c)| (r.to_string(), c.is_open())).collect()
     }
 
-    /// Closes the connections.
-    pub async fn disconnect(self) {
+    /// Lets pushes still running at other relays finish (at most the request timeout),
+    /// then closes the connections.
+    pub async fn disconnect(mut self) {
+        self.finish_background().await;
         for (_, conn) in &self.conns {
             conn.close();
         }
         self.endpoint.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zerok_core::sync::message::{BlobEntry, PullResponse};
+
+    use super::*;
+
+    fn page(cursors: &[u64], has_more: bool) -> PullResponse {
+        let blobs = cursors
+            .iter()
+            .map(|&cursor| BlobEntry {
+                blob_id: BlobId::random(),
+                cursor,
+                sender_id: DeviceId([1; 32]),
+                payload: vec![],
+                timestamp: 0,
+            })
+            .collect();
+        PullResponse { blobs, has_more, max_cursor: cursors.last().copied().unwrap_or(0) }
+    }
+
+    #[test]
+    fn a_page_that_promises_more_and_holds_none_ends_the_pull_with_an_error() {
+        assert_eq!(page_end(3, &page(&[4, 9], true)).unwrap(), (9, true));
+        assert_eq!(page_end(3, &page(&[], false)).unwrap(), (3, false));
+        let endless = page_end(3, &page(&[], true)).unwrap_err();
+        assert!(endless.to_string().contains("sent none"), "{endless}");
+        assert!(page_end(3, &page(&[5, 5], false)).is_err(), "out of order");
+        assert!(page_end(3, &page(&[2], false)).is_err(), "behind the cursor asked for");
     }
 }

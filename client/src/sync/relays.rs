@@ -1,0 +1,325 @@
+//! The connections to a group's relays: requests with reconnects, pushes that return at the
+//! first relay's PUSH_ACK while the others complete in the background, the outbox, and
+//! relays that were down dialled again in the background with backoff.
+//!
+//! A push goes to the relays in preference order until one acknowledges it (a relay that
+//! answers `GROUP_ROTATED` stops it there: a relay that missed the rotation must not get
+//! it); the rest are sent at once, each on its own task, so a dead or stalled secondary
+//! costs a push nothing. The push stays in the outbox until every relay of the group has
+//! acknowledged it, and is sent again (relays take a retry as a duplicate) on the next
+//! connect or when a relay that was down is back.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Instant,
+};
+
+use tokio::sync::mpsc;
+use zerok_core::sync::{BlobId, ErrorCode, Message, backoff::Backoff, message::Push};
+use zerok_wire::RelayAddr;
+
+use super::{KIND_DATA, RelayConn, SyncClient, SyncError};
+
+/// Longest a disconnecting client waits for pushes still running at other relays.
+const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a background task finished.
+pub(super) enum Done {
+    /// A push to a relay other than the one that answered first.
+    Pushed { relay: String, blob_id: BlobId, reply: Result<Message, SyncError> },
+    /// A relay that was down, dialled again.
+    Dialled { relay: RelayAddr, conn: Result<RelayConn, SyncError> },
+}
+
+/// A relay not connected now.
+pub(super) struct Down {
+    relay: RelayAddr,
+    backoff: Backoff,
+    next: Instant,
+    dialling: bool,
+}
+
+/// Background work of a client: its tasks, their results, and what they wait on.
+#[derive(Default)]
+pub(super) struct Background {
+    tasks: tokio::task::JoinSet<()>,
+    done: Option<(mpsc::UnboundedSender<Done>, mpsc::UnboundedReceiver<Done>)>,
+    pub down: Vec<Down>,
+    /// Pushes some relay has not acknowledged yet: the relays still to answer.
+    unacked: HashMap<BlobId, HashSet<String>>,
+}
+
+impl Background {
+    fn sender(&mut self) -> mpsc::UnboundedSender<Done> {
+        self.done.get_or_insert_with(mpsc::unbounded_channel).0.clone()
+    }
+
+    fn try_next(&mut self) -> Option<Done> {
+        while self.tasks.try_join_next().is_some() {}
+        self.done.as_mut()?.1.try_recv().ok()
+    }
+
+    /// Marks `relay` down, to be dialled again after its next backoff delay.
+    pub fn relay_down(&mut self, relay: RelayAddr, jitter: bool) {
+        if self.down.iter().any(|d| d.relay == relay) {
+            return;
+        }
+        let mut backoff = Backoff::default();
+        let next = Instant::now() + backoff.next_delay(seed(jitter));
+        self.down.push(Down { relay, backoff, next, dialling: false });
+    }
+}
+
+fn seed(jitter: bool) -> u64 {
+    if jitter { u64::from_le_bytes(zerok_core::random_bytes()) } else { 0 }
+}
+
+impl SyncClient {
+    /// Sends a request to relay `i`; on a lost connection, reconnects (see
+    /// [`SyncClient::reconnect`]) and sends it once more.
+    pub(super) async fn request(&mut self, i: usize, msg: &Message) -> Result<Message, SyncError> {
+        let first = self.conns[i].1.request(msg).await;
+        let Err(SyncError::Connection(_)) = first else { return first };
+        match self.reconnect(i).await {
+            Ok(()) => self.conns[i].1.request(msg).await,
+            Err(refused @ SyncError::Refused { .. }) => Err(refused),
+            Err(_) => first,
+        }
+    }
+
+    /// HELLO to `relay` in the current group, from this device's cursor there.
+    pub(super) async fn dial(&self, relay: &RelayAddr) -> Result<RelayConn, SyncError> {
+        let cursor = self.state.cursor(&relay.to_string());
+        let mut conn =
+            RelayConn::connect(&self.endpoint, relay, &self.keys, &self.state.device_name, cursor, self.events.clone())
+                .await?;
+        conn.set_timeout(self.reconnect.request_timeout);
+        Ok(conn)
+    }
+
+    /// Reconnects to relay `i` with jittered exponential backoff (spec §12.2: 1, 2, 4 …
+    /// 30 s), at most [`super::ReconnectPolicy::attempts`] times.
+    pub(super) async fn reconnect(&mut self, i: usize) -> Result<(), SyncError> {
+        let relay = self.conns[i].0.clone();
+        let mut backoff = Backoff::default();
+        let mut last = SyncError::Connection("no reconnect attempt".into());
+        for _ in 0..self.reconnect.attempts {
+            tokio::time::sleep(backoff.next_delay(seed(self.reconnect.jitter))).await;
+            match self.dial(&relay).await {
+                Ok(conn) => {
+                    self.conns[i].1 = conn;
+                    return Ok(());
+                }
+                Err(refused @ SyncError::Refused { .. }) => return Err(refused),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Takes in what background work finished (pushes acknowledged, relays back), dials
+    /// relays whose backoff delay has passed, and sends the outbox again when a relay came
+    /// back.
+    pub(super) async fn tend(&mut self) -> Result<(), SyncError> {
+        let mut back = false;
+        while let Some(done) = self.background.try_next() {
+            back |= self.settle(done)?;
+        }
+        let primary = self.state.relays()?.into_iter().next();
+        let now = Instant::now();
+        let sender = self.background.sender();
+        let policy = self.reconnect;
+        for down in self.background.down.iter_mut().filter(|d| !d.dialling && d.next <= now) {
+            if Some(&down.relay) == primary.as_ref() {
+                continue;
+            }
+            down.dialling = true;
+            let (endpoint, keys, events) = (self.endpoint.clone(), self.keys.clone(), self.events.clone());
+            let (relay, name) = (down.relay.clone(), self.state.device_name.clone());
+            let cursor = self.state.cursor(&relay.to_string());
+            let sender = sender.clone();
+            self.background.tasks.spawn(async move {
+                let conn = RelayConn::connect(&endpoint, &relay, &keys, &name, cursor, events).await.map(|mut c| {
+                    c.set_timeout(policy.request_timeout);
+                    c
+                });
+                let _ = sender.send(Done::Dialled { relay, conn });
+            });
+        }
+        if back {
+            self.flush_outbox().await?;
+        }
+        Ok(())
+    }
+
+    /// Applies one finished background task; true when a relay came back.
+    fn settle(&mut self, done: Done) -> Result<bool, SyncError> {
+        match done {
+            Done::Pushed { relay, blob_id, reply } => {
+                match reply {
+                    Ok(Message::PushAck(ack)) if ack.blob_id == blob_id => {
+                        if self.state.note_pushed(&relay, ack.cursor) {
+                            self.home.save_pushed(&self.state)?;
+                        }
+                        self.acknowledged(blob_id, &relay)?;
+                    }
+                    Ok(other) => {
+                        tracing::warn!(error = %SyncError::unexpected(&other), "a relay refused a push; kept in the outbox");
+                    }
+                    Err(e) => {
+                        // Lost or stalled: dial it again with backoff; once back, it gets the outbox.
+                        tracing::warn!(error = %e, "a push to a relay failed; kept in the outbox");
+                        if let Some(i) = self.conns.iter().position(|(r, _)| r.to_string() == relay) {
+                            let (relay, conn) = self.conns.remove(i);
+                            conn.close();
+                            self.background.relay_down(relay, self.reconnect.jitter);
+                        }
+                    }
+                }
+                Ok(false)
+            }
+            Done::Dialled { relay, conn: Ok(conn) } => {
+                self.background.down.retain(|d| d.relay != relay);
+                let order = self.state.relays()?;
+                let rank = |r: &RelayAddr| order.iter().position(|o| o == r).unwrap_or(usize::MAX);
+                let at = self.conns.iter().position(|(r, _)| rank(r) > rank(&relay)).unwrap_or(self.conns.len());
+                self.conns.insert(at, (relay, conn));
+                Ok(true)
+            }
+            Done::Dialled { relay, conn: Err(e) } => {
+                tracing::debug!(error = %e, "a relay is still down");
+                let jitter = self.reconnect.jitter;
+                if let Some(d) = self.background.down.iter_mut().find(|d| d.relay == relay) {
+                    d.dialling = false;
+                    d.next = Instant::now() + d.backoff.next_delay(seed(jitter));
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// `relay` has the push: once every relay has it, it leaves the outbox.
+    fn acknowledged(&mut self, blob_id: BlobId, relay: &str) -> Result<(), SyncError> {
+        let Some(waiting) = self.background.unacked.get_mut(&blob_id) else { return Ok(()) };
+        waiting.remove(relay);
+        if waiting.is_empty() {
+            self.background.unacked.remove(&blob_id);
+            self.home.outbox_remove(&blob_id)?;
+        }
+        Ok(())
+    }
+
+    /// Waits (a moment: what does not finish stays in the outbox) for pushes still running
+    /// in the background and takes in their results, so acknowledged ones leave the outbox.
+    pub(super) async fn finish_background(&mut self) {
+        let pending = async { while self.background.tasks.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(self.reconnect.request_timeout.min(FINISH_WAIT), pending).await;
+        self.background.tasks.abort_all();
+        while let Some(done) = self.background.try_next() {
+            if let Err(e) = self.settle(done) {
+                tracing::warn!(error = %e, "could not record a finished push");
+            }
+        }
+    }
+
+    /// Encrypts and pushes `data` to the group's relays; returns the blob id and the
+    /// cursor of the first relay that acknowledged it (the primary, when it answers). The
+    /// other relays get it in the background; the push stays in the outbox until every
+    /// relay has acknowledged it.
+    ///
+    /// # Errors
+    /// The relay refused it (size, quota, rate, revoked) or no relay acknowledged it.
+    pub async fn push(&mut self, data: &[u8]) -> Result<(BlobId, u64), SyncError> {
+        self.tend().await?;
+        let blob_id = BlobId::random();
+        let payload = self.keys.seal(&blob_id, &self.device, &[&[KIND_DATA][..], data].concat());
+        self.home.outbox_put(&blob_id, &payload)?;
+        let cursor = match self.send_push(blob_id, payload).await {
+            Err(e) if e.code() == Some(ErrorCode::GroupRotated) => {
+                // Another device rotated meanwhile: follow it (the outbox is re-sealed for
+                // the new group) and send it there.
+                self.sync_rosters().await?;
+                let payload = self.home.outbox_get(&blob_id)?;
+                self.send_push(blob_id, payload).await?
+            }
+            other => other?,
+        };
+        Ok((blob_id, cursor))
+    }
+
+    /// Pushes to the relays in order until one acknowledges, then to the others in the
+    /// background. Where the relay's cursor directly follows what the device already had,
+    /// nobody pushed in between, so the device's state now holds every message up to it
+    /// (what a backup of that state records; pulls still return the whole log).
+    pub(super) async fn send_push(&mut self, blob_id: BlobId, payload: Vec<u8>) -> Result<u64, SyncError> {
+        let msg = Message::Push(Push { blob_id, payload, ttl: 0 });
+        let mut waiting: HashSet<String> = self.state.relays_text().iter().cloned().collect();
+        let mut last = SyncError::Unreachable("no relay connected".into());
+        let mut i = 0;
+        let first = loop {
+            let Some((relay, _)) = self.conns.get(i) else { return Err(last) };
+            let relay = relay.to_string();
+            match self.request(i, &msg).await {
+                Ok(Message::PushAck(ack)) if ack.blob_id == blob_id => {
+                    if self.state.note_pushed(&relay, ack.cursor) {
+                        self.home.save_pushed(&self.state)?;
+                    }
+                    waiting.remove(&relay);
+                    break ack.cursor;
+                }
+                Ok(other) => last = SyncError::unexpected(&other),
+                Err(e @ SyncError::Connection(_)) => {
+                    // Gone: dialled again in the background, so later pushes do not wait on it.
+                    let (relay, conn) = self.conns.remove(i);
+                    conn.close();
+                    self.background.relay_down(relay, self.reconnect.jitter);
+                    last = e;
+                    continue;
+                }
+                Err(e) => last = e,
+            }
+            // A relay that knows of a rotation this device has not followed yet: send it to
+            // no other relay in the old group (one that missed the rotation would take it,
+            // and the removed device may still read there).
+            if last.code() == Some(ErrorCode::GroupRotated) {
+                return Err(last);
+            }
+            i += 1;
+        };
+        self.activity.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sender = self.background.sender();
+        for (relay, conn) in self.conns.iter().skip(i + 1) {
+            let (relay, requester, msg, sender) = (relay.to_string(), conn.requester(), msg.clone(), sender.clone());
+            self.background.tasks.spawn(async move {
+                let reply = requester.request(&msg).await;
+                let _ = sender.send(Done::Pushed { relay, blob_id, reply });
+            });
+        }
+        if waiting.is_empty() {
+            self.home.outbox_remove(&blob_id)?;
+        } else {
+            self.background.unacked.insert(blob_id, waiting);
+        }
+        Ok(first)
+    }
+
+    /// Resends queued pushes. A push the relay can never accept (too large, not a member
+    /// any more) is dropped with a warning; one that failed for a passing reason (network,
+    /// quota, rate) stays queued for the next connect, and so do those after it, in order.
+    pub(super) async fn flush_outbox(&mut self) -> Result<(), SyncError> {
+        for (blob_id, payload) in self.home.outbox_list()? {
+            match self.send_push(blob_id, payload).await {
+                Ok(_) => {}
+                Err(e) if matches!(e.code(), Some(ErrorCode::BlobTooLarge | ErrorCode::InvalidMessage)) => {
+                    tracing::warn!(error = %e, "dropping a queued push the relay will never accept");
+                    self.home.outbox_remove(&blob_id)?;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "queued pushes kept for the next connect");
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
