@@ -110,6 +110,11 @@ pub struct LimitsConfig {
     pub max_pending_per_ip: usize,
     /// Sessions (connections past HELLO). Default 10,000.
     pub max_sessions: usize,
+    /// Sessions one IP address (an IPv6 /64) may hold. Default 256.
+    pub max_sessions_per_ip: usize,
+    /// Seconds a session that is not a member's (it proved the group secret but is in no
+    /// roster: a device joining) may stay open. Default 60.
+    pub guest_session_secs: u64,
     /// Requests one connection may have open at once. Default 16.
     pub max_streams_per_connection: u32,
     /// Seconds a request's frame has to arrive, and its reply to be taken. Default 10.
@@ -136,6 +141,8 @@ impl Default for LimitsConfig {
             max_pending: 2_048,
             max_pending_per_ip: 32,
             max_sessions: 10_000,
+            max_sessions_per_ip: 256,
+            guest_session_secs: 60,
             max_streams_per_connection: 16,
             request_timeout_secs: 10,
             max_group_devices: 500,

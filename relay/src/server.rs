@@ -60,11 +60,8 @@ impl Relay {
         let key = load_or_create_key(dir)?;
         config.check().map_err(Error::Config)?;
         let storage = Storage::open(&config, backend).await?;
-        let net = NetOptions {
-            iroh_relays: config.server.iroh_relays,
-            discovery: config.server.discovery,
-            incoming_streams: Some(config.limits.max_streams_per_connection),
-        };
+        let net =
+            NetOptions { iroh_relays: config.server.iroh_relays, discovery: config.server.discovery, server: true };
         let endpoint =
             zerok_wire::bind(key.clone(), config.server.listen, vec![zerok_wire::ALPN.to_vec()], net).await?;
         let state = Arc::new(State::new(config, storage, *key.public().as_bytes()));
@@ -122,6 +119,12 @@ async fn accept_loop(endpoint: Endpoint, state: Arc<State>) {
             IncomingAddr::Ip(addr) => Some(addr.ip()),
             _ => None,
         };
+        // A crowded room takes only peers that proved their address (a QUIC retry costs
+        // them a round trip), so forged source addresses cannot spend others' shares.
+        if state.admission.crowded() && !incoming.remote_addr_validated() {
+            let _ = incoming.retry();
+            continue;
+        }
         let Some(ticket) = state.admission.admit(ip) else {
             Metrics::inc(&state.metrics.connections_refused_total);
             incoming.refuse();
@@ -135,7 +138,7 @@ async fn accept_loop(endpoint: Endpoint, state: Arc<State>) {
                 CloseCode::ShuttingDown.close(&conn, "relay shutting down");
                 return;
             }
-            session::run(state, conn, ticket).await;
+            session::run(state, conn, ip, ticket).await;
         });
     }
 }

@@ -6,6 +6,7 @@
 //! taken, costs its stream only.
 
 use std::{
+    net::IpAddr,
     sync::{Arc, OnceLock, atomic::AtomicBool},
     time::Duration,
 };
@@ -24,15 +25,16 @@ use crate::{
 /// How long a refused peer gets to read the refusal before the connection closes.
 const REFUSAL_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs a connection to its end.
-pub async fn run(state: Arc<State>, conn: Connection, ticket: Ticket) {
+/// Runs a connection from `ip` to its end.
+pub async fn run(state: Arc<State>, conn: Connection, ip: Option<IpAddr>, ticket: Ticket) {
     let device = DeviceId(*conn.remote_id().as_bytes());
     let Some((group, accepted)) = until_hello(&state, &conn, device, &ticket).await else { return };
     drop(ticket);
-    let Ok(slot) = state.sessions.clone().try_acquire_owned() else {
+    let (Ok(slot), Some(ip_slot)) = (state.sessions.clone().try_acquire_owned(), state.sessions_per_ip.take(ip)) else {
         CloseCode::TooManySessions.close(&conn, "too many sessions");
         return;
     };
+    zerok_wire::admit(&conn, state.config.limits.max_streams_per_connection);
     let name = OnceLock::from(accepted.name);
     let member = AtomicBool::new(accepted.member);
     let peer = Arc::new(Peer { state: state.clone(), conn: conn.clone(), device, group, member, name });
@@ -41,10 +43,17 @@ pub async fn run(state: Arc<State>, conn: Connection, ticket: Ticket) {
         peer.go_online();
     }
     tracing::debug!(group = %log_group(&group), "session open");
+    // A guest (in no roster) is here to join: it has a while to, not forever.
+    let guest_time = tokio::time::sleep(Duration::from_secs(state.config.limits.guest_session_secs));
+    tokio::pin!(guest_time);
     loop {
         let (send, recv) = tokio::select! {
             _ = state.stop_token().cancelled() => {
                 CloseCode::ShuttingDown.close(&conn, "relay shutting down");
+                break;
+            }
+            _ = &mut guest_time, if !peer.is_member() => {
+                CloseCode::Refused.close(&conn, "not a member");
                 break;
             }
             s = conn.accept_bi() => match s { Ok(s) => s, Err(_) => break },
@@ -54,7 +63,7 @@ pub async fn run(state: Arc<State>, conn: Connection, ticket: Ticket) {
     }
     state.go_offline(&group, &device, &conn);
     state.metrics.sessions_active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    drop(slot);
+    drop((slot, ip_slot));
 }
 
 fn bad_frame(state: &State, conn: &Connection, e: &WireError) {
@@ -66,9 +75,12 @@ fn bad_frame(state: &State, conn: &Connection, e: &WireError) {
 
 /// Sends a refusal, gives the peer a moment to read it, and closes the connection.
 async fn refuse(conn: &Connection, send: &mut SendStream, reply: &Message, reason: &str) {
-    if write_frame(send, reply).await.is_ok() {
-        let _ = tokio::time::timeout(REFUSAL_GRACE, send.stopped()).await;
-    }
+    let told = async {
+        if write_frame(send, reply).await.is_ok() {
+            let _ = send.stopped().await;
+        }
+    };
+    let _ = tokio::time::timeout(REFUSAL_GRACE, told).await;
     CloseCode::Refused.close(conn, reason);
 }
 
@@ -118,8 +130,12 @@ async fn until_hello(
         match msg {
             Message::Hello(hello) => match cmd::hello::hello(state, device, &hello).await {
                 Ok(accepted) => {
-                    write_frame(&mut send, &Message::Welcome(accepted.welcome.clone())).await.ok()?;
-                    return Some((hello.group_id, accepted));
+                    let welcome = Message::Welcome(accepted.welcome.clone());
+                    match tokio::time::timeout_at(deadline.deadline(), write_frame(&mut send, &welcome)).await {
+                        Ok(Ok(())) => return Some((hello.group_id, accepted)),
+                        Ok(Err(_)) => return None,
+                        Err(_) => return late(),
+                    }
                 }
                 Err(refusal) => {
                     Metrics::inc(&state.metrics.hello_refused_total);
@@ -130,7 +146,11 @@ async fn until_hello(
             Message::InviteGet(get) if lookups < limits.invite_lookups_per_connection => {
                 lookups += 1;
                 let reply = cmd::invite::get(state, &get.lookup).await.unwrap_or_else(|e| e.to_message());
-                write_frame(&mut send, &reply).await.ok()?;
+                match tokio::time::timeout_at(deadline.deadline(), write_frame(&mut send, &reply)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return None,
+                    Err(_) => return late(),
+                }
             }
             _ => {
                 refuse(conn, &mut send, &ErrorCode::InvalidMessage.message("HELLO first"), "HELLO first").await;

@@ -15,7 +15,13 @@ use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use zerok_core::sync::{DeviceId, GroupId, Message, Redacted};
 
-use crate::{Config, Error, Result, admission::Admission, metrics::Metrics, notices::Notices, storage::Storage};
+use crate::{
+    Config, Error, Result,
+    admission::{Admission, Sessions},
+    metrics::Metrics,
+    notices::Notices,
+    storage::Storage,
+};
 
 /// An online device: its connection and the notices waiting for it.
 #[derive(Clone)]
@@ -52,6 +58,8 @@ pub struct State {
     pub admission: Arc<Admission>,
     /// Slots of sessions past HELLO.
     pub sessions: Arc<Semaphore>,
+    /// Sessions per address.
+    pub sessions_per_ip: Arc<Sessions>,
     stop: CancellationToken,
     /// Tasks that must finish before shutdown completes (sessions, notifies, writes).
     pub tasks: TaskTracker,
@@ -70,6 +78,7 @@ impl State {
         Self {
             admission: Admission::new(l.max_pending, l.max_pending_per_ip),
             sessions: Arc::new(Semaphore::new(l.max_sessions)),
+            sessions_per_ip: Sessions::new(l.max_sessions_per_ip),
             limits,
             relay_id,
             storage,

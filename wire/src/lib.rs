@@ -76,13 +76,25 @@ pub struct NetOptions {
     pub iroh_relays: bool,
     /// Use iroh's DNS address lookup.
     pub discovery: bool,
-    /// A server's limit on requests a peer may have open at once (bidirectional streams;
-    /// no unidirectional ones). None: QUIC's defaults, as a client needs.
-    pub incoming_streams: Option<u32>,
+    /// A server's endpoint: a peer may open two requests and send [`GREETING_WINDOW`]
+    /// bytes in all until the server lets it in (see [`admit`]), and never a
+    /// unidirectional stream. Off: QUIC's defaults, as a client needs.
+    pub server: bool,
 }
 
 /// Bytes a peer may send on one stream before it is read: a whole frame and its header.
-const STREAM_WINDOW_SLACK: u32 = 64 << 10;
+const STREAM_WINDOW: u32 = frame::MAX_FRAME_BYTES as u32 + (64 << 10);
+/// Bytes a peer not yet let in (before HELLO) may have in flight on its connection, all
+/// streams together: enough for a HELLO or an invite lookup, not for a flood.
+pub const GREETING_WINDOW: u32 = 64 << 10;
+/// Requests a peer not yet let in may have open at once.
+const GREETING_STREAMS: u32 = 2;
+
+/// Lets a peer that said HELLO open `streams` requests at once, each up to a whole frame.
+pub fn admit(conn: &Connection, streams: u32) {
+    conn.set_max_concurrent_bi_streams(streams.into());
+    conn.set_receive_window(STREAM_WINDOW.saturating_mul(streams.max(1)).into());
+}
 
 /// Binds an iroh endpoint on `bind` with `secret` as its identity. With both options off it
 /// sends nothing beyond `bind`'s interface: no relay, no discovery, no port mapping.
@@ -108,14 +120,13 @@ pub async fn bind(
     if !net.iroh_relays {
         builder = builder.net_report_config(NetReportConfig::minimal());
     }
-    if let Some(streams) = net.incoming_streams {
-        let window = frame::MAX_FRAME_BYTES as u32 + STREAM_WINDOW_SLACK;
+    if net.server {
         builder = builder.transport_config(
             QuicTransportConfig::builder()
-                .max_concurrent_bidi_streams(streams.into())
+                .max_concurrent_bidi_streams(GREETING_STREAMS.into())
                 .max_concurrent_uni_streams(0u32.into())
-                .stream_receive_window(window.into())
-                .receive_window((window.saturating_mul(streams.max(1))).into())
+                .stream_receive_window(STREAM_WINDOW.into())
+                .receive_window(GREETING_WINDOW.into())
                 .build(),
         );
     }

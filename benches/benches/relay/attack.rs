@@ -90,7 +90,7 @@ async fn header_only(relay: &Relay, keys: GroupKeys, signing: SigningKey, stop: 
             let _ = tokio::time::timeout(Duration::from_secs(30), send.stopped()).await;
         });
     }
-    conn.close(0u32.into(), b"done");
+    zerok_wire::CloseCode::Bye.close(&conn, "done");
     ep.close().await;
 }
 

@@ -180,6 +180,11 @@ impl RelayConn {
         self.timeout = timeout;
     }
 
+    /// This session's id (a new one after each reconnect).
+    pub fn id(&self) -> usize {
+        self.conn.stable_id()
+    }
+
     /// A handle for requests from another task.
     pub fn requester(&self) -> Requester {
         Requester { conn: self.conn.clone(), timeout: self.timeout }

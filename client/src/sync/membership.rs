@@ -331,7 +331,12 @@ impl SyncClient {
             for (_, conn) in &self.conns {
                 conn.close();
             }
+            self.background.restart();
             self.conns = super::connect_all(&self.endpoint, &self.state, &self.keys, &self.events).await?;
+            for (_, conn) in &mut self.conns {
+                conn.set_timeout(self.reconnect.request_timeout);
+            }
+            self.note_unreachable()?;
             let _ = self.events.send(SyncEvent::Rotated);
         }
         Ok(moved)

@@ -406,11 +406,7 @@ impl SyncClient {
             primary_tried: None,
             background: relays::Background::default(),
         };
-        for relay in client.state.relays()? {
-            if !client.conns.iter().any(|(r, _)| *r == relay) {
-                client.background.relay_down(relay, true);
-            }
-        }
+        client.note_unreachable()?;
         client.sync_rosters().await?;
         // Pushes queued while the group rotated (or before a crash during the move) may be
         // sealed for an old group.
@@ -610,6 +606,8 @@ impl SyncClient {
     /// # Errors
     /// [`SyncError::Refused`] with `NOT_BLOB_OWNER` for another device's message.
     pub async fn force_delete(&mut self, blob_id: BlobId) -> Result<(), SyncError> {
+        // Not sent again to a relay that has not acknowledged it yet.
+        self.forget_push(&blob_id)?;
         let msg = Message::Delete(zerok_core::sync::message::Delete { blob_id, force: true });
         for i in 0..self.conns.len() {
             match self.request(i, &msg).await? {
@@ -628,10 +626,16 @@ impl SyncClient {
     pub async fn cancel_invite(&mut self, code: &InviteCode) -> Result<(), SyncError> {
         let invite_key = code.invite_key().ok_or_else(|| SyncError::Invite("not an invite made here".into()))?;
         let msg = Message::InviteCancel(zerok_core::sync::message::InviteCancel { lookup: code.lookup(), invite_key });
-        match self.request(0, &msg).await? {
-            Message::Ok => Ok(()),
-            other => Err(SyncError::unexpected(&other)),
+        // At every relay: the code was filed at whichever answered first.
+        let mut cancelled = Err(SyncError::Unreachable("no relay connected".into()));
+        for i in 0..self.conns.len() {
+            match self.request(i, &msg).await {
+                Ok(Message::Ok) => cancelled = Ok(()),
+                Ok(other) => cancelled = cancelled.and(Err(SyncError::unexpected(&other))),
+                Err(e) => cancelled = cancelled.and(Err(e)),
+            }
         }
+        cancelled
     }
 
     /// Each relay and whether its connection is up.

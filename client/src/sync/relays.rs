@@ -15,7 +15,7 @@ use std::{
 };
 
 use tokio::sync::mpsc;
-use zerok_core::sync::{BlobId, ErrorCode, Message, backoff::Backoff, message::Push};
+use zerok_core::sync::{BlobId, ErrorCode, GroupId, Message, backoff::Backoff, message::Push};
 use zerok_wire::RelayAddr;
 
 use super::{KIND_DATA, RelayConn, SyncClient, SyncError};
@@ -25,10 +25,10 @@ const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a background task finished.
 pub(super) enum Done {
-    /// A push to a relay other than the one that answered first.
-    Pushed { relay: String, blob_id: BlobId, reply: Result<Message, SyncError> },
-    /// A relay that was down, dialled again.
-    Dialled { relay: RelayAddr, conn: Result<RelayConn, SyncError> },
+    /// A push to a relay other than the one that answered first, on connection `conn`.
+    Pushed { relay: String, conn: usize, blob_id: BlobId, reply: Result<Message, SyncError> },
+    /// A relay that was down, dialled again in `group`.
+    Dialled { relay: RelayAddr, group: GroupId, conn: Result<RelayConn, SyncError> },
 }
 
 /// A relay not connected now.
@@ -47,9 +47,18 @@ pub(super) struct Background {
     pub down: Vec<Down>,
     /// Pushes some relay has not acknowledged yet: the relays still to answer.
     unacked: HashMap<BlobId, HashSet<String>>,
+    /// A relay answered a push with `GROUP_ROTATED`: the roster is to be followed first.
+    rotated: bool,
 }
 
 impl Background {
+    /// Drops everything running for the group just left (after a rotation): its pushes are
+    /// in the outbox, re-sealed; its dials would open sessions in the old group.
+    pub fn restart(&mut self) {
+        self.tasks.abort_all();
+        *self = Self::default();
+    }
+
     fn sender(&mut self) -> mpsc::UnboundedSender<Done> {
         self.done.get_or_insert_with(mpsc::unbounded_channel).0.clone()
     }
@@ -78,7 +87,10 @@ impl SyncClient {
     /// Sends a request to relay `i`; on a lost connection, reconnects (see
     /// [`SyncClient::reconnect`]) and sends it once more.
     pub(super) async fn request(&mut self, i: usize, msg: &Message) -> Result<Message, SyncError> {
-        let first = self.conns[i].1.request(msg).await;
+        let Some((_, conn)) = self.conns.get(i) else {
+            return Err(SyncError::Unreachable("no relay connected".into()));
+        };
+        let first = conn.request(msg).await;
         let Err(SyncError::Connection(_)) = first else { return first };
         match self.reconnect(i).await {
             Ok(()) => self.conns[i].1.request(msg).await,
@@ -125,6 +137,9 @@ impl SyncClient {
         while let Some(done) = self.background.try_next() {
             back |= self.settle(done)?;
         }
+        if std::mem::take(&mut self.background.rotated) {
+            self.sync_rosters().await?;
+        }
         let primary = self.state.relays()?.into_iter().next();
         let now = Instant::now();
         let sender = self.background.sender();
@@ -143,7 +158,7 @@ impl SyncClient {
                     c.set_timeout(policy.request_timeout);
                     c
                 });
-                let _ = sender.send(Done::Dialled { relay, conn });
+                let _ = sender.send(Done::Dialled { relay, group: keys.id(), conn });
             });
         }
         if back {
@@ -155,7 +170,7 @@ impl SyncClient {
     /// Applies one finished background task; true when a relay came back.
     fn settle(&mut self, done: Done) -> Result<bool, SyncError> {
         match done {
-            Done::Pushed { relay, blob_id, reply } => {
+            Done::Pushed { relay, conn, blob_id, reply } => {
                 match reply {
                     Ok(Message::PushAck(ack)) if ack.blob_id == blob_id => {
                         if self.state.note_pushed(&relay, ack.cursor) {
@@ -164,12 +179,16 @@ impl SyncClient {
                         self.acknowledged(blob_id, &relay)?;
                     }
                     Ok(other) => {
-                        tracing::warn!(error = %SyncError::unexpected(&other), "a relay refused a push; kept in the outbox");
+                        let e = SyncError::unexpected(&other);
+                        // That relay knows of a rotation this device has not followed: follow it
+                        // before the next push (the outbox is re-sealed for the new group).
+                        self.background.rotated |= e.code() == Some(ErrorCode::GroupRotated);
+                        tracing::warn!(error = %e, "a relay refused a push; kept in the outbox");
                     }
                     Err(e) => {
                         // Lost or stalled: dial it again with backoff; once back, it gets the outbox.
                         tracing::warn!(error = %e, "a push to a relay failed; kept in the outbox");
-                        if let Some(i) = self.conns.iter().position(|(r, _)| r.to_string() == relay) {
+                        if let Some(i) = self.conns.iter().position(|(_, c)| c.id() == conn) {
                             let (relay, conn) = self.conns.remove(i);
                             conn.close();
                             self.background.relay_down(relay, self.reconnect.jitter);
@@ -178,15 +197,20 @@ impl SyncClient {
                 }
                 Ok(false)
             }
-            Done::Dialled { relay, conn: Ok(conn) } => {
+            Done::Dialled { relay, group, conn: Ok(conn) } => {
                 self.background.down.retain(|d| d.relay != relay);
+                if group != self.keys.id() || self.conns.iter().any(|(r, _)| *r == relay) {
+                    // Dialled in a group since left, or connected meanwhile.
+                    conn.close();
+                    return Ok(false);
+                }
                 let order = self.state.relays()?;
                 let rank = |r: &RelayAddr| order.iter().position(|o| o == r).unwrap_or(usize::MAX);
                 let at = self.conns.iter().position(|(r, _)| rank(r) > rank(&relay)).unwrap_or(self.conns.len());
                 self.conns.insert(at, (relay, conn));
                 Ok(true)
             }
-            Done::Dialled { relay, conn: Err(e) } => {
+            Done::Dialled { relay, conn: Err(e), .. } => {
                 tracing::debug!(error = %e, "a relay is still down");
                 let jitter = self.reconnect.jitter;
                 if let Some(d) = self.background.down.iter_mut().find(|d| d.relay == relay) {
@@ -196,6 +220,22 @@ impl SyncClient {
                 Ok(false)
             }
         }
+    }
+
+    /// Forgets a push (force-deleted): it leaves the outbox and is sent nowhere again.
+    pub(super) fn forget_push(&mut self, blob_id: &BlobId) -> Result<(), SyncError> {
+        self.background.unacked.remove(blob_id);
+        self.home.outbox_remove(blob_id)
+    }
+
+    /// Marks every relay of the group that has no connection as down, to be dialled again.
+    pub(super) fn note_unreachable(&mut self) -> Result<(), SyncError> {
+        for relay in self.state.relays()? {
+            if !self.conns.iter().any(|(r, _)| *r == relay) {
+                self.background.relay_down(relay, self.reconnect.jitter);
+            }
+        }
+        Ok(())
     }
 
     /// `relay` has the push: once every relay has it, it leaves the outbox.
@@ -290,9 +330,10 @@ impl SyncClient {
         let sender = self.background.sender();
         for (relay, conn) in self.conns.iter().skip(i + 1) {
             let (relay, requester, msg, sender) = (relay.to_string(), conn.requester(), msg.clone(), sender.clone());
+            let conn = conn.id();
             self.background.tasks.spawn(async move {
                 let reply = requester.request(&msg).await;
-                let _ = sender.send(Done::Pushed { relay, blob_id, reply });
+                let _ = sender.send(Done::Pushed { relay, conn, blob_id, reply });
             });
         }
         if waiting.is_empty() {

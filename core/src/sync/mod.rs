@@ -99,10 +99,12 @@
 //! **A revoked device** (keeps all its files and keys, can mint new keys): after a rotating
 //! removal it holds no key of the new group, so it can read nothing pushed there, cannot say
 //! HELLO there, and cannot push, delete or revoke there. In the old group relays refuse its
-//! own key at HELLO and treat any fresh key as a guest: no pulls, no pushes; its roster
-//! entries are refused everywhere (not a member). A second key it used before the removal
-//! was never in the roster, so it got nothing sealed. What it can still do: read the old
-//! group's roster (it knows the old secret) and the messages it had. A device it *admitted*
+//! own key at HELLO, and any fresh key too once they know of the rotation (before that, a
+//! fresh key is a guest: no pulls, no pushes); its roster entries are refused everywhere
+//! (not a member). A second key it used before the removal
+//! was never in the roster, so it got nothing sealed. What it can still do: keep the
+//! messages it had, and read the old group's roster at a relay that has not learnt of the
+//! rotation (one that has refuses any new key in a rotated group). A device it *admitted*
 //! with a proper invite is a member in its own right (listed with `added_by`): the CLI warns
 //! when revoking a device that admitted others. With `--no-rotate` it still holds S, so a
 //! relay that helps it (or one that lost its state, until a member has caught it up) could
@@ -139,10 +141,14 @@
 //!
 //! - **Before HELLO.** A connection has `hello-timeout-secs` (10) to complete HELLO, the
 //!   first frame's bytes included. At most `max-pending-per-ip` (32) such connections per
-//!   IP address; more are refused before the QUIC handshake. At most `max-pending` (2,048)
-//!   in all; when full, the oldest is closed to make room, so a flood from many addresses
-//!   costs each of its connections its place instead of locking members out. Sessions
-//!   (`max-sessions`) are counted only after HELLO.
+//!   IP address (an IPv6 /64); more are refused before the QUIC handshake. At most
+//!   `max-pending` (2,048) in all; when full, the oldest is closed to make room, so a flood
+//!   from many addresses costs each of its connections its place instead of locking
+//!   members out; once half full, a peer must prove its address (a QUIC retry) first.
+//!   Before HELLO a peer may open two requests and have 64 KiB in flight. Sessions
+//!   (`max-sessions`, `max-sessions-per-ip` 256) are counted only after HELLO, and a guest's
+//!   (in no roster) ends after `guest-session-secs` (60); a guest is refused in a group
+//!   that rotated away (`GROUP_ROTATED`). HELLO spends the rate limits like any request.
 //! - **Streams.** A peer may have `max-streams-per-connection` (16) requests open at once
 //!   (QUIC stream credit: the peer cannot open more) and no unidirectional stream. Each
 //!   request's frame must arrive within `request-timeout-secs` (10). A frame's buffer grows
@@ -162,10 +168,13 @@
 //!   one replaces the older: each names the latest position), and one DEVICE_REVOKED per
 //!   revoked device; none is ever dropped otherwise.
 //!
-//! **DELETE** without `force` marks the message; the relay removes it as soon as every
-//! current member has pulled past it, and answers `DELETED {blob_id, removed}`: `removed`
-//! says whether it is gone already or marked. With `force` only the sender may delete, and
-//! it is gone at once. In vault mode a removal replaces the archived payload by a tombstone.
+//! **DELETE** is the sender's only (`NOT_BLOB_OWNER` for anyone else: in vault mode the
+//! history is the group's). Without `force` it marks the message; the relay removes it as
+//! soon as every current member has pulled past it, and answers `DELETED {blob_id,
+//! removed}`: `removed` says whether it is gone already or marked. With `force` it is gone
+//! at once. In vault mode a removal replaces the archived payload by a tombstone. A PUSH
+//! under a blob id another device stored is refused (`INVALID_MESSAGE`): a retry is the
+//! same sender's.
 //!
 //! **Close codes** (QUIC application codes, `zerok_wire::CloseCode`): 0 end of session, 1
 //! too many unauthenticated connections from this address, 2 too many sessions, 3 bad

@@ -1,5 +1,6 @@
-//! HELLO: the protocol version, the group proof for this very connection, then the
-//! device's standing in the relay's roster (member, guest, or refused).
+//! HELLO: the protocol version, the group proof for this very connection, the rate
+//! limits (a HELLO is a request too), then the device's standing in the relay's roster
+//! (member, guest, or refused).
 
 use zerok_core::sync::{
     DeviceId, ErrorCode, Message,
@@ -27,6 +28,7 @@ pub async fn hello(state: &State, device: DeviceId, h: &Hello) -> Result<Accepte
     }
     verify_hello(&h.group_id, &h.auth_key, &h.proof, &device, state.relay_id())
         .map_err(|_| ErrorCode::Unauthorized.message("membership proof does not verify for this connection"))?;
+    state.allow(&h.group_id, &device).map_err(|e| e.to_message())?;
     let name: String = h.device_name.chars().take(state.config.limits.max_device_name_chars).collect();
     let now = state.now();
     let welcomed =

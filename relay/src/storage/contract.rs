@@ -104,8 +104,9 @@ async fn contract(mode: StorageMode) {
     assert_eq!(cursors(&s, &f.a, 2).await.unwrap(), Vec::<u64>::new());
     assert_eq!(cursors(&s, &f.b, 0).await.unwrap(), [2], "{mode:?}: gone once everyone had it");
 
-    // A force DELETE is the sender's only, and at once.
+    // DELETE is the sender's only (no member erases another's history); force is at once.
     assert!(matches!(s.delete(G, id(&f.b), BlobId([2; 16]), true).await, Err(Error::NotOwner)));
+    assert!(matches!(s.delete(G, id(&f.b), BlobId([2; 16]), false).await, Err(Error::NotOwner)));
     assert!(s.delete(G, id(&f.a), BlobId([2; 16]), true).await.unwrap());
     assert!(cursors(&s, &f.b, 0).await.unwrap().is_empty());
     assert!(!s.delete(G, id(&f.a), BlobId([2; 16]), true).await.unwrap(), "unknown now");
@@ -173,10 +174,37 @@ async fn vault_mode_keeps_the_contract() {
 #[tokio::test]
 async fn a_push_is_refused_before_the_disk_fills() {
     let f = Fixture::new(StorageMode::Transit);
+    let s = f.open().await;
+    let (entries, roster) = f.roster();
+    s.roster_append(G, entries, NOW).await.unwrap();
+    s.stop().await;
+    drop(s);
     let mut config = f.config();
     config.storage.min_free_bytes = u64::MAX;
     let s = Storage::open(&config, None).await.unwrap();
-    s.roster_append(G, f.roster().0, NOW).await.unwrap();
     assert!(matches!(push(&s, &f.a, 1).await, Err(Error::Full)));
+    let more = next_entry(&roster, &f.a, Op::Remove { device: id(&f.b), rotation: None });
+    assert!(matches!(s.roster_append(G, vec![more], NOW).await, Err(Error::Full)), "roster entries take room too");
+    let invite = s.put_invite((G, id(&f.a)), "abcd".into(), InviteKey([1; 32]), vec![1], (NOW + 60, NOW)).await;
+    assert!(matches!(invite, Err(Error::Full)), "and invites");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_store_outage_is_storage_unavailable_retryable_and_costs_no_cursor() {
+    let f = Fixture::new(StorageMode::Vault);
+    let server = zerok_testkit::S3Server::start(f.dir.path()).await;
+    let faulty = zerok_testkit::FaultyStore::new(server.store("relay"), 7);
+    let backend = zerok_vault::Backend::new(std::sync::Arc::new(faulty.clone()), "relay", "s3://relay/relay");
+    let s = Storage::open(&f.config(), Some(backend)).await.unwrap();
+    s.roster_append(G, f.roster().0, NOW).await.unwrap();
+    assert_eq!(push(&s, &f.a, 1).await.unwrap(), 1);
+    faulty.set(zerok_testkit::Faults { error: 1.0, ..Default::default() });
+    let outage = push(&s, &f.a, 2).await.unwrap_err();
+    assert!(matches!(outage, Error::ObjectStore(_)), "{outage:?}");
+    assert!(outage.is_retryable());
+    assert_eq!(outage.code(), zerok_core::sync::ErrorCode::StorageUnavailable, "not RELAY_OVERLOADED");
+    faulty.set(zerok_testkit::Faults::default());
+    assert_eq!(push(&s, &f.a, 2).await.unwrap(), 2, "the retry takes the cursor the outage did not use");
     s.stop().await;
 }

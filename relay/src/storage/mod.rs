@@ -20,7 +20,7 @@ use std::sync::Arc;
 use zerok_core::sync::{
     BlobId, DeviceId, GroupId,
     message::{BlobEntry, DeviceInfo},
-    roster::{Change, Entry, InviteKey},
+    roster::{Entry, InviteKey},
 };
 use zerok_vault::Backend;
 
@@ -157,6 +157,11 @@ impl Storage {
                 return Err(Error::Revoked);
             }
             if !standing.member {
+                // Nobody joins a group that rotated away: a guest there is a removed
+                // device under a fresh key.
+                if standing.closed {
+                    return Err(Error::Rotated);
+                }
                 return Ok(Welcomed { standing, max_cursor: 0, pending: 0 });
             }
             s.hello(&group, &device, &name, now)?;
@@ -236,12 +241,11 @@ impl Storage {
         .await
     }
 
-    /// A member's DELETE: returns whether the message is gone now (false: marked until
-    /// every current member has it, or unknown).
+    /// A member's DELETE of its own message: returns whether it is gone now (false: marked
+    /// until every current member has it, or unknown).
     ///
     /// # Errors
-    /// [`Error::NotOwner`] for a force-delete of another device's message; membership and
-    /// storage failures.
+    /// [`Error::NotOwner`] for another device's message; membership and storage failures.
     pub async fn delete(&self, group: GroupId, device: DeviceId, blob_id: BlobId, force: bool) -> Result<bool> {
         self.member(group, device).await?;
         match self.blocking(move |s| s.judge_delete(&group, &blob_id, &device, force)).await? {
@@ -283,13 +287,14 @@ impl Storage {
     /// # Errors
     /// [`Error::Conflict`], [`Error::Roster`], [`Error::UnknownRoster`], storage failures.
     pub async fn roster_append(&self, group: GroupId, entries: Vec<Entry>, now: u64) -> Result<Appended> {
+        if !self.space.has_room() {
+            return Err(Error::Full);
+        }
         let max = self.max_members;
         let appended = self.blocking(move |s| s.roster_append(&group, &entries, now, max)).await?;
         if let Mode::Vault(archive) = &self.mode {
-            for change in &appended.changes {
-                if let Change::Removed { device, .. } = change {
-                    archive.revoke(group, *device).await?;
-                }
+            for (from, device) in &appended.removed {
+                archive.revoke(*from, *device).await?;
             }
         }
         Ok(appended)
@@ -308,6 +313,9 @@ impl Storage {
         (expires, now): (u64, u64),
     ) -> Result<()> {
         self.member(group, device).await?;
+        if !self.space.has_room() {
+            return Err(Error::Full);
+        }
         self.blocking(move |s| s.put_invite(&lookup, &key, &sealed, expires, now)).await
     }
 

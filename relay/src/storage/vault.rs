@@ -61,12 +61,16 @@ fn revoked_name(group: &GroupId, device: &DeviceId) -> String {
     format!("{}/revoked/{}", group_dir(group), hex::encode(device.0))
 }
 
-/// An object-store failure. Object names hold group ids, so only the message's cursor
-/// is named.
-fn store_err(cursor: u64, e: impl std::fmt::Display) -> Error {
+/// An object-store failure about `what`. Object names hold group and device ids, so the
+/// store's own text is kept only when it names none.
+fn object_err(what: &str, e: impl std::fmt::Display) -> Error {
     let text = e.to_string();
     let text = if text.contains("groups/") { "request failed".to_string() } else { text };
-    Error::ObjectStore(format!("message at cursor {cursor}: {text}"))
+    Error::ObjectStore(format!("{what}: {text}"))
+}
+
+fn store_err(cursor: u64, e: impl std::fmt::Display) -> Error {
+    object_err(&format!("message at cursor {cursor}"), e)
 }
 
 /// What a rebuild found.
@@ -140,9 +144,9 @@ impl Archive {
     pub async fn push(&self, blob: &NewBlob<'_>, caps: Caps) -> Result<Pushed, Error> {
         let lock = self.group_lock(blob.group);
         let _guard = lock.lock().await;
-        let (group, blob_id, len) = (*blob.group, *blob.blob_id, blob.payload.len() as u64);
+        let (group, blob_id, sender, len) = (*blob.group, *blob.blob_id, *blob.sender, blob.payload.len() as u64);
         let (known, next) = blocking(&self.store, move |s| {
-            let known = s.cursor_of(&group, &blob_id)?;
+            let known = s.retry_of(&group, &blob_id, &sender)?;
             if known.is_none() {
                 s.check_caps(&group, len, caps)?;
             }
@@ -166,7 +170,7 @@ impl Archive {
                 Ok(()) => break,
                 Err(zerok_vault::Error::AlreadyExists(_)) => {
                     let found = self.read(&group, cursor).await?.ok_or_else(|| store_err(cursor, "object vanished"))?;
-                    let retry = !found.deleted && found.blob_id == blob_id;
+                    let retry = !found.deleted && found.blob_id == blob_id && found.sender == sender;
                     self.index(group, cursor, found).await?;
                     if retry {
                         return Ok(Pushed { cursor, timestamp: blob.now, duplicate: true });
@@ -230,10 +234,7 @@ impl Archive {
     /// Store and object-store failures.
     pub async fn revoke(&self, group: GroupId, device: DeviceId) -> Result<(), Error> {
         let marker = revoked_name(&group, &device);
-        self.backend
-            .put(&marker, Bytes::new())
-            .await
-            .map_err(|e| Error::ObjectStore(format!("revocation marker: {e}")))?;
+        self.backend.put(&marker, Bytes::new()).await.map_err(|e| object_err("revocation marker", e))?;
         blocking(&self.store, move |s| s.revoke(&group, &device)).await
     }
 
@@ -245,7 +246,7 @@ impl Archive {
     pub async fn rebuild(&self) -> Result<Rebuilt, Error> {
         let mut out = Rebuilt::default();
         let mut groups: HashMap<GroupId, (Vec<u64>, Vec<DeviceId>)> = HashMap::new();
-        let listed = self.backend.list("groups").await.map_err(|e| Error::ObjectStore(format!("listing: {e}")))?;
+        let listed = self.backend.list("groups").await.map_err(|e| object_err("listing", e))?;
         for (name, _) in listed {
             let parts: Vec<&str> = name.split('/').collect();
             let [_, group, kind, leaf] = parts[..] else { continue };

@@ -1,7 +1,8 @@
-//! Deleting messages: a force DELETE by the sender removes at once; a plain DELETE marks
-//! the message, which goes once every current member has acknowledged it (pulled past
-//! it). Cleanup removes expired messages, and in transit mode those every current member
-//! has acknowledged.
+//! Deleting messages, the sender's only (in vault mode the history is the group's: no
+//! other member may erase it): a force DELETE removes at once; a plain DELETE marks the
+//! message, which goes once every current member has acknowledged it (pulled past it).
+//! Cleanup removes expired messages, and in transit mode those every current member has
+//! acknowledged.
 
 use redb::{ReadableDatabase, ReadableTable};
 use zerok_core::sync::{BlobId, DeviceId, GroupId};
@@ -36,13 +37,13 @@ pub enum Deletion {
 }
 
 impl Store {
-    /// Judges a DELETE by `requester`: with `force` (sender only) the message may go now;
-    /// otherwise now if every current member acknowledged it, else it is marked (durably)
+    /// Judges a DELETE by `requester` (the sender only): with `force` the message may go
+    /// now; otherwise now if every current member acknowledged it, else it is marked (durably)
     /// for [`Store::due_marks`]. Removing is the caller's ([`Store::remove`]), after the
     /// archive's tombstone in vault mode.
     ///
     /// # Errors
-    /// [`Error::NotOwner`] for a force-delete by another device.
+    /// [`Error::NotOwner`] for another device's message.
     pub fn judge_delete(
         &self,
         group: &GroupId,
@@ -57,10 +58,10 @@ impl Store {
         };
         let at = keys::At::new(group, cursor);
         let sender = match tx.open_table(BLOBS)?.get(at.encode().as_slice())? {
-            Some(v) => dec::<StoredBlob>(v.value())?.sender,
+            Some(v) => super::messages::view(v.value())?.sender,
             None => return Ok(Deletion::Unknown),
         };
-        if force && sender != *requester {
+        if sender != *requester {
             return Err(Error::NotOwner);
         }
         if force || min_acked_in!(tx, group)?.is_some_and(|m| m >= cursor) {

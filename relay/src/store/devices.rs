@@ -57,8 +57,13 @@ impl Store {
         })
     }
 
+    /// Changes a device's record in a commit that skips the disk sync: contact times and
+    /// acknowledged cursors may be lost in a crash (the next push's durable commit persists
+    /// them), which costs at most a redelivery; every HELLO and PULL paying an `fsync`
+    /// would let one busy group stall every other group's pushes.
     fn update_device(&self, group: &GroupId, device: &DeviceId, f: impl FnOnce(&mut DeviceRecord)) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::None).map_err(|e| Error::Db(e.to_string()))?;
         {
             let mut devices = tx.open_table(DEVICES)?;
             let mut rec = record_in(&devices, group, device)?.unwrap_or_default();

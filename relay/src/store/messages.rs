@@ -25,6 +25,27 @@ pub(super) struct StoredBlob {
     pub size: u64,
 }
 
+/// A stored record read without copying its payload (counting, judging a DELETE).
+#[derive(Deserialize)]
+pub(super) struct BlobView<'a> {
+    pub _blob_id: BlobId,
+    pub sender: DeviceId,
+    #[serde(borrow, with = "serde_bytes")]
+    pub _payload: &'a [u8],
+    pub _timestamp: u64,
+    pub _expires: u64,
+    #[serde(default)]
+    pub _size: u64,
+}
+
+/// Reads a record's ids without copying its payload.
+pub(super) fn view(bytes: &[u8]) -> Result<BlobView<'_>> {
+    rmp_serde::from_slice(bytes).map_err(|e| Error::Damaged(e.to_string()))
+}
+
+/// Why a push under another device's blob id is refused.
+const TAKEN: &str = "this blob id is another device's message";
+
 impl StoredBlob {
     /// Payload bytes, wherever the payload is.
     pub fn len(&self) -> u64 {
@@ -183,7 +204,12 @@ impl Store {
         let mut ids = tx.open_table(BLOB_IDS)?;
         let id_key = keys::blob_id(group, blob_id);
         if let Some(cursor) = ids.get(id_key.as_slice())?.map(|g| g.value()) {
-            return Ok(Pushed { cursor, timestamp: now, duplicate: true });
+            let blobs = tx.open_table(BLOBS)?;
+            let stored = blobs.get(keys::At::new(group, cursor).encode().as_slice())?;
+            return match stored.map(|v| view(v.value()).map(|b| b.sender)).transpose()? {
+                Some(by) if by != *sender => Err(Error::Invalid(TAKEN.into())),
+                _ => Ok(Pushed { cursor, timestamp: now, duplicate: true }),
+            };
         }
         let used = tx.open_table(USAGE)?.get(group.0.as_slice())?.map_or(0, |g| g.value());
         let total = tx.open_table(TOTALS)?.get(TOTAL_BYTES)?.map_or(0, |g| g.value());
@@ -259,13 +285,22 @@ impl Store {
         Ok((out, false))
     }
 
-    /// The cursor of a stored blob id.
+    /// The cursor of a blob id `sender` stored before (a retry), if any.
     ///
     /// # Errors
-    /// Database errors.
-    pub fn cursor_of(&self, group: &GroupId, blob_id: &BlobId) -> Result<Option<u64>> {
+    /// [`Error::Invalid`] when another device stored that id: a member that copied an id
+    /// it saw elsewhere cannot take the sender's message's place.
+    pub fn retry_of(&self, group: &GroupId, blob_id: &BlobId, sender: &DeviceId) -> Result<Option<u64>> {
         let tx = self.db.begin_read()?;
-        Ok(tx.open_table(BLOB_IDS)?.get(keys::blob_id(group, blob_id).as_slice())?.map(|g| g.value()))
+        let Some(cursor) = tx.open_table(BLOB_IDS)?.get(keys::blob_id(group, blob_id).as_slice())?.map(|g| g.value())
+        else {
+            return Ok(None);
+        };
+        let blobs = tx.open_table(BLOBS)?;
+        match blobs.get(keys::At::new(group, cursor).encode().as_slice())? {
+            Some(v) if view(v.value())?.sender != *sender => Err(Error::Invalid(TAKEN.into())),
+            _ => Ok(Some(cursor)),
+        }
     }
 
     /// Highest cursor assigned in the group (0 before the first push; never goes down).
@@ -288,7 +323,7 @@ impl Store {
         let (start, end) = keys::At::range(group, acked + 1);
         let mut n = 0;
         for item in blobs.range(start.as_slice()..=end.as_slice())? {
-            if dec::<StoredBlob>(item?.1.value())?.sender != *device {
+            if view(item?.1.value())?.sender != *device {
                 n += 1;
                 if n == cap {
                     break;
@@ -363,6 +398,10 @@ mod tests {
         assert!(matches!(results[1], Err(Error::Revoked)));
         assert!(matches!(results[2], Err(Error::Quota(_))));
         assert!(results[3].as_ref().unwrap().duplicate, "a retry inside the same batch");
+        let other = DeviceId([4; 32]);
+        let copied =
+            NewBlob { group: &G, sender: &other, blob_id: &ids[0], payload: b"mine now", ttl_secs: 100, now: 1 };
+        assert!(matches!(s.push(&copied, caps), Err(Error::Invalid(_))), "another device's id is not a retry");
         assert_eq!(results[4].as_ref().unwrap().cursor, 2, "refusals leave no gap");
         assert_eq!(s.pull(&G, 0, 10).unwrap().0.len(), 2);
     }

@@ -61,6 +61,8 @@ pub struct Appended {
     pub changes: Vec<Change>,
     /// Groups closed by rotations among them.
     pub closed: Vec<GroupId>,
+    /// Devices removed, each with the group it was removed from.
+    pub removed: Vec<(GroupId, DeviceId)>,
 }
 
 fn lineage_of(t: &impl ReadableTable<&'static [u8], &'static [u8]>, group: &GroupId) -> Result<Option<GroupId>> {
@@ -91,7 +93,9 @@ pub(super) fn is_closed(tx: &redb::WriteTransaction, group: &GroupId) -> Result<
     Ok(tx.open_table(CLOSED)?.get(group.0.as_slice())?.is_some())
 }
 
-/// The current members of `group`'s lineage, when the relay knows its roster.
+/// The current members of `group`, when the relay knows its roster and `group` is the
+/// lineage's current one (the members of a group rotated away from are not kept: who said
+/// HELLO there stands for them).
 pub(super) fn members_in(
     lineages: &impl ReadableTable<&'static [u8], &'static [u8]>,
     rosters: &impl ReadableTable<&'static [u8], &'static [u8]>,
@@ -99,7 +103,11 @@ pub(super) fn members_in(
 ) -> Result<Option<Vec<DeviceId>>> {
     let Some(lineage) = lineage_of(lineages, group)? else { return Ok(None) };
     let Some(v) = rosters.get(lineage.0.as_slice())? else { return Ok(None) };
-    Ok(Some(dec::<Roster>(v.value())?.members().keys().copied().collect()))
+    let roster = dec::<Roster>(v.value())?;
+    if roster.group() != *group {
+        return Ok(None);
+    }
+    Ok(Some(roster.members().keys().copied().collect()))
 }
 
 impl Store {
@@ -191,7 +199,7 @@ impl Store {
                     (r.group(), r)
                 }
             };
-            let (mut changes, mut closed) = (Vec::new(), Vec::new());
+            let (mut changes, mut closed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
             for e in entries {
                 let seq = e.body().map_err(refused)?.seq;
                 let key = At::new(&lineage, seq).encode();
@@ -216,7 +224,10 @@ impl Store {
                     closed.push(before);
                 }
                 match &change {
-                    Change::Removed { device, .. } => super::devices::mark_revoked_in(&tx, &before, device)?,
+                    Change::Removed { device, .. } => {
+                        super::devices::mark_revoked_in(&tx, &before, device)?;
+                        removed.push((before, *device));
+                    }
                     Change::Joined { invite, .. } => super::invites::drop_in(&tx, invite)?,
                     Change::Created(_) => {}
                 }
@@ -226,7 +237,7 @@ impl Store {
                 return Err(Error::Roster("the log does not lead to this group".into()));
             }
             rosters.insert(lineage.0.as_slice(), enc(&roster).as_slice())?;
-            Appended { seq: roster.seq(), changes, closed }
+            Appended { seq: roster.seq(), changes, closed, removed }
         };
         tx.commit()?;
         Ok(appended)
