@@ -188,15 +188,19 @@ impl Storage {
     /// [`Error::NotMember`], [`Error::Revoked`], [`Error::Rotated`], [`Error::Quota`],
     /// [`Error::Full`], storage failures.
     pub async fn push(&self, blob: &NewBlob<'_>) -> Result<Pushed> {
-        if self.member(*blob.group, *blob.sender).await?.closed {
-            return Err(Error::Rotated);
-        }
         if !self.space.has_room() {
             return Err(Error::Full);
         }
         match &self.mode {
+            // Membership is checked in the push's own transaction (no extra round trip
+            // to the blocking pool on the hot path).
             Mode::Transit(committer) => committer.push(blob).await,
-            Mode::Vault(archive) => archive.push(blob, self.caps).await,
+            Mode::Vault(archive) => {
+                if self.member(*blob.group, *blob.sender).await?.closed {
+                    return Err(Error::Rotated);
+                }
+                archive.push(blob, self.caps).await
+            }
         }
     }
 

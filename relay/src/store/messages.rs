@@ -137,17 +137,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Refuses, inside the push's own transaction, a push from a revoked sender or into a
-    /// rotated group (the storage layer checked standing before; this closes the race with
-    /// a removal committed meanwhile).
+    /// Refuses, inside the push's own transaction (so no removal or rotation committed
+    /// meanwhile slips past), a sender that is not a current member, is revoked, or pushes
+    /// into a rotated group.
     fn admit(tx: &redb::WriteTransaction, blob: &NewBlob<'_>) -> Result<()> {
-        if super::devices::record_in(&tx.open_table(DEVICES)?, blob.group, blob.sender)?.is_some_and(|r| r.revoked) {
-            return Err(Error::Revoked);
+        let standing = super::roster::standing_in(tx, blob.group, blob.sender)?;
+        let revoked =
+            super::devices::record_in(&tx.open_table(DEVICES)?, blob.group, blob.sender)?.is_some_and(|r| r.revoked);
+        match standing {
+            _ if standing.removed || revoked => Err(Error::Revoked),
+            _ if !standing.member => Err(Error::NotMember),
+            _ if standing.closed => Err(Error::Rotated),
+            _ => Ok(()),
         }
-        if super::roster::is_closed(tx, blob.group)? {
-            return Err(Error::Rotated);
-        }
-        Ok(())
     }
 
     /// Records a message whose payload the archive already holds at `cursor` (which must
@@ -340,7 +342,7 @@ pub const ENTRY_BYTES: usize = 128;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{A, G, put, store};
+    use crate::store::tests::{A, C, G, put, store};
 
     #[test]
     fn cursors_are_gapless_and_retries_idempotent() {
@@ -366,21 +368,20 @@ mod tests {
         assert!(matches!(put(&s, 10, b"", 100, 0, quota), Err(Error::Quota(_))), "empty payloads still count");
         assert_eq!(s.usage(&G).unwrap(), quota);
         let caps = Caps { group_bytes: u64::MAX, total_bytes: quota + RECORD_OVERHEAD_BYTES };
-        let other = GroupId([8; 32]);
-        let ids = [BlobId([1; 16]), BlobId([2; 16])];
-        let blob = |id| NewBlob { group: &other, sender: &A, blob_id: id, payload: b"", ttl_secs: 9, now: 0 };
+        let ids = [BlobId([21; 16]), BlobId([22; 16])];
+        let blob = |id| NewBlob { group: &G, sender: &A, blob_id: id, payload: b"", ttl_secs: 9, now: 0 };
         s.push(&blob(&ids[0]), caps).unwrap();
         assert!(matches!(s.push(&blob(&ids[1]), caps), Err(Error::Full)), "all groups together are capped");
-        assert_eq!(s.totals().unwrap(), (2, 11, 11 * RECORD_OVERHEAD_BYTES));
+        assert_eq!(s.totals().unwrap(), (1, 11, 11 * RECORD_OVERHEAD_BYTES));
     }
 
     #[test]
     fn a_batch_commits_together_and_refuses_push_by_push() {
         let (_d, s) = store();
-        let b = crate::store::tests::B;
+        let b = *crate::store::tests::B;
         s.revoke(&G, &b).unwrap();
         let ids = [1u8, 2, 3, 1, 4].map(|i| BlobId([i; 16]));
-        let senders = [A, b, A, A, A];
+        let senders = [*A, b, *A, *A, *A];
         let payloads: [&[u8]; 5] = [b"one", b"revoked", &[0; 64], b"one", b"four"];
         let batch: Vec<NewBlob<'_>> = (0..5)
             .map(|i| NewBlob {
@@ -398,9 +399,7 @@ mod tests {
         assert!(matches!(results[1], Err(Error::Revoked)));
         assert!(matches!(results[2], Err(Error::Quota(_))));
         assert!(results[3].as_ref().unwrap().duplicate, "a retry inside the same batch");
-        let other = DeviceId([4; 32]);
-        let copied =
-            NewBlob { group: &G, sender: &other, blob_id: &ids[0], payload: b"mine now", ttl_secs: 100, now: 1 };
+        let copied = NewBlob { group: &G, sender: &C, blob_id: &ids[0], payload: b"mine now", ttl_secs: 100, now: 1 };
         assert!(matches!(s.push(&copied, caps), Err(Error::Invalid(_))), "another device's id is not a retry");
         assert_eq!(results[4].as_ref().unwrap().cursor, 2, "refusals leave no gap");
         assert_eq!(s.pull(&G, 0, 10).unwrap().0.len(), 2);

@@ -152,22 +152,46 @@ impl Store {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use zerok_core::sync::{BlobId, DeviceId, GroupId, roster::InviteKey};
+    use std::sync::LazyLock;
+
+    use zerok_core::sync::{
+        BlobId, DeviceId, GroupId, SigningKey,
+        roster::{InviteKey, Roster, Ticket, create_entry, join_entry},
+    };
 
     use super::{invites::MAX_INVITES_PER_BUCKET, *};
 
     pub const G: GroupId = GroupId([1; 32]);
-    pub const A: DeviceId = DeviceId([2; 32]);
-    pub const B: DeviceId = DeviceId([3; 32]);
+    /// Members of G's roster (signing keys 2, 3 and 4), the first its creator.
+    pub static A: LazyLock<DeviceId> = LazyLock::new(|| member(2));
+    pub static B: LazyLock<DeviceId> = LazyLock::new(|| member(3));
+    pub static C: LazyLock<DeviceId> = LazyLock::new(|| member(4));
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn member(n: u8) -> DeviceId {
+        DeviceId(key(n).verifying_key().to_bytes())
+    }
 
     pub fn put(s: &Store, id: u8, payload: &[u8], ttl_secs: u64, now: u64, quota: u64) -> Result<Pushed> {
         let caps = Caps { group_bytes: quota, total_bytes: u64::MAX };
         s.push(&NewBlob { group: &G, sender: &A, blob_id: &BlobId([id; 16]), payload, ttl_secs, now }, caps)
     }
 
+    /// A store whose roster of G holds A, B and C.
     pub fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("relay.redb")).unwrap();
+        let mut entries = vec![create_entry(G, &key(2), "a")];
+        let mut roster = Roster::genesis(&entries[0]).unwrap().0;
+        for n in [3, 4] {
+            let join = join_entry(&roster, &key(n), "x", Ticket::new(G, &key(2), &[n; 32], u64::MAX), &[n; 32]);
+            roster = roster.apply(&join, None).unwrap().0;
+            entries.push(join);
+        }
+        s.roster_append(&G, &entries, 0, 9).unwrap();
         (dir, s)
     }
 
@@ -185,7 +209,9 @@ pub(crate) mod tests {
         s.ack(&G, &A, 2, 12).unwrap();
         assert_eq!(s.cleanup(12).unwrap(), 0, "B has not acknowledged");
         s.ack(&G, &B, 2, 12).unwrap();
-        assert_eq!(s.cleanup(12).unwrap(), 1, "everyone acknowledged");
+        assert_eq!(s.cleanup(12).unwrap(), 0, "C never connected: it counts, as a current member");
+        s.ack(&G, &C, 2, 12).unwrap();
+        assert_eq!(s.cleanup(12).unwrap(), 1, "every current member acknowledged");
         assert_eq!((s.usage(&G).unwrap(), s.totals().unwrap().2), (0, 0));
         assert_eq!(s.max_cursor(&G).unwrap(), 2, "cursors never go back");
     }
@@ -220,10 +246,10 @@ pub(crate) mod tests {
 
     #[test]
     fn survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("relay.redb");
-        put(&Store::open(&path).unwrap(), 1, b"kept", 100, 0, 1000).unwrap();
-        let s = Store::open(&path).unwrap();
+        let (dir, s) = store();
+        put(&s, 1, b"kept", 100, 0, 1000).unwrap();
+        drop(s);
+        let s = Store::open(&dir.path().join("relay.redb")).unwrap();
         assert_eq!(s.pull(&G, 0, 10).unwrap().0[0].payload, b"kept");
         assert_eq!(s.totals().unwrap().2, 4 + RECORD_OVERHEAD_BYTES);
     }

@@ -88,9 +88,30 @@ pub(super) fn open_tables(tx: &redb::WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// Whether `group` rotated (takes no more pushes), inside `tx`.
-pub(super) fn is_closed(tx: &redb::WriteTransaction, group: &GroupId) -> Result<bool> {
-    Ok(tx.open_table(CLOSED)?.get(group.0.as_slice())?.is_some())
+/// `device`'s standing in `group`, from either kind of transaction's tables.
+fn standing_of(
+    lineages: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    rosters: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    closed: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    group: &GroupId,
+    device: &DeviceId,
+) -> Result<Standing> {
+    let Some(lineage) = lineage_of(lineages, group)? else { return Ok(Standing::default()) };
+    let roster: Roster = match rosters.get(lineage.0.as_slice())? {
+        Some(v) => dec(v.value())?,
+        None => return Ok(Standing::default()),
+    };
+    Ok(Standing {
+        roster_seq: roster.seq(),
+        member: roster.is_member(device),
+        removed: roster.is_removed(device),
+        closed: closed.get(group.0.as_slice())?.is_some(),
+    })
+}
+
+/// [`Store::standing`] inside a push's own transaction.
+pub(super) fn standing_in(tx: &redb::WriteTransaction, group: &GroupId, device: &DeviceId) -> Result<Standing> {
+    standing_of(&tx.open_table(LINEAGES)?, &tx.open_table(ROSTERS)?, &tx.open_table(CLOSED)?, group, device)
 }
 
 /// The current members of `group`, when the relay knows its roster and `group` is the
@@ -117,17 +138,7 @@ impl Store {
     /// Database errors.
     pub fn standing(&self, group: &GroupId, device: &DeviceId) -> Result<Standing> {
         let tx = self.db.begin_read()?;
-        let Some(lineage) = lineage_of(&tx.open_table(LINEAGES)?, group)? else { return Ok(Standing::default()) };
-        let roster: Roster = match tx.open_table(ROSTERS)?.get(lineage.0.as_slice())? {
-            Some(v) => dec(v.value())?,
-            None => return Ok(Standing::default()),
-        };
-        Ok(Standing {
-            roster_seq: roster.seq(),
-            member: roster.is_member(device),
-            removed: roster.is_removed(device),
-            closed: tx.open_table(CLOSED)?.get(group.0.as_slice())?.is_some(),
-        })
+        standing_of(&tx.open_table(LINEAGES)?, &tx.open_table(ROSTERS)?, &tx.open_table(CLOSED)?, group, device)
     }
 
     /// Entries of `group`'s lineage after `after`, stopping before `budget` bytes; whether
