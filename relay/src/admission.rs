@@ -64,15 +64,20 @@ fn block(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Gives one of `ip`'s places back to `counts`.
+fn give_back(counts: &mut HashMap<IpAddr, usize>, ip: Option<IpAddr>) {
+    let Some(ip) = ip else { return };
+    if let Some(n) = counts.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&ip);
+        }
+    }
+}
+
 impl Room {
     fn release(&mut self, ip: Option<IpAddr>) {
-        let Some(ip) = ip else { return };
-        if let Some(n) = self.per_ip.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_ip.remove(&ip);
-            }
-        }
+        give_back(&mut self.per_ip, ip);
     }
 }
 
@@ -132,14 +137,7 @@ pub struct SessionSlot {
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        let Some(ip) = self.ip else { return };
-        let mut held = self.sessions.held.lock().expect("sessions");
-        if let Some(n) = held.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                held.remove(&ip);
-            }
-        }
+        give_back(&mut self.sessions.held.lock().expect("sessions"), self.ip);
     }
 }
 

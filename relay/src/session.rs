@@ -103,22 +103,18 @@ async fn until_hello(
     tokio::pin!(deadline);
     let mut lookups = 0;
     loop {
-        let (mut send, mut recv) = tokio::select! {
+        let next = async {
+            let (send, mut recv) = conn.accept_bi().await.ok()?;
+            Some((send, read_frame(&mut recv, limits.max_frame_bytes).await))
+        };
+        let (mut send, read) = tokio::select! {
             _ = &mut deadline => return late(),
             _ = ticket.evicted() => {
                 CloseCode::TooManySessions.close(conn, "relay busy");
                 return None;
             }
             _ = state.stop_token().cancelled() => return None,
-            s = conn.accept_bi() => s.ok()?,
-        };
-        let read = tokio::select! {
-            _ = &mut deadline => return late(),
-            _ = ticket.evicted() => {
-                CloseCode::TooManySessions.close(conn, "relay busy");
-                return None;
-            }
-            r = read_frame(&mut recv, limits.max_frame_bytes) => r,
+            next = next => next?,
         };
         let msg = match read {
             Ok(m) => m,

@@ -332,10 +332,7 @@ impl SyncClient {
                 conn.close();
             }
             self.background.restart();
-            self.conns = super::connect_all(&self.endpoint, &self.state, &self.keys, &self.events).await?;
-            for (_, conn) in &mut self.conns {
-                conn.set_timeout(self.reconnect.request_timeout);
-            }
+            self.conns = super::connect_all(self.dialer(), &self.state).await?;
             self.note_unreachable()?;
             let _ = self.events.send(SyncEvent::Rotated);
         }

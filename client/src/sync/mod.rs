@@ -100,19 +100,12 @@ pub struct Received {
 
 /// HELLO to every relay of the group at once (one that is down costs the others
 /// nothing); at least one must accept. The connections come in preference order.
-async fn connect_all(
-    endpoint: &iroh::Endpoint,
-    state: &GroupState,
-    keys: &GroupKeys,
-    events: &broadcast::Sender<SyncEvent>,
-) -> Result<Vec<(RelayAddr, RelayConn)>, SyncError> {
+async fn connect_all(dialer: relays::Dialer, state: &GroupState) -> Result<Vec<(RelayAddr, RelayConn)>, SyncError> {
     let mut dials = tokio::task::JoinSet::new();
     for (i, relay) in state.relays()?.into_iter().enumerate() {
-        let cursor = state.cursor(&relay.to_string());
-        let (endpoint, keys, events, name) =
-            (endpoint.clone(), keys.clone(), events.clone(), state.device_name.clone());
+        let (cursor, dialer) = (state.cursor(&relay.to_string()), dialer.clone());
         dials.spawn(async move {
-            let conn = RelayConn::connect(&endpoint, &relay, &keys, &name, cursor, events).await;
+            let conn = dialer.dial(&relay, cursor).await;
             (i, relay, conn)
         });
     }
@@ -388,7 +381,14 @@ impl SyncClient {
         let device = home.signing_key()?;
         let endpoint = home.endpoint(&state.relays()?).await?;
         let (events, _) = broadcast::channel(1024);
-        let conns = connect_all(&endpoint, &state, &keys, &events).await?;
+        let dialer = relays::Dialer {
+            endpoint: endpoint.clone(),
+            keys: keys.clone(),
+            name: state.device_name.clone(),
+            events: events.clone(),
+            timeout: ReconnectPolicy::default().request_timeout,
+        };
+        let conns = connect_all(dialer, &state).await?;
         let seen = home.seen_load();
         let clock_offset = conns[0].1.welcome.time as i64 - invite::now() as i64;
         let mut client = Self {

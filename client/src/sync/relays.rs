@@ -15,10 +15,31 @@ use std::{
 };
 
 use tokio::sync::mpsc;
-use zerok_core::sync::{BlobId, ErrorCode, GroupId, Message, backoff::Backoff, message::Push};
+use zerok_core::sync::{BlobId, ErrorCode, GroupId, GroupKeys, Message, backoff::Backoff, message::Push};
 use zerok_wire::RelayAddr;
 
 use super::{KIND_DATA, RelayConn, SyncClient, SyncError};
+
+/// What dialling a relay of the group takes, owned, so a task of its own can dial too:
+/// one way to open a session, whether at connect, on reconnect or in the background.
+#[derive(Clone)]
+pub(super) struct Dialer {
+    pub endpoint: iroh::Endpoint,
+    pub keys: GroupKeys,
+    pub name: String,
+    pub events: tokio::sync::broadcast::Sender<super::SyncEvent>,
+    pub timeout: std::time::Duration,
+}
+
+impl Dialer {
+    /// HELLO to `relay` from `cursor`, with this client's request timeout.
+    pub async fn dial(&self, relay: &RelayAddr, cursor: u64) -> Result<RelayConn, SyncError> {
+        let mut conn =
+            RelayConn::connect(&self.endpoint, relay, &self.keys, &self.name, cursor, self.events.clone()).await?;
+        conn.set_timeout(self.timeout);
+        Ok(conn)
+    }
+}
 
 /// Longest a disconnecting client waits for pushes still running at other relays.
 const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -99,14 +120,20 @@ impl SyncClient {
         }
     }
 
+    /// What dialling a relay in the current group takes.
+    pub(super) fn dialer(&self) -> Dialer {
+        Dialer {
+            endpoint: self.endpoint.clone(),
+            keys: self.keys.clone(),
+            name: self.state.device_name.clone(),
+            events: self.events.clone(),
+            timeout: self.reconnect.request_timeout,
+        }
+    }
+
     /// HELLO to `relay` in the current group, from this device's cursor there.
     pub(super) async fn dial(&self, relay: &RelayAddr) -> Result<RelayConn, SyncError> {
-        let cursor = self.state.cursor(&relay.to_string());
-        let mut conn =
-            RelayConn::connect(&self.endpoint, relay, &self.keys, &self.state.device_name, cursor, self.events.clone())
-                .await?;
-        conn.set_timeout(self.reconnect.request_timeout);
-        Ok(conn)
+        self.dialer().dial(relay, self.state.cursor(&relay.to_string())).await
     }
 
     /// Reconnects to relay `i` with jittered exponential backoff (spec §12.2: 1, 2, 4 …
@@ -143,22 +170,17 @@ impl SyncClient {
         let primary = self.state.relays()?.into_iter().next();
         let now = Instant::now();
         let sender = self.background.sender();
-        let policy = self.reconnect;
+        let dialer = self.dialer();
         for down in self.background.down.iter_mut().filter(|d| !d.dialling && d.next <= now) {
             if Some(&down.relay) == primary.as_ref() {
                 continue;
             }
             down.dialling = true;
-            let (endpoint, keys, events) = (self.endpoint.clone(), self.keys.clone(), self.events.clone());
-            let (relay, name) = (down.relay.clone(), self.state.device_name.clone());
+            let (relay, dialer, sender) = (down.relay.clone(), dialer.clone(), sender.clone());
             let cursor = self.state.cursor(&relay.to_string());
-            let sender = sender.clone();
             self.background.tasks.spawn(async move {
-                let conn = RelayConn::connect(&endpoint, &relay, &keys, &name, cursor, events).await.map(|mut c| {
-                    c.set_timeout(policy.request_timeout);
-                    c
-                });
-                let _ = sender.send(Done::Dialled { relay, group: keys.id(), conn });
+                let conn = dialer.dial(&relay, cursor).await;
+                let _ = sender.send(Done::Dialled { relay, group: dialer.keys.id(), conn });
             });
         }
         if back {
