@@ -373,15 +373,76 @@ fn invites_work_with_device_clocks_40_minutes_off_either_way() {
 
 /// A relay on loopback with its runtime (the CLI tests drive processes, not async code).
 fn relay_in(dir: &Path) -> (tokio::runtime::Runtime, zerok_relay::Relay) {
+    relay_with(dir, |_| {})
+}
+
+fn relay_with(
+    dir: &Path,
+    tweak: impl FnOnce(&mut zerok_relay::Config),
+) -> (tokio::runtime::Runtime, zerok_relay::Relay) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let relay = rt.block_on(async {
         let mut c = zerok_relay::Config::default();
         c.server.listen = "127.0.0.1:0".parse().unwrap();
         c.http.enabled = false;
         c.storage.data_dir = dir.join("relay");
+        tweak(&mut c);
         zerok_relay::Relay::start(c).await.unwrap()
     });
     (rt, relay)
+}
+
+#[test]
+fn attachments_through_the_cli_with_a_vault_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let (rt, relay) = relay_with(dir.path(), |c| {
+        c.storage.mode = zerok_relay::StorageMode::Vault;
+        c.storage.object_store = Some(bucket.display().to_string());
+    });
+    let addr = relay.addr().to_string();
+    let (a, b) = (Device::new(dir.path(), "a"), Device::new(dir.path(), "b"));
+    a.json(&["sync", "create", "--relay", &addr, "--name", "laptop", "--json"]);
+    let url = a.json(&["sync", "invite", "--json"])["url"].as_str().unwrap().to_string();
+    b.json(&["sync", "join", &url, "--name", "phone", "--json"]);
+
+    let scan = dir.path().join("scan.pdf");
+    let bytes = zerok_testkit::random_bytes(9, 3 << 20);
+    std::fs::write(&scan, &bytes).unwrap();
+    let note = dir.path().join("note.txt");
+    std::fs::write(&note, b"the lease").unwrap();
+    let pushed = a.json(&[
+        "sync",
+        "push",
+        note.to_str().unwrap(),
+        "--attach",
+        scan.to_str().unwrap(),
+        "--mime",
+        "application/pdf",
+        "--json",
+    ]);
+    let content = pushed["content"].as_str().unwrap().to_string();
+    assert_eq!((content.len(), pushed["size"].as_u64()), (64, Some(3 << 20)));
+    assert_eq!(pushed["archived"], 1, "the command waited for the vault relay: the laptop may go offline");
+
+    let out = b.run(&["sync", "pull", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: Value = serde_json::from_slice(out.stdout.split(|&c| c == b'\n').next().unwrap()).unwrap();
+    assert_eq!((line["content"].as_str(), line["mime"].as_str()), (Some(content.as_str()), Some("application/pdf")));
+    assert_eq!(line["name"], "scan.pdf");
+
+    let got = dir.path().join("got.pdf");
+    let fetched = b.json(&["sync", "fetch", &content, "--out", got.to_str().unwrap(), "--json"]);
+    assert_eq!(fetched["size"], 3 << 20);
+    assert_eq!(std::fs::read(&got).unwrap(), bytes);
+    // Bad input: one clear line, non-zero exit, nothing overwritten.
+    let out = b.run(&["sync", "fetch", &content, "--out", got.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not overwritten"));
+    let out = b.run(&["sync", "fetch", "abcd", "--out", dir.path().join("x").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64 hex digits"));
+    rt.block_on(relay.shutdown());
 }
 
 #[test]

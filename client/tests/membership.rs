@@ -8,59 +8,19 @@ use std::time::Duration;
 use zerok_client::sync::{ReconnectPolicy, SyncClient, SyncError, SyncEvent, SyncHome, join};
 use zerok_core::sync::{
     DeviceId, ErrorCode, Message,
-    group::verify_hello,
-    message::{Hello, PROTOCOL_VERSION, Pull, RosterAppend, RosterGet},
+    message::{Pull, RosterAppend, RosterGet},
     roster::{Op, next_entry},
 };
-use zerok_wire::ALPN;
 
 mod common;
 
-use common::{add_device, code_of, free_udp_port, group_of, home, next_event, raw_endpoint, raw_request, start_relay};
+use common::{
+    add_device, code_of, connect_as, free_udp_port, group_of, hello_as_stranger, home, next_event, raw_request,
+    start_relay,
+};
 
 fn data(items: &[zerok_client::sync::Received]) -> Vec<Vec<u8>> {
     items.iter().map(|m| m.data.clone()).collect()
-}
-
-/// A bare connection that says HELLO with `secret`'s group proof under a fresh key.
-async fn hello_as_stranger(
-    addr: &zerok_wire::RelayAddr,
-    secret: &zerok_core::sync::GroupSecret,
-) -> (iroh::Endpoint, iroh::endpoint::Connection, Message) {
-    hello_on(raw_endpoint().await, addr, secret).await
-}
-
-/// A bare connection as the device of `home` (its own key and group), past HELLO as a member.
-async fn connect_as(addr: &zerok_wire::RelayAddr, home: &SyncHome) -> (iroh::Endpoint, iroh::endpoint::Connection) {
-    let ep = zerok_wire::bind(home.device_key().unwrap(), "127.0.0.1:0".parse().unwrap(), vec![], Default::default())
-        .await
-        .unwrap();
-    let (ep, conn, welcome) = hello_on(ep, addr, &home.load_group().unwrap().secret()).await;
-    assert!(matches!(welcome, Message::Welcome(w) if w.member));
-    (ep, conn)
-}
-
-/// HELLO with `secret`'s group proof from `ep`; the relay's answer.
-async fn hello_on(
-    ep: iroh::Endpoint,
-    addr: &zerok_wire::RelayAddr,
-    secret: &zerok_core::sync::GroupSecret,
-) -> (iroh::Endpoint, iroh::endpoint::Connection, Message) {
-    let keys = secret.derive();
-    let me = DeviceId(*ep.id().as_bytes());
-    let conn = ep.connect(addr.endpoint_addr(), ALPN).await.unwrap();
-    let proof = keys.hello_proof(&me, &addr.id);
-    assert!(verify_hello(&keys.id(), &keys.auth_public(), &proof, &me, &addr.id).is_ok());
-    let hello = Message::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        device_name: "x".into(),
-        group_id: keys.id(),
-        last_cursor: 0,
-        auth_key: keys.auth_public(),
-        proof,
-    });
-    let welcome = raw_request(&conn, &hello).await.unwrap();
-    (ep, conn, welcome)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -250,6 +250,7 @@ fn messages(log: &[Entry]) -> Vec<Message> {
             roster_seq: 4,
             member: true,
             time: 1_700_000_000,
+            vault: false,
         }),
         Message::Push(Push { blob_id, payload: vec![0x55; 100], ttl: 3600 }),
         Message::PushAck(PushAck { blob_id, cursor: 41, timestamp: 1_700_000_000 }),
@@ -288,8 +289,6 @@ fn messages(log: &[Entry]) -> Vec<Message> {
         Message::UnregisterPush(UnregisterPush { reason: "logout".into() }),
         Message::ContentRef(ContentRef {
             content_hash: [0xc0; 32],
-            encryption_nonce: [0xc1; 24],
-            content_size: 1 << 30,
             encrypted_size: (1 << 30) + 40,
         }),
         Message::ContentAck(ContentAck { content_hash: [0xc0; 32] }),

@@ -19,6 +19,39 @@ pub struct Config {
     pub http: HttpConfig,
     /// Expiry sweeps.
     pub cleanup: CleanupConfig,
+    /// Waking offline devices through mobile push.
+    pub push: PushConfig,
+}
+
+/// Which push gateway wakes offline devices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PushGatewayKind {
+    /// None: REGISTER_PUSH is refused (`INVALID_PUSH_TOKEN`).
+    None,
+    /// Wakes are written to the log (the default).
+    #[default]
+    Log,
+    /// Wakes are POSTed as JSON to `webhook-url` (an operator's APNs/FCM bridge).
+    Webhook,
+}
+
+/// Push settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PushConfig {
+    /// `none`, `log` (default) or `webhook`.
+    pub gateway: PushGatewayKind,
+    /// With `webhook`: where wakes are POSTed.
+    pub webhook_url: Option<String>,
+    /// One device is woken at most this often. Default 30.
+    pub min_interval_secs: u64,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self { gateway: PushGatewayKind::Log, webhook_url: None, min_interval_secs: 30 }
+    }
 }
 
 /// QUIC endpoint settings.
@@ -74,6 +107,10 @@ pub struct StorageConfig {
     pub default_ttl_secs: u64,
     /// Longest lifetime a pusher may ask for. Default 30 days.
     pub max_ttl_secs: u64,
+    /// Vault mode: largest attachment archived (plaintext bytes). Default 100 MiB.
+    pub max_content_bytes: u64,
+    /// Vault mode: attachment bytes one group may archive. Default 10 GiB.
+    pub max_group_content_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -88,6 +125,8 @@ impl Default for StorageConfig {
             min_free_bytes: 128 << 20,
             default_ttl_secs: 7 * 24 * 3600,
             max_ttl_secs: 30 * 24 * 3600,
+            max_content_bytes: 100 << 20,
+            max_group_content_bytes: 10 << 30,
         }
     }
 }
@@ -237,6 +276,9 @@ impl Config {
                 Err("[storage] mode = \"vault\" needs object-store = \"s3://bucket/prefix\" (or a folder)".into())
             }
             (StorageMode::Transit, Some(_)) => Err("[storage] object-store is used only with mode = \"vault\"".into()),
+            _ if self.push.gateway == PushGatewayKind::Webhook && self.push.webhook_url.is_none() => {
+                Err("[push] gateway = \"webhook\" needs webhook-url = \"https://…\"".into())
+            }
             _ => Ok(()),
         }
     }

@@ -15,25 +15,33 @@
 //! - `state`: [`State`] — what sessions share: storage, limits, the online registry.
 //! - `notices`: NOTIFY / DEVICE_REVOKED / ROSTER_APPENDED to online devices, bounded.
 //! - `storage`: [`Storage`] — one interface over transit and vault mode.
+//! - `content`: vault mode's attachments — fetched from devices, archived, served.
 //! - `store`: the redb store — messages, deletion, devices, invites, roster; typed keys.
+//! - `push`: waking offline devices through a push gateway (log, webhook).
 //! - `http`, `metrics`: `/health` and `/metrics`.
 
 mod admission;
 mod cmd;
 mod config;
+mod content;
 mod error;
 mod http;
 mod metrics;
 mod notices;
+mod push;
 mod server;
 mod session;
 mod state;
 mod storage;
 mod store;
 
-pub use config::{CleanupConfig, Config, HttpConfig, LimitsConfig, ServerConfig, StorageConfig, StorageMode};
+pub use config::{
+    CleanupConfig, Config, HttpConfig, LimitsConfig, PushConfig, PushGatewayKind, ServerConfig, StorageConfig,
+    StorageMode,
+};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
+pub use push::{LogGateway, PushGateway, WakeUp, WebhookGateway};
 pub use server::{KEY_FILE, Relay};
 pub use state::State;
 pub use storage::{STORE_FILE, Storage};

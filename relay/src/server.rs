@@ -4,11 +4,15 @@
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use iroh::{Endpoint, SecretKey, endpoint::IncomingAddr};
+use iroh::{Endpoint, SecretKey, endpoint::IncomingAddr, protocol::ProtocolHandler};
+use iroh_blobs::BlobsProtocol;
 use zerok_vault::Backend;
 use zerok_wire::{CloseCode, NetOptions, RelayAddr};
 
-use crate::{Config, Error, Result, metrics::Metrics, session, state::State, storage::Storage};
+use crate::{
+    Config, Error, LogGateway, PushGateway, PushGatewayKind, Result, WebhookGateway, content::Attachments,
+    metrics::Metrics, push::Waker, session, state::State, storage::Storage,
+};
 
 /// File in the data folder holding the relay's identity key (mode 0600).
 pub const KEY_FILE: &str = "relay.key";
@@ -62,9 +66,28 @@ impl Relay {
         let storage = Storage::open(&config, backend).await?;
         let net =
             NetOptions { iroh_relays: config.server.iroh_relays, discovery: config.server.discovery, server: true };
-        let endpoint =
-            zerok_wire::bind(key.clone(), config.server.listen, vec![zerok_wire::ALPN.to_vec()], net).await?;
-        let state = Arc::new(State::new(config, storage, *key.public().as_bytes()));
+        let archive = storage.backend();
+        let mut alpns = vec![zerok_wire::ALPN.to_vec()];
+        if archive.is_some() {
+            alpns.push(iroh_blobs::ALPN.to_vec());
+        }
+        let endpoint = zerok_wire::bind(key.clone(), config.server.listen, alpns, net).await?;
+        let attachments = match archive {
+            Some(backend) => Some(Arc::new(
+                Attachments::open(
+                    &dir.join("content"),
+                    backend,
+                    zerok_core::sync::content::encrypted_len(config.storage.max_content_bytes),
+                    config.storage.max_group_content_bytes,
+                )
+                .await?,
+            )),
+            None => None,
+        };
+        let mut state = State::new(config, storage, endpoint.clone(), attachments);
+        state.waker = push_waker(&state.config.push, &key)?;
+        let state = Arc::new(state);
+        let blobs = state.attachments.as_ref().map(|a| a.protocol(Arc::downgrade(&state)));
         let http_addr = if state.config.http.enabled {
             let listener = tokio::net::TcpListener::bind(state.config.http.listen)
                 .await
@@ -75,7 +98,7 @@ impl Relay {
         } else {
             None
         };
-        state.tasks.spawn(accept_loop(endpoint.clone(), state.clone()));
+        state.tasks.spawn(accept_loop(endpoint.clone(), state.clone(), blobs));
         state.tasks.spawn(cleanup_loop(state.clone()));
         Ok(Relay { endpoint, state, http_addr })
     }
@@ -103,12 +126,15 @@ impl Relay {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.state.tasks.wait()).await;
         self.state.storage.stop().await;
         self.endpoint.close().await;
+        if let Some(content) = &self.state.attachments {
+            content.shutdown().await;
+        }
     }
 }
 
 /// Accepts connections: an address over its share of the waiting room is refused before
 /// the QUIC handshake; the others get a place (see `admission`) and a session task.
-async fn accept_loop(endpoint: Endpoint, state: Arc<State>) {
+async fn accept_loop(endpoint: Endpoint, state: Arc<State>, blobs: Option<BlobsProtocol>) {
     let hello_timeout = Duration::from_secs(state.config.limits.hello_timeout_secs);
     loop {
         let incoming = tokio::select! {
@@ -130,7 +156,7 @@ async fn accept_loop(endpoint: Endpoint, state: Arc<State>) {
             incoming.refuse();
             continue;
         };
-        let state = state.clone();
+        let (state, blobs) = (state.clone(), blobs.clone());
         state.tasks.clone().spawn(async move {
             let Ok(Ok(conn)) = tokio::time::timeout(hello_timeout, incoming).await else { return };
             Metrics::inc(&state.metrics.connections_total);
@@ -138,9 +164,31 @@ async fn accept_loop(endpoint: Endpoint, state: Arc<State>) {
                 CloseCode::ShuttingDown.close(&conn, "relay shutting down");
                 return;
             }
+            if conn.alpn() == iroh_blobs::ALPN {
+                // Attachments (vault mode): each request is asked of the archive's gate.
+                drop(ticket);
+                let (Some(blobs), Some(_slot)) = (blobs, state.sessions_per_ip.take(ip)) else {
+                    CloseCode::TooManySessions.close(&conn, "too many sessions");
+                    return;
+                };
+                let _ = blobs.accept(conn).await;
+                return;
+            }
             session::run(state, conn, ip, ticket).await;
         });
     }
+}
+
+/// The configured push gateway's waker; tags are keyed by a key derived from the relay's.
+fn push_waker(push: &crate::PushConfig, key: &SecretKey) -> Result<Option<Waker>> {
+    let gateway: Arc<dyn PushGateway> = match (push.gateway, &push.webhook_url) {
+        (PushGatewayKind::None, _) => return Ok(None),
+        (PushGatewayKind::Log, _) => Arc::new(LogGateway),
+        (PushGatewayKind::Webhook, Some(url)) => Arc::new(WebhookGateway::new(url)?),
+        (PushGatewayKind::Webhook, None) => return Err(Error::Config("[push] webhook-url missing".into())),
+    };
+    let secret = blake3::derive_key("zerok relay push tag v1", &key.to_bytes());
+    Ok(Some(Waker::start(gateway, Duration::from_secs(push.min_interval_secs), secret)))
 }
 
 async fn cleanup_loop(state: Arc<State>) {

@@ -63,11 +63,23 @@ pub struct State {
     stop: CancellationToken,
     /// Tasks that must finish before shutdown completes (sessions, notifies, writes).
     pub tasks: TaskTracker,
+    /// Vault mode: archived attachments.
+    pub attachments: Option<Arc<crate::content::Attachments>>,
+    /// The relay's endpoint (a vault relay dials devices to fetch attachments).
+    pub endpoint: iroh::Endpoint,
+    /// Wakes offline devices (none when no push gateway is configured).
+    pub waker: Option<crate::push::Waker>,
 }
 
 impl State {
     /// Shared state over `storage` for the relay with endpoint id `relay_id`.
-    pub fn new(config: Config, storage: Storage, relay_id: [u8; 32]) -> Self {
+    pub fn new(
+        config: Config,
+        storage: Storage,
+        endpoint: iroh::Endpoint,
+        attachments: Option<Arc<crate::content::Attachments>>,
+    ) -> Self {
+        let relay_id = *endpoint.id().as_bytes();
         let nz = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
         let l = &config.limits;
         let limits = Limits {
@@ -89,6 +101,9 @@ impl State {
             online: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            attachments,
+            endpoint,
+            waker: None,
         }
     }
 

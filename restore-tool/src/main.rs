@@ -2,7 +2,9 @@
 //! a database backup and replaying its log: recovery key → unlock → restore the latest (or
 //! chosen) snapshot into the target → take the sync group's credentials back from the
 //! vault → pull every message after the snapshot's cursor from the relay and write each,
-//! in cursor order, to `TARGET/.zerok/replay/<cursor, 20 digits>.msg` → register this
+//! in cursor order, to `TARGET/.zerok/replay/<cursor, 20 digits>.msg` (and, for a message
+//! with an attachment, `<n>.content.json` beside it, the attachment itself fetched into
+//! `TARGET/.zerok/content/<hash>` from the group's vault relay or its sender) → register this
 //! device (a key slot in the vault, membership at the relay). Nothing is written unless the
 //! key opens the vault; a non-empty target is refused unless `--force`. The replay folder
 //! is made before any file is restored and written only through its handle (`replay_dir`);
@@ -127,10 +129,13 @@ async fn run(args: Args) -> Result<u8> {
     // snapshot's own top-level `.zerok` is left out: nothing it holds can redirect a replay.
     std::fs::create_dir_all(&args.target).with_context(|| format!("creating {}", args.target.display()))?;
     let replay_dir = match &rejoin {
-        Some(_) => Some(
-            ReplayDir::create(&args.target)
-                .with_context(|| format!("creating {}", args.target.join(REPLAY_DIR).display()))?,
-        ),
+        Some(_) => {
+            let create = |leaf: &str| {
+                ReplayDir::create(&args.target, leaf)
+                    .with_context(|| format!("creating {}", args.target.join(".zerok").join(leaf).display()))
+            };
+            Some((create("replay")?, create("content")?))
+        }
         None => None,
     };
     let restored = match &snapshot {
@@ -149,7 +154,7 @@ async fn run(args: Args) -> Result<u8> {
     };
     let label = args.device_name.clone().unwrap_or_else(zerok_vault::hostname);
     let replayed = match (&rejoin, &replay_dir) {
-        (Some(r), Some(dir)) => Some(replay(r, dir, sync_home, &label).await?),
+        (Some(r), Some((dir, content))) => Some(replay(r, dir, content, sync_home, &label).await?),
         _ => None,
     };
     let device = vault.add_device(&label).await.context("restored, but registering this device failed")?;
@@ -161,8 +166,15 @@ async fn run(args: Args) -> Result<u8> {
     }
     report(&args, restored.as_ref(), replayed.as_ref(), &device.slot.to_string());
     let lost = restored.as_ref().is_some_and(|(_, s)| zerok_client::restore_damage("zerok-restore", s));
+    let unfetched = replayed.as_ref().map_or(0, |r| r.attachments_missing);
+    if unfetched > 0 {
+        eprintln!(
+            "zerok-restore: {unfetched} attachment(s) could not be fetched (no vault relay holds them and their \
+             senders are offline); the messages that reference them are replayed"
+        );
+    }
     match replayed.map_or(0, |r| r.missing) {
-        0 => Ok(if lost { 3 } else { 0 }),
+        0 => Ok(if lost || unfetched > 0 { 3 } else { 0 }),
         missing => {
             eprintln!(
                 "zerok-restore: {missing} sync message(s) after cursor {} are gone from the relay (expired or deleted \
@@ -179,11 +191,15 @@ async fn run(args: Args) -> Result<u8> {
 struct Replay {
     done: Replayed,
     missing: u64,
+    /// Attachments fetched into `.zerok/content`.
+    attachments: u64,
+    /// Attachments referenced that no provider served.
+    attachments_missing: u64,
 }
 
 /// Joins the group and writes every message after the snapshot's cursor to the replay
 /// folder, in cursor order, counting the cursors that never arrive.
-async fn replay(rejoin: &Rejoin, dir: &ReplayDir, home: SyncHome, label: &str) -> Result<Replay> {
+async fn replay(rejoin: &Rejoin, dir: &ReplayDir, content: &ReplayDir, home: SyncHome, label: &str) -> Result<Replay> {
     let bar = indicatif::ProgressBar::new_spinner();
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -195,7 +211,8 @@ async fn replay(rejoin: &Rejoin, dir: &ReplayDir, home: SyncHome, label: &str) -
     // (1 in each group after a rotation), and each one after it follows on.
     let (mut group, mut base, mut last) = (None, 0, 0);
     let (mut expected, mut missing) = (rejoin.cursor() + 1, 0u64);
-    let (client, replayed) = rejoin
+    let mut attached = Vec::new();
+    let (mut client, replayed) = rejoin
         .join(home, label, |msg| {
             bar.inc(1);
             if group.is_some_and(|g| g != msg.group) {
@@ -206,14 +223,35 @@ async fn replay(rejoin: &Rejoin, dir: &ReplayDir, home: SyncHome, label: &str) -
             expected = expected.max(msg.cursor + 1);
             group = Some(msg.group);
             last = base + msg.cursor;
+            if let Some(c) = &msg.content {
+                let about = json!({ "content": c.hash.to_string(), "size": c.size, "mime": c.mime, "name": c.name });
+                dir.write(&format!("{last:020}.content.json"), about.to_string().as_bytes())?;
+                attached.push(c.clone());
+            }
             dir.write(&format!("{last:020}.msg"), &msg.data)
         })
         .await
         .context("files restored, but replaying sync messages failed")?;
+    let (mut attachments, mut attachments_missing) = (0, 0);
+    for c in &attached {
+        bar.set_message(format!("fetching attachment {} ({})", c.hash, indicatif::HumanBytes(c.size)));
+        let dest = content.path().join(c.hash.to_string());
+        match dest.exists() {
+            true => attachments += 1,
+            false => match client.fetch_content(c, &dest).await {
+                Ok(_) => attachments += 1,
+                Err(e) => {
+                    eprintln!("zerok-restore: warning: {e}");
+                    attachments_missing += 1;
+                }
+            },
+        }
+    }
     bar.finish_and_clear();
     client.disconnect().await;
     dir.sync().with_context(|| format!("syncing {}", dir.path().display()))?;
-    Ok(Replay { done: replayed, missing })
+    content.sync().with_context(|| format!("syncing {}", content.path().display()))?;
+    Ok(Replay { done: replayed, missing, attachments, attachments_missing })
 }
 
 fn dry_run(
@@ -276,6 +314,8 @@ fn report(
         out["messages_replayed"] = messages.into();
         out["last_cursor"] = replayed.map(|r| r.done.last_cursor).into();
         out["messages_missing"] = replayed.map_or(0, |r| r.missing).into();
+        out["attachments_restored"] = replayed.map_or(0, |r| r.attachments).into();
+        out["attachments_missing"] = replayed.map_or(0, |r| r.attachments_missing).into();
         out["device_slot"] = slot.into();
         println!("{out}");
         return;

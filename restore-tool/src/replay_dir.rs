@@ -1,4 +1,4 @@
-//! The replay folder, `TARGET/.zerok/replay`: created before any file is restored, each
+//! The folders under `TARGET/.zerok` (`replay`, `content`): created before any file is restored, each
 //! level opened with `O_NOFOLLOW | O_DIRECTORY` relative to the one above (so a `.zerok`
 //! symlink, from a snapshot or left in the target, is refused, never followed), and written
 //! only through its directory handle with `openat`/`renameat`.
@@ -12,21 +12,21 @@ use std::{
 
 use zerok_vault::dirfd::{open_at, open_dir, rename_at, subdir};
 
-/// The open replay folder.
+/// An open folder under `TARGET/.zerok`.
 pub struct ReplayDir {
     dir: File,
     path: PathBuf,
 }
 
 impl ReplayDir {
-    /// Creates `target/.zerok/replay` (the target must exist and be a real folder).
+    /// Creates `target/.zerok/<leaf>` (the target must exist and be a real folder).
     ///
     /// # Errors
     /// A level that is a symlink or a file; I/O errors.
-    pub fn create(target: &Path) -> io::Result<Self> {
+    pub fn create(target: &Path, leaf: &str) -> io::Result<Self> {
         let top = open_dir(target)?;
-        let dir = subdir(&subdir(&top, OsStr::new(".zerok"))?, OsStr::new("replay"))?;
-        Ok(Self { dir, path: target.join(".zerok/replay") })
+        let dir = subdir(&subdir(&top, OsStr::new(".zerok"))?, OsStr::new(leaf))?;
+        Ok(Self { dir, path: target.join(".zerok").join(leaf) })
     }
 
     /// Where it is.

@@ -101,7 +101,11 @@ async fn lost_device_comes_back_with_state_and_later_messages_and_rejoins() {
             at_backup = tree(&state);
         }
     }
-    assert_eq!(c.pull().await.unwrap().len(), 100);
+    // Then a photo, archived by the vault relay before A goes.
+    let photo = zerok_testkit::random_bytes(7, 3 << 20);
+    let sent = a.push_content(photo.clone(), "image/png").await.unwrap();
+    assert_eq!(a.wait_archived(&sent.hash, Duration::from_secs(30)).await.unwrap(), 1);
+    assert_eq!(c.pull().await.unwrap().len(), 101);
     let a_id = a.device_id();
     a.disconnect().await;
     std::fs::remove_dir_all(root.join("a-home")).unwrap();
@@ -125,16 +129,27 @@ async fn lost_device_comes_back_with_state_and_later_messages_and_rejoins() {
     let out = restore(&s3, &home_n, &recovery, &["--target", target.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["messages_replayed"], 40, "{summary}");
-    assert_eq!(summary["last_cursor"], 100);
+    assert_eq!(summary["messages_replayed"], 41, "{summary}");
+    assert_eq!(summary["last_cursor"], 101);
+    assert_eq!((summary["attachments_restored"].as_u64(), summary["attachments_missing"].as_u64()), (Some(1), Some(0)));
+    let kept = target.join(".zerok/content").join(sent.hash.to_string());
+    assert_eq!(std::fs::read(&kept).unwrap(), photo, "the attachment comes back from the vault relay");
+    let about: Value =
+        serde_json::from_slice(&std::fs::read(target.join(format!(".zerok/replay/{:020}.content.json", 101))).unwrap())
+            .unwrap();
+    assert_eq!(
+        (about["content"].as_str(), about["mime"].as_str()),
+        (Some(sent.hash.to_string().as_str()), Some("image/png"))
+    );
     assert_eq!(summary["files_restored"], 2);
     let mut restored = tree(&target);
     let mut replayed: Vec<(String, Vec<u8>)> =
         restored.extract_if(.., |(name, _)| name.starts_with(".zerok")).collect();
     replayed.retain(|(name, _)| name.ends_with(".msg"));
     assert_eq!(restored, at_backup, "the state as it was at the backup");
-    let expected: Vec<(String, Vec<u8>)> =
+    let mut expected: Vec<(String, Vec<u8>)> =
         (61..=100u32).map(|i| (format!(".zerok/replay/{i:020}.msg"), message(i))).collect();
+    expected.push((format!(".zerok/replay/{:020}.msg", 101), Vec::new()));
     assert_eq!(replayed, expected, "every later message, decrypted, in cursor order");
 
     // A non-empty target is refused without --force.
@@ -147,7 +162,8 @@ async fn lost_device_comes_back_with_state_and_later_messages_and_rejoins() {
     let mut n = SyncClient::connect(SyncHome::new(&home_n)).await.unwrap();
     assert_ne!(n.device_id(), a_id);
     let (_, cursor) = n.push(b"hello from the new device").await.unwrap();
-    assert_eq!(cursor, 1, "the first message of the group the restore rotated to");
+    // Cursor 1 of the group the restore rotated to is its acknowledgement of the photo.
+    assert_eq!(cursor, 2, "the first app message of the group the restore rotated to");
     let got = c.pull().await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].data.as_slice(), got[0].sender), (&b"hello from the new device"[..], n.device_id()));
@@ -168,9 +184,9 @@ async fn lost_device_comes_back_with_state_and_later_messages_and_rejoins() {
     let all = f.pull().await.unwrap();
     assert_eq!(
         all.iter().map(|m| (m.cursor, m.data.clone())).collect::<Vec<_>>(),
-        [(1, b"hello from the new device".to_vec())]
+        [(2, b"hello from the new device".to_vec())]
     );
-    assert_eq!(f.push(b"after the rebuild").await.unwrap().1, 2);
+    assert_eq!(f.push(b"after the rebuild").await.unwrap().1, 3);
     f.disconnect().await;
 
     // A's snapshot cannot bring A's old identity back: it was replaced.
@@ -188,11 +204,11 @@ async fn lost_device_comes_back_with_state_and_later_messages_and_rejoins() {
     // after it and takes the restored device's place.
     let mut opts = BackupOptions::new(vec![target.clone()]);
     vault_sync::record(&created.vault, &SyncHome::new(&home_n), &mut opts).await.unwrap();
-    assert_eq!(opts.sync_cursors.get(&addr.to_string()), Some(&1));
+    assert_eq!(opts.sync_cursors.get(&addr.to_string()), Some(&2));
     zerok_vault::backup(&created.vault, opts, Arc::new(Progress::default())).await.unwrap();
     let out = restore(&s3, &root.join("home-4"), &recovery, &["--target", root.join("t4").to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((summary["messages_replayed"].as_u64(), summary["last_cursor"].as_u64()), (Some(1), Some(2)));
+    assert_eq!((summary["messages_replayed"].as_u64(), summary["last_cursor"].as_u64()), (Some(1), Some(3)));
     relay.shutdown().await;
 }

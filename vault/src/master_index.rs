@@ -125,6 +125,23 @@ impl MasterIndex {
         bad
     }
 
+    /// Adds the packs of `other` (a second load of the index) this one lacks.
+    pub fn absorb(&mut self, other: MasterIndex) {
+        for (pack, entries) in other.packs {
+            if !self.packs.contains_key(&pack) {
+                if let Some(file) = other.named_by.get(&pack) {
+                    self.named_by.insert(pack, *file);
+                }
+                self.add_pack(pack, entries);
+            }
+        }
+        for file in other.files {
+            if !self.files.contains(&file) {
+                self.files.push(file);
+            }
+        }
+    }
+
     /// Records the blobs of one pack.
     pub fn add_pack(&mut self, pack: PackId, entries: Vec<BlobEntry>) {
         for e in &entries {

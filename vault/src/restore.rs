@@ -33,6 +33,9 @@ use crate::{
     },
 };
 
+/// Fresh looks at the index before anything is called lost.
+const RELOOKS: usize = 2;
+
 /// Where and what to restore.
 #[derive(Clone, Debug)]
 pub struct RestoreOptions {
@@ -124,11 +127,23 @@ pub async fn restore(
     if fell_back {
         index_damage.extend(index.add_unindexed(vault).await?.iter().map(|(_, e)| e.to_string()));
     }
-    let gone = index.gone_packs(vault, &vault.stored_packs().await?).await?;
+    let mut gone = index.gone_packs(vault, &vault.stored_packs().await?).await?;
     let mut planned = plan(vault, &Places { index: &index, gone: &gone }, snapshot, opts, filter.as_ref()).await;
     if !fell_back && !planned.as_ref().is_ok_and(|p| p.lost.is_empty()) {
         // Something is in no index file: it may be in a pack whose index file is gone.
         index_damage.extend(index.add_unindexed(vault).await?.iter().map(|(_, e)| e.to_string()));
+        planned = plan(vault, &Places { index: &index, gone: &gone }, snapshot, opts, filter.as_ref()).await;
+    }
+    // A listing can miss objects (a dropped page) and a read can fail for a moment: what
+    // still looks lost is looked for again, with fresh listings, before it is called lost.
+    for _ in 0..RELOOKS {
+        if planned.as_ref().is_ok_and(|p| p.lost.is_empty()) {
+            break;
+        }
+        let (fresh, _) = MasterIndex::load_reporting(vault).await?;
+        index.absorb(fresh);
+        index.add_unindexed(vault).await?;
+        gone = index.gone_packs(vault, &vault.stored_packs().await?).await?;
         planned = plan(vault, &Places { index: &index, gone: &gone }, snapshot, opts, filter.as_ref()).await;
     }
     let plan = planned?;

@@ -2,7 +2,9 @@
 //! endpoint construction (public relays and discovery off unless asked), relay addresses
 //! (`ENDPOINT_ID@IP:PORT`), frame I/O on QUIC streams with the length checked before
 //! anything is allocated and the buffer grown only as bytes arrive, and the connection
-//! close codes.
+//! close codes; and serving attachments over iroh-blobs behind a gate ([`blobs`]).
+
+pub mod blobs;
 
 use std::net::SocketAddr;
 

@@ -52,6 +52,9 @@ pub enum SyncError {
     /// This device was removed from the group.
     #[error("this device was revoked from the sync group")]
     Revoked,
+    /// An attachment that cannot be read, stored, fetched or opened.
+    #[error("{0}")]
+    Content(String),
     /// A payload whose sender signature does not verify, or whose sender is no member.
     #[error("message at cursor {cursor} is not signed by the device the relay names")]
     Forged {

@@ -170,6 +170,7 @@ impl SyncClient {
             // Reconnected in the new group: every connection is new.
             live = (0..self.conns.len()).collect();
         }
+        self.refresh_members()?;
         Ok(live)
     }
 

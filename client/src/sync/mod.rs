@@ -8,13 +8,18 @@
 //! a rotation; 0600), `roster.bin` (the verified roster log), `seen` (ids of delivered
 //! messages) and `outbox/` (pushes not yet acknowledged, sent again on the next connect).
 
+mod attach;
 mod conn;
+mod content;
 mod invite;
 mod membership;
 mod relays;
 mod state;
+mod wake;
 
+pub use attach::AttachedPush;
 pub use conn::{RelayConn, Requester, SyncError};
+pub use content::{ContentSource, ContentStore, DEFAULT_MAX_CONTENT_BYTES, Fetched, GRACE_SECS, Record};
 pub use invite::{INVITE_SECS, Invite, InviteCode};
 pub use membership::RosterDevice;
 pub use state::{GroupState, SyncHome};
@@ -30,6 +35,7 @@ use std::{
 use tokio::sync::broadcast;
 use zerok_core::sync::{
     BlobId, DeviceId, ErrorCode, GroupId, GroupKeys, Message, SigningKey,
+    content::{Ack, Attached, ContentHash, ContentRef},
     message::{BlobEntry, Pull},
     roster::{Roster, create_entry},
 };
@@ -81,6 +87,15 @@ pub enum SyncEvent {
     },
     /// This device moved to the group's new secret.
     Rotated,
+    /// An attachment is being fetched.
+    ContentProgress {
+        /// Which.
+        hash: ContentHash,
+        /// Ciphertext bytes here so far.
+        received: u64,
+        /// Ciphertext bytes in all.
+        total: u64,
+    },
 }
 
 /// A received, decrypted message whose sender signature verified.
@@ -96,6 +111,26 @@ pub struct Received {
     pub sender: DeviceId,
     /// Plaintext.
     pub data: Vec<u8>,
+    /// The attachment that came with it, to fetch with [`SyncClient::fetch_content`].
+    pub content: Option<ContentRef>,
+}
+
+/// What one read delivered: messages for the app, and acknowledgements of attachments.
+#[derive(Debug, Default)]
+struct Delivered {
+    messages: Vec<Received>,
+    acks: Vec<(BlobId, DeviceId, ContentHash)>,
+}
+
+impl Delivered {
+    fn ids(&self) -> Vec<BlobId> {
+        self.messages.iter().map(|m| m.blob_id).chain(self.acks.iter().map(|a| a.0)).collect()
+    }
+
+    fn extend(&mut self, other: Delivered) {
+        self.messages.extend(other.messages);
+        self.acks.extend(other.acks);
+    }
 }
 
 /// HELLO to every relay of the group at once (one that is down costs the others
@@ -131,6 +166,10 @@ async fn connect_all(dialer: relays::Dialer, state: &GroupState) -> Result<Vec<(
 
 /// First byte of a message plaintext: an app message.
 const KIND_DATA: u8 = 0;
+/// An app message with an attachment ([`Attached`]).
+const KIND_CONTENT: u8 = 1;
+/// An attachment acknowledged ([`Ack`]).
+const KIND_ACK: u8 = 2;
 
 /// Opens one page of payloads off the async threads (AEAD, then the sender's Ed25519
 /// signature: the costly part of a pull), each sender's key decoded once.
@@ -164,9 +203,9 @@ async fn read_group(
     mut after: u64,
     seen: &mut HashSet<BlobId>,
     events: &broadcast::Sender<SyncEvent>,
-) -> Result<(Vec<Received>, u64), SyncError> {
+) -> Result<(Delivered, u64), SyncError> {
     type Opened = (Vec<BlobEntry>, Vec<Result<Vec<u8>, zerok_core::Error>>);
-    let mut out = Vec::new();
+    let mut out = Delivered::default();
     // Ids delivered by this read join `seen` only when it succeeds (a failed read delivers
     // nothing, so nothing it saw may be dropped later as a duplicate).
     let mut fresh = HashSet::new();
@@ -244,7 +283,7 @@ fn deliver(
     opened: Vec<Result<Vec<u8>, zerok_core::Error>>,
     (seen, fresh): (&HashSet<BlobId>, &mut HashSet<BlobId>),
     events: &broadcast::Sender<SyncEvent>,
-    out: &mut Vec<Received>,
+    out: &mut Delivered,
 ) {
     for (BlobEntry { blob_id, cursor, sender_id, .. }, plain) in blobs.into_iter().zip(opened) {
         if seen.contains(&blob_id) || fresh.contains(&blob_id) {
@@ -265,15 +304,36 @@ fn deliver(
                 continue;
             }
         };
+        let received = |data: &[u8], content| Received {
+            group: keys.id(),
+            cursor,
+            blob_id,
+            sender: sender_id,
+            data: data.to_vec(),
+            content,
+        };
         match plain.split_first() {
-            Some((&KIND_DATA, data)) => {
-                fresh.insert(blob_id);
-                out.push(Received { group: keys.id(), cursor, blob_id, sender: sender_id, data: data.to_vec() });
-            }
+            Some((&KIND_DATA, data)) => out.messages.push(received(data, None)),
+            Some((&KIND_CONTENT, body)) => match rmp_serde::from_slice::<Attached>(body) {
+                Ok(a) if a.content.is_sane() => out.messages.push(received(&a.data, Some(a.content))),
+                _ => {
+                    let _ = events.send(SyncEvent::DecryptFailed { cursor });
+                    continue;
+                }
+            },
+            Some((&KIND_ACK, body)) => match rmp_serde::from_slice::<Ack>(body) {
+                Ok(ack) => out.acks.push((blob_id, sender_id, ack.hash)),
+                Err(_) => {
+                    let _ = events.send(SyncEvent::DecryptFailed { cursor });
+                    continue;
+                }
+            },
             _ => {
                 let _ = events.send(SyncEvent::DecryptFailed { cursor });
+                continue;
             }
         }
+        fresh.insert(blob_id);
     }
 }
 
@@ -347,6 +407,16 @@ pub struct SyncClient {
     primary_tried: Option<std::time::Instant>,
     /// Pushes completing at other relays, and relays being dialled again.
     background: relays::Background,
+    /// Records of attachments sent and received.
+    refs: content::Refs,
+    /// Who may fetch this device's attachments.
+    members: Arc<content::Members>,
+    /// What this device served.
+    served: Arc<zerok_wire::blobs::Served>,
+    /// The attachment store, and what serves it on the endpoint (opened on first use).
+    blobs: Option<(ContentStore, iroh::protocol::Router)>,
+    /// Largest attachment pushed.
+    max_content: u64,
 }
 
 /// How a client recovers a lost connection before reporting an error.
@@ -390,6 +460,7 @@ impl SyncClient {
         };
         let conns = connect_all(dialer, &state).await?;
         let seen = home.seen_load();
+        let refs = content::Refs::new(&home.content_dir());
         let clock_offset = conns[0].1.welcome.time as i64 - invite::now() as i64;
         let mut client = Self {
             home,
@@ -405,7 +476,16 @@ impl SyncClient {
             clock_offset,
             primary_tried: None,
             background: relays::Background::default(),
+            refs,
+            members: Arc::default(),
+            served: Arc::default(),
+            blobs: None,
+            max_content: DEFAULT_MAX_CONTENT_BYTES,
         };
+        if client.refs.any() {
+            // Online: this device serves what it sent.
+            client.blobs().await?;
+        }
         client.note_unreachable()?;
         client.sync_rosters().await?;
         // Pushes queued while the group rotated (or before a crash during the move) may be
@@ -479,7 +559,7 @@ impl SyncClient {
         let mut out = self.drain().await?;
         if self.state.is_draining() {
             // An old group is left to read: the current one waits, to keep the order.
-            return Ok(out);
+            return self.take_delivered(out).await;
         }
         let relay = live.first().copied().ok_or_else(|| SyncError::Unreachable("no relay answered".into()))?;
         let key = self.conns[relay].0.to_string();
@@ -491,22 +571,29 @@ impl SyncClient {
             Ok((got, reached)) => {
                 self.state.set_cursor(&key, reached);
                 self.home.save_group(&self.state)?;
-                self.home.seen_add(&got.iter().map(|m| m.blob_id).collect::<Vec<_>>())?;
+                self.home.seen_add(&got.ids())?;
                 out.extend(got);
             }
             // What was drained from an old group is delivered; this error comes back next time.
-            Err(e) if out.is_empty() => return Err(e),
+            Err(e) if out.messages.is_empty() && out.acks.is_empty() => return Err(e),
             Err(e) => tracing::warn!(error = %e, "the current group could not be read this time"),
         }
-        self.activity.fetch_add(out.len() as u64, Ordering::Relaxed);
-        Ok(out)
+        self.take_delivered(out).await
+    }
+
+    /// Files what a read delivered: attachments referenced, acknowledgements; the
+    /// messages for the app.
+    async fn take_delivered(&mut self, out: Delivered) -> Result<Vec<Received>, SyncError> {
+        self.activity.fetch_add(out.messages.len() as u64, Ordering::Relaxed);
+        self.note_content(&out).await?;
+        Ok(out.messages)
     }
 
     /// Reads the groups this device rotated away from to their ends, oldest first, then
     /// forgets them. An old group is given up (with a warning) only when every relay
     /// refuses this device there; one that cannot be reached now is kept for next time.
-    async fn drain(&mut self) -> Result<Vec<Received>, SyncError> {
-        let mut out = Vec::new();
+    async fn drain(&mut self) -> Result<Delivered, SyncError> {
+        let mut out = Delivered::default();
         while let Some(old) = self.state.draining() {
             let keys = old.secret().derive();
             let (mut got, mut refusals, mut failure) = (None, 0, None);
@@ -563,7 +650,7 @@ impl SyncClient {
                 (Some(messages), _) => {
                     self.state.drained();
                     self.home.save_group(&self.state)?;
-                    self.home.seen_add(&messages.iter().map(|m| m.blob_id).collect::<Vec<_>>())?;
+                    self.home.seen_add(&messages.ids())?;
                     out.extend(messages);
                 }
                 (None, None) if refusals == relays.len() => {
@@ -573,7 +660,7 @@ impl SyncClient {
                 }
                 (None, failure) => {
                     self.home.save_group(&self.state)?;
-                    if out.is_empty() {
+                    if out.messages.is_empty() && out.acks.is_empty() {
                         return Err(failure.unwrap_or_else(|| SyncError::Unreachable("no relay".into())));
                     }
                     break;
@@ -627,15 +714,7 @@ impl SyncClient {
         let invite_key = code.invite_key().ok_or_else(|| SyncError::Invite("not an invite made here".into()))?;
         let msg = Message::InviteCancel(zerok_core::sync::message::InviteCancel { lookup: code.lookup(), invite_key });
         // At every relay: the code was filed at whichever answered first.
-        let mut cancelled = Err(SyncError::Unreachable("no relay connected".into()));
-        for i in 0..self.conns.len() {
-            match self.request(i, &msg).await {
-                Ok(Message::Ok) => cancelled = Ok(()),
-                Ok(other) => cancelled = cancelled.and(Err(SyncError::unexpected(&other))),
-                Err(e) => cancelled = cancelled.and(Err(e)),
-            }
-        }
-        cancelled
+        self.at_every_relay(&msg).await
     }
 
     /// Each relay and whether its connection is up.
@@ -650,7 +729,15 @@ impl SyncClient {
         for (_, conn) in &self.conns {
             conn.close();
         }
-        self.endpoint.close().await;
+        match self.blobs.take() {
+            // Closes the endpoint, and the attachment store with it.
+            Some((store, router)) => {
+                if router.shutdown().await.is_err() {
+                    store.shutdown().await;
+                }
+            }
+            None => self.endpoint.close().await,
+        }
     }
 }
 

@@ -292,9 +292,14 @@ impl SyncClient {
     /// # Errors
     /// The relay refused it (size, quota, rate, revoked) or no relay acknowledged it.
     pub async fn push(&mut self, data: &[u8]) -> Result<(BlobId, u64), SyncError> {
+        self.push_plain(&[&[KIND_DATA][..], data].concat()).await
+    }
+
+    /// [`SyncClient::push`] of a whole plaintext, its kind byte first.
+    pub(super) async fn push_plain(&mut self, plain: &[u8]) -> Result<(BlobId, u64), SyncError> {
         self.tend().await?;
         let blob_id = BlobId::random();
-        let payload = self.keys.seal(&blob_id, &self.device, &[&[KIND_DATA][..], data].concat());
+        let payload = self.keys.seal(&blob_id, &self.device, plain);
         self.home.outbox_put(&blob_id, &payload)?;
         let cursor = match self.send_push(blob_id, payload).await {
             Err(e) if e.code() == Some(ErrorCode::GroupRotated) => {

@@ -309,6 +309,11 @@ impl SyncHome {
         Ok(zerok_wire::bind(key, bind, Vec::new(), NetOptions::default()).await?)
     }
 
+    /// Where attachments are kept (`sync/content`).
+    pub fn content_dir(&self) -> PathBuf {
+        self.dir.join("content")
+    }
+
     /// The device's group.
     ///
     /// # Errors

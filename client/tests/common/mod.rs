@@ -6,9 +6,13 @@
 use std::{path::Path, time::Duration};
 
 use zerok_client::sync::{SyncClient, SyncEvent, SyncHome, join};
-use zerok_core::sync::Message;
+use zerok_core::sync::{
+    DeviceId, Message,
+    group::verify_hello,
+    message::{Hello, PROTOCOL_VERSION},
+};
 use zerok_relay::{Config, Relay};
-use zerok_wire::{NetOptions, RelayAddr, read_frame, write_frame};
+use zerok_wire::{ALPN, NetOptions, RelayAddr, read_frame, write_frame};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -91,4 +95,45 @@ pub async fn group_of<const N: usize>(dir: &Path, relays: &[RelayAddr], folders:
     let mut all = vec![first];
     all.extend(others);
     all.try_into().unwrap_or_else(|_| unreachable!("N devices"))
+}
+
+/// A bare connection that says HELLO with `secret`'s group proof under a fresh key.
+pub async fn hello_as_stranger(
+    addr: &zerok_wire::RelayAddr,
+    secret: &zerok_core::sync::GroupSecret,
+) -> (iroh::Endpoint, iroh::endpoint::Connection, Message) {
+    hello_on(raw_endpoint().await, addr, secret).await
+}
+
+/// A bare connection as the device of `home` (its own key and group), past HELLO as a member.
+pub async fn connect_as(addr: &zerok_wire::RelayAddr, home: &SyncHome) -> (iroh::Endpoint, iroh::endpoint::Connection) {
+    let ep = zerok_wire::bind(home.device_key().unwrap(), "127.0.0.1:0".parse().unwrap(), vec![], Default::default())
+        .await
+        .unwrap();
+    let (ep, conn, welcome) = hello_on(ep, addr, &home.load_group().unwrap().secret()).await;
+    assert!(matches!(welcome, Message::Welcome(w) if w.member));
+    (ep, conn)
+}
+
+/// HELLO with `secret`'s group proof from `ep`; the relay's answer.
+pub async fn hello_on(
+    ep: iroh::Endpoint,
+    addr: &zerok_wire::RelayAddr,
+    secret: &zerok_core::sync::GroupSecret,
+) -> (iroh::Endpoint, iroh::endpoint::Connection, Message) {
+    let keys = secret.derive();
+    let me = DeviceId(*ep.id().as_bytes());
+    let conn = ep.connect(addr.endpoint_addr(), ALPN).await.unwrap();
+    let proof = keys.hello_proof(&me, &addr.id);
+    assert!(verify_hello(&keys.id(), &keys.auth_public(), &proof, &me, &addr.id).is_ok());
+    let hello = Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        device_name: "x".into(),
+        group_id: keys.id(),
+        last_cursor: 0,
+        auth_key: keys.auth_public(),
+        proof,
+    });
+    let welcome = raw_request(&conn, &hello).await.unwrap();
+    (ep, conn, welcome)
 }

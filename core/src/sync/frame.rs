@@ -105,6 +105,20 @@ mod tests {
         "0000002d81a744454c4554454482a7626c6f625f6964c41002020202020202020202020202020202a772656d6f766564c2";
 
     #[test]
+    fn golden_content_ref() {
+        let msg = Message::ContentRef(crate::sync::message::ContentRef {
+            content_hash: [0x11; 32],
+            encrypted_size: 1_048_592,
+        });
+        assert_eq!(hex::encode(encode(&msg)), GOLDEN_CONTENT_REF);
+        assert_eq!(decode(&encode(&msg)[4..]).unwrap(), msg);
+    }
+
+    // Cross-checked with Python's msgpack (use_bin_type).
+    const GOLDEN_CONTENT_REF: &str = "0000005181ab434f4e54454e545f52454682ac636f6e74656e745f68617368c420111111111111\
+        1111111111111111111111111111111111111111111111111111ae656e637279707465645f73697a65ce00100010";
+
+    #[test]
     fn oversized_frames_are_refused_from_the_header() {
         assert_eq!(
             body_len((MAX_FRAME_BYTES as u32 + 1).to_be_bytes(), MAX_FRAME_BYTES),

@@ -58,6 +58,7 @@ macro_rules! hex_debug {
         }
     )*};
 }
+pub(crate) use hex_debug;
 hex_debug!(GroupId, DeviceId, BlobId);
 
 impl BlobId {

@@ -52,9 +52,9 @@ pub enum Message {
     RegisterPush(RegisterPush),
     /// C→R: drop the push token.
     UnregisterPush(UnregisterPush),
-    /// C→R: reference to large content sent out of band.
+    /// C→R: archive an attachment (vault relays).
     ContentRef(ContentRef),
-    /// C→R: large content received.
+    /// R→C: the attachment is archived.
     ContentAck(ContentAck),
     /// C→R: store a sealed pairing invite under a lookup key (short codes).
     InvitePut(InvitePut),
@@ -112,6 +112,9 @@ pub struct Welcome {
     /// The relay's clock, Unix seconds (invite expiry is measured by relays' clocks, so a
     /// device with a wrong clock still makes invites that live 10 minutes).
     pub time: u64,
+    /// A vault-mode relay: it archives attachments announced with CONTENT_REF.
+    #[serde(default)]
+    pub vault: bool,
 }
 
 /// Asks for roster entries.
@@ -302,22 +305,21 @@ pub struct UnregisterPush {
     pub reason: String,
 }
 
-/// Large content reference.
+/// Asks a vault relay to archive an attachment: it fetches the ciphertext from the
+/// device that sent this, over iroh-blobs. Sent to vault relays only (WELCOME `vault`):
+/// the reference itself travels sealed in a message, and a transit relay learns nothing
+/// of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContentRef {
     /// BLAKE3 of the ciphertext.
     #[serde(with = "serde_bytes")]
     pub content_hash: [u8; 32],
-    /// Nonce used.
-    #[serde(with = "serde_bytes")]
-    pub encryption_nonce: [u8; 24],
-    /// Plaintext size.
-    pub content_size: u64,
     /// Ciphertext size.
     pub encrypted_size: u64,
 }
 
-/// Large content received.
+/// R→C: the vault relay holds the attachment (the answer to CONTENT_REF once it is
+/// archived; `OK` while it is still being fetched).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContentAck {
     /// BLAKE3 of the ciphertext.

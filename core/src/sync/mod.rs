@@ -73,7 +73,9 @@
 //!
 //! ```text
 //! payload = XChaCha20-Poly1305(sync key, nonce 24 random, aad = "zerok-sync-v2" ‖ group_id ‖ blob_id ‖ sender,
-//!                              sig (64) ‖ kind (1, 0 = app data) ‖ data)
+//!                              sig (64) ‖ kind (1) ‖ data)
+//! kind 0: app data; 1: MessagePack content::Attached (app data and an attachment's reference);
+//!      2: MessagePack content::Ack (an attachment fetched; §9)
 //! sig     = Ed25519(sender's device key, "zerok-message-v2" ‖ group_id ‖ blob_id ‖ sender ‖ kind ‖ data)
 //! ```
 //! `sender` is the device id the relay reports in PULL_RESPONSE. A receiver MUST refuse a
@@ -193,8 +195,38 @@
 //! `VERSION_MISMATCH` (1006). Version 1 (no roster; rotations as messages) is not spoken by
 //! this code: groups made by version 1 must be made anew. Entries carry their own version
 //! (`v`, [`roster::ROSTER_VERSION`]); invites theirs (`v = 2`).
+//!
+//! # 9. Attachments
+//!
+//! Photos, scans and documents (up to 100 MiB by default) do not go through relays: the
+//! sender encrypts them ([`content`]: per-attachment key by HKDF from S, 1 MiB segments,
+//! encrypt-then-hash) into its own iroh-blobs store and pushes a message of kind 1 holding
+//! the reference (hash, key, nonce, size, type, name, the sender's addresses). Members
+//! fetch the ciphertext from the sender's endpoint (ALPN `/iroh-bytes/4`), verified chunk
+//! by chunk against the hash as it streams, resuming what an earlier fetch left, then
+//! decrypt it and push an acknowledgement (kind 2). The sender keeps its copy until every
+//! other current member acknowledged it and every vault relay of the group archived it,
+//! or 30 days passed. A device serves only the roster's members and its group's relays.
+//!
+//! **Vault relays** (WELCOME `vault`) also archive attachments: a member sends
+//! `CONTENT_REF {content_hash, encrypted_size}`; the relay fetches the ciphertext from that
+//! member (so only a holder can have it archived), keeps it in its object store, answers
+//! `CONTENT_ACK` once it holds it (`OK` meanwhile) and serves it to members of the groups
+//! that archived it. A member fetches from the sender first, then from vault relays.
+//! CONTENT_REF is sent to vault relays only: a transit relay never learns a hash or size.
+//!
+//! **Threat.** A relay learns nothing of an attachment but, at a vault relay, its hash,
+//! ciphertext size and group; it cannot open it. A provider that serves altered bytes is
+//! caught at the first altered 16 KiB chunk group (nothing is written to the destination
+//! until the whole ciphertext verified and every segment opened); a member that sends a
+//! reference whose key does not fit its hash is caught when the first segment does not
+//! open. A revoked device keeps the references it had (and can fetch those attachments
+//! while a provider still serves it as a member: not after its removal, as providers check
+//! the roster); anything attached after a rotating removal is beyond it. A stranger who
+//! learns a hash cannot fetch: providers serve members only.
 
 pub mod backoff;
+pub mod content;
 pub mod frame;
 pub mod group;
 pub mod message;

@@ -41,6 +41,7 @@ pub async fn hello(state: &State, device: DeviceId, h: &Hello) -> Result<Accepte
         roster_seq: welcomed.standing.roster_seq,
         member: welcomed.standing.member,
         time: now,
+        vault: state.storage.is_vault(),
     };
     Ok(Accepted { welcome, member: welcomed.standing.member, name })
 }

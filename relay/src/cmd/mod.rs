@@ -2,12 +2,14 @@
 //! request to its module; each answers with its reply or an [`Error`], mapped to the wire
 //! in one place. Membership is checked by the storage interface, not here.
 
+mod content;
 mod delete;
 pub mod hello;
 pub mod invite;
 mod presence;
 mod pull;
 mod push;
+mod push_token;
 mod roster;
 
 use std::sync::{
@@ -85,12 +87,9 @@ async fn dispatch(peer: &Peer, msg: Message) -> Result<Message> {
         Message::InvitePut(put) => invite::put(peer, put).await,
         Message::InviteGet(get) => invite::get(&peer.state, &get.lookup).await,
         Message::InviteCancel(c) => invite::cancel(peer, c).await,
-        Message::RegisterPush(_) | Message::UnregisterPush(_) => {
-            Ok(zerok_core::sync::ErrorCode::InvalidPushToken.message("this relay has no push gateway configured"))
-        }
-        Message::ContentRef(_) | Message::ContentAck(_) => {
-            Err(Error::Invalid("large content travels between devices over iroh-blobs, not through the relay".into()))
-        }
+        Message::RegisterPush(r) => push_token::register(peer, r).await,
+        Message::UnregisterPush(u) => push_token::unregister(peer, u).await,
+        Message::ContentRef(r) => content::content_ref(peer, r).await,
         _ => Err(Error::Invalid("unexpected message".into())),
     }
 }

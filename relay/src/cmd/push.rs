@@ -1,5 +1,6 @@
 //! PUSH: size and lifetime limits, then a durable store (the PUSH_ACK follows the commit),
-//! then NOTIFY to the group's other online devices.
+//! then NOTIFY to the group's other online devices, and a wake to those offline that
+//! registered a push token.
 
 use std::sync::atomic::Ordering;
 
@@ -10,6 +11,26 @@ use zerok_core::sync::{
 
 use super::Peer;
 use crate::{Error, Result, metrics::Metrics, store::NewBlob};
+
+/// Wakes the group's offline members with push tokens, off the push's path.
+fn wake_offline(peer: &Peer, cursor: u64) {
+    if peer.state.waker.is_none() {
+        return;
+    }
+    let (state, group, sender) = (peer.state.clone(), peer.group, peer.device);
+    let online = state.online_devices(&group).into_iter().map(|(d, _)| d).collect();
+    peer.state.tasks.spawn(async move {
+        match state.storage.wake_targets(group, sender, online).await {
+            Ok(targets) if !targets.is_empty() => {
+                if let Some(waker) = &state.waker {
+                    waker.wake(&group, targets, cursor);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "push tokens could not be read"),
+        }
+    });
+}
 
 pub async fn push(peer: &Peer, p: Push) -> Result<Message> {
     let (state, group, device, now) = (&peer.state, peer.group, peer.device, peer.state.now());
@@ -29,6 +50,7 @@ pub async fn push(peer: &Peer, p: Push) -> Result<Message> {
     if !pushed.duplicate {
         let note = Notify { blob_id: p.blob_id, cursor: pushed.cursor, sender_id: device, timestamp: now, size };
         state.broadcast(&group, Some(&device), &Message::Notify(note));
+        wake_offline(peer, pushed.cursor);
     }
     Ok(Message::PushAck(PushAck { blob_id: p.blob_id, cursor: pushed.cursor, timestamp: pushed.timestamp }))
 }

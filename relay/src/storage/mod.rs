@@ -28,7 +28,7 @@ pub use vault::Archive;
 
 use crate::{
     Config, Error, Result, StorageMode,
-    store::{Appended, Caps, Deletion, NewBlob, Pushed, RosterPage, Standing, Store},
+    store::{Appended, Caps, Deletion, NewBlob, PushToken, Pushed, RosterPage, Standing, Store},
 };
 
 /// File in the data folder holding the store (in vault mode, the metadata only).
@@ -127,6 +127,19 @@ impl Storage {
         on_blocking(&self.store, f).await
     }
 
+    /// Vault mode's object store.
+    pub fn backend(&self) -> Option<Backend> {
+        match &self.mode {
+            Mode::Vault(archive) => Some(archive.backend().clone()),
+            Mode::Transit(_) => None,
+        }
+    }
+
+    /// Whether this is a vault-mode relay.
+    pub fn is_vault(&self) -> bool {
+        matches!(self.mode, Mode::Vault(_))
+    }
+
     /// `device`'s standing in `group`.
     ///
     /// # Errors
@@ -136,7 +149,7 @@ impl Storage {
     }
 
     /// Refuses a device that is not (or no longer) a member.
-    async fn member(&self, group: GroupId, device: DeviceId) -> Result<Standing> {
+    pub async fn member(&self, group: GroupId, device: DeviceId) -> Result<Standing> {
         match self.standing(group, device).await? {
             s if s.removed => Err(Error::Revoked),
             s if !s.member => Err(Error::NotMember),
@@ -302,6 +315,47 @@ impl Storage {
             }
         }
         Ok(appended)
+    }
+
+    /// Registers a member's push token (replacing its last).
+    ///
+    /// # Errors
+    /// Membership; database errors.
+    pub async fn set_push_token(&self, group: GroupId, device: DeviceId, token: PushToken) -> Result<()> {
+        self.member(group, device).await?;
+        self.blocking(move |s| s.set_push_token(&group, &device, &token)).await
+    }
+
+    /// Drops a member's push token; whether it had one.
+    ///
+    /// # Errors
+    /// Membership; database errors.
+    pub async fn drop_push_token(&self, group: GroupId, device: DeviceId) -> Result<bool> {
+        self.member(group, device).await?;
+        self.blocking(move |s| s.drop_push_token(&group, &device)).await
+    }
+
+    /// The tokens of `group`'s current members other than `sender` and those `online`:
+    /// the devices a PUSH should wake.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn wake_targets(
+        &self,
+        group: GroupId,
+        sender: DeviceId,
+        online: std::collections::HashSet<DeviceId>,
+    ) -> Result<Vec<(DeviceId, PushToken)>> {
+        self.blocking(move |s| {
+            let mut out = Vec::new();
+            for (device, token) in s.push_tokens(&group)? {
+                if device != sender && !online.contains(&device) && s.standing(&group, &device)?.member {
+                    out.push((device, token));
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Files a member's sealed invite; `times` is (expiry, now).

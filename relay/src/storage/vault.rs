@@ -93,6 +93,11 @@ pub struct Archive {
 }
 
 impl Archive {
+    /// Its object store.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
     /// An archive over `backend` with metadata in `store`.
     pub fn new(backend: Backend, store: Arc<Store>) -> Self {
         Self { backend, store, locks: Mutex::new(HashMap::new()) }

@@ -17,6 +17,7 @@
 //! - `deletion`: DELETE, marks, expiry and acknowledgement cleanup.
 //! - `devices`: device records (HELLO, acknowledgements, revocation, the device list).
 //! - `invites`: sealed invites in their buckets.
+//! - `push_tokens`: mobile push tokens of members.
 //! - `roster`: the verified roster log of each lineage.
 
 mod deletion;
@@ -24,6 +25,7 @@ mod devices;
 mod invites;
 mod keys;
 mod messages;
+mod push_tokens;
 mod roster;
 
 use std::path::Path;
@@ -33,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use deletion::Deletion;
 pub use messages::{Caps, NewBlob, Pushed, RECORD_OVERHEAD_BYTES};
+pub use push_tokens::PushToken;
 pub use roster::{Appended, RosterPage, Standing};
 
 use crate::{Error, Result};
@@ -57,6 +60,9 @@ const TOTALS: TableDefinition<&str, u64> = TableDefinition::new("totals");
 const INVITES: TableDefinition<&str, &[u8]> = TableDefinition::new("invites");
 /// invite key → its bucket (to drop a sealed invite once a join used it).
 const INVITE_BUCKETS: TableDefinition<&[u8], &str> = TableDefinition::new("invite_buckets");
+
+/// [`keys::Member`] → `push_tokens::PushToken`.
+const PUSH_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("push_tokens");
 
 /// The key of [`TOTALS`]' one row.
 const TOTAL_BYTES: &str = "bytes";
@@ -107,6 +113,7 @@ impl Store {
             tx.open_table(TOTALS)?;
             tx.open_table(INVITES)?;
             tx.open_table(INVITE_BUCKETS)?;
+            tx.open_table(PUSH_TOKENS)?;
             roster::open_tables(&tx)?;
             let mut totals = tx.open_table(TOTALS)?;
             if totals.get(TOTAL_BYTES)?.is_none() {

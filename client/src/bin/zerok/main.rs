@@ -3,6 +3,7 @@
 //! outcome to an exit code (0 ok, 1 error, 3 done in part: a backup that could not read
 //! some files or whose post-hook failed, a restore or repair that names data lost).
 
+mod attach;
 mod backup;
 mod check;
 mod common;

@@ -9,7 +9,7 @@ use zerok_client::{
     Home,
     sync::{SyncClient, SyncError, SyncEvent, SyncHome, create, join},
 };
-use zerok_core::sync::DeviceId;
+use zerok_core::sync::{DeviceId, message::PushPlatform};
 use zerok_wire::RelayAddr;
 
 use crate::common::print_json;
@@ -56,11 +56,44 @@ enum Action {
     },
     /// Encrypt and push a file (or `-` for standard input) to the group.
     Push {
-        /// File to push, or `-`.
-        file: PathBuf,
-        /// Print one JSON object with `cursor` and `blob_id`.
+        /// File to push as the message, or `-` (with --attach: optional, the message that
+        /// goes with the attachment).
+        #[arg(required_unless_present = "attach")]
+        file: Option<PathBuf>,
+        /// Attach a file (up to 100 MiB): encrypted here and served to the group's devices
+        /// over iroh-blobs; only its sealed reference goes through the relays.
+        #[arg(long, value_name = "FILE")]
+        attach: Option<PathBuf>,
+        /// The attachment's media type.
+        #[arg(long, default_value = "application/octet-stream")]
+        mime: String,
+        /// Do not wait for the group's vault relays to archive the attachment (this device
+        /// must then stay online, e.g. `zerok sync serve`, until the others fetched it).
+        #[arg(long)]
+        no_wait: bool,
+        /// Print one JSON object with `cursor` and `blob_id` (and `content`, `size`).
         #[arg(long)]
         json: bool,
+    },
+    /// Fetch an attachment a pulled message referenced (from its sender, or a vault relay)
+    /// into a new file.
+    Fetch {
+        /// Its reference (`content` in `pull --json`).
+        content: String,
+        /// File to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stay online serving this device's attachments until interrupted.
+    Serve,
+    /// This device's mobile push token, so relays wake it when a message arrives while it
+    /// is offline.
+    PushToken {
+        #[command(subcommand)]
+        action: PushTokenAction,
     },
     /// Pull and decrypt new messages. Exit 3 when some were refused (named on stderr).
     Pull {
@@ -95,6 +128,34 @@ enum Action {
     },
 }
 
+#[derive(clap::Subcommand)]
+enum PushTokenAction {
+    /// Register (or replace) the token at every relay of the group.
+    Register {
+        /// The platform's token.
+        #[arg(long)]
+        token: String,
+        /// `apns` or `fcm`.
+        #[arg(long, value_parser = ["apns", "fcm"])]
+        platform: String,
+        /// The app (APNs bundle id).
+        #[arg(long)]
+        app_id: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop the token at every relay.
+    Unregister {
+        /// Why: user-disabled, token-expired, app-uninstalled.
+        #[arg(long, default_value = "user-disabled")]
+        reason: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// With `pull --follow`, pull at least this often even without a NOTIFY.
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -106,19 +167,49 @@ fn relays(list: &[String]) -> Result<Vec<RelayAddr>> {
     list.iter().map(|r| RelayAddr::parse(r).map_err(anyhow::Error::from)).collect()
 }
 
+/// A file's bytes, or standard input's for `-`.
+fn read_input(file: &std::path::Path) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut data).context("reading standard input")?;
+    } else {
+        data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    }
+    Ok(data)
+}
+
 fn print_received(client: &SyncClient, json: bool, items: &[zerok_client::sync::Received]) {
     let b64 = base64::engine::general_purpose::STANDARD;
     for m in items {
         if json {
-            print_json(&json!({
+            let mut line = json!({
                 "cursor": m.cursor,
                 "blob_id": m.blob_id.to_string(),
                 "sender": m.sender.to_string(),
                 "this_device": m.sender == client.device_id(),
                 "data": b64.encode(&m.data),
-            }));
+            });
+            if let Some(c) = &m.content {
+                line["content"] = json!(c.hash.to_string());
+                line["size"] = json!(c.size);
+                line["mime"] = json!(c.mime);
+                line["name"] = json!(c.name);
+            }
+            print_json(&line);
         } else {
-            println!("{} {} from {} ({} bytes)", m.cursor, m.blob_id, &m.sender.to_string()[..16], m.data.len());
+            let attached = m.content.as_ref().map_or(String::new(), |c| {
+                format!(
+                    ", attachment {} ({} bytes, {}): zerok sync fetch {} --out FILE",
+                    c.hash, c.size, c.mime, c.hash
+                )
+            });
+            println!(
+                "{} {} from {} ({} bytes{attached})",
+                m.cursor,
+                m.blob_id,
+                &m.sender.to_string()[..16],
+                m.data.len()
+            );
         }
     }
 }
@@ -173,13 +264,37 @@ pub async fn run(args: Args) -> Result<u8> {
             }
             client.disconnect().await;
         }
-        Action::Push { file, json } => {
-            let mut data = Vec::new();
-            if file.as_os_str() == "-" {
-                std::io::stdin().read_to_end(&mut data).context("reading standard input")?;
+        Action::Push { file, attach: Some(attach), mime, no_wait, json } => {
+            let data = match file {
+                Some(file) => read_input(&file)?,
+                None => Vec::new(),
+            };
+            return crate::attach::push(home, &data, &attach, &mime, !no_wait, json).await;
+        }
+        Action::Fetch { content, out, json } => return crate::attach::fetch(home, &content, &out, json).await,
+        Action::Serve => return crate::attach::serve(home).await,
+        Action::PushToken { action } => {
+            let mut client = SyncClient::connect(home).await?;
+            let (done, json) = match action {
+                PushTokenAction::Register { token, platform, app_id, json } => {
+                    let platform = if platform == "apns" { PushPlatform::Apns } else { PushPlatform::Fcm };
+                    client.register_push_token(&token, platform, app_id.as_deref()).await?;
+                    ("registered", json)
+                }
+                PushTokenAction::Unregister { reason, json } => {
+                    client.unregister_push_token(&reason).await?;
+                    ("unregistered", json)
+                }
+            };
+            if json {
+                print_json(&json!({ "push_token": done }));
             } else {
-                data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                println!("push token {done} at the group's relays");
             }
+            client.disconnect().await;
+        }
+        Action::Push { file, attach: None, json, .. } => {
+            let data = read_input(&file.context("a file to push")?)?;
             let mut client = match SyncClient::connect(home.clone()).await {
                 Ok(c) => c,
                 Err(e @ (SyncError::Unreachable(_) | SyncError::Connection(_))) => {
@@ -220,7 +335,10 @@ pub async fn run(args: Args) -> Result<u8> {
                             return Ok(0);
                         }
                         e = events.recv() => match e {
-                            Ok(SyncEvent::BlobAvailable { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                            // A roster change: a pull brings it (and who may fetch this
+                            // device's attachments) up to date.
+                            Ok(SyncEvent::BlobAvailable { .. } | SyncEvent::RosterChanged { .. })
+                            | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
                             Ok(e) => {
                                 warn_refused(&e);
                                 continue;
