@@ -239,10 +239,12 @@ impl SyncClient {
                 self.refs.put_record(&record)?;
             }
         }
-        self.release_held().await
+        // Reads every record: only when an acknowledgement came (and once per connect,
+        // for the grace period), not on every pull.
+        if delivered.acks.is_empty() { Ok(()) } else { self.release_held().await }
     }
 
-    async fn release_held(&mut self) -> Result<(), SyncError> {
+    pub(super) async fn release_held(&mut self) -> Result<(), SyncError> {
         let me = self.device_id();
         let members: Vec<_> = self.state.roster().members().keys().filter(|d| **d != me).copied().collect();
         for mut record in self.refs.records() {

@@ -416,15 +416,8 @@ impl Refs {
     /// # Errors
     /// Write failures.
     pub fn put_record(&self, record: &Record) -> Result<(), SyncError> {
-        private_dir(&self.dir)?;
-        let path = self.dir.join(record.content.hash.to_string());
-        let tmp = path.with_extension("tmp");
         let bytes = rmp_serde::to_vec_named(record).map_err(|e| SyncError::State(e.to_string()))?;
-        let io = |e: std::io::Error| SyncError::State(format!("{}: {e}", path.display()));
-        let mut f =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
-        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        super::SyncHome::write_private(&self.dir.join(record.content.hash.to_string()), &bytes, true)
     }
 }
 

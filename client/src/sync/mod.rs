@@ -483,8 +483,10 @@ impl SyncClient {
             max_content: DEFAULT_MAX_CONTENT_BYTES,
         };
         if client.refs.any() {
-            // Online: this device serves what it sent.
+            // Online: this device serves what it sent, and lets go of what waited out the
+            // grace period.
             client.blobs().await?;
+            client.release_held().await?;
         }
         client.note_unreachable()?;
         client.sync_rosters().await?;

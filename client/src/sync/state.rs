@@ -254,7 +254,7 @@ impl SyncHome {
     }
 
     /// Writes `bytes` to `path` (0600) by rename; `durable` syncs them first.
-    fn write_private(&self, path: &Path, bytes: &[u8], durable: bool) -> Result<(), SyncError> {
+    pub(super) fn write_private(path: &Path, bytes: &[u8], durable: bool) -> Result<(), SyncError> {
         let parent = path.parent().expect("in a folder");
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(|e| Self::err(parent, e))?;
         let tmp = path.with_extension("tmp");
@@ -283,7 +283,7 @@ impl SyncHome {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = iroh::SecretKey::generate();
-                self.write_private(&path, &key.to_bytes(), true)?;
+                Self::write_private(&path, &key.to_bytes(), true)?;
                 Ok(key)
             }
             Err(e) => Err(Self::err(&path, e)),
@@ -349,7 +349,7 @@ impl SyncHome {
     /// Write failures.
     pub fn save_pushed(&self, state: &GroupState) -> Result<(), SyncError> {
         let bytes = serde_json::to_vec(&state.pushed).map_err(|e| SyncError::State(e.to_string()))?;
-        self.write_private(&self.dir.join("pushed.json"), &bytes, false)
+        Self::write_private(&self.dir.join("pushed.json"), &bytes, false)
     }
 
     /// Saves the group (secret included; 0600), and its own-push cursors.
@@ -358,9 +358,9 @@ impl SyncHome {
     /// Write failures.
     pub fn save_group(&self, state: &GroupState) -> Result<(), SyncError> {
         let log = rmp_serde::to_vec(&state.chain).map_err(|e| SyncError::State(e.to_string()))?;
-        self.write_private(&self.dir.join("roster.bin"), &log, true)?;
+        Self::write_private(&self.dir.join("roster.bin"), &log, true)?;
         let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| SyncError::State(e.to_string()))?;
-        let result = self.write_private(&self.dir.join("group.json"), &bytes, true);
+        let result = Self::write_private(&self.dir.join("group.json"), &bytes, true);
         bytes.zeroize();
         result.and_then(|()| self.save_pushed(state))
     }
@@ -385,7 +385,7 @@ impl SyncHome {
         if len / 16 + ids.len() > MAX_SEEN {
             let bytes = std::fs::read(&path).map_err(|e| Self::err(&path, e))?;
             let keep = &bytes[bytes.len() / 32 * 16..];
-            self.write_private(&path, keep, false)?;
+            Self::write_private(&path, keep, false)?;
         }
         let mut f = std::fs::OpenOptions::new()
             .append(true)
@@ -425,7 +425,7 @@ impl SyncHome {
     /// # Errors
     /// Write failures.
     pub fn set_device_key(&self, raw: &[u8; 32]) -> Result<(), SyncError> {
-        self.write_private(&self.dir.join("device.key"), raw, true)
+        Self::write_private(&self.dir.join("device.key"), raw, true)
     }
 
     /// Whether this device already belongs to a group.
@@ -442,7 +442,7 @@ impl SyncHome {
     /// # Errors
     /// Write failures.
     pub fn outbox_put(&self, id: &BlobId, sealed: &[u8]) -> Result<(), SyncError> {
-        self.write_private(&self.outbox().join(id.to_string()), sealed, true)
+        Self::write_private(&self.outbox().join(id.to_string()), sealed, true)
     }
 
     /// A queued push.
