@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 mod process;
-use process::{Device, ZEROK, copy_dir, faketime};
+use process::{Device, Netns, Running, ZEROK, copy_dir, faketime};
 
 fn write_tree(root: &Path) {
     std::fs::create_dir_all(root.join("db/empty")).unwrap();
@@ -442,6 +442,68 @@ fn attachments_through_the_cli_with_a_vault_relay() {
     let out = b.run(&["sync", "fetch", "abcd", "--out", dir.path().join("x").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("64 hex digits"));
+    rt.block_on(relay.shutdown());
+}
+
+/// A LAN where nobody's address is known ahead: the relay is dialled by its id alone, and
+/// an attachment is fetched from its sender after the sender came back on another port
+/// (the address in the reference is stale). The test runs itself again inside a network
+/// namespace it makes.
+#[test]
+fn devices_on_one_lan_find_each_other_by_mdns() {
+    if !Netns::inside() {
+        if let Some(ns) = Netns::create("mdns") {
+            ns.run_test("devices_on_one_lan_find_each_other_by_mdns");
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, relay) = relay_with(dir.path(), |c| c.server.mdns = true);
+    let addr = relay.addr();
+    let bare = zerok_wire::RelayAddr { addr: None, ..addr.clone() }.to_string();
+    let (a, b) = (Device::new(dir.path(), "a"), Device::new(dir.path(), "b"));
+    for d in [&a, &b] {
+        assert_eq!(d.json(&["sync", "net", "--mdns", "on", "--json"])["mdns"], true);
+    }
+    a.json(&["sync", "create", "--relay", &addr.to_string(), "--name", "laptop", "--json"]);
+    let code = a.json(&["sync", "invite", "--json"])["code"].as_str().unwrap().to_string();
+    // The relay by its id alone: mDNS finds where it listens.
+    b.json(&["sync", "join", &code, "--relay", &bare, "--name", "phone", "--json"]);
+
+    let photo = dir.path().join("photo.jpg");
+    let bytes = zerok_testkit::random_bytes(4, 2 << 20);
+    std::fs::write(&photo, &bytes).unwrap();
+    let pushed = a.json(&["sync", "push", "--attach", photo.to_str().unwrap(), "--no-wait", "--json"]);
+    let content = pushed["content"].as_str().unwrap().to_string();
+    // The laptop comes back later on another port: the reference's address is stale.
+    let mut serve = Running(a.cmd(ZEROK, &["sync", "serve"]).stderr(std::process::Stdio::piped()).spawn().unwrap());
+    let stderr = std::io::BufReader::new(serve.0.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let ready = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+    assert!(ready.contains("serving"), "{ready}");
+
+    let out = b.run(&["sync", "pull", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&content));
+    // Without mDNS the stale address is all the phone has: it cannot fetch.
+    b.json(&["sync", "net", "--mdns", "off", "--json"]);
+    let got = dir.path().join("got.jpg");
+    let out = b.run(&["sync", "fetch", &content, "--out", got.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not be fetched"));
+    assert!(!got.exists());
+    // With it, the phone finds the laptop where it is now.
+    b.json(&["sync", "net", "--mdns", "on", "--json"]);
+    let fetched = b.json(&["sync", "fetch", &content, "--out", got.to_str().unwrap(), "--json"]);
+    assert_eq!(fetched["size"], 2 << 20);
+    assert_eq!(std::fs::read(&got).unwrap(), bytes);
+
+    drop(serve);
     rt.block_on(relay.shutdown());
 }
 

@@ -64,11 +64,14 @@ pub struct ServerConfig {
     pub iroh_relays: bool,
     /// Publish and look up endpoint addresses through iroh's DNS discovery (off by default).
     pub discovery: bool,
+    /// Announce the relay on the local network (mDNS), so devices there that have mDNS on
+    /// dial it by its id alone (off by default).
+    pub mdns: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "0.0.0.0:4433".parse().expect("valid"), iroh_relays: false, discovery: false }
+        Self { listen: "0.0.0.0:4433".parse().expect("valid"), iroh_relays: false, discovery: false, mdns: false }
     }
 }
 

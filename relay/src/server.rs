@@ -64,8 +64,12 @@ impl Relay {
         let key = load_or_create_key(dir)?;
         config.check().map_err(Error::Config)?;
         let storage = Storage::open(&config, backend).await?;
-        let net =
-            NetOptions { iroh_relays: config.server.iroh_relays, discovery: config.server.discovery, server: true };
+        let net = NetOptions {
+            iroh_relays: config.server.iroh_relays,
+            discovery: config.server.discovery,
+            mdns: config.server.mdns,
+            server: true,
+        };
         let archive = storage.backend();
         let mut alpns = vec![zerok_wire::ALPN.to_vec()];
         if archive.is_some() {

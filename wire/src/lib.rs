@@ -1,5 +1,5 @@
 //! zerok-wire: the sync protocol on iroh, shared by the relay and the client — the ALPN,
-//! endpoint construction (public relays and discovery off unless asked), relay addresses
+//! endpoint construction (public relays, DNS discovery and mDNS off unless asked), relay addresses
 //! (`ENDPOINT_ID@IP:PORT`), frame I/O on QUIC streams with the length checked before
 //! anything is allocated and the buffer grown only as bytes arrive, and the connection
 //! close codes; and serving attachments over iroh-blobs behind a gate ([`blobs`]).
@@ -12,6 +12,7 @@ use iroh::{
     Endpoint, EndpointAddr, RelayMode, SecretKey,
     endpoint::{Connection, NetReportConfig, PortmapperConfig, QuicTransportConfig, RecvStream, SendStream, presets},
 };
+use iroh_mdns_address_lookup::MdnsAddressLookup;
 use zerok_core::sync::{
     Message,
     frame::{self, FrameError, HEADER_BYTES},
@@ -71,18 +72,30 @@ impl CloseCode {
     }
 }
 
-/// How an endpoint reaches the world.
-#[derive(Clone, Copy, Debug, Default)]
+/// How an endpoint reaches the world. All off by default: a self-hosted group's devices
+/// dial their relays at the addresses they were given, and nothing else learns of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NetOptions {
-    /// Use iroh's public relay servers.
+    /// Use iroh's public relay servers (hole punching across NATs; they see who talks
+    /// to whom, never what).
     pub iroh_relays: bool,
-    /// Use iroh's DNS address lookup.
+    /// Publish and look up addresses through iroh's DNS discovery (n0's servers learn the
+    /// endpoint id and its addresses).
     pub discovery: bool,
+    /// Announce the endpoint on the local network and find others there by id (mDNS
+    /// service [`MDNS_SERVICE`]): anyone on the LAN sees the endpoint id.
+    pub mdns: bool,
     /// A server's endpoint: a peer may open two requests and send [`GREETING_WINDOW`]
     /// bytes in all until the server lets it in (see [`admit`]), and never a
     /// unidirectional stream. Off: QUIC's defaults, as a client needs.
+    #[serde(skip)]
     pub server: bool,
 }
+
+/// The mDNS service zerok's endpoints announce (`<id>._zerok._udp.local`), apart from
+/// other iroh applications on the same network.
+pub const MDNS_SERVICE: &str = "zerok";
 
 /// Bytes a peer may send on one stream before it is read: a whole frame and its header.
 const STREAM_WINDOW: u32 = frame::MAX_FRAME_BYTES as u32 + (64 << 10);
@@ -98,7 +111,7 @@ pub fn admit(conn: &Connection, streams: u32) {
     conn.set_receive_window(STREAM_WINDOW.saturating_mul(streams.max(1)).into());
 }
 
-/// Binds an iroh endpoint on `bind` with `secret` as its identity. With both options off it
+/// Binds an iroh endpoint on `bind` with `secret` as its identity. With every option off it
 /// sends nothing beyond `bind`'s interface: no relay, no discovery, no port mapping.
 ///
 /// # Errors
@@ -121,6 +134,9 @@ pub async fn bind(
         .alpns(alpns);
     if !net.iroh_relays {
         builder = builder.net_report_config(NetReportConfig::minimal());
+    }
+    if net.mdns {
+        builder = builder.address_lookup(MdnsAddressLookup::builder().service_name(MDNS_SERVICE));
     }
     if net.server {
         builder = builder.transport_config(

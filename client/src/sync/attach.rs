@@ -4,10 +4,10 @@
 
 use std::{path::Path, time::Duration};
 
-use iroh::{EndpointAddr, PublicKey};
+use iroh::{EndpointAddr, PublicKey, TransportAddr};
 use zerok_core::sync::{
     BlobId, Message,
-    content::{Ack, Attached, ContentHash, ContentRef},
+    content::{Ack, Attached, ContentHash, ContentRef, MAX_ADDR_CHARS, MAX_ADDRS},
     message,
 };
 
@@ -78,7 +78,19 @@ impl SyncClient {
         // Who may fetch it: the roster as it is now.
         self.sync_rosters().await?;
         let mut content = self.blobs().await?.add(&self.state.secret(), source, mime, self.max_content).await?;
-        content.addrs = self.endpoint.addr().ip_addrs().map(|a| a.to_string()).take(16).collect();
+        content.addrs = self
+            .endpoint
+            .addr()
+            .addrs
+            .iter()
+            .filter_map(|a| match a {
+                TransportAddr::Ip(ip) => Some(ip.to_string()),
+                TransportAddr::Relay(url) => Some(url.to_string()),
+                _ => None,
+            })
+            .filter(|a| a.len() <= MAX_ADDR_CHARS)
+            .take(MAX_ADDRS)
+            .collect();
         let body = rmp_serde::to_vec_named(&Attached { content: content.clone(), data: data.to_vec() })
             .map_err(|e| SyncError::State(e.to_string()))?;
         let (blob_id, cursor) = self.push_plain(&[&[KIND_CONTENT][..], &body].concat()).await?;
@@ -180,8 +192,13 @@ impl SyncClient {
         let sender = record.as_ref().map(|r| r.sender);
         let mut providers = Vec::new();
         if let Some(key) = sender.filter(|s| *s != self.device_id()).and_then(|s| PublicKey::from_bytes(&s.0).ok()) {
-            let addrs = content.addrs.iter().filter_map(|a| a.parse().ok());
-            providers.push(EndpointAddr::new(key).with_addrs(addrs.map(iroh::TransportAddr::Ip)));
+            // Its addresses then (an iroh relay's only helps where iroh relays are on);
+            // with mDNS or discovery on, also wherever it is now.
+            let addrs = content.addrs.iter().filter_map(|a| match a.parse() {
+                Ok(ip) => Some(TransportAddr::Ip(ip)),
+                Err(_) => a.parse().ok().map(TransportAddr::Relay),
+            });
+            providers.push(EndpointAddr::new(key).with_addrs(addrs));
         }
         for i in self.vaults() {
             let relay = &self.conns[i].0;

@@ -18,17 +18,16 @@ use futures::StreamExt;
 use iroh::{EndpointAddr, EndpointId};
 use iroh_blobs::{
     Hash,
-    api::{blobs::BlobStatus, remote::GetProgressItem},
+    api::{blobs::BlobStatus, proto::ExportRangesItem, remote::GetProgressItem},
     store::{
         GcConfig,
         fs::{FsStore, options::Options},
     },
 };
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use zerok_core::sync::{
     BlobId, DeviceId, GroupId, GroupSecret,
-    content::{ContentHash, ContentId, ContentRef, Opener, Sealer, segments},
+    content::{ContentHash, ContentId, ContentRef, Opener, Sealer},
 };
 use zerok_wire::blobs::{Gate, Served};
 
@@ -36,6 +35,8 @@ use super::SyncError;
 
 /// Largest attachment, unless the app sets another.
 pub const DEFAULT_MAX_CONTENT_BYTES: u64 = 100 << 20;
+/// Segments read ahead of the one being opened and written.
+const OPEN_AHEAD: usize = 4;
 /// How long a sent attachment is kept for members that have not acknowledged it.
 pub const GRACE_SECS: u64 = 30 * 24 * 3600;
 /// How often the store sweeps untagged data.
@@ -346,7 +347,8 @@ impl ContentStore {
     }
 
     /// Decrypts the complete ciphertext into a temporary file beside `dest`, then links it
-    /// into place (never replacing a file that appeared meanwhile).
+    /// into place (never replacing a file that appeared meanwhile). One export stream reads
+    /// the ciphertext; a blocking thread opens and writes each segment meanwhile.
     async fn open_into(&self, content: &ContentRef, dest: &Path) -> Result<(), SyncError> {
         let named = |e: &dyn std::fmt::Display| SyncError::Content(format!("attachment {}: {e}", content.hash));
         let size = match self.store.status(hash_of(content)).await.map_err(store_err)? {
@@ -361,25 +363,54 @@ impl ContentStore {
         let io = |e: std::io::Error| SyncError::Content(format!("{}: {e}", dest.display()));
         let mut out =
             std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
-        let result = async {
-            let mut reader = self.store.reader(hash_of(content));
-            let opener = Opener::new(content);
-            for i in 0..segments(content.size) {
-                let (start, len) = opener.sealed_range(i);
-                let mut sealed = vec![0u8; len as usize];
-                reader.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| named(&e))?;
-                reader.read_exact(&mut sealed).await.map_err(|e| named(&e))?;
-                let c = content.clone();
-                let plain = tokio::task::spawn_blocking(move || Opener::new(&c).open(i, &sealed))
-                    .await
-                    .map_err(|e| named(&e))?
-                    .map_err(|_| named(&format!("segment {i} does not open: altered, or a forged reference")))?;
-                out.write_all(&plain).map_err(io)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(OPEN_AHEAD);
+        let c = content.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let opener = Opener::new(&c);
+            for (i, sealed) in rx {
+                let plain = opener.open(i, &sealed).map_err(|_| Err(i))?;
+                out.write_all(&plain).map_err(Ok)?;
             }
-            out.sync_all().map_err(io)?;
-            std::fs::hard_link(&tmp, dest).map_err(io)
+            out.sync_all().map_err(Ok)
+        });
+        let read = async {
+            let opener = Opener::new(content);
+            let mut stream = self.store.export_ranges(hash_of(content), 0..size).stream();
+            let (mut index, mut at, mut sealed) = (0, 0, Vec::new());
+            while let Some(item) = stream.next().await {
+                let leaf = match item {
+                    ExportRangesItem::Size(_) => continue,
+                    ExportRangesItem::Data(leaf) if leaf.offset == at => leaf,
+                    ExportRangesItem::Data(_) => return Err(named(&"the store returned bytes out of order")),
+                    ExportRangesItem::Error(e) => return Err(named(&e)),
+                };
+                at += leaf.data.len() as u64;
+                let mut data = &leaf.data[..];
+                while !data.is_empty() {
+                    let want = opener.sealed_range(index).1 as usize;
+                    let take = (want - sealed.len()).min(data.len());
+                    sealed.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if sealed.len() == want {
+                        // A closed channel: the writer stopped, and says why below.
+                        if tx.send((index, std::mem::take(&mut sealed))).is_err() {
+                            return Ok(());
+                        }
+                        index += 1;
+                    }
+                }
+            }
+            if at == size { Ok(()) } else { Err(named(&"the store returned less than it holds")) }
         }
         .await;
+        drop(tx);
+        let written = writer.await.map_err(|e| named(&e))?;
+        let result = match (read, written) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Ok(())) => std::fs::hard_link(&tmp, dest).map_err(io),
+            (Ok(()), Err(Err(i))) => Err(named(&format!("segment {i} does not open: altered, or a forged reference"))),
+            (Ok(()), Err(Ok(e))) => Err(io(e)),
+        };
         let _ = std::fs::remove_file(&tmp);
         result
     }

@@ -8,7 +8,7 @@ use zerok_core::sync::{
     roster::{Change, Entry, EntryHash, Op, Roster, Rotation, SealedSecret, join_entry, next_entry},
     seal,
 };
-use zerok_wire::RelayAddr;
+use zerok_wire::{NetOptions, RelayAddr};
 
 use super::{Invite, RelayConn, SyncClient, SyncError, SyncEvent, SyncHome};
 
@@ -86,12 +86,13 @@ pub(super) async fn admit(
     invite: &Invite,
     relays: &[RelayAddr],
     name: &str,
+    net: NetOptions,
 ) -> Result<Vec<Entry>, SyncError> {
     let mut raw = identity.to_bytes();
     let device = zerok_core::sync::SigningKey::from_bytes(&raw);
     zeroize::Zeroize::zeroize(&mut raw);
     let keys = invite.group_secret().derive();
-    let endpoint = SyncHome::endpoint_as(identity, relays).await?;
+    let endpoint = SyncHome::endpoint_as(identity, relays, net).await?;
     let (events, _) = tokio::sync::broadcast::channel(16);
     // Joins, like every roster change, are made at the primary relay (the others are
     // caught up by the members' next sync), so concurrent changes are ordered in one place.
@@ -449,7 +450,7 @@ impl SyncClient {
         // The home keeps the old identity until the new one is in the roster: a failure
         // before leaves it as it was (the old key still opens the vault's place).
         let fresh = iroh::SecretKey::generate();
-        let chain = admit(fresh.clone(), &invite, &relays, name).await?;
+        let chain = admit(fresh.clone(), &invite, &relays, name, home.net()?).await?;
         let mut state = home.load_group()?;
         state.replace_chain(chain)?;
         home.set_device_key(&fresh.to_bytes())?;

@@ -23,6 +23,7 @@ pub use content::{ContentSource, ContentStore, DEFAULT_MAX_CONTENT_BYTES, Fetche
 pub use invite::{INVITE_SECS, Invite, InviteCode};
 pub use membership::RosterDevice;
 pub use state::{GroupState, SyncHome};
+pub use zerok_wire::NetOptions;
 
 use std::{
     collections::HashSet,
@@ -382,7 +383,7 @@ pub async fn join(
         code.open(&sealed?)?
     };
     let relays: Vec<RelayAddr> = invite.relays.iter().filter_map(|r| RelayAddr::parse(r).ok()).collect();
-    let chain = membership::admit(home.device_key()?, &invite, &relays, device_name).await?;
+    let chain = membership::admit(home.device_key()?, &invite, &relays, device_name, home.net()?).await?;
     home.save_group(&GroupState::new(&invite.group_secret(), &relays, device_name, chain)?)?;
     SyncClient::connect(home).await
 }

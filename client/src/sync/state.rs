@@ -1,7 +1,7 @@
 //! Files under `ZEROK_HOME/sync/`: this device's identity key, the group it belongs to
 //! (`group.json`: secrets and cursors; `roster.bin`: the verified roster log), the outbox
-//! of unacknowledged pushes, and the ids of messages already delivered (`seen`). Secrets
-//! are written 0600 via rename.
+//! of unacknowledged pushes, the ids of messages already delivered (`seen`), and how the
+//! device reaches others (`net.json`). Secrets are written 0600 via rename.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -290,23 +290,51 @@ impl SyncHome {
         }
     }
 
-    /// An endpoint with this device's identity, on loopback when every relay it will talk
-    /// to is on loopback, else on all interfaces.
+    /// How this device's endpoint reaches others (`net.json`): iroh's public relays, DNS
+    /// discovery, mDNS on the local network. All off until [`SyncHome::set_net`] turns
+    /// one on.
     ///
     /// # Errors
-    /// Key or bind failures.
+    /// A damaged `net.json`.
+    pub fn net(&self) -> Result<NetOptions, SyncError> {
+        let path = self.dir.join("net.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Self::err(&path, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NetOptions::default()),
+            Err(e) => Err(Self::err(&path, e)),
+        }
+    }
+
+    /// Keeps `net` for this device's next connections.
+    ///
+    /// # Errors
+    /// When `net.json` cannot be written.
+    pub fn set_net(&self, net: NetOptions) -> Result<(), SyncError> {
+        let bytes = serde_json::to_vec_pretty(&net).map_err(|e| SyncError::State(e.to_string()))?;
+        Self::write_private(&self.dir.join("net.json"), &bytes, true)
+    }
+
+    /// An endpoint with this device's identity and [`SyncHome::net`] options, on loopback
+    /// when every relay it will talk to is on loopback, else on all interfaces.
+    ///
+    /// # Errors
+    /// Key, `net.json` or bind failures.
     pub async fn endpoint(&self, relays: &[RelayAddr]) -> Result<iroh::Endpoint, SyncError> {
-        Self::endpoint_as(self.device_key()?, relays).await
+        Self::endpoint_as(self.device_key()?, relays, self.net()?).await
     }
 
     /// [`SyncHome::endpoint`] under a given identity.
     ///
     /// # Errors
     /// Bind failures.
-    pub async fn endpoint_as(key: iroh::SecretKey, relays: &[RelayAddr]) -> Result<iroh::Endpoint, SyncError> {
+    pub async fn endpoint_as(
+        key: iroh::SecretKey,
+        relays: &[RelayAddr],
+        net: NetOptions,
+    ) -> Result<iroh::Endpoint, SyncError> {
         let loopback = !relays.is_empty() && relays.iter().all(|r| r.addr.is_some_and(|a| a.ip().is_loopback()));
         let bind: SocketAddr = if loopback { "127.0.0.1:0" } else { "0.0.0.0:0" }.parse().expect("valid");
-        Ok(zerok_wire::bind(key, bind, Vec::new(), NetOptions::default()).await?)
+        Ok(zerok_wire::bind(key, bind, Vec::new(), NetOptions { server: false, ..net }).await?)
     }
 
     /// Where attachments are kept (`sync/content`).

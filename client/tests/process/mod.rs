@@ -1,5 +1,5 @@
 //! Helpers of the tests that drive the real binaries: a device (its own ZEROK_HOME),
-//! folder copies, and libfaketime for skewed clocks.
+//! folder copies, libfaketime for skewed clocks, and a network namespace of the test's own.
 #![allow(dead_code)]
 
 use std::{
@@ -62,5 +62,71 @@ pub fn faketime() -> Option<&'static str> {
             eprintln!("skipping: faketime not installed (apt-get install faketime)");
             None
         }
+    }
+}
+
+/// A network namespace the test made, with only a loopback interface, multicast on: a LAN
+/// of processes where mDNS runs without touching the machine's network. Needs root and
+/// iproute2, which `.ci/run` installs; elsewhere the test is skipped with a note unless
+/// `ZEROK_REQUIRE_NETNS` is set. Deleted when dropped.
+pub struct Netns(String);
+
+impl Netns {
+    pub fn create(tag: &str) -> Option<Self> {
+        let name = format!("zerok-{tag}-{}", std::process::id());
+        let ip = |args: &[&str]| Command::new("ip").args(args).output().is_ok_and(|o| o.status.success());
+        let made = ip(&["netns", "add", &name]);
+        let ns = Self(name);
+        let ready = made
+            && ip(&["-n", &ns.0, "link", "set", "lo", "up"])
+            && ip(&["-n", &ns.0, "link", "set", "lo", "multicast", "on"])
+            && ip(&["-n", &ns.0, "route", "add", "224.0.0.0/4", "dev", "lo"]);
+        match (ready, std::env::var_os("ZEROK_REQUIRE_NETNS").is_some()) {
+            (true, _) => Some(ns),
+            (false, true) => {
+                panic!("ZEROK_REQUIRE_NETNS is set but no network namespace could be made (root, iproute2)")
+            }
+            (false, false) => {
+                eprintln!("skipping: cannot make a network namespace here (needs root and iproute2)");
+                None
+            }
+        }
+    }
+
+    /// Whether this process runs inside a test's namespace ([`Netns::run_test`]).
+    pub fn inside() -> bool {
+        std::env::var_os("ZEROK_IN_NETNS").is_some()
+    }
+
+    /// Runs the test `name` of this test binary again inside the namespace (with
+    /// `ZEROK_IN_NETNS` set) and returns its output, after checking it ran and passed.
+    pub fn run_test(&self, name: &str) -> String {
+        let exe = std::env::current_exe().unwrap();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .arg(exe)
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env("ZEROK_IN_NETNS", &self.0)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("1 passed"), "{name} inside {}:\n{text}", self.0);
+        text
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves none behind.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -89,6 +89,27 @@ enum Action {
     },
     /// Stay online serving this device's attachments until interrupted.
     Serve,
+    /// How this device reaches others: shows the settings, and changes those given. All
+    /// off by default (a self-hosted group dials its relays by address). Taken at the
+    /// next connection.
+    Net {
+        /// iroh's public relay servers: hole punching across NATs (they see who talks to
+        /// whom, never what).
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        iroh_relays: Option<bool>,
+        /// iroh's DNS discovery: relays and devices found by id alone, anywhere (n0's
+        /// servers learn this device's id and addresses).
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        discovery: Option<bool>,
+        /// Local-network discovery (mDNS): devices and relays on this LAN found by id alone,
+        /// e.g. a device whose address changed since it attached a file (anyone on the LAN
+        /// sees this device's id).
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        mdns: Option<bool>,
+        /// Print one JSON object: `iroh_relays`, `discovery`, `mdns`.
+        #[arg(long)]
+        json: bool,
+    },
     /// This device's mobile push token, so relays wake it when a message arrives while it
     /// is offline.
     PushToken {
@@ -158,6 +179,14 @@ enum PushTokenAction {
 
 /// With `pull --follow`, pull at least this often even without a NOTIFY.
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("say on or off".into()),
+    }
+}
 
 fn sync_home() -> Result<SyncHome> {
     Ok(SyncHome::new(Home::locate()?.dir()))
@@ -273,6 +302,23 @@ pub async fn run(args: Args) -> Result<u8> {
         }
         Action::Fetch { content, out, json } => return crate::attach::fetch(home, &content, &out, json).await,
         Action::Serve => return crate::attach::serve(home).await,
+        Action::Net { iroh_relays, discovery, mdns, json } => {
+            let mut net = home.net()?;
+            if iroh_relays.is_some() || discovery.is_some() || mdns.is_some() {
+                net.iroh_relays = iroh_relays.unwrap_or(net.iroh_relays);
+                net.discovery = discovery.unwrap_or(net.discovery);
+                net.mdns = mdns.unwrap_or(net.mdns);
+                home.set_net(net)?;
+            }
+            if json {
+                print_json(&json!({ "iroh_relays": net.iroh_relays, "discovery": net.discovery, "mdns": net.mdns }));
+            } else {
+                let word = |on: bool| if on { "on" } else { "off" };
+                println!("iroh-relays {}", word(net.iroh_relays));
+                println!("discovery   {}", word(net.discovery));
+                println!("mdns        {}", word(net.mdns));
+            }
+        }
         Action::PushToken { action } => {
             let mut client = SyncClient::connect(home).await?;
             let (done, json) = match action {
