@@ -75,7 +75,7 @@ impl CloseCode {
 /// How an endpoint reaches the world. All off by default: a self-hosted group's devices
 /// dial their relays at the addresses they were given, and nothing else learns of them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct NetOptions {
     /// Use iroh's public relay servers (hole punching across NATs; they see who talks
     /// to whom, never what).

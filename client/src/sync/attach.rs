@@ -7,7 +7,7 @@ use std::{path::Path, time::Duration};
 use iroh::{EndpointAddr, PublicKey, TransportAddr};
 use zerok_core::sync::{
     BlobId, Message,
-    content::{Ack, Attached, ContentHash, ContentRef, MAX_ADDR_CHARS, MAX_ADDRS},
+    content::{Ack, Attached, ContentHash, ContentRef, MAX_ADDRS},
     message,
 };
 
@@ -78,19 +78,9 @@ impl SyncClient {
         // Who may fetch it: the roster as it is now.
         self.sync_rosters().await?;
         let mut content = self.blobs().await?.add(&self.state.secret(), source, mime, self.max_content).await?;
-        content.addrs = self
-            .endpoint
-            .addr()
-            .addrs
-            .iter()
-            .filter_map(|a| match a {
-                TransportAddr::Ip(ip) => Some(ip.to_string()),
-                TransportAddr::Relay(url) => Some(url.to_string()),
-                _ => None,
-            })
-            .filter(|a| a.len() <= MAX_ADDR_CHARS)
-            .take(MAX_ADDRS)
-            .collect();
+        // IP addresses only: a relay URL from a member's reference would have fetchers dial
+        // a host of that member's choosing (with DNS discovery on they find the sender's).
+        content.addrs = self.endpoint.addr().ip_addrs().map(|a| a.to_string()).take(MAX_ADDRS).collect();
         let body = rmp_serde::to_vec_named(&Attached { content: content.clone(), data: data.to_vec() })
             .map_err(|e| SyncError::State(e.to_string()))?;
         let (blob_id, cursor) = self.push_plain(&[&[KIND_CONTENT][..], &body].concat()).await?;
@@ -192,18 +182,15 @@ impl SyncClient {
         let sender = record.as_ref().map(|r| r.sender);
         let mut providers = Vec::new();
         if let Some(key) = sender.filter(|s| *s != self.device_id()).and_then(|s| PublicKey::from_bytes(&s.0).ok()) {
-            // Its addresses then (an iroh relay's only helps where iroh relays are on);
-            // with mDNS or discovery on, also wherever it is now.
-            let addrs = content.addrs.iter().filter_map(|a| match a.parse() {
-                Ok(ip) => Some(TransportAddr::Ip(ip)),
-                Err(_) => a.parse().ok().map(TransportAddr::Relay),
-            });
-            providers.push(EndpointAddr::new(key).with_addrs(addrs));
+            // Its addresses then; with mDNS or discovery on, also wherever it is now.
+            let addrs = content.addrs.iter().filter_map(|a| a.parse().ok());
+            providers.push(EndpointAddr::new(key).with_addrs(addrs.map(TransportAddr::Ip)));
         }
         for i in self.vaults() {
             let relay = &self.conns[i].0;
-            if let (Ok(key), Some(addr)) = (PublicKey::from_bytes(&relay.id), relay.addr) {
-                providers.push(EndpointAddr::new(key).with_ip_addr(addr));
+            // A relay known by its id alone is found by mDNS or discovery.
+            if let Ok(key) = PublicKey::from_bytes(&relay.id) {
+                providers.push(EndpointAddr::new(key).with_addrs(relay.addr.map(TransportAddr::Ip)));
             }
         }
         let events = self.events.clone();

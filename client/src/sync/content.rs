@@ -8,7 +8,7 @@
 use std::{
     collections::BTreeSet,
     io::{Read, Write},
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
 };
@@ -359,29 +359,36 @@ impl ContentStore {
             return Err(named(&"its size does not match its reference"));
         }
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".{}.zerok-partial", content.hash));
         let io = |e: std::io::Error| SyncError::Content(format!("{}: {e}", dest.display()));
-        let mut out =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(OPEN_AHEAD);
+        // A random name, created new; removed however this ends (error, panic, or the
+        // caller dropping the fetch), so no plaintext is left beside `dest`.
+        let (mut out, tmp) =
+            tempfile::Builder::new().prefix(".zerok-partial").tempfile_in(dir).map_err(io)?.into_parts();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, Vec<u8>)>(OPEN_AHEAD);
         let c = content.clone();
         let writer = tokio::task::spawn_blocking(move || {
             let opener = Opener::new(&c);
-            for (i, sealed) in rx {
-                let plain = opener.open(i, &sealed).map_err(|_| Err(i))?;
-                out.write_all(&plain).map_err(Ok)?;
+            let mut opened = 0;
+            while let Some((i, sealed)) = rx.blocking_recv() {
+                let plain = opener.open(i, &sealed).map_err(|_| Opened::Refused(i))?;
+                out.write_all(&plain).map_err(Opened::Io)?;
+                opened += 1;
             }
-            out.sync_all().map_err(Ok)
+            if opened != opener.segments() {
+                return Err(Opened::Short);
+            }
+            out.sync_all().map_err(Opened::Io)
         });
         let read = async {
             let opener = Opener::new(content);
             let mut stream = self.store.export_ranges(hash_of(content), 0..size).stream();
-            let (mut index, mut at, mut sealed) = (0, 0, Vec::new());
+            let (mut index, mut at) = (0, 0);
+            let mut sealed = Vec::with_capacity(opener.sealed_range(0).1 as usize);
             while let Some(item) = stream.next().await {
                 let leaf = match item {
                     ExportRangesItem::Size(_) => continue,
-                    ExportRangesItem::Data(leaf) if leaf.offset == at => leaf,
-                    ExportRangesItem::Data(_) => return Err(named(&"the store returned bytes out of order")),
+                    ExportRangesItem::Data(leaf) if leaf.offset == at && at + leaf.data.len() as u64 <= size => leaf,
+                    ExportRangesItem::Data(_) => return Err(named(&"the store returned bytes it does not hold")),
                     ExportRangesItem::Error(e) => return Err(named(&e)),
                 };
                 at += leaf.data.len() as u64;
@@ -392,8 +399,9 @@ impl ContentStore {
                     sealed.extend_from_slice(&data[..take]);
                     data = &data[take..];
                     if sealed.len() == want {
+                        let next = Vec::with_capacity(want);
                         // A closed channel: the writer stopped, and says why below.
-                        if tx.send((index, std::mem::take(&mut sealed))).is_err() {
+                        if tx.send((index, std::mem::replace(&mut sealed, next))).await.is_err() {
                             return Ok(());
                         }
                         index += 1;
@@ -405,15 +413,26 @@ impl ContentStore {
         .await;
         drop(tx);
         let written = writer.await.map_err(|e| named(&e))?;
-        let result = match (read, written) {
+        match (read, written) {
             (Err(e), _) => Err(e),
-            (Ok(()), Ok(())) => std::fs::hard_link(&tmp, dest).map_err(io),
-            (Ok(()), Err(Err(i))) => Err(named(&format!("segment {i} does not open: altered, or a forged reference"))),
-            (Ok(()), Err(Ok(e))) => Err(io(e)),
-        };
-        let _ = std::fs::remove_file(&tmp);
-        result
+            (Ok(()), Ok(())) => tmp.persist_noclobber(dest).map_err(|e| io(e.error)),
+            (Ok(()), Err(Opened::Refused(i))) => {
+                Err(named(&format!("segment {i} does not open: altered, or a forged reference")))
+            }
+            (Ok(()), Err(Opened::Short)) => Err(named(&"the store returned less than it holds")),
+            (Ok(()), Err(Opened::Io(e))) => Err(io(e)),
+        }
     }
+}
+
+/// Why the thread opening an attachment's segments stopped.
+enum Opened {
+    /// Segment `i` did not open.
+    Refused(u64),
+    /// Fewer segments came than the attachment has.
+    Short,
+    /// Writing failed.
+    Io(std::io::Error),
 }
 
 impl Refs {

@@ -73,7 +73,8 @@ pub struct Netns(String);
 
 impl Netns {
     pub fn create(tag: &str) -> Option<Self> {
-        let name = format!("zerok-{tag}-{}", std::process::id());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("zerok-{tag}-{}-{nanos:x}", std::process::id());
         let ip = |args: &[&str]| Command::new("ip").args(args).output().is_ok_and(|o| o.status.success());
         let made = ip(&["netns", "add", &name]);
         let ns = Self(name);
@@ -99,24 +100,50 @@ impl Netns {
     }
 
     /// Runs the test `name` of this test binary again inside the namespace (with
-    /// `ZEROK_IN_NETNS` set) and returns its output, after checking it ran and passed.
-    pub fn run_test(&self, name: &str) -> String {
+    /// `ZEROK_IN_NETNS` set), within `limit`, and checks it ran and passed.
+    pub fn run_test(&self, name: &str, limit: std::time::Duration) {
         let exe = std::env::current_exe().unwrap();
-        let out = Command::new("ip")
+        let dir = tempfile::tempdir().unwrap();
+        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+        let mut child = Command::new("ip")
             .args(["netns", "exec", &self.0])
             .arg(exe)
             .args([name, "--exact", "--nocapture", "--test-threads=1"])
             .env("ZEROK_IN_NETNS", &self.0)
-            .output()
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
             .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success() && text.contains("1 passed"), "{name} inside {}:\n{text}", self.0);
-        text
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                self.kill_all();
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let text = std::fs::read_to_string(&out).unwrap() + &std::fs::read_to_string(&err).unwrap();
+        let passed = status.is_some_and(|s| s.success()) && text.contains("1 passed");
+        assert!(passed, "{name} inside {} ({status:?}, limit {limit:?}):\n{text}", self.0);
+    }
+
+    /// Kills every process left in the namespace.
+    fn kill_all(&self) {
+        let pids = Command::new("ip").args(["netns", "pids", &self.0]).output().map(|o| o.stdout).unwrap_or_default();
+        for pid in String::from_utf8_lossy(&pids).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).output();
+        }
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        self.kill_all();
         let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
     }
 }

@@ -110,9 +110,8 @@ pub struct ContentRef {
     pub mime: String,
     /// File name, when it came from a file (no folders).
     pub name: Option<String>,
-    /// Where the sender served it from when it sent the reference: its endpoint's
-    /// `IP:PORT`s, and its iroh relay's URL when it uses one. A fetcher also asks the
-    /// group's vault relays.
+    /// Where the sender served it from when it sent the reference (`IP:PORT`s of its
+    /// endpoint); a fetcher also asks the group's vault relays.
     pub addrs: Vec<String>,
 }
 
@@ -120,8 +119,8 @@ pub struct ContentRef {
 pub const MAX_LABEL_CHARS: usize = 255;
 /// Most [`ContentRef::addrs`] kept.
 pub const MAX_ADDRS: usize = 16;
-/// Longest of [`ContentRef::addrs`].
-pub const MAX_ADDR_CHARS: usize = 64;
+/// Longest of [`ContentRef::addrs`], bytes.
+pub const MAX_ADDR_BYTES: usize = 64;
 
 impl ContentRef {
     /// Bytes of its ciphertext.
@@ -135,7 +134,7 @@ impl ContentRef {
         self.mime.chars().count() <= MAX_LABEL_CHARS
             && self.name.as_ref().is_none_or(|n| n.chars().count() <= MAX_LABEL_CHARS && !n.contains(['/', '\\']))
             && self.addrs.len() <= MAX_ADDRS
-            && self.addrs.iter().all(|a| a.len() <= MAX_ADDR_CHARS)
+            && self.addrs.iter().all(|a| a.len() <= MAX_ADDR_BYTES)
     }
 }
 

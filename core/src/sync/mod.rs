@@ -216,14 +216,15 @@
 //! CONTENT_REF is sent to vault relays only: a transit relay never learns a hash or size.
 //!
 //! **Reaching the sender.** The reference names where the sender was when it pushed: its
-//! endpoint's `IP:PORT`s and, when it uses iroh's relays, its iroh relay's URL (at most 16,
-//! each up to 64 characters). A device whose network options turn on mDNS (service
-//! `_zerok._udp.local`) also finds the sender where it is now on the same LAN, and one with
-//! DNS discovery anywhere; all are off by default. On the LAN anyone sees the endpoint ids
-//! announced (they are device ids, so a device can be followed there) and anyone can
-//! announce false addresses for an id: that costs a failed dial, as QUIC's handshake proves
-//! the key. A member chose the addresses in its reference: a fetcher sends those hosts QUIC
-//! handshakes and nothing more.
+//! endpoint's `IP:PORT`s (at most 16, each up to 64 bytes), never an iroh relay URL, which
+//! would have fetchers open HTTPS connections to a host a member chose. A device whose
+//! network options turn on mDNS (service `_zerok._udp.local`) also finds the sender where it
+//! is now on the same LAN, and one with DNS discovery anywhere; all are off by default. On
+//! the LAN anyone sees the endpoint ids announced (they are device ids, so a device can be
+//! followed there) and anyone can announce false addresses for an id: that costs a failed
+//! dial, as QUIC's handshake proves the key; with iroh relays on as well, a LAN host can
+//! announce a relay URL for an id, and the device then dials that host. A member chose the
+//! addresses in its reference: a fetcher sends those hosts QUIC handshakes and nothing more.
 //!
 //! **Threat.** A relay learns nothing of an attachment but, at a vault relay, its hash,
 //! ciphertext size and group; it cannot open it. A provider that serves altered bytes is

@@ -55,10 +55,14 @@ enum Command {
 /// `sync push` queued offline.
 pub const EXIT_PARTIAL: u8 = 3;
 
+/// The default log filter: warnings, but none from mDNS, whose warnings come from other
+/// hosts on the LAN (and name their ids).
+const QUIET: &str = "warn,swarm_discovery=error,iroh_mdns_address_lookup=error";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ZEROK_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ZEROK_LOG").unwrap_or_else(|_| QUIET.into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
