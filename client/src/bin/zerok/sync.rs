@@ -311,7 +311,7 @@ pub async fn run(args: Args) -> Result<u8> {
                 home.set_net(net)?;
             }
             if json {
-                print_json(&json!({ "iroh_relays": net.iroh_relays, "discovery": net.discovery, "mdns": net.mdns }));
+                print_json(&serde_json::to_value(net)?);
             } else {
                 let word = |on: bool| if on { "on" } else { "off" };
                 println!("iroh-relays {}", word(net.iroh_relays));
