@@ -121,6 +121,34 @@ impl Home {
         Ok(Some(DeviceKey { slot, key }))
     }
 
+    /// The vault this device last opened at `url` with a key of its own, and that key
+    /// (`None` when no key file names the URL): lets a vault be opened in one round trip,
+    /// its config and key slot read at once.
+    ///
+    /// # Errors
+    /// When the matching key file is damaged.
+    pub fn device_key_for_url(&self, url: &str) -> Result<Option<(VaultId, DeviceKey)>> {
+        let Ok(entries) = fs::read_dir(self.dir.join("vaults")) else { return Ok(None) };
+        for entry in entries.flatten() {
+            let Ok(mut text) = fs::read_to_string(entry.path()) else { continue };
+            #[derive(Deserialize)]
+            struct Named {
+                vault_id: String,
+                url: String,
+            }
+            let named = serde_json::from_str::<Named>(&text);
+            text.zeroize();
+            let Ok(named) = named else { continue };
+            let Ok(id) = VaultId::from_hex(&named.vault_id) else { continue };
+            if named.url == url
+                && let Some(key) = self.device_key(&id)?
+            {
+                return Ok(Some((id, key)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Stores this device's key to a vault (mode 0600).
     ///
     /// # Errors

@@ -28,4 +28,4 @@ pub mod vault_sync;
 
 pub use home::Home;
 pub use report::{restore_damage, restore_json, rfc3339};
-pub use unlock::{KeySource, Unlocked, read_recovery_key, unlock};
+pub use unlock::{KeySource, Unlocked, cached, read_recovery_key, unlock, unlock_cached};

@@ -52,7 +52,15 @@ fn group_of(d: &Dated) -> String {
 /// # Errors
 /// Storage errors listing the snapshots.
 pub async fn observe(home: &Home, vault: &Vault) -> Result<Observed> {
-    let snapshots = vault.snapshots_dated().await?;
+    record(home, vault, vault.snapshots_dated().await?).await
+}
+
+/// As [`observe`], with the vault's snapshots already listed (`snapshots`, as
+/// [`Vault::snapshots_dated`] gives them; a backup's [`zerok_vault::BackupSummary::snapshots`]).
+///
+/// # Errors
+/// Storage errors asking for a snapshot that is no longer listed.
+pub async fn record(home: &Home, vault: &Vault, snapshots: Vec<Dated>) -> Result<Observed> {
     let path = home.dir().join("seen").join(format!("{}.json", vault.config().vault_id));
     let mut file: SeenFile = match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {

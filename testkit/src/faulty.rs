@@ -69,6 +69,9 @@ struct Shared {
     /// Listings of paths containing `.0` leave out objects whose name contains `.1`, for
     /// `.2` more listings.
     hidden: Mutex<Option<(String, String, usize)>>,
+    /// Objects read (GET, whole or ranged; not HEAD), in order, since
+    /// [`FaultyStore::take_reads`].
+    reads: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -137,6 +140,7 @@ impl FaultyStore {
             injected: Injected::default(),
             held: tokio::sync::watch::channel(false).0,
             hidden: Mutex::new(None),
+            reads: Mutex::new(Vec::new()),
         };
         Self { inner, shared: Arc::new(shared) }
     }
@@ -160,6 +164,13 @@ impl FaultyStore {
     /// contains `name` (a lagging replica, or a provider hiding it); reads still find it.
     pub fn hide(&self, folder: &str, name: &str, listings: usize) {
         *self.shared.hidden.lock().expect("hidden") = Some((folder.into(), name.into(), listings));
+    }
+
+    /// The objects read since the last call (each GET, whole or ranged, by name; HEADs are
+    /// not reads), which
+    /// tells a test what a reader fetched from the store and what it had already.
+    pub fn take_reads(&self) -> Vec<String> {
+        std::mem::take(&mut *self.shared.reads.lock().expect("reads"))
     }
 
     /// The faults injected so far.
@@ -197,6 +208,9 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        if !options.head {
+            self.shared.reads.lock().expect("reads").push(location.to_string());
+        }
         self.shared.before("get", location).await?;
         let head = options.head;
         let got = self.inner.get_opts(location, options).await?;

@@ -1,12 +1,16 @@
 //! zerok-testkit: real servers for tests — an S3 protocol server (s3s + s3s-fs) serving a
 //! folder on 127.0.0.1, reached through the same `object_store` S3 client that talks to
 //! MinIO and AWS — [`FaultyStore`], which wraps any store with injected faults, and
-//! [`UdpProxy`], a loopback link with delay and black holes for QUIC peers.
+//! [`UdpProxy`], a loopback link with delay and black holes for QUIC peers, and [`TcpDelay`],
+//! a pipelined latency link for TCP (an object store across a WAN).
 //! Test-only: never a dependency of a shipped crate.
 
 mod faulty;
+mod s3_fs;
+mod tcp_delay;
 mod udp_proxy;
 pub use faulty::{Faults, FaultyStore, Injected};
+pub use tcp_delay::TcpDelay;
 pub use udp_proxy::UdpProxy;
 
 /// Deterministic incompressible bytes (xorshift64), for test and bench inputs.
@@ -39,6 +43,8 @@ pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 pub struct S3Server {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
+    /// Its address.
+    pub addr: std::net::SocketAddr,
     /// The folder it serves; each bucket is a sub-folder.
     pub root: PathBuf,
     task: tokio::task::JoinHandle<()>,
@@ -57,7 +63,7 @@ impl S3Server {
     /// When the folder or the port cannot be used: a test setup failure.
     pub async fn start(root: &Path) -> S3Server {
         let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("{e:?}")).expect("s3s-fs root");
-        let mut b = s3s::service::S3ServiceBuilder::new(fs);
+        let mut b = s3s::service::S3ServiceBuilder::new(s3_fs::Folder(fs));
         b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = b.build();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
@@ -72,7 +78,7 @@ impl S3Server {
                 });
             }
         });
-        S3Server { endpoint: format!("http://{addr}"), root: root.to_path_buf(), task }
+        S3Server { endpoint: format!("http://{addr}"), addr, root: root.to_path_buf(), task }
     }
 
     /// An `object_store` S3 client for `bucket` (created as a folder when missing).

@@ -18,6 +18,8 @@ use crate::{
 const AHEAD_TOLERANCE_NS: i64 = 60_000_000_000;
 /// Packs downloaded at once by `--read-data`.
 const READ_CONCURRENCY: usize = 4;
+/// Snapshots read at once.
+const SNAPSHOTS_AT_ONCE: usize = 8;
 
 /// What `check` found. The vault is sound when `errors` is empty.
 #[derive(Debug, Default)]
@@ -42,10 +44,10 @@ pub struct CheckReport {
 /// Only when the store cannot be listed; damage is reported in [`CheckReport::errors`].
 pub async fn check(vault: &Vault, read_data: bool, progress: &Progress) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    let (index, bad) = MasterIndex::load_reporting(vault).await?;
+    let (loaded, stored) = tokio::join!(MasterIndex::load_reporting(vault), vault.stored_packs());
+    let (index, bad) = loaded?;
     report.errors.extend(bad.into_iter().map(|e| e.to_string()));
-
-    let stored = vault.stored_packs().await?;
+    let stored = stored?;
     report.packs = stored.len();
     for (id, entries) in &index.packs {
         let need = entries.iter().map(|e| e.offset as u64 + e.length as u64).max().unwrap_or(0);
@@ -87,12 +89,22 @@ pub async fn check(vault: &Vault, read_data: bool, progress: &Progress) -> Resul
 
 async fn check_snapshots(vault: &Vault, index: &MasterIndex, report: &mut CheckReport) -> Result<()> {
     let mut seen: HashSet<ChunkId> = HashSet::new();
-    for listed in vault.backend().list_listed(names::SNAPSHOTS).await? {
+    let listed = vault.backend().list_listed(names::SNAPSHOTS).await?;
+    let loaded: Vec<_> = futures::stream::iter(listed)
+        .map(|listed| async move {
+            let snap = match zerok_core::SnapshotId::from_hex(names::id_part(&listed.name)) {
+                Ok(id) => vault.load_snapshot(&id).await,
+                Err(_) => Err(crate::Error::corrupt(&listed.name, "bad name")),
+            };
+            (listed, snap)
+        })
+        .buffered(SNAPSHOTS_AT_ONCE)
+        .collect()
+        .await;
+    let roots = loaded.iter().filter_map(|(_, snap)| Some(snap.as_ref().ok()?.tree)).collect();
+    let trees = vault.load_trees(index, roots).await;
+    for (listed, snap) in loaded {
         let name = listed.name;
-        let snap = match zerok_core::SnapshotId::from_hex(names::id_part(&name)) {
-            Ok(id) => vault.load_snapshot(&id).await,
-            Err(_) => Err(crate::Error::corrupt(&name, "bad name")),
-        };
         let snap = match snap {
             Ok(s) => s,
             Err(e) => {
@@ -114,10 +126,14 @@ async fn check_snapshots(vault: &Vault, index: &MasterIndex, report: &mut CheckR
             if !seen.insert(tree_id) {
                 continue;
             }
-            let tree = match vault.load_tree(index, &tree_id).await {
-                Ok(t) => t,
-                Err(e) => {
+            let tree = match trees.get(&tree_id) {
+                Some(Ok(t)) => t,
+                Some(Err(e)) => {
                     report.errors.push(format!("tree {} of {name}: {e}", tree_id.short()));
+                    continue;
+                }
+                None => {
+                    report.errors.push(format!("tree {} of {name}: not read", tree_id.short()));
                     continue;
                 }
             };

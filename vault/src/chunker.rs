@@ -1,4 +1,5 @@
-//! Content-defined chunking of files through one reusable read buffer.
+//! Chunking of files through one reusable read buffer: content-defined, or in fixed runs
+//! for files whose layout is fixed (SQLite databases, cut at page boundaries).
 //!
 //! Cut points are FastCDC 2020's (normalization level 1, gear tables keyed by the vault's
 //! chunker seed), exactly those of `fastcdc::v2020::StreamCDC` with the same settings, so
@@ -23,6 +24,8 @@ pub struct Chunker {
     start: usize,
     end: usize,
     eof: bool,
+    /// Cut every this many bytes instead (set per stream by [`Chunker::reset_fixed`]).
+    fixed: Option<usize>,
 }
 
 impl Chunker {
@@ -36,12 +39,20 @@ impl Chunker {
             start: 0,
             end: 0,
             eof: true,
+            fixed: None,
         }
     }
 
-    /// Starts a new stream; bytes left from the previous one are dropped.
+    /// Starts a new stream, content-defined; bytes left from the previous one are dropped.
     pub fn reset(&mut self) {
+        self.reset_fixed(None);
+    }
+
+    /// Starts a new stream cut every `bytes` bytes (at most the maximum chunk size), or
+    /// content-defined when `None`.
+    pub fn reset_fixed(&mut self, bytes: Option<usize>) {
         (self.start, self.end, self.eof) = (0, 0, false);
+        self.fixed = bytes.map(|b| b.clamp(1, self.params.max_bytes as usize));
     }
 
     /// The next chunk of `source`, or `None` at its end.
@@ -68,20 +79,29 @@ impl Chunker {
         if self.start == self.end {
             return Ok(None);
         }
-        let (_, len) = cut_gear(
+        let len = match self.fixed {
+            Some(fixed) => fixed.min(self.end - self.start),
+            None => self.cut(),
+        };
+        let chunk = self.buf[self.start..self.start + len].to_vec();
+        self.start += len;
+        Ok(Some(chunk))
+    }
+
+    /// FastCDC's length of the next chunk of the buffered bytes.
+    fn cut(&self) -> usize {
+        cut_gear(
             &self.buf[self.start..self.end],
             self.params.min_bytes as usize,
             self.params.avg_bytes as usize,
-            max,
+            self.params.max_bytes as usize,
             self.masks.0,
             self.masks.1,
             self.masks.0 << 1,
             self.masks.1 << 1,
             &self.gear.0,
             &self.gear.1,
-        );
-        let chunk = self.buf[self.start..self.start + len].to_vec();
-        self.start += len;
-        Ok(Some(chunk))
+        )
+        .1
     }
 }

@@ -11,6 +11,8 @@
 //! - [`format`]: encoders/decoders of every stored object.
 //! - `vault`: [`Vault`] — init, unlock by key slot, snapshots, trees, chunk reads.
 //! - `master_index`: [`MasterIndex`] — chunk id → pack location.
+//! - `cache`: [`Cache`] — a remote vault's index files, snapshots and tree packs, kept
+//!   sealed on this machine.
 //! - [`chunker`]: content-defined chunking (FastCDC 2020) through one reusable buffer.
 //! - [`dirfd`]: folder handles that never follow a symlink (restore's removals, replay).
 //! - `backup`: the parallel walk → chunk → compress → encrypt → pack → upload pipeline.
@@ -29,6 +31,7 @@
 //! ```
 
 mod backup;
+mod cache;
 mod check;
 pub mod chunker;
 pub mod dirfd;
@@ -45,6 +48,7 @@ pub mod store;
 mod vault;
 
 pub use backup::{BackupOptions, BackupSummary, SqliteMode, backup};
+pub use cache::{Cache, DEFAULT_MAX_BYTES as DEFAULT_CACHE_BYTES};
 pub use check::{CheckReport, check};
 pub use error::{Error, Result};
 pub use format::keyslot::SlotKind;

@@ -169,15 +169,17 @@ impl Lock {
     }
 
     /// Fails when prune has revoked this lock: its marker exists, or the lock itself is gone
-    /// (revocation deletes it, and markers are swept after 30 days).
+    /// (revocation deletes it, and markers are swept after 30 days). Returns when the store
+    /// last wrote the lock (its `LastModified`, store clock, Unix seconds).
     ///
     /// # Errors
     /// [`Error::Revoked`]; storage errors.
-    pub async fn check(&self, vault: &Vault) -> Result<()> {
-        let marked = vault.backend().exists(&revocation(&self.id)).await?;
-        match marked || !vault.backend().exists(&self.name).await? {
-            true => Err(self.revoked()),
-            false => Ok(()),
+    pub async fn check(&self, vault: &Vault) -> Result<i64> {
+        let marker = revocation(&self.id);
+        let (marked, held) = tokio::join!(vault.backend().exists(&marker), vault.backend().modified(&self.name));
+        match (marked?, held?) {
+            (false, Some(written)) => Ok(written),
+            _ => Err(self.revoked()),
         }
     }
 

@@ -58,7 +58,10 @@ impl MasterIndex {
     /// Only when the index folder cannot be listed.
     pub async fn load_reporting(vault: &Vault) -> Result<(Self, Vec<crate::Error>)> {
         let listed = vault.backend().list(names::INDEX).await?;
-        Ok(Self::load_files(vault, listed).await)
+        vault.cache_retain(names::INDEX, listed.iter().map(|(name, _)| name.as_str()));
+        let loaded = Self::load_files(vault, listed).await;
+        vault.cache_tree_packs(&loaded.0).await;
+        Ok(loaded)
     }
 
     /// Loads the index files named in `listed` (as [`crate::Backend::list`] gives them),
@@ -68,10 +71,16 @@ impl MasterIndex {
             .map(|(name, _)| async move {
                 let id =
                     IndexId::from_hex(names::id_part(&name)).map_err(|_| crate::Error::corrupt(&name, "bad name"))?;
-                let bytes = vault.backend().get(&name).await?;
-                let file: IndexFile = open_msgpack(vault.keys().metadata(), Kind::Index, &id.0, &name, &bytes)?;
-                let packs = file.packs.iter().map(|p| p.entries().map(|e| (p.id, e)));
-                packs.collect::<Option<Vec<_>>>().ok_or_else(|| crate::Error::corrupt(&name, "unknown blob kind"))?;
+                let file = vault
+                    .get_verified(&name, |bytes| {
+                        let file: IndexFile = open_msgpack(vault.keys().metadata(), Kind::Index, &id.0, &name, bytes)?;
+                        let packs = file.packs.iter().map(|p| p.entries().map(|e| (p.id, e)));
+                        packs
+                            .collect::<Option<Vec<_>>>()
+                            .ok_or_else(|| crate::Error::corrupt(&name, "unknown blob kind"))?;
+                        Ok(file)
+                    })
+                    .await?;
                 Ok((id, file))
             })
             .buffer_unordered(LOAD_CONCURRENCY)

@@ -29,7 +29,7 @@ use crate::{
     Error, MasterIndex, Progress, Result, Vault,
     format::{
         snapshot::Snapshot,
-        tree::{Node, NodeKind},
+        tree::{Node, NodeKind, Tree},
     },
 };
 
@@ -121,13 +121,14 @@ pub async fn restore(
     progress: Arc<Progress>,
 ) -> Result<RestoreSummary> {
     let filter = build_filter(&opts.includes)?;
-    let (mut index, bad) = MasterIndex::load_reporting(vault).await?;
+    let (loaded, stored) = tokio::join!(MasterIndex::load_reporting(vault), vault.stored_packs());
+    let (mut index, bad) = loaded?;
     let mut index_damage: Vec<String> = bad.iter().map(ToString::to_string).collect();
     let fell_back = !bad.is_empty();
     if fell_back {
         index_damage.extend(index.add_unindexed(vault).await?.iter().map(|(_, e)| e.to_string()));
     }
-    let mut gone = index.gone_packs(vault, &vault.stored_packs().await?).await?;
+    let mut gone = index.gone_packs(vault, &stored?).await?;
     let mut planned = plan(vault, &Places { index: &index, gone: &gone }, snapshot, opts, filter.as_ref()).await;
     if !fell_back && !planned.as_ref().is_ok_and(|p| p.lost.is_empty()) {
         // Something is in no index file: it may be in a pack whose index file is gone.
@@ -276,16 +277,25 @@ async fn plan(
         }
         _ => root.nodes,
     };
-    let top_nodes = top_nodes.into_iter().filter(|n| !opts.reserved.iter().any(|r| r.as_bytes() == n.name)).collect();
-    collect(vault, places, top_nodes, PathBuf::new(), &mut plan).await?;
+    let top_nodes: Vec<Node> =
+        top_nodes.into_iter().filter(|n| !opts.reserved.iter().any(|r| r.as_bytes() == n.name)).collect();
+    let mut trees = vault.load_trees(index, top_nodes.iter().filter_map(|n| n.subtree).collect()).await;
+    collect(places, &mut trees, top_nodes, PathBuf::new(), &mut plan)?;
     if let Some(filter) = filter {
         apply_filter(&mut plan, filter, &opts.includes);
     }
     Ok(plan)
 }
 
-/// Walks trees depth-first, folders before their contents, checking every name.
-async fn collect(vault: &Vault, places: &Places<'_>, nodes: Vec<Node>, base: PathBuf, plan: &mut Plan) -> Result<()> {
+/// Walks the trees read (`trees`) depth-first, folders before their contents, checking
+/// every name.
+fn collect(
+    places: &Places<'_>,
+    trees: &mut HashMap<ChunkId, Result<Tree>>,
+    nodes: Vec<Node>,
+    base: PathBuf,
+    plan: &mut Plan,
+) -> Result<()> {
     let mut stack = vec![(nodes, base)];
     while let Some((nodes, base)) = stack.pop() {
         for node in nodes {
@@ -298,13 +308,17 @@ async fn collect(vault: &Vault, places: &Places<'_>, nodes: Vec<Node>, base: Pat
                     let sub = node
                         .subtree
                         .ok_or_else(|| Error::corrupt(format!("folder {}", rel.display()), "no subtree"))?;
-                    match vault.load_tree(places.index, &sub).await {
-                        Ok(tree) => stack.push((tree.nodes, rel.clone())),
+                    // A folder may hold the same tree as another: trees are read once, used by each.
+                    match trees.get(&sub) {
+                        Some(Ok(tree)) => stack.push((tree.nodes.clone(), rel.clone())),
                         // Lost only when gone or damaged: a failing store fails the restore.
-                        Err(e @ (Error::NotFound { .. } | Error::Corrupt { .. })) => {
+                        Some(Err(e @ (Error::NotFound { .. } | Error::Corrupt { .. }))) => {
                             plan.lost.push((rel.clone(), format!("its contents: {e}")))
                         }
-                        Err(e) => return Err(e),
+                        Some(Err(_)) => return Err(trees.remove(&sub).and_then(Result::err).expect("an error")),
+                        None => {
+                            plan.lost.push((rel.clone(), format!("its contents: tree {} was not read", sub.short())))
+                        }
                     }
                     plan.dirs.push((rel, node));
                 }
@@ -358,8 +372,12 @@ fn clear_entry(path: &Path) -> Result<()> {
 const MAX_GAP: u64 = 512 << 10;
 /// Longest read: bounds memory (reads in flight × this).
 const MAX_SPAN: u64 = 4 << 20;
-/// Reads in flight ahead of the writer threads.
-const READS_AHEAD: usize = 2;
+/// Reads in flight ahead of the writer threads from a local folder (the disk is the limit).
+const LOCAL_READS_AHEAD: usize = 2;
+/// Reads in flight from a remote store: each waits out a round trip, so enough of them to
+/// cover the bandwidth-delay product of a fast link across a WAN (16 × [`MAX_SPAN`] = 64
+/// MiB: 400 MB/s at 80 ms). They land in any order; each is written where it belongs.
+const REMOTE_READS_AHEAD: usize = 16;
 
 /// A created file: where, which inode (every later write checks it is still the same
 /// file), and what to set when its last chunk is in.
@@ -418,6 +436,29 @@ async fn restore_contents(
         }
     }
     let spans = plan_spans(needs);
+    // The first reads are in flight while the files are created.
+    let ahead = if vault.backend().is_local() { LOCAL_READS_AHEAD } else { REMOTE_READS_AHEAD };
+    let (read_tx, mut read_rx) = tokio::sync::mpsc::channel(1);
+    let reader = {
+        let vault = vault.clone();
+        tokio::spawn(async move {
+            let mut reads = futures::stream::iter(spans)
+                .map(|span| {
+                    let vault = &vault;
+                    async move {
+                        let read = vault.backend().get_range(&span.pack, span.start..span.end).await;
+                        (span, read)
+                    }
+                })
+                .buffer_unordered(ahead);
+            while let Some(read) = reads.next().await {
+                if read_tx.send(read).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let _stop_reads = AbortOnDrop(reader);
     let created = {
         let plan: Vec<(PathBuf, Node)> = files.iter().map(|(rel, node)| (target.join(rel), node.clone())).collect();
         let progress = progress.clone();
@@ -448,14 +489,8 @@ async fn restore_contents(
         threads.push(thread.map_err(|e| Error::Invalid(format!("cannot start restore thread: {e}")))?);
     }
     drop(rx);
-    let mut reads = futures::stream::iter(spans)
-        .map(|span| async move {
-            let read = vault.backend().get_range(&span.pack, span.start..span.end).await;
-            (span, read)
-        })
-        .buffered(READS_AHEAD);
     let mut fetched = Ok(());
-    while let Some((span, read)) = reads.next().await {
+    while let Some((span, read)) = read_rx.recv().await {
         if failed.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
@@ -473,7 +508,7 @@ async fn restore_contents(
             }
         }
     }
-    drop((reads, tx));
+    drop((read_rx, tx));
     blocking(move || {
         threads
             .into_iter()
@@ -492,6 +527,15 @@ async fn restore_contents(
         }
     }
     Ok(damaged)
+}
+
+/// Aborts a task when dropped (a restore that fails stops its reads).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Notes every file holding one of `needs` as damaged by `why`.

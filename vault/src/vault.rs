@@ -1,12 +1,17 @@
-//! An unlocked vault: its backend, keys and config, and the reads every operation shares
-//! (key slots, snapshots, trees, chunks).
+//! An unlocked vault: its backend, keys and config, its metadata cache when it has one, and
+//! the reads every operation shares (key slots, snapshots, trees, chunks).
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use zerok_core::{ChunkId, Kdf, Key32, MasterKey, RecoveryKey, SlotId, SnapshotId, SyncGroupId, VaultKeys};
 
 use crate::{
-    Backend, Error, MasterIndex, Result,
+    Backend, Cache, Error, MasterIndex, Result,
     format::{
         Kind,
         config::{self, ChunkerParams, Config},
@@ -71,6 +76,10 @@ pub(crate) fn stored_ns(modified: i64) -> i64 {
 
 /// HEAD requests in flight.
 const HEADS_AT_ONCE: usize = 16;
+/// Trees read at once (remote: each read waits a round trip; local: each is a decode).
+const TREES_AT_ONCE: usize = 32;
+/// Tree packs fetched at once into the cache.
+const TREE_PACKS_AT_ONCE: usize = 8;
 
 /// A snapshot with the time it counts as taken (see [`Vault::snapshots_dated`]).
 #[derive(Clone, Debug)]
@@ -107,6 +116,19 @@ pub struct Vault {
     keys: VaultKeys,
     config: Config,
     master: MasterKey,
+    cache: Option<Arc<Cache>>,
+    /// The config and the device slot as the store holds them, for the cache to keep.
+    sealed: Arc<Sealed>,
+}
+
+/// The config and device key slot a vault was opened from, sealed as stored.
+#[derive(Default)]
+struct Sealed {
+    config: Bytes,
+    slot: Option<(SlotId, Bytes)>,
+    /// Opened from the cache's copies: the slot is asked for with the first snapshot
+    /// listing, so a device whose slot was removed is refused one round trip later.
+    unconfirmed: bool,
 }
 
 impl std::fmt::Debug for Vault {
@@ -134,9 +156,13 @@ impl Vault {
             (recovery_slot, SlotKind::Recovery, recovery_key.secret().expose().as_slice(), "recovery key".to_string()),
             (device_key.slot, SlotKind::Device, device_key.key.expose().as_slice(), opts.device_label.clone()),
         ];
+        let mut sealed = Sealed::default();
         for (id, kind, secret, label) in slots {
-            let slot = KeySlot::seal(&id, kind, Kdf::HkdfSha256, secret, &master, &label)?;
-            backend.put_new(&names::key(&id), Bytes::from(slot.encode())).await?;
+            let slot = Bytes::from(KeySlot::seal(&id, kind, Kdf::HkdfSha256, secret, &master, &label)?.encode());
+            backend.put_new(&names::key(&id), slot.clone()).await?;
+            if id == device_key.slot {
+                sealed.slot = Some((id, slot));
+            }
         }
         let config = Config {
             vault_id: zerok_core::VaultId::random(),
@@ -145,13 +171,15 @@ impl Vault {
             pack_bytes: opts.pack_bytes,
             created: crate::now_secs(),
         };
-        if let Err(e) = backend.put_new(names::CONFIG, Bytes::from(config.encode(&keys))).await {
+        sealed.config = Bytes::from(config.encode(&keys));
+        if let Err(e) = backend.put_new(names::CONFIG, sealed.config.clone()).await {
             for id in [recovery_slot, device_key.slot] {
                 let _ = backend.delete(&names::key(&id)).await;
             }
             return Err(e);
         }
-        Ok(Created { vault: Vault { backend, keys, config, master }, recovery_key, device_key })
+        let sealed = Arc::new(sealed);
+        Ok(Created { vault: Vault { backend, keys, config, master, cache: None, sealed }, recovery_key, device_key })
     }
 
     /// Reads the config header: refuses a newer format before any key is tried, and returns
@@ -173,25 +201,134 @@ impl Vault {
     /// [`Error::WrongKey`] when no slot opens; [`Error::NoVault`], [`Error::Unsupported`],
     /// [`Error::Corrupt`] (config MAC) or storage errors.
     pub async fn open(backend: Backend, secret: Secret<'_>) -> Result<Vault> {
-        let config_bytes = match backend.get(names::CONFIG).await {
+        // A device key names its slot: the slot is read beside the config, in one round trip.
+        let device_slot = async {
+            match secret {
+                Secret::Device(dev) => Some(backend.get(&names::key(&dev.slot)).await),
+                _ => None,
+            }
+        };
+        let (config_bytes, device_slot) = tokio::join!(backend.get(names::CONFIG), device_slot);
+        let config_bytes = match config_bytes {
             Err(Error::NotFound { .. }) => return Err(Error::NoVault(backend.url().to_string())),
             other => other?,
         };
         config::check_version(&config_bytes)?;
+        let mut sealed = Sealed { config: config_bytes.clone(), ..Sealed::default() };
         let master = match secret {
             Secret::Device(dev) => {
-                let slot = match Self::read_slot(&backend, &dev.slot).await {
+                let bytes = match device_slot.expect("read for a device key") {
                     Err(Error::NotFound { .. }) => return Err(Error::WrongKey),
                     other => other?,
                 };
-                slot.open(&dev.slot, dev.key.expose())?
+                let master = KeySlot::decode(&dev.slot, &bytes)?.open(&dev.slot, dev.key.expose())?;
+                sealed.slot = Some((dev.slot, bytes));
+                master
             }
             Secret::Recovery(key) => Self::try_slots(&backend, SlotKind::Recovery, key.secret().expose()).await?,
             Secret::Passphrase(pass) => Self::try_slots(&backend, SlotKind::Passphrase, pass.as_bytes()).await?,
         };
         let keys = master.derive();
         let config = Config::decode(&config_bytes, &keys)?;
-        Ok(Vault { backend, keys, config, master })
+        Ok(Vault { backend, keys, config, master, cache: None, sealed: Arc::new(sealed) })
+    }
+
+    /// Opens the vault with a device key from the copies of its config and slot in
+    /// `cache`, without a round trip; `None` when the cache lacks them or they do not open
+    /// (then [`Vault::open`]). The slot's presence in the store is confirmed beside the first
+    /// snapshot listing ([`Vault::snapshots_dated`]): a slot removed since fails there.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a newer format.
+    pub fn open_cached(backend: Backend, dev: &DeviceKey, cache: Cache) -> Result<Option<Vault>> {
+        let slot_name = names::key(&dev.slot);
+        let (Some(config_bytes), Some(slot_bytes)) = (cache.get(names::CONFIG), cache.get(&slot_name)) else {
+            return Ok(None);
+        };
+        config::check_version(&config_bytes)?;
+        let opened = KeySlot::decode(&dev.slot, &slot_bytes).and_then(|slot| slot.open(&dev.slot, dev.key.expose()));
+        let Ok(master) = opened else {
+            cache.remove(&slot_name);
+            return Ok(None);
+        };
+        let keys = master.derive();
+        let Ok(config) = Config::decode(&config_bytes, &keys) else {
+            cache.remove(names::CONFIG);
+            return Ok(None);
+        };
+        let sealed =
+            Sealed { config: config_bytes.into(), slot: Some((dev.slot, slot_bytes.into())), unconfirmed: true };
+        Ok(Some(Vault { backend, keys, config, master, cache: Some(Arc::new(cache)), sealed: Arc::new(sealed) }))
+    }
+
+    /// This vault reading and keeping its metadata through `cache` (see [`Cache`]); the
+    /// cache keeps the config and the device slot it was opened with too.
+    pub fn with_cache(mut self, cache: Cache) -> Vault {
+        cache.put(names::CONFIG, &self.sealed.config);
+        if let Some((id, bytes)) = &self.sealed.slot {
+            cache.put(&names::key(id), bytes);
+        }
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// For a vault opened from cached copies: fails when the store no longer holds the
+    /// device's slot (the device was removed), dropping the cached copy.
+    async fn confirm_slot(&self) -> Result<()> {
+        let Some((id, _)) = self.sealed.slot.as_ref().filter(|_| self.sealed.unconfirmed) else { return Ok(()) };
+        let name = names::key(id);
+        if self.backend.exists(&name).await? {
+            return Ok(());
+        }
+        if let Some(cache) = &self.cache {
+            cache.remove(&name);
+        }
+        Err(Error::WrongKey)
+    }
+
+    /// The metadata cache, when the vault has one.
+    pub fn cache(&self) -> Option<&Cache> {
+        self.cache.as_deref()
+    }
+
+    /// Reads immutable object `name` and opens it with `open`: from the cache when it holds
+    /// a copy that opens (a copy that does not is dropped), else from the store, caching
+    /// what opened.
+    ///
+    /// # Errors
+    /// Storage errors, or `open`'s error on the store's bytes.
+    pub(crate) async fn get_verified<T>(&self, name: &str, open: impl Fn(&[u8]) -> Result<T>) -> Result<T> {
+        if let Some(cache) = &self.cache
+            && let Some(bytes) = cache.get(name)
+        {
+            match open(&bytes) {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a cached copy did not open; reading the store");
+                    cache.remove(name);
+                }
+            }
+        }
+        let bytes = self.backend.get(name).await?;
+        let value = open(&bytes)?;
+        if let Some(cache) = &self.cache {
+            cache.put(name, &bytes);
+        }
+        Ok(value)
+    }
+
+    /// Keeps a copy of an object this process wrote, when the vault has a cache.
+    pub(crate) fn cache_written(&self, name: &str, bytes: &[u8]) {
+        if let Some(cache) = &self.cache {
+            cache.put(name, bytes);
+        }
+    }
+
+    /// Drops the cached objects of `folder` that `listed` (the store's listing) lacks.
+    pub(crate) fn cache_retain<'a>(&self, folder: &str, listed: impl Iterator<Item = &'a str>) {
+        if let Some(cache) = &self.cache {
+            cache.retain(folder, &listed.map(str::to_string).collect());
+        }
     }
 
     async fn read_slot(backend: &Backend, id: &SlotId) -> Result<KeySlot> {
@@ -296,7 +433,10 @@ impl Vault {
     /// # Errors
     /// As [`Vault::snapshots`].
     pub async fn snapshots_dated(&self) -> Result<Vec<Dated>> {
-        let listed = self.backend.list_listed(names::SNAPSHOTS).await?;
+        let (listed, confirmed) = tokio::join!(self.backend.list_listed(names::SNAPSHOTS), self.confirm_slot());
+        confirmed?;
+        let listed = listed?;
+        self.cache_retain(names::SNAPSHOTS, listed.iter().map(|l| l.name.as_str()));
         let mut all: Vec<Dated> = futures::stream::iter(listed)
             .map(|l| async move {
                 let id =
@@ -379,7 +519,8 @@ impl Vault {
         let id = SnapshotId::random();
         let sealed = seal_msgpack(self.keys.metadata(), Kind::Snapshot, &id.0, snapshot);
         let (name, size) = (names::snapshot(&id), sealed.len() as u64);
-        self.backend.put_new(&name, Bytes::from(sealed)).await?;
+        self.backend.put_new(&name, Bytes::from(sealed.clone())).await?;
+        self.cache_written(&name, &sealed);
         Ok((id, name, size))
     }
 
@@ -454,8 +595,9 @@ impl Vault {
     /// [`Error::NotFound`] or [`Error::Corrupt`], naming it.
     pub async fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
         let name = names::snapshot(id);
-        let bytes = self.backend.get(&name).await?;
-        let snap: Snapshot = open_msgpack(self.keys.metadata(), Kind::Snapshot, &id.0, &name, &bytes)?;
+        let snap: Snapshot = self
+            .get_verified(&name, |bytes| open_msgpack(self.keys.metadata(), Kind::Snapshot, &id.0, &name, bytes))
+            .await?;
         if snap.version != 1 {
             return Err(Error::Unsupported { version: snap.version, supported: 1 });
         }
@@ -493,8 +635,75 @@ impl Vault {
     /// [`Error::NotFound`] when no index lists it; [`Error::Corrupt`] naming the pack and
     /// chunk when any check fails.
     pub async fn read_chunk(&self, index: &MasterIndex, id: &ChunkId) -> Result<Vec<u8>> {
+        if let Some(cache) = &self.cache {
+            for loc in index.places(id) {
+                let (name, e) = (names::pack(&loc.pack), loc.entry);
+                let Some(sealed) = cache.get_range(&name, e.offset as u64..e.offset as u64 + e.length as u64) else {
+                    continue;
+                };
+                match self.open_chunk(&name, e.kind, id, &sealed, e.raw_len) {
+                    Ok(plain) => return Ok(plain),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "a cached pack did not open; reading the store");
+                        cache.remove(&name);
+                    }
+                }
+            }
+        }
         let (name, loc, sealed) = self.read_sealed(index, id).await?;
         self.open_chunk(&name, loc.entry.kind, id, &sealed, loc.entry.raw_len)
+    }
+
+    /// Copies into the cache every tree pack (a pack of trees only) `index` names that it
+    /// lacks, whole and checked against its name, and drops the cached packs `index` no
+    /// longer names. Nothing to do without a cache. A pack that cannot be fetched is left to
+    /// be read from the store when needed.
+    pub async fn cache_tree_packs(&self, index: &MasterIndex) {
+        let Some(cache) = &self.cache else { return };
+        let tree_packs: Vec<_> = index
+            .packs
+            .iter()
+            .filter(|(_, entries)| !entries.is_empty() && entries.iter().all(|e| e.kind == Kind::Tree))
+            .map(|(id, _)| *id)
+            .collect();
+        cache.retain(names::DATA, &tree_packs.iter().map(names::pack).collect());
+        let missing = tree_packs.into_iter().filter(|id| !cache.has(&names::pack(id)));
+        futures::stream::iter(missing)
+            .for_each_concurrent(TREE_PACKS_AT_ONCE, |id| async move {
+                let name = names::pack(&id);
+                match self.backend.get(&name).await {
+                    Ok(bytes) if *blake3::hash(&bytes).as_bytes() == id.0 => cache.put(&name, &bytes),
+                    Ok(_) => tracing::warn!("a tree pack does not match its name; left uncached"),
+                    Err(e) => tracing::debug!(error = %e, "tree pack not cached"),
+                }
+            })
+            .await;
+    }
+
+    /// Reads the trees `roots` and every tree below them, many at once; each tree's result
+    /// under its id (the trees below one that fails are not read).
+    pub async fn load_trees(&self, index: &MasterIndex, roots: Vec<ChunkId>) -> HashMap<ChunkId, Result<Tree>> {
+        let mut out: HashMap<ChunkId, Result<Tree>> = HashMap::new();
+        let mut queued: HashSet<ChunkId> = roots.iter().copied().collect();
+        let mut todo: Vec<ChunkId> = queued.iter().copied().collect();
+        let mut reading = futures::stream::FuturesUnordered::new();
+        loop {
+            while reading.len() < TREES_AT_ONCE
+                && let Some(id) = todo.pop()
+            {
+                reading.push(async move { (id, self.load_tree(index, &id).await) });
+            }
+            let Some((id, tree)) = reading.next().await else { break };
+            if let Ok(tree) = &tree {
+                for sub in tree.nodes.iter().filter_map(|n| n.subtree) {
+                    if queued.insert(sub) {
+                        todo.push(sub);
+                    }
+                }
+            }
+            out.insert(id, tree);
+        }
+        out
     }
 
     /// Reads a chunk's sealed bytes (one ranged GET) without opening them; returns the pack

@@ -23,13 +23,13 @@ mod verify;
 mod walk;
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     path::PathBuf,
     sync::Arc,
     time::Duration,
 };
 
-use zerok_core::{PackId, SnapshotId};
+use zerok_core::{ChunkId, PackId, SnapshotId};
 
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
@@ -37,6 +37,7 @@ use crate::{
         Kind,
         envelope::Sealer,
         snapshot::{Snapshot, SnapshotSummary},
+        tree::Tree,
     },
     lock::Lock,
 };
@@ -118,6 +119,10 @@ pub struct BackupSummary {
     /// SQLite databases that could not be copied consistently, with the reason; they were
     /// stored as read.
     pub sqlite_raw: Vec<(PathBuf, String)>,
+    /// The vault's snapshots as the backup found them, and the new one, oldest first (as
+    /// [`Vault::snapshots_dated`], the new one dated no later than the store can have
+    /// written it): what a caller would otherwise list again.
+    pub snapshots: Vec<crate::Dated>,
     /// Wall time.
     pub duration: Duration,
 }
@@ -156,7 +161,7 @@ pub async fn backup(vault: &Vault, opts: BackupOptions, progress: Arc<Progress>)
         let why = match result {
             Ok(Attempt::Done(mut summary)) => {
                 summary.duration = started.elapsed();
-                return Ok(summary);
+                return Ok(*summary);
             }
             Ok(Attempt::Collected(missing)) => {
                 let why = format!("a prune removed {} pack(s) this backup uses while it ran", missing.len());
@@ -176,7 +181,7 @@ pub async fn backup(vault: &Vault, opts: BackupOptions, progress: Arc<Progress>)
 
 /// How one run ended.
 enum Attempt {
-    Done(BackupSummary),
+    Done(Box<BackupSummary>),
     /// Packs the snapshot would use are gone (collected by a prune): nothing was committed.
     Collected(Vec<PackId>),
 }
@@ -198,16 +203,28 @@ async fn run(
     gone: &HashSet<PackId>,
 ) -> Result<Attempt> {
     let time_ns = crate::now_ns();
-    let mut index = MasterIndex::load(vault).await?;
+    let (index, snapshots) = tokio::join!(MasterIndex::load(vault), vault.snapshots_dated());
+    let mut index = index?;
     index.remove_packs(gone);
     let index = Arc::new(index);
     let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-    let parent =
-        vault.snapshots().await?.into_iter().rfind(|(_, s)| s.hostname == opts.hostname && s.paths == path_strings);
-    let parent_root = match &parent {
-        Some((_, snap)) => vault.load_tree(&index, &snap.tree).await.ok(),
-        None => None,
+    let mut snapshots = snapshots?;
+    let parent = snapshots
+        .iter()
+        .rfind(|d| d.snapshot.hostname == opts.hostname && d.snapshot.paths == path_strings)
+        .map(|d| (d.id, d.snapshot.clone()));
+    // Every tree of the parent is read up front, many at once: the walk never waits on one.
+    // A parent tree that cannot be read only costs re-reading its files.
+    let parents: HashMap<ChunkId, Tree> = match &parent {
+        Some((_, snap)) => vault
+            .load_trees(&index, vec![snap.tree])
+            .await
+            .into_iter()
+            .filter_map(|(id, tree)| Some((id, tree.ok()?)))
+            .collect(),
+        None => HashMap::new(),
     };
+    let parent_root = parent.as_ref().map(|(_, snap)| snap.tree);
 
     let workers = opts.workers.max(1);
     let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<walk::Job>(workers * 2);
@@ -234,7 +251,8 @@ async fn run(
     }
     drop((chunk_rx, sealed_tx));
 
-    let walker = walk::Walker::new(vault.clone(), index.clone(), chunk_tx, progress.clone(), opts.sqlite);
+    let walker =
+        walk::Walker::new(vault.clone(), index.clone(), Arc::new(parents), chunk_tx, progress.clone(), opts.sqlite);
     // Its own thread with a large stack: the walk recurses once per folder level.
     let walker = std::thread::Builder::new()
         .name("zerok-walk".into())
@@ -243,7 +261,7 @@ async fn run(
         .map_err(|e| Error::Invalid(format!("cannot start walker thread: {e}")))?;
     let uploads = match opts.uploads {
         0 if vault.backend().is_local() => 2,
-        0 => 4,
+        0 => 8,
         n => n,
     };
     let packed = packer::run(vault, sealed_rx, uploads, &progress, lock).await;
@@ -251,7 +269,7 @@ async fn run(
     for sealer in sealers {
         join(sealer, "sealer").await?;
     }
-    let packed = packed?;
+    let mut packed = packed?;
     let (root, stats) = walked??;
     if packed.chunks != stats.chunks_new {
         return Err(Error::Invalid(format!(
@@ -259,9 +277,15 @@ async fn run(
             stats.chunks_new, packed.chunks
         )));
     }
+    let last = std::mem::take(&mut packed.unflushed);
     let uses =
         verify::Uses { start: &index, reused: &stats.reused_packs, uploaded: &packed.packs, written: &packed.indexes };
-    let missing = verify::verify(vault, uses, &progress).await?;
+    // The last index file is written while the rest is verified: the store just took it.
+    let (last, missing) = tokio::join!(flush_index(vault, last, &progress), verify::verify(vault, uses, &progress));
+    let (last, last_bytes) = last?;
+    packed.indexes.extend(last);
+    packed.bytes += last_bytes;
+    let missing = missing?;
     if !missing.is_empty() {
         verify::unindex(vault, &packed, &missing, &progress).await?;
         return Ok(Attempt::Collected(missing));
@@ -287,12 +311,19 @@ async fn run(
     };
     let (id, name, size) = vault.save_snapshot(&snapshot).await?;
     bytes_added += size;
-    if let Err(e) = lock.check(vault).await {
-        // Revoked while committing: prune may be deleting what the snapshot uses.
-        vault.backend().delete(&name).await?;
-        return Err(e);
-    }
-    Ok(Attempt::Done(BackupSummary {
+    let lock_written = match lock.check(vault).await {
+        Ok(written) => written,
+        Err(e) => {
+            // Revoked while committing: prune may be deleting what the snapshot uses.
+            vault.backend().delete(&name).await?;
+            return Err(e);
+        }
+    };
+    // The store wrote the snapshot after the lock: the lock's time bounds the snapshot's.
+    let time_ns = snapshot.time_ns.min(crate::vault::stored_ns(lock_written));
+    snapshots.push(crate::Dated { id, time_ns, snapshot: snapshot.clone() });
+    snapshots.sort_by_key(|d| (d.time_ns, d.snapshot.time_ns, d.id));
+    Ok(Attempt::Done(Box::new(BackupSummary {
         snapshot_id: id,
         parent: snapshot.parent,
         files_new: stats.files_new,
@@ -306,6 +337,7 @@ async fn run(
         unreadable: stats.unreadable,
         sqlite_copied: stats.sqlite_copied,
         sqlite_raw: stats.sqlite_raw,
+        snapshots,
         duration: Duration::ZERO,
-    }))
+    })))
 }

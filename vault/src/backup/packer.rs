@@ -1,5 +1,6 @@
-//! The packer: gathers sealed chunks into packs of about the vault's pack size, uploads
-//! them with bounded concurrency, and writes index files as packs land.
+//! The packer: gathers sealed chunks into packs of about the vault's pack size — trees in
+//! packs of their own, which a metadata cache keeps whole — uploads them with bounded
+//! concurrency, and writes index files as packs land.
 
 use bytes::Bytes;
 use futures::{StreamExt, stream::FuturesUnordered};
@@ -39,9 +40,13 @@ pub(super) struct Packed {
     pub packs: Vec<IndexPack>,
     /// The index files written.
     pub indexes: Vec<IndexId>,
+    /// Packs that landed after the last index file was written: the caller indexes them
+    /// (see [`flush`]) before a snapshot names them.
+    pub unflushed: Vec<IndexPack>,
 }
 
-/// Runs until the sealers hang up.
+/// Runs until the sealers hang up and every upload and index write it began has landed;
+/// the packs that landed last are left to index ([`Packed::unflushed`]).
 ///
 /// Packs are written as unsynced batch members; each index file is written only after the
 /// packs it names are synced (see [`flush`]), and it is written beside the uploads, so an
@@ -56,6 +61,7 @@ pub(super) async fn run(
     let pack_bytes = vault.config().pack_bytes as usize;
     let new_writer = || PackWriter::with_capacity(pack_bytes + vault.config().chunker.max_bytes as usize);
     let mut writer = new_writer();
+    let mut trees = new_writer();
     let mut inflight = FuturesUnordered::new();
     // At most one index write at a time; packs that land meanwhile wait for the next one.
     let mut flushing = FuturesUnordered::new();
@@ -64,10 +70,8 @@ pub(super) async fn run(
     let mut refresh = tokio::time::interval(std::time::Duration::from_secs(REFRESH_SECS));
     refresh.tick().await;
     let mut open = true;
-    while open || !inflight.is_empty() || !flushing.is_empty() || !pending.is_empty() {
-        if flushing.is_empty()
-            && (pending.len() >= INDEX_FLUSH_PACKS || (!open && inflight.is_empty() && !pending.is_empty()))
-        {
+    while open || !inflight.is_empty() || !flushing.is_empty() {
+        if flushing.is_empty() && pending.len() >= INDEX_FLUSH_PACKS {
             flushing.push(flush(vault, std::mem::take(&mut pending), progress));
         }
         tokio::select! {
@@ -85,28 +89,36 @@ pub(super) async fn run(
             msg = rx.recv(), if open && inflight.len() < uploads => match msg {
                 Some(s) => {
                     out.chunks += 1;
-                    writer.add(s.kind, s.id, &s.bytes, s.raw_len);
-                    if writer.len() >= pack_bytes {
-                        inflight.push(upload(vault, std::mem::replace(&mut writer, new_writer()), progress));
+                    let w = if s.kind == Kind::Tree { &mut trees } else { &mut writer };
+                    w.add(s.kind, s.id, &s.bytes, s.raw_len);
+                    if w.len() >= pack_bytes {
+                        inflight.push(upload(vault, std::mem::replace(w, new_writer()), progress));
                     }
                 }
                 None => {
                     open = false;
-                    if !writer.is_empty() {
-                        inflight.push(upload(vault, std::mem::take(&mut writer), progress));
+                    for w in [&mut writer, &mut trees] {
+                        if !w.is_empty() {
+                            inflight.push(upload(vault, std::mem::take(w), progress));
+                        }
                     }
                 }
             },
             _ = refresh.tick() => lock.refresh(vault).await?,
         }
     }
+    out.unflushed = pending;
     Ok(out)
 }
 
 async fn upload(vault: &Vault, writer: PackWriter, progress: &Progress) -> Result<(IndexPack, u64)> {
     let (id, bytes, entries) = writer.finish(vault.keys().metadata());
-    let n = bytes.len() as u64;
-    vault.backend().put_unsynced(&names::pack(&id), Bytes::from(bytes)).await?;
+    let (n, name) = (bytes.len() as u64, names::pack(&id));
+    let bytes = Bytes::from(bytes);
+    vault.backend().put_unsynced(&name, bytes.clone()).await?;
+    if entries.iter().all(|e| e.kind == Kind::Tree) {
+        vault.cache_written(&name, &bytes);
+    }
     Progress::add(&progress.bytes_added, n);
     Ok((IndexPack::new(id, &entries), n))
 }
@@ -125,8 +137,9 @@ pub(crate) async fn flush(vault: &Vault, packs: Vec<IndexPack>, progress: &Progr
     let id = IndexId::random();
     let file = IndexFile { version: 1, packs };
     let sealed = seal_msgpack(vault.keys().metadata(), Kind::Index, &id.0, &file);
-    let n = sealed.len() as u64;
-    vault.backend().put_new(&names::index(&id), Bytes::from(sealed)).await?;
+    let (n, name, sealed) = (sealed.len() as u64, names::index(&id), Bytes::from(sealed));
+    vault.backend().put_new(&name, sealed.clone()).await?;
+    vault.cache_written(&name, &sealed);
     Progress::add(&progress.bytes_added, n);
     Ok((Some(id), n))
 }

@@ -43,11 +43,14 @@ pub(super) async fn verify(vault: &Vault, uses: Uses<'_>, progress: &Progress) -
     for pack in uses.uploaded {
         needed.insert(pack.id, pack.entries().expect("written by this backup"));
     }
-    let missing = missing_packs(vault, needed.keys().copied().collect()).await?;
+    // One round trip for both questions.
+    let (missing, present) =
+        tokio::join!(missing_packs(vault, needed.keys().copied().collect()), vault.backend().names_in(names::INDEX));
+    let missing = missing?;
     if !missing.is_empty() {
         return Ok(missing);
     }
-    let present = vault.backend().names_in(names::INDEX).await?;
+    let present = present?;
     if uses.start.files.iter().chain(uses.written).all(|f| present.contains(&f.to_string())) {
         return Ok(Vec::new());
     }

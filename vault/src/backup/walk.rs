@@ -1,10 +1,11 @@
 //! The walker thread: visits the source paths in name order, reuses the chunk lists of
 //! files unchanged since the parent snapshot, chunks and hashes the rest, and hands every
 //! chunk the vault lacks to the sealers. Builds trees bottom-up. SQLite databases are read
-//! through a consistent copy (`sqlite`), and their journals left out.
+//! through a consistent copy (`sqlite`), cut in runs of whole pages, and their journals left
+//! out.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     fs::{self, Metadata},
     io::{Seek, SeekFrom},
     os::unix::{ffi::OsStrExt, fs::MetadataExt},
@@ -61,7 +62,8 @@ pub(super) fn base_name(path: &Path) -> Vec<u8> {
 pub(super) struct Walker {
     vault: Vault,
     index: Arc<MasterIndex>,
-    runtime: tokio::runtime::Handle,
+    /// The parent snapshot's trees, read before the walk.
+    parents: Arc<HashMap<ChunkId, Tree>>,
     /// Chunks already sent to the sealers in this run (the index holds the rest).
     sent: HashSet<ChunkId>,
     tx: crossbeam_channel::Sender<Job>,
@@ -77,23 +79,25 @@ impl Walker {
     pub fn new(
         vault: Vault,
         index: Arc<MasterIndex>,
+        parents: Arc<HashMap<ChunkId, Tree>>,
         tx: crossbeam_channel::Sender<Job>,
         progress: Arc<Progress>,
         sqlite: SqliteMode,
     ) -> Self {
-        let runtime = tokio::runtime::Handle::current();
         let chunker = Chunker::new(vault.config().chunker, vault.keys().chunker_seed());
         let (sent, stats, copied) = (HashSet::new(), WalkStats::default(), HashSet::new());
-        Self { vault, index, runtime, sent, tx, progress, stats, chunker, sqlite, copied }
+        Self { vault, index, parents, sent, tx, progress, stats, chunker, sqlite, copied }
     }
 
     /// Walks every path; returns the root tree id.
-    pub fn run(mut self, paths: &[PathBuf], parent_root: Option<Tree>) -> Result<(ChunkId, WalkStats)> {
+    pub fn run(mut self, paths: &[PathBuf], parent_root: Option<ChunkId>) -> Result<(ChunkId, WalkStats)> {
+        let parents = self.parents.clone();
+        let parent_root = parent_root.and_then(|id| parents.get(&id));
         let mut nodes = Vec::new();
         for path in paths {
             let name = base_name(path);
-            let prev = parent_root.as_ref().and_then(|t| find(t, &name));
-            if let Some(node) = self.entry(path, name, prev)? {
+            let prev = parent_root.and_then(|t| find(t, &name));
+            if let Some(node) = self.entry(path, name, prev, true)? {
                 nodes.push(node);
             }
         }
@@ -107,7 +111,8 @@ impl Walker {
         self.stats.unreadable.push((path.to_path_buf(), err.to_string()));
     }
 
-    fn entry(&mut self, path: &Path, name: Vec<u8>, prev: Option<&Node>) -> Result<Option<Node>> {
+    /// `wal_beside`: whether a `-wal` may lie beside it (its folder lists one).
+    fn entry(&mut self, path: &Path, name: Vec<u8>, prev: Option<&Node>, wal_beside: bool) -> Result<Option<Node>> {
         let meta = match fs::symlink_metadata(path) {
             Ok(m) => m,
             // A SQLite journal comes and goes with each transaction: one gone since the
@@ -124,16 +129,17 @@ impl Walker {
         let ft = meta.file_type();
         if ft.is_dir() {
             node.kind = NodeKind::Dir;
-            let prev_tree = prev.filter(|n| n.kind == NodeKind::Dir).and_then(|n| n.subtree).and_then(|id| {
-                // A parent tree that cannot be read only costs re-reading its files.
-                self.runtime.block_on(self.vault.load_tree(&self.index, &id)).ok()
-            });
+            let parents = self.parents.clone();
+            let prev_tree = prev
+                .filter(|n| n.kind == NodeKind::Dir)
+                .and_then(|n| n.subtree)
+                .and_then(|id| Some((id, parents.get(&id)?)));
             node.subtree = Some(self.dir(path, prev_tree)?);
             self.stats.dirs += 1;
         } else if ft.is_file() {
             node.kind = NodeKind::File;
             node.size = meta.len();
-            if !self.file(path, &mut node, prev)? {
+            if !self.file(path, &mut node, prev, wal_beside)? {
                 return Ok(None);
             }
         } else if ft.is_symlink() {
@@ -152,7 +158,9 @@ impl Walker {
         Ok(Some(node))
     }
 
-    fn dir(&mut self, path: &Path, prev: Option<Tree>) -> Result<ChunkId> {
+    /// Stores a folder's tree; when every entry is as in the parent snapshot's tree
+    /// (`prev`, with its id), that tree is used again without encoding it anew.
+    fn dir(&mut self, path: &Path, prev: Option<(ChunkId, &Tree)>) -> Result<ChunkId> {
         let mut names: Vec<_> = match fs::read_dir(path) {
             Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect(),
             Err(e) => {
@@ -162,22 +170,33 @@ impl Walker {
         };
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let mut nodes = Vec::with_capacity(names.len());
-        for name in names {
-            let child = path.join(&name);
+        for name in &names {
+            let child = path.join(name);
             // Sorted after their database, which was copied whole.
             if sqlite::sidecar_of(&child).is_some_and(|db| self.copied.contains(&db)) {
                 continue;
             }
-            let prev_node = prev.as_ref().and_then(|t| find(t, name.as_bytes()));
-            if let Some(node) = self.entry(&child, name.as_bytes().to_vec(), prev_node)? {
+            let prev_node = prev.and_then(|(_, t)| find(t, name.as_bytes()));
+            let mut wal = name.as_bytes().to_vec();
+            wal.extend_from_slice(b"-wal");
+            let wal_beside = names.binary_search_by(|n| n.as_bytes().cmp(&wal)).is_ok();
+            if let Some(node) = self.entry(&child, name.as_bytes().to_vec(), prev_node, wal_beside)? {
                 nodes.push(node);
             }
         }
-        self.store_tree(Tree { version: 1, nodes })
+        let tree = Tree { version: 1, nodes };
+        if let Some((id, old)) = prev
+            && *old == tree
+            && self.index.contains(&id)
+        {
+            self.reuse(&id);
+            return Ok(id);
+        }
+        self.store_tree(tree)
     }
 
     /// Fills `node.content`; false when the file could not be read.
-    fn file(&mut self, path: &Path, node: &mut Node, prev: Option<&Node>) -> Result<bool> {
+    fn file(&mut self, path: &Path, node: &mut Node, prev: Option<&Node>, wal_beside: bool) -> Result<bool> {
         if let Some(p) = prev
             && p.kind == NodeKind::File
             && p.size == node.size
@@ -185,7 +204,7 @@ impl Walker {
             && p.ctime_ns == node.ctime_ns
             && p.inode == node.inode
             && p.content.iter().all(|c| self.index.contains(c))
-            && !(self.sqlite == SqliteMode::Consistent && sqlite::has_wal(path))
+            && !(self.sqlite == SqliteMode::Consistent && wal_beside && sqlite::has_wal(path))
         {
             for c in &p.content {
                 self.reuse(c);
@@ -211,7 +230,8 @@ impl Walker {
                 return Ok(false);
             }
         };
-        self.chunker.reset();
+        // A SQLite database is cut at page boundaries: a scattered page write changes one run.
+        self.chunker.reset_fixed(sqlite::page_run(&file));
         let mut size = 0u64;
         loop {
             let data = match self.chunker.next_chunk(&mut file) {

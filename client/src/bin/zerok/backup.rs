@@ -109,10 +109,11 @@ async fn backup(args: Args) -> Result<(u8, Option<String>)> {
     let sync_cursors = opts.sync_cursors.clone();
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(&progress, Show::Backup);
-    let s = zerok_vault::backup(&unlocked.vault, opts, progress).await?;
+    let mut s = zerok_vault::backup(&unlocked.vault, opts, progress).await?;
     drop(bar);
     // Records the new snapshot as the newest this device has seen of these paths.
-    match zerok_client::seen::observe(&zerok_client::Home::locate()?, &unlocked.vault).await {
+    let listed = std::mem::take(&mut s.snapshots);
+    match zerok_client::seen::record(&zerok_client::Home::locate()?, &unlocked.vault, listed).await {
         Ok(observed) => observed.rollback.iter().for_each(|line| eprintln!("zerok: warning: {line}")),
         Err(e) => eprintln!("zerok: warning: the snapshot is saved, but recording it on this device failed: {e:#}"),
     }

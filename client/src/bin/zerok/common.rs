@@ -15,6 +15,10 @@ pub struct VaultArgs {
     /// Read the recovery key from this file (or set ZEROK_RECOVERY_KEY).
     #[arg(long)]
     pub recovery_key_file: Option<PathBuf>,
+    /// Read a remote vault's index, snapshots and trees from the store only, not from this
+    /// machine's metadata cache (ZEROK_CACHE_DIR, default ~/.cache/zerok).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 impl VaultArgs {
@@ -31,7 +35,10 @@ impl VaultArgs {
         let home = Home::locate()?;
         let url = self.url(&home)?;
         let recovery = read_recovery_key(self.recovery_key_file.as_deref())?;
-        unlock(&url, recovery.as_ref(), &home).await
+        if self.no_cache {
+            return unlock(&url, recovery.as_ref(), &home).await;
+        }
+        zerok_client::unlock_cached(&url, recovery.as_ref(), &home).await
     }
 }
 

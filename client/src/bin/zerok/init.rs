@@ -43,6 +43,9 @@ pub async fn run(args: Args) -> Result<u8> {
     home.save_device_key(&vault_id, &args.vault, &created.device_key)
         .context("vault created, but this device's key could not be saved (the recovery key still opens it)")?;
     home.set_default_vault(&args.vault)?;
+    // The config and this device's slot are kept in the metadata cache: the next command
+    // opens the vault without a round trip.
+    drop(zerok_client::cached(created.vault));
     if args.json {
         print_json(&json!({
             "vault_id": vault_id.to_string(),
