@@ -92,9 +92,17 @@ fn decompress(frame: &[u8], max_len: usize) -> Result<Vec<u8>, OpenError> {
             return Err(too_big());
         }
         let mut out = Vec::with_capacity(size as usize);
-        zstd::bulk::Decompressor::new()
-            .and_then(|mut d| d.decompress_to_buffer(frame, &mut out))
-            .map_err(|e| OpenError::Malformed(format!("zstd: {e}")))?;
+        // One decompression context per thread: creating one costs more than opening a tree.
+        thread_local! {
+            static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+        }
+        DCTX.with_borrow_mut(|d| {
+            if d.is_none() {
+                *d = Some(zstd::bulk::Decompressor::new()?);
+            }
+            d.as_mut().expect("just made").decompress_to_buffer(frame, &mut out)
+        })
+        .map_err(|e| OpenError::Malformed(format!("zstd: {e}")))?;
         return if out.len() as u64 == size {
             Ok(out)
         } else {
