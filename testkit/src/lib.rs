@@ -47,13 +47,8 @@ pub struct S3Server {
     pub addr: std::net::SocketAddr,
     /// The folder it serves; each bucket is a sub-folder.
     pub root: PathBuf,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    /// The accept loop, stopped when the server is dropped.
+    _task: tokio_util::task::AbortOnDropHandle<()>,
 }
 
 impl S3Server {
@@ -78,7 +73,8 @@ impl S3Server {
                 });
             }
         });
-        S3Server { endpoint: format!("http://{addr}"), addr, root: root.to_path_buf(), task }
+        let _task = tokio_util::task::AbortOnDropHandle::new(task);
+        S3Server { endpoint: format!("http://{addr}"), addr, root: root.to_path_buf(), _task }
     }
 
     /// An `object_store` S3 client for `bucket` (created as a folder when missing).

@@ -23,13 +23,8 @@ const READ_BYTES: usize = 64 << 10;
 pub struct TcpDelay {
     /// Where clients connect.
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TcpDelay {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    /// The accept loop and its links, stopped when this is dropped.
+    _task: tokio_util::task::AbortOnDropHandle<()>,
 }
 
 impl TcpDelay {
@@ -52,7 +47,7 @@ impl TcpDelay {
                 });
             }
         });
-        Ok(TcpDelay { addr, task })
+        Ok(TcpDelay { addr, _task: tokio_util::task::AbortOnDropHandle::new(task) })
     }
 }
 

@@ -458,7 +458,7 @@ async fn restore_contents(
             }
         })
     };
-    let _stop_reads = AbortOnDrop(reader);
+    let _stop_reads = tokio_util::task::AbortOnDropHandle::new(reader);
     let created = {
         let plan: Vec<(PathBuf, Node)> = files.iter().map(|(rel, node)| (target.join(rel), node.clone())).collect();
         let progress = progress.clone();
@@ -527,15 +527,6 @@ async fn restore_contents(
         }
     }
     Ok(damaged)
-}
-
-/// Aborts a task when dropped (a restore that fails stops its reads).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Notes every file holding one of `needs` as damaged by `why`.

@@ -286,11 +286,6 @@ impl Vault {
         Err(Error::WrongKey)
     }
 
-    /// The metadata cache, when the vault has one.
-    pub fn cache(&self) -> Option<&Cache> {
-        self.cache.as_deref()
-    }
-
     /// Reads immutable object `name` and opens it with `open`: from the cache when it holds
     /// a copy that opens (a copy that does not is dropped), else from the store, caching
     /// what opened.
@@ -663,7 +658,7 @@ impl Vault {
         let tree_packs: Vec<_> = index
             .packs
             .iter()
-            .filter(|(_, entries)| !entries.is_empty() && entries.iter().all(|e| e.kind == Kind::Tree))
+            .filter(|(_, entries)| crate::format::pack::is_tree_pack(entries))
             .map(|(id, _)| *id)
             .collect();
         cache.retain(names::DATA, &tree_packs.iter().map(names::pack).collect());

@@ -116,7 +116,7 @@ async fn upload(vault: &Vault, writer: PackWriter, progress: &Progress) -> Resul
     let (n, name) = (bytes.len() as u64, names::pack(&id));
     let bytes = Bytes::from(bytes);
     vault.backend().put_unsynced(&name, bytes.clone()).await?;
-    if entries.iter().all(|e| e.kind == Kind::Tree) {
+    if crate::format::pack::is_tree_pack(&entries) {
         vault.cache_written(&name, &bytes);
     }
     Progress::add(&progress.bytes_added, n);

@@ -108,6 +108,12 @@ pub fn header_len(pack_size: u64, trailer: &[u8]) -> Result<u32, String> {
     Ok(len)
 }
 
+/// Whether a pack with these blobs is a tree pack (trees only, §4.3), which a metadata
+/// cache keeps whole.
+pub fn is_tree_pack(entries: &[BlobEntry]) -> bool {
+    !entries.is_empty() && entries.iter().all(|e| e.kind == Kind::Tree)
+}
+
 /// Opens and parses a sealed header; checks every entry lies before the header.
 ///
 /// # Errors
