@@ -146,6 +146,7 @@ def run_one(tool, pristine, work):
     shutil.copytree(pristine, src, symlinks=True)
     os.sync()  # every tool starts on a quiet disk, not behind the copy's writeback
     repo = f"{work}/repo-{tool.name}"
+    os.makedirs(work, exist_ok=True)
     tool.init(repo, work)
     r = {}
     r["first_s"], r["first_rss_mb"] = tool.backup(repo, src)
@@ -311,6 +312,7 @@ def count_tree(path):
 def run_three(tool, src, work, restore=True):
     """First backup, unchanged re-backup, restore; stored bytes after the first."""
     repo = f"{work}/repo-{tool.name}"
+    os.makedirs(work, exist_ok=True)
     tool.init(repo, work)
     r = {}
     r["first_s"], r["first_rss_mb"] = tool.backup(repo, src)

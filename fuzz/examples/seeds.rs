@@ -54,7 +54,7 @@ fn main() {
         put("pack_header", name, &bytes);
     }
     let (pack_id, _, entries) = sample_pack(&tree);
-    let index = IndexFile { version: 1, packs: vec![IndexPack::new(pack_id, &entries)] };
+    let index = IndexFile::new(vec![IndexPack::new(pack_id, &entries)]);
     sealed_seeds(Kind::Index, &seal_msgpack(keys().metadata(), Kind::Index, &ID, &index), |n, b| put("index", n, b));
     for (name, t) in [("small", tree.clone()), ("large", sample_tree(40))] {
         let sealed = envelope::seal(keys().metadata(), Kind::Tree, &ID, &t.encode(), 3);
@@ -170,13 +170,16 @@ fn sample_pack(tree: &Tree) -> (PackId, Vec<u8>, Vec<pack::BlobEntry>) {
     let data = b"file content that compresses well. ".repeat(30);
     let id = keys().chunk_id(&data);
     w.add(Kind::Data, id, &envelope::seal(keys().data(), Kind::Data, &id.0, &data, 3), data.len() as u32);
+    let (a, b) = (&b"a small file"[..], &b"and another"[..]);
+    let sealed = envelope::seal(keys().data(), Kind::Bundle, &[0; 32], &[a, b].concat(), 3);
+    w.add_bundle(&sealed, [(keys().chunk_id(a), a.len() as u32, 0), (keys().chunk_id(b), b.len() as u32, a.len() as u32)]);
     let body = tree.encode();
     let id = keys().chunk_id(&body);
     w.add(Kind::Tree, id, &envelope::seal(keys().metadata(), Kind::Tree, &id.0, &body, 3), body.len() as u32);
     w.finish(keys().metadata())
 }
 
-/// A full pack, an empty one, and the first one's header plaintext.
+/// A full pack (a bundle in it), an empty one, and the first one's header plaintext.
 fn packs(tree: &Tree) -> Vec<(&'static str, Vec<u8>)> {
     let (_, full, _) = sample_pack(tree);
     let (_, empty, _) = PackWriter::default().finish(keys().metadata());

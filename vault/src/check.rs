@@ -187,9 +187,10 @@ async fn read_pack(vault: &Vault, index: &MasterIndex, id: PackId, progress: &Pr
     if index.packs.get(&id).is_some_and(|listed| listed != &entries) {
         errors.push(format!("{name}: header disagrees with the index"));
     }
+    let mut opener = crate::Opener::default();
     for e in &entries {
         let sealed = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
-        if let Err(err) = vault.open_chunk(&name, e.kind, &e.id, sealed, e.raw_len) {
+        if let Err(err) = vault.open_with(&mut opener, &name, e, sealed) {
             errors.push(err.to_string());
         }
     }

@@ -59,7 +59,7 @@ pub use repair::{REPAIRED_TAG, RepairIndexReport, RepairSnapshotsReport, repair_
 pub use restore::{RestoreOptions, RestoreSummary, restore};
 pub use retention::Retention;
 pub use store::{Backend, Location};
-pub use vault::{Created, Dated, DeviceKey, InitOptions, Secret, Vault};
+pub use vault::{Created, Dated, DeviceKey, InitOptions, Opener, Secret, Vault};
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now_secs() -> i64 {

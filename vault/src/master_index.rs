@@ -8,7 +8,12 @@ use zerok_core::{ChunkId, IndexId, PackId};
 
 use crate::{
     Result, Vault,
-    format::{Kind, index::IndexFile, names, open_msgpack, pack::BlobEntry},
+    format::{
+        Kind,
+        index::{INDEX_VERSION, IndexFile},
+        names, open_msgpack,
+        pack::BlobEntry,
+    },
 };
 
 /// Where a chunk is stored.
@@ -37,6 +42,9 @@ pub struct MasterIndex {
 
 /// Index files fetched at once while loading.
 const LOAD_CONCURRENCY: usize = 8;
+
+/// A pack and its blobs, as an index file lists them.
+type PackBlobs = (PackId, Vec<BlobEntry>);
 
 impl MasterIndex {
     /// Loads and merges every index file.
@@ -67,21 +75,24 @@ impl MasterIndex {
     /// Loads the index files named in `listed` (as [`crate::Backend::list`] gives them),
     /// returning the errors of those that do not open.
     pub async fn load_files(vault: &Vault, listed: Vec<(String, u64)>) -> (Self, Vec<crate::Error>) {
-        let results: Vec<Result<(IndexId, IndexFile)>> = futures::stream::iter(listed)
+        let results: Vec<Result<(IndexId, Vec<PackBlobs>)>> = futures::stream::iter(listed)
             .map(|(name, _)| async move {
                 let id =
                     IndexId::from_hex(names::id_part(&name)).map_err(|_| crate::Error::corrupt(&name, "bad name"))?;
-                let file = vault
+                let packs = vault
                     .get_verified(&name, |bytes| {
                         let file: IndexFile = open_msgpack(vault.keys().metadata(), Kind::Index, &id.0, &name, bytes)?;
-                        let packs = file.packs.iter().map(|p| p.entries().map(|e| (p.id, e)));
-                        packs
+                        if file.version > INDEX_VERSION {
+                            return Err(crate::Error::Unsupported { version: file.version, supported: INDEX_VERSION });
+                        }
+                        file.packs
+                            .iter()
+                            .map(|p| p.entries().map(|e| (p.id, e)))
                             .collect::<Option<Vec<_>>>()
-                            .ok_or_else(|| crate::Error::corrupt(&name, "unknown blob kind"))?;
-                        Ok(file)
+                            .ok_or_else(|| crate::Error::corrupt(&name, "unknown blob kind or malformed bundle"))
                     })
                     .await?;
-                Ok((id, file))
+                Ok((id, packs))
             })
             .buffer_unordered(LOAD_CONCURRENCY)
             .collect()
@@ -90,12 +101,11 @@ impl MasterIndex {
         let mut bad = Vec::new();
         for result in results {
             match result {
-                Ok((id, file)) => {
+                Ok((id, packs)) => {
                     index.files.push(id);
-                    for pack in file.packs {
-                        index.named_by.insert(pack.id, id);
-                        let entries = pack.entries().expect("kinds checked above");
-                        index.add_pack(pack.id, entries);
+                    for (pack, entries) in packs {
+                        index.named_by.insert(pack, id);
+                        index.add_pack(pack, entries);
                     }
                 }
                 Err(e) => bad.push(e),
@@ -233,7 +243,7 @@ mod tests {
     use crate::format::Kind;
 
     fn entry(id: u8) -> BlobEntry {
-        BlobEntry { kind: Kind::Data, id: ChunkId([id; 32]), offset: 0, length: 10, raw_len: 5 }
+        BlobEntry { kind: Kind::Data, id: ChunkId([id; 32]), offset: 0, length: 10, raw_len: 5, within: None }
     }
 
     #[test]

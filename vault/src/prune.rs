@@ -24,7 +24,12 @@ use crate::{
     Error, MasterIndex, Progress, Result, Vault,
     backup::{PACKS_PER_INDEX, flush_index},
     format::{
-        Kind, fossils::FossilRecord, index::IndexPack, names, open_msgpack, pack::PackWriter, seal_msgpack,
+        Kind,
+        fossils::FossilRecord,
+        index::IndexPack,
+        names, open_msgpack,
+        pack::{self, BlobEntry, PackWriter},
+        seal_msgpack,
         tree::NodeKind,
     },
     lock::{self, Lock},
@@ -404,8 +409,14 @@ async fn collect(
     // A chunk stored twice (two devices uploaded it at once) is kept once.
     let mut placed: HashSet<ChunkId> = HashSet::new();
     for (id, entries) in &index.packs {
-        let total: u64 = entries.iter().map(|e| e.length as u64).sum();
-        let unused: u64 = entries.iter().filter(|e| !view.used.contains(&e.id)).map(|e| e.length as u64).sum();
+        // By blob: a bundle is unused only when none of its chunks is used (it is copied whole).
+        let (mut total, mut unused) = (0u64, 0u64);
+        for blob in pack::blobs(entries) {
+            total += blob[0].length as u64;
+            if blob.iter().all(|e| !view.used.contains(&e.id)) {
+                unused += blob[0].length as u64;
+            }
+        }
         if unused == total {
             fossils.push(*id);
         } else if unused as f64 > total as f64 * REPACK_UNUSED_FRACTION {
@@ -426,15 +437,21 @@ async fn collect(
         lock.refresh(vault).await?;
         let name = names::pack(id);
         let bytes = vault.backend().get(&name).await?;
-        for e in &index.packs[id] {
-            if !view.used.contains(&e.id) || !placed.insert(e.id) {
-                continue;
-            }
+        let mut opener = crate::Opener::default();
+        for blob in pack::blobs(&index.packs[id]) {
+            let wanted: Vec<&BlobEntry> =
+                blob.iter().filter(|e| view.used.contains(&e.id) && placed.insert(e.id)).collect();
+            let Some(first) = wanted.first() else { continue };
             let sealed = bytes
-                .get(e.offset as usize..e.offset as usize + e.length as usize)
+                .get(first.offset as usize..first.offset as usize + first.length as usize)
                 .ok_or_else(|| Error::corrupt(&name, "blob lies outside the pack"))?;
-            vault.open_chunk(&name, e.kind, &e.id, sealed, e.raw_len)?;
-            writer.add(e.kind, e.id, sealed, e.raw_len);
+            for e in &wanted {
+                vault.open_with(&mut opener, &name, e, sealed)?;
+            }
+            match first.within {
+                None => writer.add(first.kind, first.id, sealed, first.raw_len),
+                Some(_) => writer.add_bundle(sealed, wanted.iter().filter_map(|e| Some((e.id, e.raw_len, e.within?)))),
+            }
             if writer.len() >= pack_bytes {
                 let full = std::mem::take(&mut writer);
                 keep.push(put_pack(vault, full, report).await?);

@@ -390,7 +390,6 @@ struct Target {
 
 /// One blob to read, and every (file, offset) that holds its plaintext.
 struct Need {
-    id: ChunkId,
     entry: crate::format::pack::BlobEntry,
     writes: Vec<(usize, u64)>,
 }
@@ -538,14 +537,15 @@ fn damage<'n>(damaged: &std::sync::Mutex<Damaged>, needs: impl Iterator<Item = &
 /// Groups the needed blobs by pack and cuts each pack's into reads of neighbouring blobs.
 fn plan_spans(needs: HashMap<ChunkId, (crate::BlobLocation, Vec<(usize, u64)>)>) -> Vec<Span> {
     let mut by_pack: HashMap<zerok_core::PackId, Vec<Need>> = HashMap::new();
-    for (id, (loc, writes)) in needs {
-        by_pack.entry(loc.pack).or_default().push(Need { id, entry: loc.entry, writes });
+    for (loc, writes) in needs.into_values() {
+        by_pack.entry(loc.pack).or_default().push(Need { entry: loc.entry, writes });
     }
     let mut spans = Vec::new();
     let mut packs: Vec<_> = by_pack.into_iter().collect();
     packs.sort_by_key(|(pack, _)| *pack);
     for (pack, mut blobs) in packs {
-        blobs.sort_by_key(|n| n.entry.offset);
+        // A bundle's chunks follow each other, so each bundle is opened once.
+        blobs.sort_by_key(|n| (n.entry.offset, n.entry.within));
         let name = crate::format::names::pack(&pack);
         for need in blobs {
             let (start, end) = (need.entry.offset as u64, need.entry.offset as u64 + need.entry.length as u64);
@@ -598,11 +598,12 @@ fn write_span(
     damaged: &std::sync::Mutex<Damaged>,
 ) -> Result<()> {
     let mut open: Option<(usize, std::fs::File)> = None;
+    let mut opener = crate::Opener::default();
     let mut written = 0u64;
     for need in &span.needs {
         let at = (need.entry.offset as u64 - span.start) as usize;
         let sealed = &bytes[at..at + need.entry.length as usize];
-        let plain = match vault.open_chunk(&span.pack, need.entry.kind, &need.id, sealed, need.entry.raw_len) {
+        let plain = match vault.open_with(&mut opener, &span.pack, &need.entry, sealed) {
             Ok(plain) => plain,
             Err(e) => {
                 damage(damaged, std::iter::once(need), &e);

@@ -18,13 +18,23 @@ use crate::{
         envelope,
         keyslot::{KeySlot, SlotKind},
         names, open_msgpack,
-        pack::MAX_BLOB_BYTES,
+        pack::{BlobEntry, MAX_BLOB_BYTES, MAX_BUNDLE_BYTES},
         seal_msgpack,
         snapshot::Snapshot,
         sync_group::SyncGroup,
         tree::Tree,
     },
 };
+
+/// The last bundle [`Vault::open_with`] opened (pack, offset and length) and its body, or
+/// why it did not open: going through a pack in order opens each bundle once.
+#[derive(Default)]
+pub struct Opener {
+    bundle: Option<(BundlePlace, std::result::Result<Vec<u8>, String>)>,
+}
+
+/// A bundle's pack name, offset and length.
+type BundlePlace = (String, u32, u32);
 
 /// A secret that may open a vault.
 pub enum Secret<'a> {
@@ -636,7 +646,7 @@ impl Vault {
                 let Some(sealed) = cache.get_range(&name, e.offset as u64..e.offset as u64 + e.length as u64) else {
                     continue;
                 };
-                match self.open_chunk(&name, e.kind, id, &sealed, e.raw_len) {
+                match self.open_chunk(&name, &e, &sealed) {
                     Ok(plain) => return Ok(plain),
                     Err(err) => {
                         tracing::warn!(error = %err, "a cached pack did not open; reading the store");
@@ -646,7 +656,7 @@ impl Vault {
             }
         }
         let (name, loc, sealed) = self.read_sealed(index, id).await?;
-        self.open_chunk(&name, loc.entry.kind, id, &sealed, loc.entry.raw_len)
+        self.open_chunk(&name, &loc.entry, &sealed)
     }
 
     /// Copies into the cache every tree pack (a pack of trees only) `index` names that it
@@ -721,16 +731,43 @@ impl Vault {
         Err(gone.unwrap_or_else(|| Error::NotFound { object: format!("chunk {id} (in no index)") }))
     }
 
-    /// Opens a sealed chunk read from pack `name` and checks its id and length.
+    /// Opens the blob `e` names, read from pack `name`, and returns its chunk, checked
+    /// against its id and length.
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming the pack and chunk.
-    pub fn open_chunk(&self, name: &str, kind: Kind, id: &ChunkId, sealed: &[u8], raw_len: u32) -> Result<Vec<u8>> {
-        let key = if kind == Kind::Data { self.keys.data() } else { self.keys.metadata() };
-        let what = || format!("{name} (chunk {})", id.short());
-        let plain = envelope::open(key, kind, &id.0, sealed, (raw_len.min(MAX_BLOB_BYTES)) as usize)
-            .map_err(|e| Error::corrupt(what(), e.to_string()))?;
-        if plain.len() != raw_len as usize || self.keys.chunk_id(&plain) != *id {
+    pub fn open_chunk(&self, name: &str, e: &BlobEntry, sealed: &[u8]) -> Result<Vec<u8>> {
+        self.open_with(&mut Opener::default(), name, e, sealed)
+    }
+
+    /// As [`Vault::open_chunk`], keeping the last bundle opened in `opener`, so going
+    /// through a pack's chunks in order opens each bundle once.
+    ///
+    /// # Errors
+    /// As [`Vault::open_chunk`].
+    pub fn open_with(&self, opener: &mut Opener, name: &str, e: &BlobEntry, sealed: &[u8]) -> Result<Vec<u8>> {
+        let what = || format!("{name} (chunk {})", e.id.short());
+        let plain = match e.within {
+            None => {
+                let key = if e.kind == Kind::Data { self.keys.data() } else { self.keys.metadata() };
+                envelope::open(key, e.kind, &e.id.0, sealed, (e.raw_len.min(MAX_BLOB_BYTES)) as usize)
+                    .map_err(|err| Error::corrupt(what(), err.to_string()))?
+            }
+            Some(within) => {
+                let place = (name.to_string(), e.offset, e.length);
+                if opener.bundle.as_ref().is_none_or(|(at, _)| *at != place) {
+                    let body =
+                        envelope::open(self.keys.data(), Kind::Bundle, &[0; 32], sealed, MAX_BUNDLE_BYTES as usize)
+                            .map_err(|err| err.to_string());
+                    opener.bundle = Some((place, body));
+                }
+                let (_, body) = opener.bundle.as_ref().expect("just opened");
+                let body = body.as_ref().map_err(|why| Error::corrupt(what(), format!("its bundle: {why}")))?;
+                let range = within as usize..within as usize + e.raw_len as usize;
+                body.get(range).ok_or_else(|| Error::corrupt(what(), "lies outside its bundle"))?.to_vec()
+            }
+        };
+        if plain.len() != e.raw_len as usize || self.keys.chunk_id(&plain) != e.id {
             return Err(Error::corrupt(what(), "content does not match its chunk id"));
         }
         Ok(plain)

@@ -56,6 +56,18 @@ async fn newer_format_version_is_refused_with_its_number() {
 }
 
 #[tokio::test]
+async fn an_index_file_of_a_newer_version_is_refused_with_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::init(local_backend(dir.path()), small_opts()).await.unwrap().vault;
+    let index_id = zerok_core::IndexId::random();
+    let index = IndexFile { version: 3, packs: vec![] };
+    let sealed = seal_msgpack(vault.keys().metadata(), Kind::Index, &index_id.0, &index);
+    vault.backend().put(&names::index(&index_id), Bytes::from(sealed)).await.unwrap();
+    let (_, errors) = zerok_vault::MasterIndex::load_reporting(&vault).await.unwrap();
+    assert!(matches!(errors[..], [Error::Unsupported { version: 3, supported: 2 }]), "{errors:?}");
+}
+
+#[tokio::test]
 async fn no_vault_and_malformed_urls_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let err = Vault::peek(&local_backend(dir.path())).await.unwrap_err();
@@ -115,7 +127,7 @@ async fn restore_refuses_paths_that_escape_the_target() {
         let (pack_id, bytes, entries) = w.finish(keys.metadata());
         vault.backend().put(&names::pack(&pack_id), Bytes::from(bytes)).await.unwrap();
         let index_id = zerok_core::IndexId::random();
-        let index = IndexFile { version: 1, packs: vec![IndexPack::new(pack_id, &entries)] };
+        let index = IndexFile::new(vec![IndexPack::new(pack_id, &entries)]);
         let sealed = seal_msgpack(keys.metadata(), Kind::Index, &index_id.0, &index);
         vault.backend().put(&names::index(&index_id), Bytes::from(sealed)).await.unwrap();
         let snap = Snapshot {

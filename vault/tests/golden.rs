@@ -47,13 +47,70 @@ const GOLDEN_SEALED_CHUNK: &str =
 #[test]
 fn pack_header_vector() {
     let keys = master().derive();
-    let entry = BlobEntry { kind: Kind::Data, id: ChunkId([1; 32]), offset: 0, length: 46, raw_len: 5 };
+    let entry = BlobEntry { kind: Kind::Data, id: ChunkId([1; 32]), offset: 0, length: 46, raw_len: 5, within: None };
     let mut header = vec![1u8, 1, 0, 0, 0, 1];
     header.extend_from_slice(&[1; 32]);
     header.extend_from_slice(&[0, 0, 0, 0, 46, 0, 0, 0, 5, 0, 0, 0]);
     let sealed = aead::seal_with_nonce(keys.metadata(), [7; 24], &aad(Kind::PackHeader, &[0; 32]), &header);
     assert_eq!(decode_header(keys.metadata(), &sealed, 46).unwrap(), vec![entry]);
 }
+
+#[test]
+fn version_2_pack_header_vector() {
+    let keys = master().derive();
+    // A lone chunk at 0 (within 0xFFFFFFFF), then a bundle of two 5-byte chunks at 46.
+    let mut header = vec![2u8, 3, 0, 0, 0];
+    let rows: [(u8, u32, u32, u32); 3] = [(1, 0, 46, u32::MAX), (2, 46, 60, 0), (3, 46, 60, 5)];
+    for (id, offset, length, within) in rows {
+        header.push(1);
+        header.extend_from_slice(&[id; 32]);
+        for n in [offset, length, 5, within] {
+            header.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+    assert_eq!(header.len(), 5 + 3 * 49);
+    let sealed = aead::seal_with_nonce(keys.metadata(), [7; 24], &aad(Kind::PackHeader, &[0; 32]), &header);
+    let entry = |id, offset, length, within| BlobEntry {
+        kind: Kind::Data,
+        id: ChunkId([id; 32]),
+        offset,
+        length,
+        raw_len: 5,
+        within,
+    };
+    let expected = vec![entry(1, 0, 46, None), entry(2, 46, 60, Some(0)), entry(3, 46, 60, Some(5))];
+    assert_eq!(decode_header(keys.metadata(), &sealed, 106).unwrap(), expected);
+
+    // Members of one bundle out of order, or a bundle body past 4 MiB, are refused.
+    for (bad_at, value) in [(5 + 2 * 49 + 45, 0u32), (5 + 2 * 49 + 45, 4 << 20)] {
+        let mut bad = header.clone();
+        bad[bad_at..bad_at + 4].copy_from_slice(&value.to_le_bytes());
+        let sealed = aead::seal_with_nonce(keys.metadata(), [7; 24], &aad(Kind::PackHeader, &[0; 32]), &bad);
+        assert!(decode_header(keys.metadata(), &sealed, 106).is_err(), "within {value} accepted");
+    }
+}
+
+#[test]
+fn sealed_bundle_vector_opens_to_its_members() {
+    let keys = master().derive();
+    // flag RAW ‖ "hello" ‖ "world", nonce 00..17, under the data key with aad(Bundle, zeros).
+    let sealed = aead::seal_with_nonce(
+        keys.data(),
+        std::array::from_fn(|i| i as u8),
+        &aad(Kind::Bundle, &[0; 32]),
+        b"\x00helloworld",
+    );
+    assert_eq!(hex::encode(&sealed), GOLDEN_SEALED_BUNDLE);
+    let body = envelope::open(keys.data(), Kind::Bundle, &[0; 32], &sealed, 10).unwrap();
+    assert_eq!(body, b"helloworld");
+    // The same bytes do not open as a lone chunk: a bundle cannot pass for one of its members.
+    let id = keys.chunk_id(b"hello");
+    assert!(envelope::open(keys.data(), Kind::Data, &id.0, &sealed, 10).is_err());
+}
+
+// Cross-checked with libsodium (PyNaCl crypto_aead_xchacha20poly1305_ietf_encrypt).
+const GOLDEN_SEALED_BUNDLE: &str =
+    "000102030405060708090a0b0c0d0e0f10111213141516175de1ee95c4cf469f5b9763247eeaa5c8f5f84cc3c36e51ddd98591";
 
 #[test]
 fn tree_and_index_bodies() {
@@ -75,12 +132,25 @@ fn tree_and_index_bodies() {
         }],
     };
     assert_eq!(hex::encode(tree.encode()), GOLDEN_TREE);
-    let index = IndexFile {
-        version: 1,
-        packs: vec![IndexPack { id: PackId([2; 32]), blobs: vec![(1, ChunkId([3; 32]), 0, 46, 5)] }],
-    };
+    let alone = IndexPack { id: PackId([2; 32]), blobs: vec![(1, ChunkId([3; 32]), 0, 46, 5)], bundled: vec![] };
+    let index = IndexFile::new(vec![alone.clone()]);
     assert_eq!(hex::encode(rmp_serde::to_vec_named(&index).unwrap()), GOLDEN_INDEX);
+
+    let with_bundle =
+        IndexPack { bundled: vec![(1, ChunkId([4; 32]), 46, 60, 5, 0), (1, ChunkId([5; 32]), 46, 60, 5, 5)], ..alone };
+    let index = IndexFile::new(vec![with_bundle]);
+    assert_eq!(index.version, 2);
+    let bytes = rmp_serde::to_vec_named(&index).unwrap();
+    assert_eq!(hex::encode(&bytes), GOLDEN_INDEX_V2);
+    let back: IndexFile = rmp_serde::from_slice(&bytes).unwrap();
+    let entries = back.packs[0].entries().unwrap();
+    assert_eq!(
+        entries.iter().map(|e| (e.offset, e.within)).collect::<Vec<_>>(),
+        [(0, None), (46, Some(0)), (46, Some(5))]
+    );
 }
 
 const GOLDEN_TREE: &str = "82a776657273696f6e01a56e6f646573918aa46e616d65c40161a46b696e64a466696c65a46d6f6465cd01a4a86d74696d655f6e7301a86374696d655f6e7302a5696e6f646503a375696404a367696405a473697a6506a7636f6e74656e7491c4200909090909090909090909090909090909090909090909090909090909090909";
+// Cross-checked with Python's msgpack.
+const GOLDEN_INDEX_V2: &str = "82a776657273696f6e02a57061636b739183a26964c4200202020202020202020202020202020202020202020202020202020202020202a5626c6f6273919501c4200303030303030303030303030303030303030303030303030303030303030303002e05a762756e646c6564929601c42004040404040404040404040404040404040404040404040404040404040404042e3c05009601c42005050505050505050505050505050505050505050505050505050505050505052e3c0505";
 const GOLDEN_INDEX: &str = "82a776657273696f6e01a57061636b739182a26964c4200202020202020202020202020202020202020202020202020202020202020202a5626c6f6273919501c4200303030303030303030303030303030303030303030303030303030303030303002e05";

@@ -238,9 +238,14 @@ async fn run(
             .spawn(move || {
                 let mut sealer = Sealer::new(level);
                 for job in rx {
-                    let key = if job.kind == Kind::Data { keys.data() } else { keys.metadata() };
-                    let bytes = sealer.seal(key, job.kind, &job.id.0, &job.data);
-                    let sealed = packer::Sealed { id: job.id, kind: job.kind, raw_len: job.data.len() as u32, bytes };
+                    let bytes = match job.members[..] {
+                        [(id, _)] => {
+                            let key = if job.kind == Kind::Data { keys.data() } else { keys.metadata() };
+                            sealer.seal(key, job.kind, &id.0, &job.data)
+                        }
+                        _ => sealer.seal(keys.data(), Kind::Bundle, &[0; 32], &job.data),
+                    };
+                    let sealed = packer::Sealed { kind: job.kind, members: job.members, bytes };
                     if tx.blocking_send(sealed).is_err() {
                         return;
                     }

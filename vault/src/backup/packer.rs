@@ -21,11 +21,11 @@ use crate::{
 /// Packs per index file while a backup runs (bounds what an interruption can orphan).
 pub const INDEX_FLUSH_PACKS: usize = 4;
 
-/// A chunk sealed by a worker.
+/// A blob sealed by a worker: one chunk, or a bundle of several small data chunks.
 pub(super) struct Sealed {
-    pub id: ChunkId,
     pub kind: Kind,
-    pub raw_len: u32,
+    /// The chunks in it, in order, with their plaintext lengths; more than one: a bundle.
+    pub members: Vec<(ChunkId, u32)>,
     pub bytes: Vec<u8>,
 }
 
@@ -88,9 +88,12 @@ pub(super) async fn run(
             }
             msg = rx.recv(), if open && inflight.len() < uploads => match msg {
                 Some(s) => {
-                    out.chunks += 1;
+                    out.chunks += s.members.len() as u64;
                     let w = if s.kind == Kind::Tree { &mut trees } else { &mut writer };
-                    w.add(s.kind, s.id, &s.bytes, s.raw_len);
+                    match s.members[..] {
+                        [(id, raw_len)] => w.add(s.kind, id, &s.bytes, raw_len),
+                        _ => w.add_bundle(&s.bytes, bundled(&s.members)),
+                    }
                     if w.len() >= pack_bytes {
                         inflight.push(upload(vault, std::mem::replace(w, new_writer()), progress));
                     }
@@ -109,6 +112,15 @@ pub(super) async fn run(
     }
     out.unflushed = pending;
     Ok(out)
+}
+
+/// `(chunk id, raw_len, within)` of a bundle's members, laid end to end.
+fn bundled(members: &[(ChunkId, u32)]) -> impl Iterator<Item = (ChunkId, u32, u32)> + '_ {
+    members.iter().scan(0u32, |within, &(id, raw_len)| {
+        let at = *within;
+        *within += raw_len;
+        Some((id, raw_len, at))
+    })
 }
 
 async fn upload(vault: &Vault, writer: PackWriter, progress: &Progress) -> Result<(IndexPack, u64)> {
@@ -135,7 +147,7 @@ pub(crate) async fn flush(vault: &Vault, packs: Vec<IndexPack>, progress: &Progr
     }
     vault.backend().sync(packs.iter().map(|p| names::pack(&p.id)).collect()).await?;
     let id = IndexId::random();
-    let file = IndexFile { version: 1, packs };
+    let file = IndexFile::new(packs);
     let sealed = seal_msgpack(vault.keys().metadata(), Kind::Index, &id.0, &file);
     let (n, name, sealed) = (sealed.len() as u64, names::index(&id), Bytes::from(sealed));
     vault.backend().put_new(&name, sealed.clone()).await?;

@@ -25,11 +25,24 @@ use crate::{
     },
 };
 
-/// A chunk for the sealers.
+/// New data chunks shorter than this are gathered into bundles (FORMAT.md §4.3.1).
+const BUNDLE_CHUNKS_BELOW: usize = 32 << 10;
+/// A bundle is sent to the sealers once its body reaches this many bytes.
+const BUNDLE_BYTES: usize = 128 << 10;
+
+/// Work for the sealers: one chunk, or a bundle of small data chunks laid end to end.
 pub(super) struct Job {
-    pub id: ChunkId,
     pub kind: Kind,
+    /// The plaintext: one chunk's, or a bundle's body.
     pub data: Vec<u8>,
+    /// The chunks in `data`, in order, with their lengths; more than one: a bundle.
+    pub members: Vec<(ChunkId, u32)>,
+}
+
+impl Job {
+    fn empty_bundle() -> Self {
+        Self { kind: Kind::Data, data: Vec::with_capacity(BUNDLE_BYTES + BUNDLE_CHUNKS_BELOW), members: Vec::new() }
+    }
 }
 
 /// Counts for the summary.
@@ -73,6 +86,8 @@ pub(super) struct Walker {
     sqlite: SqliteMode,
     /// Databases copied consistently in this run (their journals are left out).
     copied: HashSet<PathBuf>,
+    /// The bundle being filled with small data chunks.
+    bundle: Job,
 }
 
 impl Walker {
@@ -86,7 +101,8 @@ impl Walker {
     ) -> Self {
         let chunker = Chunker::new(vault.config().chunker, vault.keys().chunker_seed());
         let (sent, stats, copied) = (HashSet::new(), WalkStats::default(), HashSet::new());
-        Self { vault, index, parents, sent, tx, progress, stats, chunker, sqlite, copied }
+        let bundle = Job::empty_bundle();
+        Self { vault, index, parents, sent, tx, progress, stats, chunker, sqlite, copied, bundle }
     }
 
     /// Walks every path; returns the root tree id.
@@ -103,6 +119,7 @@ impl Walker {
         }
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         let root = self.store_tree(Tree { version: 1, nodes })?;
+        self.send_bundle()?;
         Ok((root, self.stats))
     }
 
@@ -298,16 +315,36 @@ impl Walker {
         }
     }
 
-    /// Names a chunk and sends it to the sealers unless the vault already has it.
+    /// Names a chunk and sends it to the sealers unless the vault already has it; a small
+    /// data chunk goes into the bundle being filled.
     fn store(&mut self, kind: Kind, data: Vec<u8>) -> Result<ChunkId> {
         let id = self.vault.keys().chunk_id(&data);
         if self.index.contains(&id) {
             self.reuse(&id);
         } else if self.sent.insert(id) {
             self.stats.chunks_new += 1;
-            self.tx.send(Job { id, kind, data }).map_err(|_| Error::Invalid("backup pipeline stopped".into()))?;
+            let raw_len = data.len() as u32;
+            if kind == Kind::Data && data.len() < BUNDLE_CHUNKS_BELOW {
+                self.bundle.data.extend_from_slice(&data);
+                self.bundle.members.push((id, raw_len));
+                if self.bundle.data.len() >= BUNDLE_BYTES {
+                    self.send_bundle()?;
+                }
+            } else {
+                self.send(Job { kind, data, members: vec![(id, raw_len)] })?;
+            }
         }
         Ok(id)
+    }
+
+    /// Sends the bundle being filled (a bundle of one as a lone chunk).
+    fn send_bundle(&mut self) -> Result<()> {
+        let bundle = std::mem::replace(&mut self.bundle, Job::empty_bundle());
+        if bundle.members.is_empty() { Ok(()) } else { self.send(bundle) }
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        self.tx.send(job).map_err(|_| Error::Invalid("backup pipeline stopped".into()))
     }
 }
 

@@ -42,6 +42,8 @@ pub enum Kind {
     SyncGroup = 8,
     /// Prune's fossil record (metadata key).
     Fossils = 9,
+    /// Several small data chunks sealed as one blob (data key; the AAD id is 32 zero bytes).
+    Bundle = 10,
 }
 
 impl Kind {
@@ -57,6 +59,7 @@ impl Kind {
             7 => Kind::Lock,
             8 => Kind::SyncGroup,
             9 => Kind::Fossils,
+            10 => Kind::Bundle,
             _ => return None,
         })
     }
