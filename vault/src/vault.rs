@@ -8,7 +8,7 @@ use std::{
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use zerok_core::{ChunkId, Kdf, Key32, MasterKey, RecoveryKey, SlotId, SnapshotId, SyncGroupId, VaultKeys};
+use zerok_core::{ChunkId, Kdf, Key32, MasterKey, PackId, RecoveryKey, SlotId, SnapshotId, SyncGroupId, VaultKeys};
 
 use crate::{
     Backend, Cache, Error, MasterIndex, Result,
@@ -685,28 +685,57 @@ impl Vault {
             .await;
     }
 
-    /// Reads the trees `roots` and every tree below them, many at once; each tree's result
-    /// under its id (the trees below one that fails are not read).
+    /// Reads the trees `roots` and every tree below them, level by level: each level's trees
+    /// are read in spans of neighbours (one ranged read for many trees of a pack), many
+    /// spans at once; each tree's result under its id (the trees below one that fails are
+    /// not read).
     pub async fn load_trees(&self, index: &MasterIndex, roots: Vec<ChunkId>) -> HashMap<ChunkId, Result<Tree>> {
         let mut out: HashMap<ChunkId, Result<Tree>> = HashMap::new();
         let mut queued: HashSet<ChunkId> = roots.iter().copied().collect();
-        let mut todo: Vec<ChunkId> = queued.iter().copied().collect();
-        let mut reading = futures::stream::FuturesUnordered::new();
-        loop {
-            while reading.len() < TREES_AT_ONCE
-                && let Some(id) = todo.pop()
-            {
-                reading.push(async move { (id, self.load_tree(index, &id).await) });
+        let mut level: Vec<ChunkId> = queued.iter().copied().collect();
+        while !level.is_empty() {
+            let (spans, unlisted) = tree_spans(index, level);
+            let mut loaded: Vec<Vec<(ChunkId, Result<Tree>)>> = futures::stream::iter(spans)
+                .map(|span| self.load_span(index, span))
+                .buffer_unordered(TREES_AT_ONCE)
+                .collect()
+                .await;
+            for id in unlisted {
+                loaded.push(vec![(id, self.load_tree(index, &id).await)]);
             }
-            let Some((id, tree)) = reading.next().await else { break };
-            if let Ok(tree) = &tree {
-                for sub in tree.nodes.iter().filter_map(|n| n.subtree) {
-                    if queued.insert(sub) {
-                        todo.push(sub);
-                    }
+            level = Vec::new();
+            for (id, tree) in loaded.into_iter().flatten() {
+                if let Ok(tree) = &tree {
+                    level.extend(tree.nodes.iter().filter_map(|n| n.subtree).filter(|sub| queued.insert(*sub)));
                 }
+                out.insert(id, tree);
             }
-            out.insert(id, tree);
+        }
+        out
+    }
+
+    /// The trees of one span, read at once (from the cache when it holds the pack); a tree
+    /// that does not come out of it is read on its own, from any copy.
+    async fn load_span(&self, index: &MasterIndex, span: TreeSpan) -> Vec<(ChunkId, Result<Tree>)> {
+        let (name, range) = (names::pack(&span.pack), span.start..span.end);
+        let cached = self.cache.as_ref().and_then(|c| c.get_range(&name, range.clone()).map(Bytes::from));
+        let bytes = match cached {
+            Some(bytes) => Some(bytes),
+            None => self.backend.get_range(&name, range).await.ok(),
+        };
+        let mut out = Vec::with_capacity(span.trees.len());
+        for (id, e) in span.trees {
+            let at = (e.offset as u64 - span.start) as usize;
+            let tree = bytes
+                .as_ref()
+                .and_then(|b| b.get(at..at + e.length as usize))
+                .and_then(|sealed| self.open_chunk(&name, &e, sealed).ok())
+                .map(|body| decode_tree(&id, &body));
+            let tree = match tree {
+                Some(Ok(tree)) => Ok(tree),
+                _ => self.load_tree(index, &id).await,
+            };
+            out.push((id, tree));
         }
         out
     }
@@ -778,12 +807,53 @@ impl Vault {
     /// # Errors
     /// As [`Vault::read_chunk`], or a tree that does not parse.
     pub async fn load_tree(&self, index: &MasterIndex, id: &ChunkId) -> Result<Tree> {
-        let body = self.read_chunk(index, id).await?;
-        let tree: Tree =
-            rmp_serde::from_slice(&body).map_err(|e| Error::corrupt(format!("tree {id}"), e.to_string()))?;
-        if tree.version != 1 {
-            return Err(Error::Unsupported { version: tree.version, supported: 1 });
-        }
-        Ok(tree)
+        decode_tree(id, &self.read_chunk(index, id).await?)
     }
+}
+
+/// A tree chunk's body as a tree of a version this build reads.
+fn decode_tree(id: &ChunkId, body: &[u8]) -> Result<Tree> {
+    let tree: Tree = rmp_serde::from_slice(body).map_err(|e| Error::corrupt(format!("tree {id}"), e.to_string()))?;
+    if tree.version != 1 {
+        return Err(Error::Unsupported { version: tree.version, supported: 1 });
+    }
+    Ok(tree)
+}
+
+/// Neighbouring trees of one pack, read with one ranged read.
+struct TreeSpan {
+    pack: PackId,
+    start: u64,
+    end: u64,
+    trees: Vec<(ChunkId, BlobEntry)>,
+}
+
+/// Most bytes between two trees read in one span.
+const TREE_SPAN_GAP: u64 = 256 << 10;
+/// Largest span of trees read at once.
+const TREE_SPAN_BYTES: u64 = 4 << 20;
+
+/// Cuts the trees `ids` into spans: by pack (their first listed copy), in pack order,
+/// neighbours within [`TREE_SPAN_GAP`] together; and the trees no index lists.
+fn tree_spans(index: &MasterIndex, ids: Vec<ChunkId>) -> (Vec<TreeSpan>, Vec<ChunkId>) {
+    let (mut placed, mut unlisted) = (Vec::with_capacity(ids.len()), Vec::new());
+    for id in ids {
+        match index.get(&id) {
+            Some(loc) => placed.push((loc.pack, loc.entry, id)),
+            None => unlisted.push(id),
+        }
+    }
+    let mut spans: Vec<TreeSpan> = Vec::new();
+    placed.sort_by_key(|(pack, e, _)| (*pack, e.offset));
+    for (pack, e, id) in placed {
+        let (start, end) = (e.offset as u64, e.offset as u64 + e.length as u64);
+        match spans.last_mut() {
+            Some(s) if s.pack == pack && start <= s.end + TREE_SPAN_GAP && end - s.start <= TREE_SPAN_BYTES => {
+                s.end = s.end.max(end);
+                s.trees.push((id, e));
+            }
+            _ => spans.push(TreeSpan { pack, start, end, trees: vec![(id, e)] }),
+        }
+    }
+    (spans, unlisted)
 }
