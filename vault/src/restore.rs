@@ -549,9 +549,13 @@ fn plan_spans(needs: HashMap<ChunkId, (crate::BlobLocation, Vec<(usize, u64)>)>)
         let name = crate::format::names::pack(&pack);
         for need in blobs {
             let (start, end) = (need.entry.offset as u64, need.entry.offset as u64 + need.entry.length as u64);
+            // The members of one bundle stay in one span, however long the bundle.
+            let same_blob = |needs: &[Need]| {
+                needs.last().is_some_and(|n| n.entry.within.is_some() && n.entry.offset == need.entry.offset)
+            };
             match spans.last_mut() {
                 Some(Span { pack, start: s, end: e, needs })
-                    if *pack == name && start <= *e + MAX_GAP && end - *s <= MAX_SPAN =>
+                    if *pack == name && (start <= *e + MAX_GAP && end - *s <= MAX_SPAN || same_blob(needs)) =>
                 {
                     *e = (*e).max(end);
                     needs.push(need);

@@ -720,15 +720,24 @@ impl Vault {
         let (name, range) = (names::pack(&span.pack), span.start..span.end);
         let cached = self.cache.as_ref().and_then(|c| c.get_range(&name, range.clone()).map(Bytes::from));
         let bytes = match cached {
-            Some(bytes) => Some(bytes),
-            None => self.backend.get_range(&name, range).await.ok(),
+            Some(bytes) => bytes,
+            None => match self.backend.get_range(&name, range).await {
+                Ok(bytes) => bytes,
+                // Each tree on its own, from any copy, many at once.
+                Err(_) => {
+                    return futures::stream::iter(span.trees)
+                        .map(|(id, _)| async move { (id, self.load_tree(index, &id).await) })
+                        .buffer_unordered(TREES_AT_ONCE)
+                        .collect()
+                        .await;
+                }
+            },
         };
         let mut out = Vec::with_capacity(span.trees.len());
         for (id, e) in span.trees {
             let at = (e.offset as u64 - span.start) as usize;
             let tree = bytes
-                .as_ref()
-                .and_then(|b| b.get(at..at + e.length as usize))
+                .get(at..at + e.length as usize)
                 .and_then(|sealed| self.open_chunk(&name, &e, sealed).ok())
                 .map(|body| decode_tree(&id, &body));
             let tree = match tree {
