@@ -44,6 +44,7 @@ mod prune;
 mod repair;
 mod restore;
 mod retention;
+mod span;
 pub mod store;
 mod vault;
 

@@ -395,12 +395,7 @@ struct Need {
 }
 
 /// One ranged read of a pack and the blobs in it.
-struct Span {
-    pack: String,
-    start: u64,
-    end: u64,
-    needs: Vec<Need>,
-}
+type Span = crate::span::Span<Need>;
 
 /// Files (by position) whose data could not be read or opened, and why.
 type Damaged = Vec<(usize, String)>;
@@ -500,7 +495,7 @@ async fn restore_contents(
                 }
             }
             // A pack that vanished costs its files; a failing store fails the restore.
-            Err(e @ Error::NotFound { .. }) => damage(&damaged, span.needs.iter(), &e),
+            Err(e @ Error::NotFound { .. }) => damage(&damaged, span.items.iter(), &e),
             Err(e) => {
                 fetched = Err(e);
                 break;
@@ -536,35 +531,8 @@ fn damage<'n>(damaged: &std::sync::Mutex<Damaged>, needs: impl Iterator<Item = &
 
 /// Groups the needed blobs by pack and cuts each pack's into reads of neighbouring blobs.
 fn plan_spans(needs: HashMap<ChunkId, (crate::BlobLocation, Vec<(usize, u64)>)>) -> Vec<Span> {
-    let mut by_pack: HashMap<zerok_core::PackId, Vec<Need>> = HashMap::new();
-    for (loc, writes) in needs.into_values() {
-        by_pack.entry(loc.pack).or_default().push(Need { entry: loc.entry, writes });
-    }
-    let mut spans = Vec::new();
-    let mut packs: Vec<_> = by_pack.into_iter().collect();
-    packs.sort_by_key(|(pack, _)| *pack);
-    for (pack, mut blobs) in packs {
-        // A bundle's chunks follow each other, so each bundle is opened once.
-        blobs.sort_by_key(|n| (n.entry.offset, n.entry.within));
-        let name = crate::format::names::pack(&pack);
-        for need in blobs {
-            let (start, end) = (need.entry.offset as u64, need.entry.offset as u64 + need.entry.length as u64);
-            // The members of one bundle stay in one span, however long the bundle.
-            let same_blob = |needs: &[Need]| {
-                needs.last().is_some_and(|n| n.entry.within.is_some() && n.entry.offset == need.entry.offset)
-            };
-            match spans.last_mut() {
-                Some(Span { pack, start: s, end: e, needs })
-                    if *pack == name && (start <= *e + MAX_GAP && end - *s <= MAX_SPAN || same_blob(needs)) =>
-                {
-                    *e = (*e).max(end);
-                    needs.push(need);
-                }
-                _ => spans.push(Span { pack: name.clone(), start, end, needs: vec![need] }),
-            }
-        }
-    }
-    spans
+    let placed = needs.into_values().map(|(loc, writes)| (loc.pack, Need { entry: loc.entry, writes })).collect();
+    crate::span::cut(placed, |n: &Need| &n.entry, MAX_GAP, MAX_SPAN)
 }
 
 /// Creates every file (replacing a file or symlink in the way, never a folder) and sets
@@ -604,7 +572,7 @@ fn write_span(
     let mut open: Option<(usize, std::fs::File)> = None;
     let mut opener = crate::Opener::default();
     let mut written = 0u64;
-    for need in &span.needs {
+    for need in &span.items {
         let at = (need.entry.offset as u64 - span.start) as usize;
         let sealed = &bytes[at..at + need.entry.length as usize];
         let plain = match vault.open_with(&mut opener, &span.pack, &need.entry, sealed) {

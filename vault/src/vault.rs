@@ -8,7 +8,7 @@ use std::{
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use zerok_core::{ChunkId, Kdf, Key32, MasterKey, PackId, RecoveryKey, SlotId, SnapshotId, SyncGroupId, VaultKeys};
+use zerok_core::{ChunkId, Kdf, Key32, MasterKey, RecoveryKey, SlotId, SnapshotId, SyncGroupId, VaultKeys};
 
 use crate::{
     Backend, Cache, Error, MasterIndex, Result,
@@ -24,6 +24,7 @@ use crate::{
         sync_group::SyncGroup,
         tree::Tree,
     },
+    span::Span,
 };
 
 /// The last bundle [`Vault::open_with`] opened (pack, offset and length) and its body, or
@@ -717,7 +718,7 @@ impl Vault {
     /// The trees of one span, read at once (from the cache when it holds the pack); a tree
     /// that does not come out of it is read on its own, from any copy.
     async fn load_span(&self, index: &MasterIndex, span: TreeSpan) -> Vec<(ChunkId, Result<Tree>)> {
-        let (name, range) = (names::pack(&span.pack), span.start..span.end);
+        let (name, range) = (span.pack, span.start..span.end);
         let cached = self.cache.as_ref().and_then(|c| c.get_range(&name, range.clone()).map(Bytes::from));
         let bytes = match cached {
             Some(bytes) => bytes,
@@ -725,7 +726,7 @@ impl Vault {
                 Ok(bytes) => bytes,
                 // Each tree on its own, from any copy, many at once.
                 Err(_) => {
-                    return futures::stream::iter(span.trees)
+                    return futures::stream::iter(span.items)
                         .map(|(id, _)| async move { (id, self.load_tree(index, &id).await) })
                         .buffer_unordered(TREES_AT_ONCE)
                         .collect()
@@ -733,8 +734,8 @@ impl Vault {
                 }
             },
         };
-        let mut out = Vec::with_capacity(span.trees.len());
-        for (id, e) in span.trees {
+        let mut out = Vec::with_capacity(span.items.len());
+        for (id, e) in span.items {
             let at = (e.offset as u64 - span.start) as usize;
             let tree = bytes
                 .get(at..at + e.length as usize)
@@ -829,40 +830,23 @@ fn decode_tree(id: &ChunkId, body: &[u8]) -> Result<Tree> {
     Ok(tree)
 }
 
-/// Neighbouring trees of one pack, read with one ranged read.
-struct TreeSpan {
-    pack: PackId,
-    start: u64,
-    end: u64,
-    trees: Vec<(ChunkId, BlobEntry)>,
-}
-
 /// Most bytes between two trees read in one span.
 const TREE_SPAN_GAP: u64 = 256 << 10;
 /// Largest span of trees read at once.
 const TREE_SPAN_BYTES: u64 = 4 << 20;
 
-/// Cuts the trees `ids` into spans: by pack (their first listed copy), in pack order,
-/// neighbours within [`TREE_SPAN_GAP`] together; and the trees no index lists.
+/// Neighbouring trees of one pack, read with one ranged read.
+type TreeSpan = Span<(ChunkId, BlobEntry)>;
+
+/// Cuts the trees `ids` into spans ([`crate::span::cut`]) by their first listed copy; and
+/// the trees no index lists.
 fn tree_spans(index: &MasterIndex, ids: Vec<ChunkId>) -> (Vec<TreeSpan>, Vec<ChunkId>) {
     let (mut placed, mut unlisted) = (Vec::with_capacity(ids.len()), Vec::new());
     for id in ids {
         match index.get(&id) {
-            Some(loc) => placed.push((loc.pack, loc.entry, id)),
+            Some(loc) => placed.push((loc.pack, (id, loc.entry))),
             None => unlisted.push(id),
         }
     }
-    let mut spans: Vec<TreeSpan> = Vec::new();
-    placed.sort_by_key(|(pack, e, _)| (*pack, e.offset));
-    for (pack, e, id) in placed {
-        let (start, end) = (e.offset as u64, e.offset as u64 + e.length as u64);
-        match spans.last_mut() {
-            Some(s) if s.pack == pack && start <= s.end + TREE_SPAN_GAP && end - s.start <= TREE_SPAN_BYTES => {
-                s.end = s.end.max(end);
-                s.trees.push((id, e));
-            }
-            _ => spans.push(TreeSpan { pack, start, end, trees: vec![(id, e)] }),
-        }
-    }
-    (spans, unlisted)
+    (crate::span::cut(placed, |(_, e)| e, TREE_SPAN_GAP, TREE_SPAN_BYTES), unlisted)
 }
