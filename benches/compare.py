@@ -137,9 +137,11 @@ class Bupstash:
 
 PEERS = (Restic, Borg, Rustic, Bupstash)
 
-def peers():
-    """restic and borg (the script installs them), rustic and bupstash when installed."""
-    return [p() for p in PEERS if shutil.which(p.exe if hasattr(p, "exe") else p.name)]
+def peers(only=None):
+    """restic and borg (the script installs them), rustic and bupstash when installed; only
+    those named in `only` (a list) when given."""
+    return [p() for p in PEERS if shutil.which(p.exe if hasattr(p, "exe") else p.name)
+            and (only is None or p.name in only)]
 
 def run_one(tool, pristine, work):
     src = f"{work}/corpus"
@@ -480,6 +482,7 @@ def main():
     ap.add_argument("--small-files", type=int, default=200_000, help="small: how many files")
     ap.add_argument("--db-mb", type=int, default=288, help="sqlite: database size")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--peers", help="comma-separated peers to run (default: every one installed)")
     ap.add_argument("--out", default=".")
     a = ap.parse_args()
     a.delays = [int(d) for d in a.delays.split(",") if d]
@@ -488,7 +491,7 @@ def main():
         sys.exit(f"compare: unknown workload in {a.workload!r} (known: {', '.join(WORKLOADS)})")
     if "wan" in workloads and not a.s3:
         sys.exit("compare: the wan workload needs --s3 (the zerok-s3 binary)")
-    tools = [Zerok(a.zerok)] + peers()
+    tools = [Zerok(a.zerok)] + peers(a.peers.split(",") if a.peers is not None else None)
     report = {}
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", "/var/tmp")) as work:
         if "local" in workloads:

@@ -172,7 +172,7 @@ fn sample_pack(tree: &Tree) -> (PackId, Vec<u8>, Vec<pack::BlobEntry>) {
     w.add(Kind::Data, id, &envelope::seal(keys().data(), Kind::Data, &id.0, &data, 3), data.len() as u32);
     let (a, b) = (&b"a small file"[..], &b"and another"[..]);
     let sealed = envelope::seal(keys().data(), Kind::Bundle, &[0; 32], &[a, b].concat(), 3);
-    w.add_bundle(&sealed, [(keys().chunk_id(a), a.len() as u32, 0), (keys().chunk_id(b), b.len() as u32, a.len() as u32)]);
+    w.add_bundle(&sealed, [(keys().chunk_id(a), a.len() as u32), (keys().chunk_id(b), b.len() as u32)]);
     let body = tree.encode();
     let id = keys().chunk_id(&body);
     w.add(Kind::Tree, id, &envelope::seal(keys().metadata(), Kind::Tree, &id.0, &body, 3), body.len() as u32);

@@ -179,11 +179,11 @@ async fn read_pack(vault: &Vault, index: &MasterIndex, id: PackId, progress: &Pr
         let start = n - 4 - hl as usize;
         pack::decode_header(vault.keys().metadata(), &bytes[start..n - 4], start as u64)
     });
-    let entries = match header {
-        Ok(e) => e,
+    let (entries, bad) = match header {
+        Ok(header) => vault.name_bundles(&name, header, &bytes, 0),
         Err(why) => return (0, vec![format!("corrupted object {name}: {why}")]),
     };
-    let mut errors = Vec::new();
+    let mut errors: Vec<String> = bad.iter().map(ToString::to_string).collect();
     if index.packs.get(&id).is_some_and(|listed| listed != &entries) {
         errors.push(format!("{name}: header disagrees with the index"));
     }

@@ -450,7 +450,12 @@ async fn collect(
             }
             match first.within {
                 None => writer.add(first.kind, first.id, sealed, first.raw_len),
-                Some(_) => writer.add_bundle(sealed, wanted.iter().filter_map(|e| Some((e.id, e.raw_len, e.within?)))),
+                // Copied whole: every piece of its body is listed again (FORMAT.md §4.3).
+                Some(_) => {
+                    let members = vault.bundle_members(&mut opener, &name, blob, sealed)?;
+                    placed.extend(members.iter().map(|m| m.0));
+                    writer.add_bundle(sealed, members);
+                }
             }
             if writer.len() >= pack_bytes {
                 let full = std::mem::take(&mut writer);

@@ -18,7 +18,7 @@ use crate::{
         envelope,
         keyslot::{KeySlot, SlotKind},
         names, open_msgpack,
-        pack::{BlobEntry, MAX_BLOB_BYTES, MAX_BUNDLE_BYTES},
+        pack::{BlobEntry, Header, MAX_BLOB_BYTES, MAX_BUNDLE_BYTES},
         seal_msgpack,
         snapshot::Snapshot,
         sync_group::SyncGroup,
@@ -513,8 +513,18 @@ impl Vault {
         let len = crate::format::pack::header_len(size, &trailer).map_err(|why| Error::corrupt(&name, why))? as u64;
         let start = size - 4 - len;
         let sealed = self.backend.get_range(&name, start..size - 4).await?;
-        crate::format::pack::decode_header(self.keys.metadata(), &sealed, start)
-            .map_err(|why| Error::corrupt(&name, why))
+        let header = crate::format::pack::decode_header(self.keys.metadata(), &sealed, start)
+            .map_err(|why| Error::corrupt(&name, why))?;
+        // A version-3 header names a bundle's members only by length: one read of the
+        // bundles names them.
+        let from = header.bundles.iter().map(|b| b.offset as u64).min().unwrap_or(0);
+        let to = header.bundles.iter().map(|b| b.offset as u64 + b.length as u64).max().unwrap_or(0);
+        let bytes = if from < to { self.backend.get_range(&name, from..to).await? } else { Bytes::new() };
+        let (entries, bad) = self.name_bundles(&name, header, &bytes, from);
+        for e in bad {
+            tracing::warn!(error = %e, "bundle does not open; its chunks count as nowhere");
+        }
+        Ok(entries)
     }
 
     /// Writes a new snapshot; returns its id and the object's name and size.
@@ -793,15 +803,9 @@ impl Vault {
                     .map_err(|err| Error::corrupt(what(), err.to_string()))?
             }
             Some(within) => {
-                let place = (name.to_string(), e.offset, e.length);
-                if opener.bundle.as_ref().is_none_or(|(at, _)| *at != place) {
-                    let body =
-                        envelope::open(self.keys.data(), Kind::Bundle, &[0; 32], sealed, MAX_BUNDLE_BYTES as usize)
-                            .map_err(|err| err.to_string());
-                    opener.bundle = Some((place, body));
-                }
-                let (_, body) = opener.bundle.as_ref().expect("just opened");
-                let body = body.as_ref().map_err(|why| Error::corrupt(what(), format!("its bundle: {why}")))?;
+                let body = self
+                    .bundle_body(opener, name, e, sealed)
+                    .map_err(|why| Error::corrupt(what(), format!("its bundle: {why}")))?;
                 let range = within as usize..within as usize + e.raw_len as usize;
                 body.get(range).ok_or_else(|| Error::corrupt(what(), "lies outside its bundle"))?.to_vec()
             }
@@ -810,6 +814,77 @@ impl Vault {
             return Err(Error::corrupt(what(), "content does not match its chunk id"));
         }
         Ok(plain)
+    }
+
+    /// The body of the bundle `e` lies in, opened once per bundle through `opener`.
+    fn bundle_body<'o>(
+        &self,
+        opener: &'o mut Opener,
+        name: &str,
+        e: &BlobEntry,
+        sealed: &[u8],
+    ) -> std::result::Result<&'o [u8], String> {
+        let place = (name.to_string(), e.offset, e.length);
+        if opener.bundle.as_ref().is_none_or(|(at, _)| *at != place) {
+            let body = envelope::open(self.keys.data(), Kind::Bundle, &[0; 32], sealed, MAX_BUNDLE_BYTES as usize)
+                .map_err(|err| err.to_string());
+            opener.bundle = Some((place, body));
+        }
+        let (_, body) = opener.bundle.as_ref().expect("just opened");
+        body.as_deref().map_err(Clone::clone)
+    }
+
+    /// A bundle's whole body as members laid end to end, for copying it whole: each of the
+    /// `listed` members (one bundle's index entries) where it lies, and what lies before,
+    /// between or after them as members of their own, every piece named by its bytes.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the pack when the bundle does not open.
+    pub fn bundle_members(
+        &self,
+        opener: &mut Opener,
+        name: &str,
+        listed: &[BlobEntry],
+        sealed: &[u8],
+    ) -> Result<Vec<(ChunkId, u32)>> {
+        let first = listed.first().ok_or_else(|| Error::corrupt(name, "a bundle with no members"))?;
+        let body = self
+            .bundle_body(opener, name, first, sealed)
+            .map_err(|why| Error::corrupt(format!("{name} (bundle at byte {})", first.offset), why))?;
+        let mut cuts: Vec<usize> = vec![0, body.len()];
+        for e in listed {
+            let at = e.within.unwrap_or(0) as usize;
+            cuts.extend([at.min(body.len()), (at + e.raw_len as usize).min(body.len())]);
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        Ok(cuts.windows(2).map(|w| (self.keys.chunk_id(&body[w[0]..w[1]]), (w[1] - w[0]) as u32)).collect())
+    }
+
+    /// Every chunk of a pack whose header is `header`: the chunks it names and the members
+    /// of the bundles it lays out by length (version 3), named by opening each from `bytes`
+    /// (the pack's bytes from offset `base` on). Returns them in pack order, with the
+    /// bundles that did not open (their members are left out).
+    pub fn name_bundles(&self, name: &str, header: Header, bytes: &[u8], base: u64) -> (Vec<BlobEntry>, Vec<Error>) {
+        let Header { mut entries, bundles } = header;
+        let mut bad = Vec::new();
+        for layout in &bundles {
+            let what = || format!("{name} (bundle at byte {})", layout.offset);
+            let at = (layout.offset as u64).checked_sub(base).map(|at| at as usize);
+            let Some(sealed) = at.and_then(|at| bytes.get(at..at + layout.length as usize)) else {
+                bad.push(Error::corrupt(what(), "not in the bytes read"));
+                continue;
+            };
+            let named = envelope::open(self.keys.data(), Kind::Bundle, &[0; 32], sealed, MAX_BUNDLE_BYTES as usize)
+                .map_err(|err| err.to_string())
+                .and_then(|body| layout.name(&body, |piece| self.keys.chunk_id(piece)));
+            match named {
+                Ok(members) => entries.extend(members),
+                Err(why) => bad.push(Error::corrupt(what(), why)),
+            }
+        }
+        entries.sort_by_key(|e| (e.offset, e.within));
+        (entries, bad)
     }
 
     /// Reads one tree.

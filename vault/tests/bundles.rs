@@ -183,3 +183,32 @@ async fn prune_keeps_a_bundle_while_any_of_its_files_is_kept() {
     assert!(members >= kept.len(), "{members}");
     assert!(after.len() < first.len(), "{} bundles before, {} after", first.len(), after.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_index_file_gone_repair_names_bundle_members_from_their_bytes() {
+    // Pack headers list a bundle by its members' lengths only (FORMAT.md §4.3, version 3):
+    // rebuilding the index opens each bundle and names its pieces by hashing them.
+    let (dir, vault, src) = backed_up_small_files(300, 3000).await;
+    let before = bundles(&vault).await;
+    assert!(before.len() >= 2, "{} bundles", before.len());
+    let index_dir = dir.path().join("vault/index");
+    for file in std::fs::read_dir(&index_dir).unwrap() {
+        std::fs::remove_file(file.unwrap().path()).unwrap();
+    }
+    // A flipped byte in one bundle: its members cannot be named, the others still are.
+    let ((pack, offset), damaged) = before.iter().next().unwrap();
+    let path = pack_path(dir.path(), pack);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[*offset as usize + damaged[0].length as usize / 2] ^= 0x08;
+    std::fs::write(&path, bytes).unwrap();
+
+    zerok_vault::repair_index(&vault, false, &Progress::default()).await.unwrap();
+    let after = bundles(&vault).await;
+    let mut expected = before.clone();
+    expected.remove(&(*pack, *offset));
+    assert_eq!(after, expected, "every sound bundle's members named as the backup listed them");
+    let out = dir.path().join("out");
+    let summary = restore_latest(&vault, &out).await.unwrap();
+    assert_eq!(summary.lost.len(), damaged.len(), "{:?}", summary.lost);
+    assert_eq!(no_wrong_bytes(&src, &out, &summary.lost), damaged.len());
+}

@@ -6,7 +6,7 @@ use zerok_vault::format::{
     Kind, aad, envelope,
     index::{IndexFile, IndexPack},
     names,
-    pack::{BlobEntry, decode_header},
+    pack::{BlobEntry, Layout, decode_header},
     tree::{Node, NodeKind, Tree},
 };
 
@@ -52,7 +52,7 @@ fn pack_header_vector() {
     header.extend_from_slice(&[1; 32]);
     header.extend_from_slice(&[0, 0, 0, 0, 46, 0, 0, 0, 5, 0, 0, 0]);
     let sealed = aead::seal_with_nonce(keys.metadata(), [7; 24], &aad(Kind::PackHeader, &[0; 32]), &header);
-    assert_eq!(decode_header(keys.metadata(), &sealed, 46).unwrap(), vec![entry]);
+    assert_eq!(decode_header(keys.metadata(), &sealed, 46).unwrap().entries, vec![entry]);
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn version_2_pack_header_vector() {
         within,
     };
     let expected = vec![entry(1, 0, 46, None), entry(2, 46, 60, Some(0)), entry(3, 46, 60, Some(5))];
-    assert_eq!(decode_header(keys.metadata(), &sealed, 106).unwrap(), expected);
+    assert_eq!(decode_header(keys.metadata(), &sealed, 106).unwrap().entries, expected);
 
     // Members of one bundle out of order, or a bundle body past 4 MiB, are refused.
     for (bad_at, value) in [(5 + 2 * 49 + 45, 0u32), (5 + 2 * 49 + 45, 4 << 20)] {
@@ -89,6 +89,42 @@ fn version_2_pack_header_vector() {
         assert!(decode_header(keys.metadata(), &sealed, 106).is_err(), "within {value} accepted");
     }
 }
+
+#[test]
+fn version_3_pack_header_vector() {
+    let keys = master().derive();
+    // A lone chunk at 0, then the golden bundle ("hello" ‖ "world") at 46, listed once by
+    // its members' lengths.
+    let mut header = vec![3u8, 2, 0, 0, 0, 1];
+    header.extend_from_slice(&[1; 32]);
+    for n in [0u32, 46, 5] {
+        header.extend_from_slice(&n.to_le_bytes());
+    }
+    header.push(10);
+    for n in [46u32, 51, 2, 5, 5] {
+        header.extend_from_slice(&n.to_le_bytes());
+    }
+    assert_eq!(header.len(), 5 + 45 + 13 + 2 * 4);
+    let sealed = aead::seal_with_nonce(keys.metadata(), [7; 24], &aad(Kind::PackHeader, &[0; 32]), &header);
+    assert_eq!(hex::encode(&sealed), GOLDEN_V3_HEADER);
+    let parsed = decode_header(keys.metadata(), &hex::decode(GOLDEN_V3_HEADER).unwrap(), 97).unwrap();
+    let lone = BlobEntry { kind: Kind::Data, id: ChunkId([1; 32]), offset: 0, length: 46, raw_len: 5, within: None };
+    assert_eq!(parsed.entries, [lone]);
+    assert_eq!(parsed.bundles, [Layout { offset: 46, length: 51, lens: vec![5, 5] }]);
+    // The members are named by opening the bundle and hashing its pieces.
+    let body = envelope::open(keys.data(), Kind::Bundle, &[0; 32], &hex::decode(GOLDEN_SEALED_BUNDLE).unwrap(), 10);
+    let members = parsed.bundles[0].name(&body.unwrap(), |b| keys.chunk_id(b)).unwrap();
+    let ids: Vec<String> = members.iter().map(|m| m.id.to_string()).collect();
+    assert_eq!(ids[0], "20640219af1fafd11b05ddcbe0d0f548cd28649277002bc9dea7ef7f813f8793");
+    assert_eq!(ids[1], keys.chunk_id(b"world").to_string());
+    assert_eq!(members.iter().map(|m| (m.within, m.raw_len)).collect::<Vec<_>>(), [(Some(0), 5), (Some(5), 5)]);
+}
+
+// Cross-checked with libsodium (PyNaCl crypto_aead_xchacha20poly1305_ietf_encrypt).
+const GOLDEN_V3_HEADER: &str = concat!(
+    "0707070707070707070707070707070707070707070707073ca3d168f52c39b0139ae5e0bf7413c8678d317f29063d4cdc3aa061f25a7b6",
+    "e6b0dda6ef45eadf29ea7e8a2c7c66207f63c9788b73ad8d7960c88988b8bc22603651fa3ce0df36c7feab5f1d96d2758494716854d11f7",
+);
 
 #[test]
 fn sealed_bundle_vector_opens_to_its_members() {

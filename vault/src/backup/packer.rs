@@ -92,7 +92,7 @@ pub(super) async fn run(
                     let w = if s.kind == Kind::Tree { &mut trees } else { &mut writer };
                     match s.members[..] {
                         [(id, raw_len)] => w.add(s.kind, id, &s.bytes, raw_len),
-                        _ => w.add_bundle(&s.bytes, bundled(&s.members)),
+                        _ => w.add_bundle(&s.bytes, s.members.iter().copied()),
                     }
                     if w.len() >= pack_bytes {
                         inflight.push(upload(vault, std::mem::replace(w, new_writer()), progress));
@@ -112,15 +112,6 @@ pub(super) async fn run(
     }
     out.unflushed = pending;
     Ok(out)
-}
-
-/// `(chunk id, raw_len, within)` of a bundle's members, laid end to end.
-fn bundled(members: &[(ChunkId, u32)]) -> impl Iterator<Item = (ChunkId, u32, u32)> + '_ {
-    members.iter().scan(0u32, |within, &(id, raw_len)| {
-        let at = *within;
-        *within += raw_len;
-        Some((id, raw_len, at))
-    })
 }
 
 async fn upload(vault: &Vault, writer: PackWriter, progress: &Progress) -> Result<(IndexPack, u64)> {

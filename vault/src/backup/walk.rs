@@ -114,7 +114,7 @@ impl Walker {
         for path in paths {
             let name = base_name(path);
             let prev = parent_root.and_then(|t| find(t, &name));
-            if let Some(node) = self.entry(path, name, prev, true)? {
+            if let Some(node) = self.entry(path, name, fs::symlink_metadata(path), prev, true)? {
                 nodes.push(node);
             }
         }
@@ -129,9 +129,17 @@ impl Walker {
         self.stats.unreadable.push((path.to_path_buf(), err.to_string()));
     }
 
-    /// `wal_beside`: whether a `-wal` may lie beside it (its folder lists one).
-    fn entry(&mut self, path: &Path, name: Vec<u8>, prev: Option<&Node>, wal_beside: bool) -> Result<Option<Node>> {
-        let meta = match fs::symlink_metadata(path) {
+    /// `meta`: its `lstat`; `wal_beside`: whether a `-wal` may lie beside it (its folder
+    /// lists one).
+    fn entry(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        meta: std::io::Result<fs::Metadata>,
+        prev: Option<&Node>,
+        wal_beside: bool,
+    ) -> Result<Option<Node>> {
+        let meta = match meta {
             Ok(m) => m,
             // A SQLite journal comes and goes with each transaction: one gone since the
             // folder was listed was never part of the database's state.
@@ -179,17 +187,19 @@ impl Walker {
     /// Stores a folder's tree; when every entry is as in the parent snapshot's tree
     /// (`prev`, with its id), that tree is used again without encoding it anew.
     fn dir(&mut self, path: &Path, prev: Option<(ChunkId, &Tree)>) -> Result<ChunkId> {
-        let mut names: Vec<_> = match fs::read_dir(path) {
-            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect(),
+        // Each entry's lstat relative to the open folder (`fstatat`): no path walk per file.
+        let mut listed: Vec<_> = match fs::read_dir(path) {
+            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| (e.file_name(), e.metadata())).collect(),
             Err(e) => {
                 self.unreadable(path, e);
                 Vec::new()
             }
         };
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        listed.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let names: Vec<_> = listed.iter().map(|(name, _)| name.clone()).collect();
         let mut nodes = Vec::with_capacity(names.len());
-        for name in &names {
-            let child = path.join(name);
+        for (name, meta) in listed {
+            let child = path.join(&name);
             // Sorted after their database, which was copied whole.
             if sqlite::sidecar_of(&child).is_some_and(|db| self.copied.contains(&db)) {
                 continue;
@@ -198,7 +208,7 @@ impl Walker {
             let mut wal = name.as_bytes().to_vec();
             wal.extend_from_slice(b"-wal");
             let wal_beside = names.binary_search_by(|n| n.as_bytes().cmp(&wal)).is_ok();
-            if let Some(node) = self.entry(&child, name.as_bytes().to_vec(), prev_node, wal_beside)? {
+            if let Some(node) = self.entry(&child, name.as_bytes().to_vec(), meta, prev_node, wal_beside)? {
                 nodes.push(node);
             }
         }

@@ -6,26 +6,32 @@
 //! pack   = blob_0 ‖ … ‖ blob_{m-1} ‖ header_sealed ‖ header_len (u32 LE)
 //! blob   = envelope::seal(data or metadata key, aad(kind, chunk_id), chunk plaintext)
 //!        | envelope::seal(data key, aad(Bundle, 32 zero bytes), plaintext_0 ‖ plaintext_1 ‖ …)
-//! header = version (u8: 1, or 2 with bundles) ‖ count (u32 LE) ‖ count × entry
+//! header = version (u8: 1 without bundles, 3 with; 2 read only) ‖ count (u32 LE) ‖ count × entry
 //! entry  = kind (u8) ‖ chunk_id (32) ‖ offset (u32 LE) ‖ length (u32 LE) ‖ raw_len (u32 LE)
 //!          [‖ within (u32 LE; 0xFFFFFFFF: a blob of its own) in version 2]
+//!        | 10 (u8) ‖ offset ‖ length ‖ k (u32 LE) ‖ k × raw_len (u32 LE)   (version 3: a bundle)
 //! header_sealed = aead::seal(metadata key, aad(PackHeader, 32 zero bytes), header)
 //! pack id = BLAKE3(pack bytes)   (unkeyed: anyone can verify a pack's integrity)
 //! ```
+//!
+//! A version-3 header lays a bundle out by its members' lengths only: their ids are the keyed
+//! hashes of the pieces of its body, named by opening it ([`Layout::name`]).
 
 use zerok_core::{ChunkId, Key32, PackId, aead};
 
 use super::{Kind, aad};
 
-/// Bytes of one version-1 header entry.
+/// Bytes of one version-1 header entry (and of a lone chunk's in version 3).
 pub const ENTRY_BYTES: usize = 1 + 32 + 4 + 4 + 4;
 /// Bytes of one version-2 header entry (`within` added).
 pub const ENTRY_V2_BYTES: usize = ENTRY_BYTES + 4;
+/// Bytes of a version-3 bundle entry before its members' lengths.
+const BUNDLE_ENTRY_BYTES: usize = 1 + 4 + 4 + 4;
 /// `within` of a version-2 entry whose chunk is a blob of its own.
 const ALONE: u32 = u32::MAX;
 /// Largest bundle body accepted (a chunk's `within + raw_len`), in bytes.
 pub const MAX_BUNDLE_BYTES: u32 = 4 << 20;
-/// Most entries a header may declare (bounds allocation when decoding).
+/// Most chunks a header may declare (bounds allocation when decoding).
 pub const MAX_ENTRIES: usize = 1 << 20;
 /// Largest blob (sealed chunk) accepted, in bytes.
 pub const MAX_BLOB_BYTES: u32 = 64 << 20;
@@ -45,6 +51,52 @@ pub struct BlobEntry {
     pub raw_len: u32,
     /// For a chunk inside a bundle, where its plaintext starts in the bundle's body.
     pub within: Option<u32>,
+}
+
+/// A bundle as a version-3 header lays it out: its place and its members' lengths, end to
+/// end from the start of its body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Byte offset of the sealed bundle in the pack.
+    pub offset: u32,
+    /// Length of the sealed bundle.
+    pub length: u32,
+    /// Plaintext length of each member, in body order.
+    pub lens: Vec<u32>,
+}
+
+impl Layout {
+    /// Names the members from the opened `body`, whose length must be the members' total.
+    ///
+    /// # Errors
+    /// A reason when the body is not as long as the layout says.
+    pub fn name(&self, body: &[u8], chunk_id: impl Fn(&[u8]) -> ChunkId) -> Result<Vec<BlobEntry>, String> {
+        let total: u64 = self.lens.iter().map(|&l| l as u64).sum();
+        if body.len() as u64 != total {
+            return Err(format!("bundle body is {} bytes, its layout says {total}", body.len()));
+        }
+        let mut within = 0u32;
+        Ok(self
+            .lens
+            .iter()
+            .map(|&raw_len| {
+                let at = within;
+                within += raw_len;
+                let id = chunk_id(&body[at as usize..within as usize]);
+                BlobEntry { kind: Kind::Data, id, offset: self.offset, length: self.length, raw_len, within: Some(at) }
+            })
+            .collect())
+    }
+}
+
+/// A pack's header as decoded: the chunks it names (each lone chunk, and every member of a
+/// version-2 bundle) and the bundles it lays out by length only (version 3).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    /// Named chunks, in pack order.
+    pub entries: Vec<BlobEntry>,
+    /// Bundles whose members are named by opening them.
+    pub bundles: Vec<Layout>,
 }
 
 /// The entries of `entries` (in pack order) grouped by the blob they lie in: one entry for a
@@ -73,12 +125,15 @@ impl PackWriter {
         self.bytes.extend_from_slice(sealed);
     }
 
-    /// Appends a sealed bundle holding the data chunks `members`: `(chunk id, raw_len,
-    /// within)`, `within` increasing. A bundle of one is listed as a bundle all the same.
-    pub fn add_bundle(&mut self, sealed: &[u8], members: impl IntoIterator<Item = (ChunkId, u32, u32)>) {
+    /// Appends a sealed bundle whose body is the data chunks `members` (`(chunk id,
+    /// raw_len)`) end to end, nothing before, between or after them. A bundle of one is
+    /// listed as a bundle all the same.
+    pub fn add_bundle(&mut self, sealed: &[u8], members: impl IntoIterator<Item = (ChunkId, u32)>) {
         let (offset, length) = (self.bytes.len() as u32, sealed.len() as u32);
-        for (id, raw_len, within) in members {
+        let mut within = 0u32;
+        for (id, raw_len) in members {
             self.entries.push(BlobEntry { kind: Kind::Data, id, offset, length, raw_len, within: Some(within) });
+            within += raw_len;
         }
         self.bytes.extend_from_slice(sealed);
     }
@@ -104,20 +159,29 @@ impl PackWriter {
     }
 }
 
-/// Version 1 without bundles (as every pack written before them), version 2 with.
+/// Version 1 without bundles (as every pack written before them), version 3 with: a bundle
+/// listed once, by its members' lengths.
 fn encode_header(entries: &[BlobEntry]) -> Vec<u8> {
-    let v2 = entries.iter().any(|e| e.within.is_some());
-    let mut out = Vec::with_capacity(5 + entries.len() * ENTRY_V2_BYTES);
-    out.push(if v2 { 2 } else { 1 });
-    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    for e in entries {
-        out.push(e.kind as u8);
-        out.extend_from_slice(&e.id.0);
-        out.extend_from_slice(&e.offset.to_le_bytes());
-        out.extend_from_slice(&e.length.to_le_bytes());
-        out.extend_from_slice(&e.raw_len.to_le_bytes());
-        if v2 {
-            out.extend_from_slice(&e.within.unwrap_or(ALONE).to_le_bytes());
+    let bundles = entries.iter().any(|e| e.within.is_some());
+    let mut out = Vec::with_capacity(5 + entries.len() * ENTRY_BYTES);
+    out.push(if bundles { 3 } else { 1 });
+    out.extend_from_slice(&(blobs(entries).count() as u32).to_le_bytes());
+    for blob in blobs(entries) {
+        let e = &blob[0];
+        if e.within.is_some() {
+            out.push(Kind::Bundle as u8);
+            out.extend_from_slice(&e.offset.to_le_bytes());
+            out.extend_from_slice(&e.length.to_le_bytes());
+            out.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+            for m in blob {
+                out.extend_from_slice(&m.raw_len.to_le_bytes());
+            }
+        } else {
+            out.push(e.kind as u8);
+            out.extend_from_slice(&e.id.0);
+            out.extend_from_slice(&e.offset.to_le_bytes());
+            out.extend_from_slice(&e.length.to_le_bytes());
+            out.extend_from_slice(&e.raw_len.to_le_bytes());
         }
     }
     out
@@ -142,45 +206,111 @@ pub fn is_tree_pack(entries: &[BlobEntry]) -> bool {
     !entries.is_empty() && entries.iter().all(|e| e.kind == Kind::Tree)
 }
 
-/// Opens and parses a sealed header; checks every entry lies before the header and every
+/// Opens and parses a sealed header; checks every blob lies before the header and every
 /// bundle is well formed (§4.3).
 ///
 /// # Errors
 /// A reason when authentication fails or the header is malformed.
-pub fn decode_header(metadata_key: &Key32, sealed: &[u8], blobs_end: u64) -> Result<Vec<BlobEntry>, String> {
+pub fn decode_header(metadata_key: &Key32, sealed: &[u8], blobs_end: u64) -> Result<Header, String> {
     let plain = aead::open(metadata_key, &aad(Kind::PackHeader, &[0; 32]), sealed)
         .map_err(|_| "pack header fails authentication".to_string())?;
-    let entry_bytes = match plain.first() {
-        Some(1) => ENTRY_BYTES,
-        Some(2) => ENTRY_V2_BYTES,
+    let version = plain.first().copied();
+    let count = plain.get(1..5).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+    let fixed = match version {
+        Some(1) => Some(ENTRY_BYTES),
+        Some(2) => Some(ENTRY_V2_BYTES),
+        Some(3) => None,
         _ => return Err("unknown pack header version".into()),
     };
-    let count = plain.get(1..5).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
-    if plain.len() < 5 || count > MAX_ENTRIES || plain.len() != 5 + count * entry_bytes {
-        return Err(format!("pack header declares {count} entries in {} bytes", plain.len()));
+    let declared = || format!("pack header declares {count} entries in {} bytes", plain.len());
+    if plain.len() < 5 || count > MAX_ENTRIES || fixed.is_some_and(|n| plain.len() != 5 + count * n) {
+        return Err(declared());
     }
-    let entries = plain[5..]
-        .chunks_exact(entry_bytes)
-        .map(|e| {
-            let kind = Kind::from_byte(e[0]).filter(|k| matches!(k, Kind::Data | Kind::Tree)).ok_or("bad blob kind")?;
-            let u = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4 bytes"));
-            let within = if entry_bytes == ENTRY_V2_BYTES { Some(u(45)).filter(|&w| w != ALONE) } else { None };
-            let entry = BlobEntry {
-                kind,
-                id: ChunkId(e[1..33].try_into().expect("32 bytes")),
-                offset: u(33),
-                length: u(37),
-                raw_len: u(41),
-                within,
-            };
-            if entry.offset as u64 + entry.length as u64 > blobs_end || entry.length > MAX_BLOB_BYTES {
-                return Err("blob lies outside the pack".to_string());
-            }
-            Ok(entry)
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    check_bundles(&entries)?;
-    Ok(entries)
+    let mut reader = Entries { rest: &plain[5..], blobs_end, chunks: 0 };
+    let mut header = Header::default();
+    for _ in 0..count {
+        match fixed {
+            Some(n) => header.entries.push(reader.chunk(n == ENTRY_V2_BYTES)?),
+            None if reader.rest.first() == Some(&(Kind::Bundle as u8)) => header.bundles.push(reader.bundle()?),
+            None => header.entries.push(reader.chunk(false)?),
+        }
+    }
+    if !reader.rest.is_empty() {
+        return Err(declared());
+    }
+    check_bundles(&header.entries)?;
+    let mut places: Vec<u32> = header.bundles.iter().map(|b| b.offset).collect();
+    places.sort_unstable();
+    if places.windows(2).any(|w| w[0] == w[1]) {
+        return Err("two bundles at one place".into());
+    }
+    Ok(header)
+}
+
+/// Reads a header's entries one by one, bounding what they declare.
+struct Entries<'a> {
+    rest: &'a [u8],
+    blobs_end: u64,
+    /// Chunks declared so far (bounded by [`MAX_ENTRIES`]).
+    chunks: usize,
+}
+
+impl Entries<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        if self.rest.len() < n {
+            return Err("pack header ends inside an entry".into());
+        }
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Ok(head)
+    }
+
+    fn place(&self, offset: u32, length: u32) -> Result<(), String> {
+        if offset as u64 + length as u64 > self.blobs_end || length > MAX_BLOB_BYTES {
+            return Err("blob lies outside the pack".to_string());
+        }
+        Ok(())
+    }
+
+    /// A chunk entry (version 1 or 3; with `within` in version 2).
+    fn chunk(&mut self, v2: bool) -> Result<BlobEntry, String> {
+        let e = self.take(if v2 { ENTRY_V2_BYTES } else { ENTRY_BYTES })?;
+        let kind = Kind::from_byte(e[0]).filter(|k| matches!(k, Kind::Data | Kind::Tree)).ok_or("bad blob kind")?;
+        let u = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4 bytes"));
+        let within = if v2 { Some(u(45)).filter(|&w| w != ALONE) } else { None };
+        let entry = BlobEntry {
+            kind,
+            id: ChunkId(e[1..33].try_into().expect("32 bytes")),
+            offset: u(33),
+            length: u(37),
+            raw_len: u(41),
+            within,
+        };
+        self.place(entry.offset, entry.length)?;
+        self.chunks += 1;
+        Ok(entry)
+    }
+
+    /// A version-3 bundle entry.
+    fn bundle(&mut self) -> Result<Layout, String> {
+        let e = self.take(BUNDLE_ENTRY_BYTES)?;
+        let u = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4 bytes"));
+        let (offset, length, k) = (u(1), u(5), u(9) as usize);
+        self.place(offset, length)?;
+        if k == 0 || k > MAX_ENTRIES - self.chunks {
+            return Err(format!("bundle declares {k} members"));
+        }
+        let lens: Vec<u32> =
+            self.take(k * 4)?.chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+        if lens.contains(&0) {
+            return Err("empty bundle member".into());
+        }
+        if lens.iter().map(|&l| l as u64).sum::<u64>() > MAX_BUNDLE_BYTES as u64 {
+            return Err(format!("bundle body over {MAX_BUNDLE_BYTES} bytes"));
+        }
+        self.chunks += k;
+        Ok(Layout { offset, length, lens })
+    }
 }
 
 /// Every bundle member is a data chunk within the bundle bound, and the members of one
@@ -216,6 +346,14 @@ pub fn check_bundles(entries: &[BlobEntry]) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn header_of(key: &Key32, bytes: &[u8]) -> (Result<Header, String>, Vec<u8>) {
+        let hl = header_len(bytes.len() as u64, &bytes[bytes.len() - 4..]).unwrap() as usize;
+        let start = bytes.len() - 4 - hl;
+        let sealed = &bytes[start..bytes.len() - 4];
+        let plain = aead::open(key, &aad(Kind::PackHeader, &[0; 32]), sealed).unwrap();
+        (decode_header(key, sealed, start as u64), plain)
+    }
+
     #[test]
     fn header_round_trip_and_bounds() {
         let key = Key32::from_bytes([9; 32]);
@@ -224,41 +362,76 @@ mod tests {
         w.add(Kind::Tree, ChunkId([2; 32]), b"bbbbbb", 20);
         let (id, bytes, entries) = w.finish(&key);
         assert_eq!(id, PackId(*blake3::hash(&bytes).as_bytes()));
-        let n = bytes.len() as u64;
-        let hl = header_len(n, &bytes[bytes.len() - 4..]).unwrap() as usize;
-        let start = bytes.len() - 4 - hl;
-        let parsed = decode_header(&key, &bytes[start..bytes.len() - 4], start as u64).unwrap();
-        assert_eq!(parsed, entries);
-        assert_eq!(parsed[1].offset, 4);
+        let (parsed, plain) = header_of(&key, &bytes);
+        let parsed = parsed.unwrap();
+        assert_eq!((parsed.entries.clone(), parsed.bundles.len()), (entries, 0));
+        assert_eq!((plain[0], plain.len()), (1, 5 + 2 * ENTRY_BYTES), "no bundles: version 1, as before bundles");
+        assert_eq!(parsed.entries[1].offset, 4);
+        let start = bytes.len() - 4 - header_len(bytes.len() as u64, &bytes[bytes.len() - 4..]).unwrap() as usize;
         assert!(decode_header(&key, &bytes[start..bytes.len() - 4], 5).is_err(), "blob past end refused");
         assert!(header_len(10, &u32::MAX.to_le_bytes()).is_err());
     }
 
     #[test]
-    fn bundles_make_a_version_2_header_and_group_as_one_blob() {
+    fn a_bundle_is_listed_once_by_its_members_lengths() {
         let key = Key32::from_bytes([9; 32]);
         let mut w = PackWriter::default();
         w.add(Kind::Data, ChunkId([1; 32]), b"aaaa", 10);
-        w.add_bundle(b"bundle", [(ChunkId([2; 32]), 3, 0), (ChunkId([3; 32]), 4, 3)]);
+        w.add_bundle(b"bundle", [(ChunkId([2; 32]), 3), (ChunkId([3; 32]), 4)]);
         w.add(Kind::Tree, ChunkId([4; 32]), b"cc", 20);
         let (_, bytes, entries) = w.finish(&key);
-        let hl = header_len(bytes.len() as u64, &bytes[bytes.len() - 4..]).unwrap() as usize;
-        let start = bytes.len() - 4 - hl;
-        assert_eq!(hl, aead::OVERHEAD + 5 + 4 * ENTRY_V2_BYTES);
-        assert_eq!(decode_header(&key, &bytes[start..bytes.len() - 4], start as u64).unwrap(), entries);
+        assert_eq!(entries[2].within, Some(3), "members laid end to end");
         let groups: Vec<usize> = blobs(&entries).map(<[BlobEntry]>::len).collect();
         assert_eq!(groups, [1, 2, 1]);
+        let (parsed, plain) = header_of(&key, &bytes);
+        assert_eq!((plain[0], plain.len()), (3, 5 + 2 * ENTRY_BYTES + BUNDLE_ENTRY_BYTES + 2 * 4));
+        let parsed = parsed.unwrap();
+        assert_eq!(parsed.entries, [entries[0], entries[3]]);
+        assert_eq!(parsed.bundles, [Layout { offset: 4, length: 6, lens: vec![3, 4] }]);
 
-        // A tree inside a bundle, or two members overlapping, is refused.
-        let mut bad = entries.clone();
-        bad[2].kind = Kind::Tree;
-        assert!(check_bundles(&bad).is_err());
-        let mut bad = entries.clone();
-        bad[2].within = Some(2);
-        assert!(check_bundles(&bad).is_err());
-        // So is a bundle whose members are not listed together.
-        let mut bad = entries;
-        bad.swap(2, 3);
-        assert!(check_bundles(&bad).is_err());
+        // Naming the members from the body gives back the writer's entries (ids as hashed).
+        let named = parsed.bundles[0].name(b"abcdefg", |b| ChunkId([b.len() as u8 - 1; 32])).unwrap();
+        assert_eq!(named, entries[1..3]);
+        assert!(parsed.bundles[0].name(b"abcdef", |_| ChunkId([0; 32])).is_err(), "a body shorter than its layout");
+    }
+
+    #[test]
+    fn malformed_version_3_bundles_are_refused() {
+        let key = Key32::from_bytes([9; 32]);
+        let seal = |plain: &[u8]| aead::seal(&key, &aad(Kind::PackHeader, &[0; 32]), plain);
+        let bundle = |offset: u32, lens: &[u32]| {
+            let mut e = vec![Kind::Bundle as u8];
+            for n in [offset, 10, lens.len() as u32].into_iter().chain(lens.iter().copied()) {
+                e.extend_from_slice(&n.to_le_bytes());
+            }
+            e
+        };
+        let header = |entries: &[Vec<u8>]| {
+            let mut h = vec![3u8];
+            h.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+            entries.iter().for_each(|e| h.extend_from_slice(e));
+            h
+        };
+        assert!(decode_header(&key, &seal(&header(&[bundle(0, &[3, 4])])), 100).is_ok());
+        for (what, bad) in [
+            ("no members", header(&[bundle(0, &[])])),
+            ("an empty member", header(&[bundle(0, &[3, 0])])),
+            ("a body over 4 MiB", header(&[bundle(0, &[4 << 20, 1])])),
+            ("two bundles at one place", header(&[bundle(0, &[3]), bundle(0, &[4])])),
+            ("past the blobs", header(&[bundle(95, &[3])])),
+            ("members past the header's end", header(&[bundle(0, &[3, 4])])[..21].to_vec()),
+            (
+                "more members than allowed",
+                header(&[bundle(0, &[1; 3])])
+                    .into_iter()
+                    .take(14)
+                    .chain((MAX_ENTRIES as u32 + 1).to_le_bytes())
+                    .chain([1, 0, 0, 0])
+                    .collect(),
+            ),
+            ("bytes after the last entry", [header(&[bundle(0, &[3])]), vec![0]].concat()),
+        ] {
+            assert!(decode_header(&key, &seal(&bad), 100).is_err(), "{what} accepted");
+        }
     }
 }
