@@ -24,6 +24,8 @@ pub struct Chunker {
     start: usize,
     end: usize,
     eof: bool,
+    /// Bytes the stream is expected to hold past those read (set by [`Chunker::expect`]).
+    left: Option<u64>,
     /// Cut every this many bytes instead (set per stream by [`Chunker::reset_fixed`]).
     fixed: Option<usize>,
 }
@@ -39,6 +41,7 @@ impl Chunker {
             start: 0,
             end: 0,
             eof: true,
+            left: None,
             fixed: None,
         }
     }
@@ -51,8 +54,59 @@ impl Chunker {
     /// Starts a new stream cut every `bytes` bytes (at most the maximum chunk size), or
     /// content-defined when `None`.
     pub fn reset_fixed(&mut self, bytes: Option<usize>) {
-        (self.start, self.end, self.eof) = (0, 0, false);
+        (self.start, self.end, self.eof, self.left) = (0, 0, false, None);
+        self.set_fixed(bytes);
+    }
+
+    /// Cuts the current stream every `bytes` bytes from here on (or content-defined).
+    pub fn set_fixed(&mut self, bytes: Option<usize>) {
         self.fixed = bytes.map(|b| b.clamp(1, self.params.max_bytes as usize));
+    }
+
+    /// Reads the current stream only up to `len` bytes in all (a file's size when it was
+    /// listed): a file is read to its listed size without a last read that returns nothing,
+    /// and bytes appended since are left to the next backup (its size and time changed).
+    pub fn expect(&mut self, len: u64) {
+        self.left = Some(len.saturating_sub((self.end - self.start) as u64));
+    }
+
+    /// Fills the buffer from `source` (as [`Chunker::next_chunk`] would) and returns the
+    /// stream's first unchunked bytes, for a look at its header before cutting it.
+    ///
+    /// # Errors
+    /// A read error of `source`.
+    pub fn head(&mut self, source: &mut impl Read) -> std::io::Result<&[u8]> {
+        self.fill(source)?;
+        Ok(&self.buf[self.start..self.end])
+    }
+
+    fn fill(&mut self, source: &mut impl Read) -> std::io::Result<()> {
+        let max = self.params.max_bytes as usize;
+        if self.end - self.start < max && !self.eof {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.end, self.start) = (self.end - self.start, 0);
+            while self.end < self.buf.len() {
+                let room = self.buf.len() - self.end;
+                let want = self.left.map_or(room, |left| room.min(usize::try_from(left).unwrap_or(usize::MAX)));
+                if want == 0 {
+                    self.eof = true;
+                    break;
+                }
+                match source.read(&mut self.buf[self.end..self.end + want]) {
+                    Ok(0) => {
+                        self.eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        self.end += n;
+                        self.left = self.left.map(|left| left - n as u64);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The next chunk of `source`, or `None` at its end.
@@ -60,22 +114,7 @@ impl Chunker {
     /// # Errors
     /// A read error of `source` (interrupted reads are retried).
     pub fn next_chunk(&mut self, source: &mut impl Read) -> std::io::Result<Option<Vec<u8>>> {
-        let max = self.params.max_bytes as usize;
-        if self.end - self.start < max && !self.eof {
-            self.buf.copy_within(self.start..self.end, 0);
-            (self.end, self.start) = (self.end - self.start, 0);
-            while self.end < self.buf.len() {
-                match source.read(&mut self.buf[self.end..]) {
-                    Ok(0) => {
-                        self.eof = true;
-                        break;
-                    }
-                    Ok(n) => self.end += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+        self.fill(source)?;
         if self.start == self.end {
             return Ok(None);
         }

@@ -61,13 +61,16 @@ pub(crate) fn is_database_at(path: &Path) -> bool {
 /// an index of 1.6% of the database (4 KiB: a tenth, 3.2%).
 pub(crate) const PAGE_RUN_BYTES: usize = 8 << 10;
 
-/// The length of the page runs `file` is cut into when it is a SQLite database (its header
-/// names a page size, a power of two from 512 to 65536), read without moving its position.
-pub(super) fn page_run(file: &std::fs::File) -> Option<usize> {
-    use std::os::unix::fs::FileExt;
-    let mut head = [0u8; 18];
-    file.read_exact_at(&mut head, 0).ok()?;
-    if &head[..16] != MAGIC {
+/// Whether a file starting with `head` (its first bytes, as many as were read) is a SQLite
+/// database.
+pub(super) fn has_magic(head: &[u8]) -> bool {
+    head.starts_with(MAGIC)
+}
+
+/// The length of the page runs a file starting with `head` is cut into when it is a SQLite
+/// database (its header names a page size, a power of two from 512 to 65536).
+pub(super) fn page_run(head: &[u8]) -> Option<usize> {
+    if !has_magic(head) || head.len() < 18 {
         return None;
     }
     let page = match u16::from_be_bytes([head[16], head[17]]) {
@@ -152,17 +155,16 @@ mod tests {
             db.pragma_update(None, "page_size", page).unwrap();
             db.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);").unwrap();
             drop(db);
-            page_run(&std::fs::File::open(&path).unwrap())
+            page_run(&std::fs::read(&path).unwrap())
         };
         assert_eq!(run(4096), Some(8192), "two 4 KiB pages");
         assert_eq!(run(1024), Some(8192), "eight 1 KiB pages");
         assert_eq!(run(65536), Some(65536), "one page when pages are larger than a run");
         let mut bad = b"SQLite format 3\0".to_vec();
         bad.extend([0x30, 0x00, 0, 0]);
-        std::fs::write(dir.path().join("odd.db"), &bad).unwrap();
-        assert_eq!(page_run(&std::fs::File::open(dir.path().join("odd.db")).unwrap()), None, "12288 is no page size");
-        std::fs::write(dir.path().join("text"), b"hello, this is not a database").unwrap();
-        assert_eq!(page_run(&std::fs::File::open(dir.path().join("text")).unwrap()), None);
+        assert_eq!(page_run(&bad), None, "12288 is no page size");
+        assert_eq!(page_run(&bad[..17]), None, "a header cut short");
+        assert_eq!(page_run(b"hello, this is not a database"), None);
     }
 
     #[test]

@@ -6,8 +6,8 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    ffi::OsStr,
     fs::{self, Metadata},
-    io::{Seek, SeekFrom},
     os::unix::{ffi::OsStrExt, fs::MetadataExt},
     path::{Path, PathBuf},
     sync::Arc,
@@ -19,11 +19,28 @@ use super::sqlite::{self, SqliteMode};
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
     chunker::Chunker,
+    dirfd,
     format::{
         Kind,
         tree::{Node, NodeKind, Tree},
     },
 };
+
+/// How a listed file is opened for reading: not through a symlink, and without blocking
+/// should a fifo have taken its place.
+const OPEN_FILE: libc::c_int = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+/// A folder being walked; its handle is opened the first time a file in it is read.
+struct Folder<'a> {
+    path: &'a Path,
+    handle: std::cell::OnceCell<Option<fs::File>>,
+}
+
+impl Folder<'_> {
+    /// The folder's handle (`None` when it cannot be opened: files are then opened by path).
+    fn handle(&self) -> Option<&fs::File> {
+        self.handle.get_or_init(|| dirfd::open_dir(self.path).ok()).as_ref()
+    }
+}
 
 /// New data chunks shorter than this are gathered into bundles (FORMAT.md §4.3.1).
 const BUNDLE_CHUNKS_BELOW: usize = 32 << 10;
@@ -114,7 +131,7 @@ impl Walker {
         for path in paths {
             let name = base_name(path);
             let prev = parent_root.and_then(|t| find(t, &name));
-            if let Some(node) = self.entry(path, name, fs::symlink_metadata(path), prev, true)? {
+            if let Some(node) = self.entry(path, name, fs::symlink_metadata(path), None, prev, true)? {
                 nodes.push(node);
             }
         }
@@ -136,6 +153,7 @@ impl Walker {
         path: &Path,
         name: Vec<u8>,
         meta: std::io::Result<fs::Metadata>,
+        folder: Option<&Folder>,
         prev: Option<&Node>,
         wal_beside: bool,
     ) -> Result<Option<Node>> {
@@ -165,7 +183,7 @@ impl Walker {
         } else if ft.is_file() {
             node.kind = NodeKind::File;
             node.size = meta.len();
-            if !self.file(path, &mut node, prev, wal_beside)? {
+            if !self.file(path, folder, &mut node, prev, wal_beside)? {
                 return Ok(None);
             }
         } else if ft.is_symlink() {
@@ -197,6 +215,7 @@ impl Walker {
         };
         listed.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let names: Vec<_> = listed.iter().map(|(name, _)| name.clone()).collect();
+        let folder = Folder { path, handle: std::cell::OnceCell::new() };
         let mut nodes = Vec::with_capacity(names.len());
         for (name, meta) in listed {
             let child = path.join(&name);
@@ -208,7 +227,9 @@ impl Walker {
             let mut wal = name.as_bytes().to_vec();
             wal.extend_from_slice(b"-wal");
             let wal_beside = names.binary_search_by(|n| n.as_bytes().cmp(&wal)).is_ok();
-            if let Some(node) = self.entry(&child, name.as_bytes().to_vec(), meta, prev_node, wal_beside)? {
+            if let Some(node) =
+                self.entry(&child, name.as_bytes().to_vec(), meta, Some(&folder), prev_node, wal_beside)?
+            {
                 nodes.push(node);
             }
         }
@@ -224,7 +245,14 @@ impl Walker {
     }
 
     /// Fills `node.content`; false when the file could not be read.
-    fn file(&mut self, path: &Path, node: &mut Node, prev: Option<&Node>, wal_beside: bool) -> Result<bool> {
+    fn file(
+        &mut self,
+        path: &Path,
+        folder: Option<&Folder>,
+        node: &mut Node,
+        prev: Option<&Node>,
+        wal_beside: bool,
+    ) -> Result<bool> {
         if let Some(p) = prev
             && p.kind == NodeKind::File
             && p.size == node.size
@@ -243,15 +271,31 @@ impl Walker {
             Progress::add(&self.progress.files, 1);
             return Ok(true);
         }
-        let mut file = match fs::File::open(path) {
+        let opened = match folder.and_then(Folder::handle) {
+            // Relative to the open folder (no path walk), and never through a symlink or
+            // into a fifo swapped in since the folder was listed.
+            Some(dir) => dirfd::open_at(dir, OsStr::from_bytes(&node.name), OPEN_FILE, 0),
+            None => fs::File::open(path),
+        };
+        let mut file = match opened {
             Ok(f) => f,
             Err(e) => {
                 self.unreadable(path, e);
                 return Ok(false);
             }
         };
+        // The first read brings the header (or all of a small file): read to the listed size.
+        self.chunker.reset();
+        self.chunker.expect(node.size);
+        let (database, run) = match self.chunker.head(&mut file) {
+            Ok(head) => (sqlite::has_magic(head), sqlite::page_run(head)),
+            Err(e) => {
+                self.unreadable(path, e);
+                return Ok(false);
+            }
+        };
         // Kept until the file is chunked: the copy is deleted when this drops.
-        let _copy = match self.consistent_copy(path, &mut file) {
+        let _copy = match self.consistent_copy(path, database, &mut file) {
             Ok(copy) => copy,
             Err(e) => {
                 self.unreadable(path, e);
@@ -259,7 +303,7 @@ impl Walker {
             }
         };
         // A SQLite database is cut at page boundaries: a scattered page write changes one run.
-        self.chunker.reset_fixed(sqlite::page_run(&file));
+        self.chunker.set_fixed(run);
         let mut size = 0u64;
         loop {
             let data = match self.chunker.next_chunk(&mut file) {
@@ -288,20 +332,21 @@ impl Walker {
     }
 
     /// For a SQLite database in consistent mode, swaps `file` for a consistent copy (and
-    /// returns the copy's guard); otherwise leaves `file` at its start. A database that
-    /// cannot be copied is read as it is, and noted.
+    /// returns the copy's guard), the chunker started anew on it; otherwise leaves both as
+    /// they are. A database that cannot be copied is read as it is, and noted.
     fn consistent_copy(
         &mut self,
         path: &Path,
+        database: bool,
         file: &mut fs::File,
     ) -> std::io::Result<Option<tempfile::NamedTempFile>> {
-        if self.sqlite == SqliteMode::Raw || !sqlite::is_database(file).unwrap_or(false) {
-            file.seek(SeekFrom::Start(0))?;
+        if self.sqlite == SqliteMode::Raw || !database {
             return Ok(None);
         }
         match sqlite::copy(path) {
             Ok(copy) => {
                 *file = copy.reopen()?;
+                self.chunker.reset();
                 self.copied.insert(path.to_path_buf());
                 self.stats.sqlite_copied += 1;
                 Ok(Some(copy))
@@ -309,7 +354,6 @@ impl Walker {
             Err(why) => {
                 tracing::warn!(path = %path.display(), error = %why, "SQLite database read as it is");
                 self.stats.sqlite_raw.push((path.to_path_buf(), why));
-                file.seek(SeekFrom::Start(0))?;
                 Ok(None)
             }
         }
