@@ -12,7 +12,7 @@
 # needs libsodium-dev) when installed; --install-peers installs those two as well.
 # Usage: benches/compare.sh [--install-peers] [--workload local,wan,tree,small,sqlite]
 #        [--delays 10,40] [--size-mib N] [--wan-size-mib N] [--tree DIR] [--small-files N]
-#        [--db-mb N] [--runs R] [--out DIR]
+#        [--db-mb N] [--runs R] [--peers restic,borg,rustic,bupstash] [--out DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v restic >/dev/null || ! command -v borg >/dev/null; then

@@ -24,9 +24,7 @@ pub struct Chunker {
     start: usize,
     end: usize,
     eof: bool,
-    /// Bytes the stream is expected to hold past those read (set by [`Chunker::expect`]).
-    left: Option<u64>,
-    /// Cut every this many bytes instead (set per stream by [`Chunker::reset_fixed`]).
+    /// Cut every this many bytes instead (set per stream by [`Chunker::set_fixed`]).
     fixed: Option<usize>,
 }
 
@@ -41,33 +39,19 @@ impl Chunker {
             start: 0,
             end: 0,
             eof: true,
-            left: None,
             fixed: None,
         }
     }
 
     /// Starts a new stream, content-defined; bytes left from the previous one are dropped.
     pub fn reset(&mut self) {
-        self.reset_fixed(None);
-    }
-
-    /// Starts a new stream cut every `bytes` bytes (at most the maximum chunk size), or
-    /// content-defined when `None`.
-    pub fn reset_fixed(&mut self, bytes: Option<usize>) {
-        (self.start, self.end, self.eof, self.left) = (0, 0, false, None);
-        self.set_fixed(bytes);
+        (self.start, self.end, self.eof) = (0, 0, false);
+        self.set_fixed(None);
     }
 
     /// Cuts the current stream every `bytes` bytes from here on (or content-defined).
     pub fn set_fixed(&mut self, bytes: Option<usize>) {
         self.fixed = bytes.map(|b| b.clamp(1, self.params.max_bytes as usize));
-    }
-
-    /// Reads the current stream only up to `len` bytes in all (a file's size when it was
-    /// listed): a file is read to its listed size without a last read that returns nothing,
-    /// and bytes appended since are left to the next backup (its size and time changed).
-    pub fn expect(&mut self, len: u64) {
-        self.left = Some(len.saturating_sub((self.end - self.start) as u64));
     }
 
     /// Fills the buffer from `source` (as [`Chunker::next_chunk`] would) and returns the
@@ -86,21 +70,12 @@ impl Chunker {
             self.buf.copy_within(self.start..self.end, 0);
             (self.end, self.start) = (self.end - self.start, 0);
             while self.end < self.buf.len() {
-                let room = self.buf.len() - self.end;
-                let want = self.left.map_or(room, |left| room.min(usize::try_from(left).unwrap_or(usize::MAX)));
-                if want == 0 {
-                    self.eof = true;
-                    break;
-                }
-                match source.read(&mut self.buf[self.end..self.end + want]) {
+                match source.read(&mut self.buf[self.end..]) {
                     Ok(0) => {
                         self.eof = true;
                         break;
                     }
-                    Ok(n) => {
-                        self.end += n;
-                        self.left = self.left.map(|left| left - n as u64);
-                    }
+                    Ok(n) => self.end += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }

@@ -127,17 +127,22 @@ impl MasterIndex {
     }
 
     /// Reads the headers of `packs` (id and size) and adds them; returns the packs whose
-    /// header could not be read, and why.
+    /// header could not be read, or that were found damaged (a bundle that does not open,
+    /// whose members are left out), and why.
     pub async fn add_headers(&mut self, vault: &Vault, packs: Vec<(PackId, u64)>) -> Vec<(PackId, crate::Error)> {
-        let read: Vec<(PackId, Result<Vec<BlobEntry>>)> = futures::stream::iter(packs)
+        type Read = Result<(Vec<BlobEntry>, Vec<crate::Error>)>;
+        let read: Vec<(PackId, Read)> = futures::stream::iter(packs)
             .map(|(id, size)| async move { (id, vault.read_pack_header(&id, size).await) })
             .buffer_unordered(LOAD_CONCURRENCY)
             .collect()
             .await;
         let mut bad = Vec::new();
-        for (id, entries) in read {
-            match entries {
-                Ok(entries) => self.add_pack(id, entries),
+        for (id, read) in read {
+            match read {
+                Ok((entries, damaged)) => {
+                    self.add_pack(id, entries);
+                    bad.extend(damaged.into_iter().map(|e| (id, e)));
+                }
                 Err(e) => bad.push((id, e)),
             }
         }

@@ -215,7 +215,7 @@ async fn read_headers(
         .collect();
     for (_, e) in into.add_headers(vault, todo).await {
         match e {
-            Error::Corrupt { .. } => tracing::warn!(error = %e, "pack header does not open; left out"),
+            Error::Corrupt { .. } => tracing::warn!(error = %e, "pack damaged; what does not open counts as nowhere"),
             e => return Err(e),
         }
     }

@@ -98,7 +98,9 @@ async fn rebuild_index(
     };
     let before = index.packs.len();
     let bad_headers = index.add_unindexed(vault).await?;
-    report.packs_read = index.packs.len() - before + bad_headers.len();
+    let unopened: std::collections::HashSet<_> =
+        bad_headers.iter().map(|(p, _)| *p).filter(|p| !index.packs.contains_key(p)).collect();
+    report.packs_read = index.packs.len() - before + unopened.len();
     let mut unreadable = Vec::new();
     for (pack, e) in bad_headers {
         report.damaged.push(damage_only(vec![e])?.remove(0).to_string());

@@ -496,7 +496,9 @@ impl Vault {
     }
 
     /// Reads a pack's header (two ranged GETs: its length, then the header) and returns
-    /// its entries, checked against the pack's `size`.
+    /// its chunks, checked against the pack's `size`, with what was found damaged. A
+    /// version-3 header names a bundle's members only by length: the pack is then read
+    /// whole, held to its name, and its bundles opened to name them (FORMAT.md §4.3).
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming the pack when the header is damaged; storage errors.
@@ -504,7 +506,7 @@ impl Vault {
         &self,
         id: &zerok_core::PackId,
         size: u64,
-    ) -> Result<Vec<crate::format::pack::BlobEntry>> {
+    ) -> Result<(Vec<crate::format::pack::BlobEntry>, Vec<Error>)> {
         let name = names::pack(id);
         if size < 4 {
             return Err(Error::corrupt(&name, "shorter than a pack header"));
@@ -515,16 +517,17 @@ impl Vault {
         let sealed = self.backend.get_range(&name, start..size - 4).await?;
         let header = crate::format::pack::decode_header(self.keys.metadata(), &sealed, start)
             .map_err(|why| Error::corrupt(&name, why))?;
-        // A version-3 header names a bundle's members only by length: one read of the
-        // bundles names them.
-        let from = header.bundles.iter().map(|b| b.offset as u64).min().unwrap_or(0);
-        let to = header.bundles.iter().map(|b| b.offset as u64 + b.length as u64).max().unwrap_or(0);
-        let bytes = if from < to { self.backend.get_range(&name, from..to).await? } else { Bytes::new() };
-        let (entries, bad) = self.name_bundles(&name, header, &bytes, from);
-        for e in bad {
-            tracing::warn!(error = %e, "bundle does not open; its chunks count as nowhere");
+        if header.bundles.is_empty() {
+            return Ok((header.entries, Vec::new()));
         }
-        Ok(entries)
+        let bytes = self.backend.get(&name).await?;
+        let mut bad = Vec::new();
+        if *blake3::hash(&bytes).as_bytes() != id.0 {
+            bad.push(Error::corrupt(&name, "content does not match its name (hash)"));
+        }
+        let (entries, damaged) = self.name_bundles(&name, header, &bytes, 0);
+        bad.extend(damaged);
+        Ok((entries, bad))
     }
 
     /// Writes a new snapshot; returns its id and the object's name and size.

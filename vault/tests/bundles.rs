@@ -202,7 +202,12 @@ async fn with_every_index_file_gone_repair_names_bundle_members_from_their_bytes
     bytes[*offset as usize + damaged[0].length as usize / 2] ^= 0x08;
     std::fs::write(&path, bytes).unwrap();
 
-    zerok_vault::repair_index(&vault, false, &Progress::default()).await.unwrap();
+    let report = zerok_vault::repair_index(&vault, false, &Progress::default()).await.unwrap();
+    // The damage is named: the pack no longer matches its name, its bundle does not open.
+    let pack_name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let bundle = format!("bundle at byte {offset}");
+    assert!(report.damaged.iter().any(|d| d.contains(&pack_name) && d.contains(&bundle)), "{:?}", report.damaged);
+    assert!(report.damaged.iter().any(|d| d.contains("does not match its name")), "{:?}", report.damaged);
     let after = bundles(&vault).await;
     let mut expected = before.clone();
     expected.remove(&(*pack, *offset));

@@ -66,33 +66,3 @@ fn reports_read_errors() {
     let err = chunker.next_chunk(&mut Broken).unwrap_err();
     assert_eq!(err.to_string(), "disk on fire");
 }
-
-#[test]
-fn reads_a_stream_to_its_expected_length_and_no_further() {
-    // A file that grew after it was listed: the snapshot holds the listed size (its new size
-    // and time make the next backup read it again), and no read is spent finding its end.
-    struct Counted<'a> {
-        inner: Trickle<'a>,
-        reads: usize,
-    }
-    impl Read for Counted<'_> {
-        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-            self.reads += 1;
-            self.inner.read(out)
-        }
-    }
-    let data = noise(3, 10_000);
-    let mut chunker = Chunker::new(ChunkerParams::default(), 1);
-    for (expected, reads) in [(4_000u64, 1), (10_000, 1), (12_000, 2), (0, 0)] {
-        let mut source = Counted { inner: Trickle { data: &data, step: usize::MAX }, reads: 0 };
-        chunker.reset();
-        chunker.expect(expected);
-        assert_eq!(chunker.head(&mut source).unwrap().len() as u64, expected.min(10_000));
-        let mut got = Vec::new();
-        while let Some(chunk) = chunker.next_chunk(&mut source).unwrap() {
-            got.extend(chunk);
-        }
-        assert_eq!(got, data[..expected.min(10_000) as usize], "expected {expected}");
-        assert_eq!(source.reads, reads, "reads for an expected {expected} bytes");
-    }
-}

@@ -275,7 +275,10 @@ impl Walker {
             // Relative to the open folder (no path walk), and never through a symlink or
             // into a fifo swapped in since the folder was listed.
             Some(dir) => dirfd::open_at(dir, OsStr::from_bytes(&node.name), OPEN_FILE, 0),
-            None => fs::File::open(path),
+            None => {
+                use std::os::unix::fs::OpenOptionsExt;
+                fs::File::options().read(true).custom_flags(OPEN_FILE & !libc::O_ACCMODE).open(path)
+            }
         };
         let mut file = match opened {
             Ok(f) => f,
@@ -284,9 +287,8 @@ impl Walker {
                 return Ok(false);
             }
         };
-        // The first read brings the header (or all of a small file): read to the listed size.
+        // The first read brings the header (or all of a small file).
         self.chunker.reset();
-        self.chunker.expect(node.size);
         let (database, run) = match self.chunker.head(&mut file) {
             Ok(head) => (sqlite::has_magic(head), sqlite::page_run(head)),
             Err(e) => {

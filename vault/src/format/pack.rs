@@ -287,6 +287,9 @@ impl Entries<'_> {
             within,
         };
         self.place(entry.offset, entry.length)?;
+        if self.chunks >= MAX_ENTRIES {
+            return Err(format!("pack header declares over {MAX_ENTRIES} chunks"));
+        }
         self.chunks += 1;
         Ok(entry)
     }
@@ -297,7 +300,7 @@ impl Entries<'_> {
         let u = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4 bytes"));
         let (offset, length, k) = (u(1), u(5), u(9) as usize);
         self.place(offset, length)?;
-        if k == 0 || k > MAX_ENTRIES - self.chunks {
+        if k == 0 || self.chunks + k > MAX_ENTRIES {
             return Err(format!("bundle declares {k} members"));
         }
         let lens: Vec<u32> =
@@ -430,6 +433,14 @@ mod tests {
                     .collect(),
             ),
             ("bytes after the last entry", [header(&[bundle(0, &[3])]), vec![0]].concat()),
+            ("over 2^20 chunks in all", {
+                let mut h = header(&[bundle(0, &vec![1; MAX_ENTRIES])]);
+                h[1..5].copy_from_slice(&2u32.to_le_bytes());
+                h.push(Kind::Data as u8);
+                h.extend_from_slice(&[7; 32]);
+                h.extend_from_slice(&[0; 12]);
+                h
+            }),
         ] {
             assert!(decode_header(&key, &seal(&bad), 100).is_err(), "{what} accepted");
         }
