@@ -457,7 +457,7 @@ async fn collect(
                     writer.add_bundle(sealed, members);
                 }
             }
-            if writer.len() >= pack_bytes {
+            if writer.is_full(pack_bytes) {
                 let full = std::mem::take(&mut writer);
                 keep.push(put_pack(vault, full, report).await?);
             }

@@ -345,7 +345,7 @@ impl Fixer<'_> {
             let level = self.vault.config().compression_level;
             let sealed = envelope::seal(self.vault.keys().metadata(), Kind::Tree, &id.0, &data, level);
             self.writer.add(Kind::Tree, id, &sealed, data.len() as u32);
-            if self.writer.len() >= self.vault.config().pack_bytes as usize {
+            if self.writer.is_full(self.vault.config().pack_bytes as usize) {
                 self.full.push(std::mem::take(&mut self.writer));
             }
         }

@@ -94,7 +94,7 @@ pub(super) async fn run(
                         [(id, raw_len)] => w.add(s.kind, id, &s.bytes, raw_len),
                         _ => w.add_bundle(&s.bytes, s.members.iter().copied()),
                     }
-                    if w.len() >= pack_bytes {
+                    if w.is_full(pack_bytes) {
                         inflight.push(upload(vault, std::mem::replace(w, new_writer()), progress));
                     }
                 }

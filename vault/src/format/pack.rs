@@ -143,6 +143,13 @@ impl PackWriter {
         self.bytes.len()
     }
 
+    /// Whether the pack should be closed: `pack_bytes` of blobs, or so many chunks that one
+    /// more bundle (at most 2^18 + 1 members: closed at 256 KiB of body) could carry its
+    /// header past the [`MAX_ENTRIES`] readers accept.
+    pub fn is_full(&self, pack_bytes: usize) -> bool {
+        self.bytes.len() >= pack_bytes || self.entries.len() >= MAX_ENTRIES / 2
+    }
+
     /// True when nothing was added.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -396,6 +403,16 @@ mod tests {
         let named = parsed.bundles[0].name(b"abcdefg", |b| ChunkId([b.len() as u8 - 1; 32])).unwrap();
         assert_eq!(named, entries[1..3]);
         assert!(parsed.bundles[0].name(b"abcdef", |_| ChunkId([0; 32])).is_err(), "a body shorter than its layout");
+    }
+
+    #[test]
+    fn a_pack_of_many_tiny_chunks_is_closed_before_its_header_would_be_refused() {
+        let mut w = PackWriter::default();
+        let members = |n: u32| (0..n).map(|i| (ChunkId([(i % 251) as u8; 32]), 1));
+        w.add_bundle(b"bundle", members((MAX_ENTRIES / 2) as u32 - 1));
+        assert!(!w.is_full(8 << 20));
+        w.add_bundle(b"bundle", members(1));
+        assert!(w.is_full(8 << 20), "closed at 2^19 chunks, so one more bundle of 2^18 + 1 stays under 2^20");
     }
 
     #[test]
