@@ -180,7 +180,7 @@ async fn read_pack(vault: &Vault, index: &MasterIndex, id: PackId, progress: &Pr
         pack::decode_header(vault.keys().metadata(), &bytes[start..n - 4], start as u64)
     });
     let (entries, bad) = match header {
-        Ok(header) => vault.name_bundles(&name, header, &bytes, 0),
+        Ok(header) => vault.name_bundles(&name, header, &bytes),
         Err(why) => return (0, vec![format!("corrupted object {name}: {why}")]),
     };
     let mut errors: Vec<String> = bad.iter().map(ToString::to_string).collect();

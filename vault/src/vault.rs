@@ -525,7 +525,7 @@ impl Vault {
         if *blake3::hash(&bytes).as_bytes() != id.0 {
             bad.push(Error::corrupt(&name, "content does not match its name (hash)"));
         }
-        let (entries, damaged) = self.name_bundles(&name, header, &bytes, 0);
+        let (entries, damaged) = self.name_bundles(&name, header, &bytes);
         bad.extend(damaged);
         Ok((entries, bad))
     }
@@ -865,16 +865,16 @@ impl Vault {
     }
 
     /// Every chunk of a pack whose header is `header`: the chunks it names and the members
-    /// of the bundles it lays out by length (version 3), named by opening each from `bytes`
-    /// (the pack's bytes from offset `base` on). Returns them in pack order, with the
-    /// bundles that did not open (their members are left out).
-    pub fn name_bundles(&self, name: &str, header: Header, bytes: &[u8], base: u64) -> (Vec<BlobEntry>, Vec<Error>) {
+    /// of the bundles it lays out by length (version 3), named by opening each from `pack`
+    /// (the pack's bytes). Returns them in pack order, with the bundles that did not open
+    /// (their members are left out).
+    pub fn name_bundles(&self, name: &str, header: Header, pack: &[u8]) -> (Vec<BlobEntry>, Vec<Error>) {
         let Header { mut entries, bundles } = header;
         let mut bad = Vec::new();
         for layout in &bundles {
             let what = || format!("{name} (bundle at byte {})", layout.offset);
-            let at = (layout.offset as u64).checked_sub(base).map(|at| at as usize);
-            let Some(sealed) = at.and_then(|at| bytes.get(at..at + layout.length as usize)) else {
+            let at = layout.offset as usize;
+            let Some(sealed) = pack.get(at..at + layout.length as usize) else {
                 bad.push(Error::corrupt(what(), "not in the bytes read"));
                 continue;
             };
