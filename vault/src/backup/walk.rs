@@ -214,19 +214,23 @@ impl Walker {
             }
         };
         listed.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let names: Vec<_> = listed.iter().map(|(name, _)| name.clone()).collect();
+        // Whether each entry has a `-wal` beside it (the folder lists one).
+        let wal_beside: Vec<bool> = listed
+            .iter()
+            .map(|(name, _)| {
+                let wal = [name.as_bytes(), b"-wal"].concat();
+                listed.binary_search_by(|(n, _)| n.as_bytes().cmp(&wal)).is_ok()
+            })
+            .collect();
         let folder = Folder { path, handle: std::cell::OnceCell::new() };
-        let mut nodes = Vec::with_capacity(names.len());
-        for (name, meta) in listed {
+        let mut nodes = Vec::with_capacity(listed.len());
+        for ((name, meta), wal_beside) in listed.into_iter().zip(wal_beside) {
             let child = path.join(&name);
             // Sorted after their database, which was copied whole.
             if sqlite::sidecar_of(&child).is_some_and(|db| self.copied.contains(&db)) {
                 continue;
             }
             let prev_node = prev.and_then(|(_, t)| find(t, name.as_bytes()));
-            let mut wal = name.as_bytes().to_vec();
-            wal.extend_from_slice(b"-wal");
-            let wal_beside = names.binary_search_by(|n| n.as_bytes().cmp(&wal)).is_ok();
             if let Some(node) =
                 self.entry(&child, name.as_bytes().to_vec(), meta, Some(&folder), prev_node, wal_beside)?
             {

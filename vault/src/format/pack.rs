@@ -222,7 +222,7 @@ pub fn decode_header(metadata_key: &Key32, sealed: &[u8], blobs_end: u64) -> Res
     let plain = aead::open(metadata_key, &aad(Kind::PackHeader, &[0; 32]), sealed)
         .map_err(|_| "pack header fails authentication".to_string())?;
     let version = plain.first().copied();
-    let count = plain.get(1..5).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+    let count = plain.get(1..5).map_or(0, |b| le32(b) as usize);
     let fixed = match version {
         Some(1) => Some(ENTRY_BYTES),
         Some(2) => Some(ENTRY_V2_BYTES),
@@ -254,6 +254,11 @@ pub fn decode_header(metadata_key: &Key32, sealed: &[u8], blobs_end: u64) -> Res
     Ok(header)
 }
 
+/// The little-endian u32 that `b` starts with (callers hold at least 4 bytes).
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b[..4].try_into().expect("4 bytes"))
+}
+
 /// Reads a header's entries one by one, bounding what they declare.
 struct Entries<'a> {
     rest: &'a [u8],
@@ -283,7 +288,7 @@ impl Entries<'_> {
     fn chunk(&mut self, v2: bool) -> Result<BlobEntry, String> {
         let e = self.take(if v2 { ENTRY_V2_BYTES } else { ENTRY_BYTES })?;
         let kind = Kind::from_byte(e[0]).filter(|k| matches!(k, Kind::Data | Kind::Tree)).ok_or("bad blob kind")?;
-        let u = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4 bytes"));
+        let u = |at: usize| le32(&e[at..]);
         let within = if v2 { Some(u(45)).filter(|&w| w != ALONE) } else { None };
         let entry = BlobEntry {
             kind,
@@ -304,14 +309,13 @@ impl Entries<'_> {
     /// A version-3 bundle entry.
     fn bundle(&mut self) -> Result<Layout, String> {
         let e = self.take(BUNDLE_ENTRY_BYTES)?;
-        let u = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4 bytes"));
+        let u = |at: usize| le32(&e[at..]);
         let (offset, length, k) = (u(1), u(5), u(9) as usize);
         self.place(offset, length)?;
         if k == 0 || self.chunks + k > MAX_ENTRIES {
             return Err(format!("bundle declares {k} members"));
         }
-        let lens: Vec<u32> =
-            self.take(k * 4)?.chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+        let lens: Vec<u32> = self.take(k * 4)?.chunks_exact(4).map(le32).collect();
         if lens.contains(&0) {
             return Err("empty bundle member".into());
         }
