@@ -17,7 +17,7 @@ trap 'rm -f "$log"' EXIT
 set +e
 echo "== SIGKILL campaign: $kills kills of backup and of prune per vault, seed $seed"
 ZEROK_CRASH_KILLS="$kills" ZEROK_CRASH_SEED="$seed" \
-  cargo test -p zerok-client --locked --test crash_campaign -- --nocapture >"$log" 2>&1
+  cargo test -p zerok-cli --locked --test crash_campaign -- --nocapture >"$log" 2>&1
 status=$?
 grep -E '^(local folder|S3|seed)' "$log"
 [ "$status" -eq 0 ] || tail -n 40 "$log"

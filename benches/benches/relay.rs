@@ -124,7 +124,7 @@ async fn process_push(runs: usize) {
     let exe = std::env::current_exe().unwrap();
     let zerok = exe.parent().and_then(|d| d.parent()).map(|d| d.join("zerok")).filter(|p| p.exists());
     let Some(zerok) = zerok else {
-        println!("zerok sync push as a process: skipped (cargo build --release -p zerok-client first)");
+        println!("zerok sync push as a process: skipped (cargo build --release -p zerok-cli first)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use zerok_client::{
 use zerok_vault::{InitOptions, Location, Progress, RestoreOptions, Retention, Vault};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let vault_url = dir.path().join("vault").display().to_string();
     let state = dir.path().join("app-state");

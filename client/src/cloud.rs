@@ -12,7 +12,7 @@
 //! [`Quiesce`] callback that pauses and resumes its writes around each snapshot.
 //!
 //! ```no_run
-//! # async fn demo(home: zerok_client::Home) -> anyhow::Result<()> {
+//! # async fn demo(home: zerok_client::Home) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use zerok_client::cloud::{CloudBackup, CloudBackupConfig};
 //!
@@ -38,12 +38,11 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use anyhow::Context;
 use tokio::sync::{OwnedRwLockReadGuard, RwLock, broadcast};
 use zerok_core::SnapshotId;
 use zerok_vault::{BackupOptions, BackupSummary, Progress, Retention, SqliteMode, Vault};
 
-use crate::{Home, sync::SyncHome, unlock, vault_sync};
+use crate::{Error, Home, Result, sync::SyncHome, unlock, vault_sync};
 
 /// How often the schedule looks at the clock and the activity counters.
 const TICK: Duration = Duration::from_millis(250);
@@ -84,7 +83,7 @@ pub trait Quiesce: Send + Sync {
     ///
     /// # Errors
     /// Whatever keeps the app from pausing.
-    fn quiesce(&self) -> anyhow::Result<()>;
+    fn quiesce(&self) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
     /// Called after the snapshot, whether or not it was saved.
     fn resume(&self);
 }
@@ -201,7 +200,7 @@ impl Inner {
         let _ = self.events.send(event);
     }
 
-    async fn snapshot(&self) -> anyhow::Result<BackupSummary> {
+    async fn snapshot(&self) -> Result<BackupSummary> {
         // Exclusive: waits for the app's writers, and for a snapshot already running.
         let _paused = self.gate.clone().write_owned().await;
         self.update(|s| s.running = true);
@@ -209,11 +208,11 @@ impl Inner {
         let hook = self.config.quiesce.as_ref().map(|h| h.0.clone());
         // The app's callbacks may block: they run off the async threads.
         let paused = match hook.clone() {
-            Some(h) => tokio::task::spawn_blocking(move || h.quiesce())
-                .await
-                .map_err(anyhow::Error::from)
-                .and_then(|r| r)
-                .context("the app's quiesce callback failed"),
+            Some(h) => match tokio::task::spawn_blocking(move || h.quiesce()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(Error::App(format!("the app's quiesce callback failed: {e}"))),
+                Err(e) => Err(Error::App(format!("the app's quiesce callback failed: {e}"))),
+            },
             None => Ok(()),
         };
         let result = match paused {
@@ -234,7 +233,7 @@ impl Inner {
                 let (snapshot, bytes_added) = (summary.snapshot_id, summary.bytes_added);
                 self.emit(CloudEvent::Saved { snapshot, bytes_added });
                 if let Err(e) = self.retain().await {
-                    self.fail(format!("snapshot saved, but the retention policy failed: {e:#}"));
+                    self.fail(format!("snapshot saved, but the retention policy failed: {e}"));
                 }
                 match crate::seen::observe(&self.home, &self.vault).await {
                     Ok(observed) => {
@@ -242,10 +241,10 @@ impl Inner {
                             self.fail(format!("snapshot saved, but {line}"));
                         }
                     }
-                    Err(e) => self.fail(format!("snapshot saved, but recording it on this device failed: {e:#}")),
+                    Err(e) => self.fail(format!("snapshot saved, but recording it on this device failed: {e}")),
                 }
             }
-            Err(e) => self.fail(format!("{e:#}")),
+            Err(e) => self.fail(e.to_string()),
         }
         result
     }
@@ -255,13 +254,13 @@ impl Inner {
         self.emit(CloudEvent::Failed { error });
     }
 
-    async fn backup(&self) -> anyhow::Result<BackupSummary> {
+    async fn backup(&self) -> Result<BackupSummary> {
         let mark = self.activity();
         let mut opts = BackupOptions::new(self.config.paths.clone());
         opts.tags = self.config.tags.clone();
         opts.sqlite = self.config.sqlite;
         if let Err(e) = vault_sync::record(&self.vault, &self.sync_home, &mut opts).await {
-            tracing::warn!(error = %format!("{e:#}"), "sync group not recorded with this snapshot");
+            tracing::warn!(error = %e, "sync group not recorded with this snapshot");
         }
         let progress = Arc::new(Progress::default());
         let run = zerok_vault::backup(&self.vault, opts, progress.clone());
@@ -280,7 +279,7 @@ impl Inner {
     }
 
     /// Applies the retention policy after a saved snapshot.
-    async fn retain(&self) -> anyhow::Result<()> {
+    async fn retain(&self) -> Result<()> {
         let Some(policy) = &self.config.retention else { return Ok(()) };
         let forgot = zerok_vault::forget(&self.vault, policy).await?;
         if !forgot.removed.is_empty() {
@@ -298,16 +297,17 @@ impl CloudBackup {
     ///
     /// # Errors
     /// No paths, a retention policy that keeps nothing, or the vault does not open.
-    pub async fn enable(home: &Home, config: CloudBackupConfig) -> anyhow::Result<Self> {
-        anyhow::ensure!(!config.paths.is_empty(), "cloud backup needs at least one path");
-        anyhow::ensure!(
-            !config.retention.is_some_and(|r| r.is_empty()),
-            "the retention policy must keep at least one snapshot"
-        );
+    pub async fn enable(home: &Home, config: CloudBackupConfig) -> Result<Self> {
+        if config.paths.is_empty() {
+            return Err(Error::Invalid("cloud backup needs at least one path".into()));
+        }
+        if config.retention.is_some_and(|r| r.is_empty()) {
+            return Err(Error::Invalid("the retention policy must keep at least one snapshot".into()));
+        }
         let vault = unlock(&config.vault, None, home).await?.vault;
         let inner = Arc::new(Inner {
             vault,
-            sync_home: SyncHome::new(home.dir()),
+            sync_home: home.sync(),
             home: home.clone(),
             config,
             gate: Arc::default(),
@@ -340,7 +340,7 @@ impl CloudBackup {
     ///
     /// # Errors
     /// The backup failed (also reported as [`CloudEvent::Failed`]).
-    pub async fn snapshot_now(&self) -> anyhow::Result<BackupSummary> {
+    pub async fn snapshot_now(&self) -> Result<BackupSummary> {
         self.inner.snapshot().await
     }
 

@@ -1,24 +1,28 @@
-//! The device's own folder (`ZEROK_HOME`, default `<config dir>/zerok`): the default vault
-//! URL (`config.json`), one device key per vault (`vaults/<vault-id>.json`, mode 0600) and
-//! what this device last saw of each vault (`seen/<vault-id>.json`, see `seen`).
+//! The device's own state: the default vault URL (`config.json`), one device key per vault
+//! (`vaults/<vault-id>.json`), what this device last saw of each vault
+//! (`seen/<vault-id>.json`, see `seen`) and its sync state (`sync/…`), in a [`StateStore`]:
+//! files under `ZEROK_HOME` (default `<config dir>/zerok`, mode 0600) for the programs, or
+//! whatever store an app gives.
 
-use std::{
-    fs,
-    io::Write,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
-    path::{Path, PathBuf},
-};
+use std::{path::PathBuf, sync::Arc};
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 use zerok_core::{Key32, SlotId, VaultId};
 use zerok_vault::DeviceKey;
 
-/// The device folder.
+use crate::{
+    Error, Result,
+    state_store::{FileStore, StateStore},
+    sync::SyncHome,
+};
+
+/// A device's state.
 #[derive(Clone, Debug)]
 pub struct Home {
-    dir: PathBuf,
+    store: Arc<dyn StateStore>,
+    /// Where attachments are kept (iroh's blob store keeps them as files).
+    content: PathBuf,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -42,47 +46,40 @@ impl Home {
     pub fn locate() -> Result<Self> {
         let dir = match std::env::var_os("ZEROK_HOME") {
             Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => dirs::config_dir().context("no config folder; set ZEROK_HOME")?.join("zerok"),
+            _ => {
+                dirs::config_dir().ok_or_else(|| Error::State("no config folder; set ZEROK_HOME".into()))?.join("zerok")
+            }
         };
-        Ok(Self { dir })
+        Ok(Self::at(dir))
     }
 
-    /// A home at an explicit folder.
+    /// A home of files at an explicit folder.
     pub fn at(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        let dir = dir.into();
+        let content = dir.join("sync").join("content");
+        Self { store: Arc::new(FileStore::new(dir)), content }
     }
 
-    /// The folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// A home in `store` (a [`crate::MemoryStore`], or the app's own over the OS
+    /// keychain), attachments under `content`.
+    pub fn with_store(store: Arc<dyn StateStore>, content: impl Into<PathBuf>) -> Self {
+        Self { store, content: content.into() }
     }
 
-    fn ensure(&self, sub: &Path) -> Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(sub)
-            .with_context(|| format!("creating {}", sub.display()))
+    /// Its store.
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
     }
 
-    pub(crate) fn write_private(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        self.ensure(path.parent().expect("file in a folder"))?;
-        let tmp = path.with_extension("tmp");
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    /// The sync state in the same store.
+    pub fn sync(&self) -> SyncHome {
+        SyncHome::with_store(self.store.clone(), self.content.clone())
     }
 
     /// The vault URL `init` or `zerok-restore` last set up on this device.
     pub fn default_vault(&self) -> Option<String> {
-        let text = fs::read_to_string(self.dir.join("config.json")).ok()?;
-        serde_json::from_str::<HomeConfig>(&text).ok()?.vault
+        let bytes = self.store.get("config.json").ok()??;
+        serde_json::from_slice::<HomeConfig>(&bytes).ok()?.vault
     }
 
     /// Records the default vault URL.
@@ -91,11 +88,11 @@ impl Home {
     /// When the file cannot be written.
     pub fn set_default_vault(&self, url: &str) -> Result<()> {
         let cfg = HomeConfig { vault: Some(url.to_string()) };
-        self.write_private(&self.dir.join("config.json"), &serde_json::to_vec_pretty(&cfg)?)
+        self.store.put("config.json", &serde_json::to_vec_pretty(&cfg).expect("config encodes"), true)
     }
 
-    fn device_path(&self, vault: &VaultId) -> PathBuf {
-        self.dir.join("vaults").join(format!("{vault}.json"))
+    fn device_name(vault: &VaultId) -> String {
+        format!("vaults/{vault}.json")
     }
 
     /// This device's key to a vault, if it has one.
@@ -103,19 +100,20 @@ impl Home {
     /// # Errors
     /// When the key file exists but is damaged.
     pub fn device_key(&self, vault: &VaultId) -> Result<Option<DeviceKey>> {
-        let path = self.device_path(vault);
-        let Ok(mut text) = fs::read_to_string(&path) else {
+        let name = Self::device_name(vault);
+        let Some(text) = self.store.get(&name)? else {
             return Ok(None);
         };
-        let parsed: Result<DeviceFile, _> = serde_json::from_str(&text);
-        text.zeroize();
-        let mut file = parsed.with_context(|| format!("damaged device key file {}", path.display()))?;
+        let parsed: Result<DeviceFile, _> = serde_json::from_slice(&text);
+        let damaged = || Error::State(format!("damaged device key file {}", self.store.locate(&name)));
+        let mut file = parsed.map_err(|_| damaged())?;
         let mut raw = [0u8; 32];
         let ok = hex::decode_to_slice(&file.key, &mut raw).is_ok();
         file.key.zeroize();
-        anyhow::ensure!(ok, "damaged device key file {}", path.display());
-        let slot =
-            SlotId::from_hex(&file.slot).with_context(|| format!("damaged device key file {}", path.display()))?;
+        if !ok {
+            return Err(damaged());
+        }
+        let slot = SlotId::from_hex(&file.slot).map_err(|_| damaged())?;
         let key = Key32::from_bytes(raw);
         raw.zeroize();
         Ok(Some(DeviceKey { slot, key }))
@@ -128,17 +126,14 @@ impl Home {
     /// # Errors
     /// When the matching key file is damaged.
     pub fn device_key_for_url(&self, url: &str) -> Result<Option<(VaultId, DeviceKey)>> {
-        let Ok(entries) = fs::read_dir(self.dir.join("vaults")) else { return Ok(None) };
-        for entry in entries.flatten() {
-            let Ok(mut text) = fs::read_to_string(entry.path()) else { continue };
+        for file in self.store.list("vaults")? {
+            let Ok(Some(text)) = self.store.get(&format!("vaults/{file}")) else { continue };
             #[derive(Deserialize)]
             struct Named {
                 vault_id: String,
                 url: String,
             }
-            let named = serde_json::from_str::<Named>(&text);
-            text.zeroize();
-            let Ok(named) = named else { continue };
+            let Ok(named) = serde_json::from_slice::<Named>(&text) else { continue };
             let Ok(id) = VaultId::from_hex(&named.vault_id) else { continue };
             if named.url == url
                 && let Some(key) = self.device_key(&id)?
@@ -160,9 +155,9 @@ impl Home {
             slot: key.slot.to_string(),
             key: hex::encode(key.key.expose()),
         };
-        let mut bytes = serde_json::to_vec_pretty(&file)?;
+        let mut bytes = serde_json::to_vec_pretty(&file).expect("key file encodes");
         file.key.zeroize();
-        let result = self.write_private(&self.device_path(vault), &bytes);
+        let result = self.store.put(&Self::device_name(vault), &bytes, true);
         bytes.zeroize();
         result
     }

@@ -8,12 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use zerok_core::SnapshotId;
 use zerok_vault::{Dated, Vault, format::names};
 
-use crate::{Home, report::rfc3339};
+use crate::{Home, Result, time::rfc3339};
 
 #[derive(Serialize, Deserialize, Default)]
 struct SeenFile {
@@ -61,13 +60,13 @@ pub async fn observe(home: &Home, vault: &Vault) -> Result<Observed> {
 /// # Errors
 /// Storage errors asking for a snapshot that is no longer listed.
 pub async fn record(home: &Home, vault: &Vault, snapshots: Vec<Dated>) -> Result<Observed> {
-    let path = home.dir().join("seen").join(format!("{}.json", vault.config().vault_id));
-    let mut file: SeenFile = match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+    let name = format!("seen/{}.json", vault.config().vault_id);
+    let mut file: SeenFile = match home.store().get(&name) {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "damaged record of seen snapshots; starting a new one");
             SeenFile::default()
         }),
-        Err(_) => SeenFile::default(),
+        _ => SeenFile::default(),
     };
     let mut newest: BTreeMap<String, &Dated> = BTreeMap::new();
     for d in &snapshots {
@@ -105,8 +104,8 @@ pub async fn record(home: &Home, vault: &Vault, snapshots: Vec<Dated>) -> Result
     if changed {
         file.version = 1;
         // Not being able to remember costs only the next check, not this command.
-        if let Err(e) = home.write_private(&path, &serde_json::to_vec_pretty(&file)?) {
-            tracing::warn!(error = %format!("{e:#}"), "the record of seen snapshots was not written");
+        if let Err(e) = home.store().put(&name, &serde_json::to_vec_pretty(&file).expect("record encodes"), true) {
+            tracing::warn!(error = %e, "the record of seen snapshots was not written");
         }
     }
     Ok(Observed { snapshots, rollback })

@@ -4,11 +4,10 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
 use zerok_core::RecoveryKey;
 use zerok_vault::{Cache, Location, Secret, Vault};
 
-use crate::Home;
+use crate::{Error, Home, Result};
 
 /// Which secret opened the vault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,15 +35,13 @@ pub struct Unlocked {
 /// Unreadable file or an invalid key.
 pub fn read_recovery_key(file: Option<&Path>) -> Result<Option<RecoveryKey>> {
     let text = match file {
-        Some(path) => {
-            std::fs::read_to_string(path).with_context(|| format!("reading recovery key file {}", path.display()))?
-        }
+        Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
         None => match std::env::var("ZEROK_RECOVERY_KEY") {
             Ok(t) if !t.trim().is_empty() => t,
             _ => return Ok(None),
         },
     };
-    Ok(Some(RecoveryKey::parse(text.trim())?))
+    RecoveryKey::parse(text.trim()).map(Some).map_err(|e| Error::WrongKey(format!("recovery key: {e}")))
 }
 
 /// Opens the vault at `url`.
@@ -66,20 +63,30 @@ pub async fn unlock(url: &str, recovery: Option<&RecoveryKey>, home: &Home) -> R
     }
     let vault_id = Vault::peek(&backend).await?;
     if let Some(key) = recovery {
-        let vault = Vault::open(backend, Secret::Recovery(key)).await.context("recovery key refused")?;
+        let vault = Vault::open(backend, Secret::Recovery(key)).await.map_err(refused("recovery key refused"))?;
         return Ok(Unlocked { vault, via: KeySource::Recovery });
     }
     if let Some(device) = home.device_key(&vault_id)? {
-        let vault = Vault::open(backend, Secret::Device(&device))
-            .await
-            .context("this device's key slot no longer opens the vault (was it removed?); use the recovery key")?;
+        let vault = Vault::open(backend, Secret::Device(&device)).await.map_err(refused(
+            "this device's key slot no longer opens the vault (was it removed?); use the recovery key",
+        ))?;
         return Ok(Unlocked { vault, via: KeySource::Device });
     }
     if let Ok(pass) = std::env::var("ZEROK_PASSPHRASE") {
-        let vault = Vault::open(backend, Secret::Passphrase(&pass)).await.context("passphrase refused")?;
+        let vault = Vault::open(backend, Secret::Passphrase(&pass)).await.map_err(refused("passphrase refused"))?;
         return Ok(Unlocked { vault, via: KeySource::Passphrase });
     }
-    bail!("this device has no key for the vault at {url}: set ZEROK_RECOVERY_KEY or pass --recovery-key-file")
+    Err(Error::State(format!(
+        "this device has no key for the vault at {url}: set ZEROK_RECOVERY_KEY or pass --recovery-key-file"
+    )))
+}
+
+/// A vault's refusal of a secret, said as `what`; any other failure as it is.
+fn refused(what: &'static str) -> impl FnOnce(zerok_vault::Error) -> Error {
+    move |e| match e {
+        zerok_vault::Error::WrongKey => Error::WrongKey(what.into()),
+        e => e.into(),
+    }
 }
 
 /// Opens the vault at `url` as [`unlock`] does, reading a remote vault's metadata through

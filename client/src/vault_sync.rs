@@ -10,20 +10,21 @@ use zerok_core::sync::{GroupSecret, roster::Entry};
 use zerok_vault::{BackupOptions, Vault, format::snapshot::Snapshot};
 use zerok_wire::RelayAddr;
 
-use crate::sync::{GroupState, Received, SyncClient, SyncError, SyncHome};
+use crate::Error;
+use crate::sync::{GroupState, Received, SyncClient, SyncHome};
 
 /// Stores this device's group credentials in the vault (once) and sets the backup to
 /// record them with the device's cursors. A device in no group leaves `opts` as it is.
 ///
 /// # Errors
 /// A damaged `group.json`, or the vault cannot be written.
-pub async fn record(vault: &Vault, home: &SyncHome, opts: &mut BackupOptions) -> anyhow::Result<()> {
+pub async fn record(vault: &Vault, home: &SyncHome, opts: &mut BackupOptions) -> Result<(), Error> {
     if !home.has_group() {
         return Ok(());
     }
     let state = home.load_group()?;
     let mut key = home.device_key()?.to_bytes();
-    let roster = rmp_serde::to_vec(state.chain())?;
+    let roster = rmp_serde::to_vec(state.chain()).expect("roster log encodes");
     let saved = vault.save_sync_group(state.secret().expose(), state.relays_text(), Some(&key), Some(&roster)).await;
     zeroize::Zeroize::zeroize(&mut key);
     let id = saved?;
@@ -61,7 +62,7 @@ impl std::fmt::Debug for Rejoin {
 }
 
 /// What replaying did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Replayed {
     /// Messages handed to the app.
     pub messages: u64,
@@ -82,7 +83,7 @@ impl Rejoin {
         vault: &Vault,
         snapshot: Option<&Snapshot>,
         relay: Option<&RelayAddr>,
-    ) -> anyhow::Result<Option<Self>> {
+    ) -> Result<Option<Self>, Error> {
         let recorded = snapshot.and_then(|s| s.sync_group.map(|id| (id, &s.sync_cursors)));
         let (group, cursors) = match recorded {
             Some((id, cursors)) => (vault.load_sync_group(&id).await?, cursors.clone()),
@@ -91,8 +92,12 @@ impl Rejoin {
                 None => return Ok(None),
             },
         };
-        let mut relays: Vec<RelayAddr> =
-            group.relays.iter().map(|r| RelayAddr::parse(r)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
+        let mut relays: Vec<RelayAddr> = group
+            .relays
+            .iter()
+            .map(|r| RelayAddr::parse(r))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::Corrupt(format!("stored relay address: {e}")))?;
         let cursor_by_id = |id: &[u8; 32]| {
             cursors.iter().find(|(r, _)| RelayAddr::parse(r).is_ok_and(|a| a.id == *id)).map_or(0, |(_, c)| *c)
         };
@@ -110,7 +115,9 @@ impl Rejoin {
         zeroize::Zeroize::zeroize(&mut raw);
         let device_key = group.device_key.as_deref().map(|k| k.try_into().expect("checked when loaded"));
         let chain: Vec<Entry> = match &group.roster {
-            Some(bytes) => rmp_serde::from_slice(bytes).map_err(|e| anyhow::anyhow!("stored roster log: {e}"))?,
+            Some(bytes) => {
+                rmp_serde::from_slice(bytes).map_err(|e| Error::Corrupt(format!("stored roster log: {e}")))?
+            }
             None => Vec::new(),
         };
         Ok(Some(Self { secret, relays, cursors: by_addr, device_key, chain }))
@@ -130,10 +137,10 @@ impl Rejoin {
     /// is restored).
     ///
     /// # Errors
-    /// [`SyncError::State`] naming the conflict.
-    pub fn check_home(&self, home: &SyncHome) -> Result<(), SyncError> {
+    /// [`Error::State`] naming the conflict.
+    pub fn check_home(&self, home: &SyncHome) -> Result<(), Error> {
         if home.has_group() && home.load_group()?.secret().expose() != self.secret.expose() {
-            return Err(SyncError::State(
+            return Err(Error::State(
                 "this device already belongs to another sync group (use a fresh ZEROK_HOME)".into(),
             ));
         }
@@ -157,10 +164,10 @@ impl Rejoin {
         home: SyncHome,
         device_name: &str,
         mut apply: impl FnMut(&Received) -> std::io::Result<()>,
-    ) -> Result<(SyncClient, Replayed), SyncError> {
+    ) -> Result<(SyncClient, Replayed), Error> {
         self.check_home(&home)?;
         let key = self.device_key.as_ref().filter(|_| !self.chain.is_empty()).ok_or_else(|| {
-            SyncError::State("the vault's sync credentials predate the signed roster: pair this device instead".into())
+            Error::State("the vault's sync credentials predate the signed roster: pair this device instead".into())
         })?;
         home.set_device_key(key)?;
         let mut state = GroupState::new(&self.secret, &self.relays, device_name, self.chain.clone())?;
@@ -179,7 +186,7 @@ impl Rejoin {
                 break;
             }
             for msg in &received {
-                apply(msg).map_err(|e| SyncError::State(format!("replaying message at cursor {}: {e}", msg.cursor)))?;
+                apply(msg).map_err(|e| Error::App(format!("replaying message at cursor {}: {e}", msg.cursor)))?;
             }
             messages += received.len() as u64;
         }

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use zerok_client::{
     Home,
     cloud::{CloudBackup, CloudBackupConfig, CloudEvent},
-    sync::{GroupState, SyncHome},
+    sync::GroupState,
 };
 use zerok_vault::{InitOptions, Location, Progress, RestoreOptions, Retention, Vault};
 use zerok_wire::RelayAddr;
@@ -47,7 +47,7 @@ async fn snapshots_follow_activity_wait_for_writers_and_keep_what_the_policy_say
     // The device belongs to a sync group (relay not needed for a backup to record it).
     let relay_id = hex::encode(iroh::SecretKey::generate().public().as_bytes());
     let relay = RelayAddr::parse(&format!("{relay_id}@127.0.0.1:4433")).unwrap();
-    let sync = SyncHome::new(home.dir());
+    let sync = home.sync();
     let secret = zerok_core::sync::GroupSecret::generate();
     let genesis = zerok_core::sync::roster::create_entry(secret.derive().id(), &sync.signing_key().unwrap(), "app");
     let mut group = GroupState::new(&secret, std::slice::from_ref(&relay), "app", vec![genesis]).unwrap();
@@ -131,10 +131,12 @@ struct App {
 }
 
 impl zerok_client::cloud::Quiesce for App {
-    fn quiesce(&self) -> anyhow::Result<()> {
+    fn quiesce(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         self.calls.lock().unwrap().push("quiesce");
-        anyhow::ensure!(!self.refuse.load(std::sync::atomic::Ordering::Relaxed), "the app is busy");
-        Ok(())
+        match self.refuse.load(std::sync::atomic::Ordering::Relaxed) {
+            true => Err("the app is busy".into()),
+            false => Ok(()),
+        }
     }
     fn resume(&self) {
         self.calls.lock().unwrap().push("resume");

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use zerok_client::sync::{ReconnectPolicy, SyncClient, SyncError, SyncEvent, SyncHome, join};
+use zerok_client::sync::{ReconnectPolicy, SyncClient, SyncEvent, SyncHome, join};
 use zerok_core::sync::{
     DeviceId, ErrorCode, Message,
     message::{Pull, RosterAppend, RosterGet},
@@ -18,6 +18,8 @@ use common::{
     add_device, code_of, connect_as, free_udp_port, group_of, hello_as_stranger, home, next_event, raw_request,
     start_relay,
 };
+
+use zerok_client::Error;
 
 fn data(items: &[zerok_client::sync::Received]) -> Vec<Vec<u8>> {
     items.iter().map(|m| m.data.clone()).collect()
@@ -62,10 +64,10 @@ async fn a_revoked_device_reads_nothing_new_under_any_key() {
 
     // The phone under its own key, under a fresh key, and its second key: nothing.
     let err = SyncClient::connect(home(dir.path(), "b")).await.err().expect("refused");
-    assert!(matches!(err, SyncError::Refused { .. } | SyncError::Revoked), "{err}");
+    assert!(matches!(err, Error::Refused { .. } | Error::Revoked), "{err}");
     std::fs::remove_file(dir.path().join("b/sync/device.key")).unwrap();
     let err = SyncClient::connect(home(dir.path(), "b")).await.err().expect("a fresh key is refused too");
-    assert!(matches!(err, SyncError::Revoked | SyncError::Refused { .. }), "{err}");
+    assert!(matches!(err, Error::Revoked | Error::Refused { .. }), "{err}");
     let (_ep3, _, welcome3) = hello_as_stranger(&addr, &old_secret).await;
     assert_eq!(code_of(&welcome3), Some(ErrorCode::GroupRotated as u32), "nobody new enters a rotated group");
     let pulled = raw_request(&conn2, &Message::Pull(Pull { after_cursor: 0, limit: 10 })).await;
@@ -85,7 +87,7 @@ async fn a_revoked_device_cannot_revoke_push_or_undo_anything() {
 
     // Its client knows it is out and does nothing.
     let err = b.revoke(a.device_id(), true).await.unwrap_err();
-    assert!(matches!(err, SyncError::Revoked | SyncError::Refused { .. }), "{err}");
+    assert!(matches!(err, Error::Revoked | Error::Refused { .. }), "{err}");
     // By hand: a removal of the laptop signed by the phone, on the head it knew, sent
     // through a fresh key holding the old secret: the group rotated, nobody new gets in.
     let (_ep, _, welcome) = hello_as_stranger(&addr, &b_roster.secret()).await;
@@ -163,7 +165,7 @@ async fn a_relay_that_missed_the_rotation_is_caught_up_and_strands_nobody() {
     let (_ep, _, welcome) = hello_as_stranger(&r2.addr(), &old_secret).await;
     assert_eq!(code_of(&welcome), Some(ErrorCode::GroupRotated as u32), "the second relay now has the rotation");
     let err = SyncClient::connect(home(dir.path(), "b")).await.err().expect("the phone is out at both");
-    assert!(matches!(err, SyncError::Revoked | SyncError::Refused { .. }), "{err}");
+    assert!(matches!(err, Error::Revoked | Error::Refused { .. }), "{err}");
     let mut a = SyncClient::connect(home(dir.path(), "a")).await.unwrap();
     a.push(b"to both relays").await.unwrap();
     r1.shutdown().await;

@@ -12,12 +12,14 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     sync::mpsc,
 };
-use zerok_client::sync::{SyncClient, SyncError, create};
+use zerok_client::sync::{SyncClient, create};
 use zerok_core::sync::{
     ErrorCode, Message,
     message::{PushPlatform, RegisterPush},
 };
 use zerok_relay::{PushGatewayKind, WakeUp};
+
+use zerok_client::Error;
 
 /// An HTTP server on loopback taking POSTs; each JSON body arrives on the channel.
 async fn webhook() -> (String, mpsc::UnboundedReceiver<WakeUp>) {
@@ -114,10 +116,7 @@ async fn a_push_wakes_only_offline_members_with_a_token() {
     a.revoke(phone, false).await.unwrap();
     a.push(b"after the revoke").await.unwrap();
     assert!(wakes(&mut posted).await.is_empty(), "a revoked device was woken");
-    assert!(matches!(
-        SyncClient::connect(home(dir.path(), "c")).await,
-        Err(SyncError::Revoked | SyncError::Refused { .. })
-    ));
+    assert!(matches!(SyncClient::connect(home(dir.path(), "c")).await, Err(Error::Revoked | Error::Refused { .. })));
 
     // A guest that proves the secret but is in no roster cannot register.
     let secret = home(dir.path(), "a").load_group().unwrap().secret();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use zerok_client::sync::{ReconnectPolicy, SyncClient, SyncError, SyncEvent, create, join};
+use zerok_client::sync::{ConnectionStatus, ReconnectPolicy, SyncClient, SyncEvent, create, join};
 use zerok_core::sync::{
     DeviceId, ErrorCode, GroupSecret, Message, SigningKey,
     message::{Hello, PROTOCOL_VERSION, Pull},
@@ -15,6 +15,8 @@ use zerok_wire::{ALPN, RelayAddr};
 mod common;
 
 use common::{WAIT, add_device, code_of, free_udp_port, home, next_event, raw_endpoint, raw_request, start_relay};
+
+use zerok_client::Error;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_devices_pair_and_exchange_in_both_directions() {
@@ -78,7 +80,7 @@ async fn push_made_offline_is_kept_and_sent_on_reconnect() {
     a.set_reconnect_policy(ReconnectPolicy { attempts: 1, jitter: false, ..Default::default() });
     relay.shutdown().await;
     let err = a.push(b"while offline").await.unwrap_err();
-    assert!(matches!(err, SyncError::Connection(_)), "{err}");
+    assert!(matches!(err, Error::Connection(_)), "{err}");
     drop(a);
     // With no relay at all, a push is sealed and queued without the network.
     SyncClient::queue_offline(&home(dir.path(), "a"), b"queued cold").unwrap();
@@ -260,7 +262,7 @@ async fn invites_are_single_use_and_codes_need_the_right_key() {
     let text = code.to_string();
     let wrong = format!("{}-0000-0000", &text[..9]);
     let err = join(home(dir.path(), "d"), &wrong, Some(&addr), "guess").await.err().expect("wrong key refused");
-    assert!(matches!(err, SyncError::Invite(_)) || err.code() == Some(ErrorCode::InviteNotFound), "{err}");
+    assert!(matches!(err, Error::Invite(_)) || err.code() == Some(ErrorCode::InviteNotFound), "{err}");
     // A wrong guess costs the real code nothing.
     join(home(dir.path(), "e"), &text, Some(&addr), "tablet").await.unwrap();
     relay.shutdown().await;
@@ -336,6 +338,54 @@ async fn a_connected_client_reconnects_after_the_relay_restarts() {
     assert_eq!(cursor, 2, "the acknowledged push survived and cursors continue");
     let got: Vec<Vec<u8>> = a.pull().await.unwrap().into_iter().map(|m| m.data).collect();
     assert_eq!(got, [&b"before restart"[..], b"after restart"]);
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_relay_is_dialled_back_while_the_app_makes_no_call_and_events_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
+    let mut a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
+    let mut b = add_device(&mut a, dir.path(), "b", "phone").await;
+    let no_jitter = ReconnectPolicy { jitter: false, ..Default::default() };
+    b.set_reconnect_policy(no_jitter);
+    a.set_reconnect_policy(no_jitter);
+    assert_eq!(b.connection_status(), ConnectionStatus::Connected);
+    let mut events = b.subscribe();
+    let mut a_events = a.subscribe();
+    let (first, cursor) = a.push(b"before the restart").await.unwrap();
+    let pushed = next_event(&mut a_events, |e| matches!(e, SyncEvent::BlobPushed { .. })).await;
+    assert_eq!(pushed, SyncEvent::BlobPushed { blob_id: first, cursor });
+
+    relay.shutdown().await;
+    let lost = next_event(&mut events, |e| matches!(e, SyncEvent::Disconnected { .. })).await;
+    assert!(matches!(&lost, SyncEvent::Disconnected { relay, .. } if relay.ends_with(&format!(":{port}"))), "{lost:?}");
+    next_event(&mut events, |e| {
+        matches!(e, SyncEvent::StatusChanged { status: ConnectionStatus::Reconnecting { attempt: 1 } })
+    })
+    .await;
+    next_event(&mut events, |e| matches!(e, SyncEvent::Reconnecting { attempt: 1, .. })).await;
+
+    // Back on the same address: B's background dials it again with no call from the app,
+    // and hears of A's next message on the new session.
+    let relay = start_relay(&dir.path().join("relay"), port, |_| {}).await;
+    next_event(&mut events, |e| matches!(e, SyncEvent::Connected { .. })).await;
+    next_event(&mut events, |e| matches!(e, SyncEvent::StatusChanged { status: ConnectionStatus::Connected })).await;
+    assert_eq!(b.connection_status(), ConnectionStatus::Connected);
+    a.push(b"after the restart").await.unwrap();
+    next_event(&mut events, |e| matches!(e, SyncEvent::BlobAvailable { .. })).await;
+    let got: Vec<Vec<u8>> = b.pull().await.unwrap().into_iter().map(|m| m.data).collect();
+    assert_eq!(got, [&b"before the restart"[..], b"after the restart"]);
+    // The log read again from the start, as an app rebuilding its state would; the saved
+    // cursor stays.
+    let again: Vec<Vec<u8>> = b.pull_after(0).await.unwrap().into_iter().map(|m| m.data).collect();
+    assert_eq!(again, got);
+    assert!(b.pull_after(cursor).await.unwrap().iter().all(|m| m.data == b"after the restart"));
+    assert!(b.pull().await.unwrap().is_empty());
+
+    b.disconnect().await;
+    a.disconnect().await;
     relay.shutdown().await;
 }
 

@@ -59,18 +59,26 @@ fn config(args: &Args) -> Result<Config> {
     Ok(config)
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
+/// SIGTERM and SIGINT, listened for from now on: installed before the relay says it is
+/// ready, so a stop sent the moment it is (an orchestrator's) shuts it down gracefully
+/// instead of killing it.
+fn shutdown_signals() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 async fn run(args: Args) -> Result<()> {
     let config = config(&args)?;
     let mode = if config.storage.mode == zerok_relay::StorageMode::Vault { "vault" } else { "transit" };
     let relay = Relay::start(config).await.context("starting the relay")?;
+    let stop = shutdown_signals()?;
     let addr = relay.addr();
     let http = relay.http_addr().map(|a| a.to_string());
     if args.json {
@@ -88,7 +96,7 @@ async fn run(args: Args) -> Result<()> {
             println!("http:        http://{h}/health");
         }
     }
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     relay.shutdown().await;
     Ok(())

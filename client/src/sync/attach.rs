@@ -12,10 +12,11 @@ use zerok_core::sync::{
 };
 
 use super::{
-    KIND_ACK, KIND_CONTENT, SyncClient, SyncError, SyncEvent,
+    KIND_ACK, KIND_CONTENT, SyncClient, SyncEvent,
     content::{ContentSource, ContentStore, Fetched, GRACE_SECS, Record, Sent},
     invite::now,
 };
+use crate::Error;
 
 /// A message pushed with an attachment.
 #[derive(Clone, Debug)]
@@ -33,7 +34,7 @@ const ARCHIVE_POLL: Duration = Duration::from_millis(200);
 
 impl SyncClient {
     /// The attachment store, opened (and served on the endpoint) on first use.
-    pub(super) async fn blobs(&mut self) -> Result<ContentStore, SyncError> {
+    pub(super) async fn blobs(&mut self) -> Result<ContentStore, Error> {
         if let Some((store, _)) = &self.blobs {
             return Ok(store.clone());
         }
@@ -55,13 +56,9 @@ impl SyncClient {
     /// learn neither its hash nor its size). Vault relays are asked to archive it.
     ///
     /// # Errors
-    /// As [`SyncClient::push`], and [`SyncError::Content`] for a source that cannot be read
+    /// As [`SyncClient::push`], and [`Error::Content`] for a source that cannot be read
     /// or is over the limit.
-    pub async fn push_content(
-        &mut self,
-        source: impl Into<ContentSource>,
-        mime: &str,
-    ) -> Result<ContentRef, SyncError> {
+    pub async fn push_content(&mut self, source: impl Into<ContentSource>, mime: &str) -> Result<ContentRef, Error> {
         Ok(self.push_attached(&[], source.into(), mime).await?.content)
     }
 
@@ -74,7 +71,7 @@ impl SyncClient {
         data: &[u8],
         source: ContentSource,
         mime: &str,
-    ) -> Result<AttachedPush, SyncError> {
+    ) -> Result<AttachedPush, Error> {
         // Who may fetch it: the roster as it is now.
         self.sync_rosters().await?;
         let mut content = self.blobs().await?.add(&self.state.secret(), source, mime, self.max_content).await?;
@@ -82,7 +79,7 @@ impl SyncClient {
         // a host of that member's choosing (with DNS discovery on they find the sender's).
         content.addrs = self.endpoint.addr().ip_addrs().map(|a| a.to_string()).take(MAX_ADDRS).collect();
         let body = rmp_serde::to_vec_named(&Attached { content: content.clone(), data: data.to_vec() })
-            .map_err(|e| SyncError::State(e.to_string()))?;
+            .map_err(|e| Error::State(e.to_string()))?;
         let (blob_id, cursor) = self.push_plain(&[&[KIND_CONTENT][..], &body].concat()).await?;
         let record = Record {
             content: content.clone(),
@@ -108,7 +105,7 @@ impl SyncClient {
 
     /// Asks each vault relay that does not hold `hash` yet to archive it (it fetches it from
     /// this device); returns how many hold it now.
-    async fn archive(&mut self, hash: &ContentHash) -> Result<usize, SyncError> {
+    async fn archive(&mut self, hash: &ContentHash) -> Result<usize, Error> {
         let Some(mut record) = self.refs.record(hash) else { return Ok(0) };
         let Some(sent) = record.sent.as_mut() else { return Ok(0) };
         let msg = Message::ContentRef(message::ContentRef {
@@ -128,7 +125,7 @@ impl SyncClient {
                     held += 1;
                 }
                 Message::Ok => {}
-                other => return Err(SyncError::unexpected(&other)),
+                other => return Err(Error::unexpected(&other)),
             }
         }
         self.refs.put_record(&record)?;
@@ -140,7 +137,7 @@ impl SyncClient {
     ///
     /// # Errors
     /// A vault relay refused it (too large, quota), or connection failures.
-    pub async fn wait_archived(&mut self, hash: &ContentHash, timeout: Duration) -> Result<usize, SyncError> {
+    pub async fn wait_archived(&mut self, hash: &ContentHash, timeout: Duration) -> Result<usize, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         let wanted = self.vaults().len();
         loop {
@@ -175,9 +172,9 @@ impl SyncClient {
     /// copy once every member has it).
     ///
     /// # Errors
-    /// [`SyncError::Content`]: no provider has it, it does not verify or open (named), or
+    /// [`Error::Content`]: no provider has it, it does not verify or open (named), or
     /// `dest` exists.
-    pub async fn fetch_content(&mut self, content: &ContentRef, dest: &Path) -> Result<Fetched, SyncError> {
+    pub async fn fetch_content(&mut self, content: &ContentRef, dest: &Path) -> Result<Fetched, Error> {
         let record = self.refs.record(&content.hash);
         let sender = record.as_ref().map(|r| r.sender);
         let mut providers = Vec::new();
@@ -212,8 +209,8 @@ impl SyncClient {
         Ok(fetched)
     }
 
-    async fn acknowledge(&mut self, hash: &ContentHash) -> Result<(), SyncError> {
-        let body = rmp_serde::to_vec_named(&Ack { hash: *hash }).map_err(|e| SyncError::State(e.to_string()))?;
+    async fn acknowledge(&mut self, hash: &ContentHash) -> Result<(), Error> {
+        let body = rmp_serde::to_vec_named(&Ack { hash: *hash }).map_err(|e| Error::State(e.to_string()))?;
         self.push_plain(&[&[KIND_ACK][..], &body].concat()).await?;
         Ok(())
     }
@@ -221,7 +218,7 @@ impl SyncClient {
     /// Records the attachments and acknowledgements a read delivered, then releases
     /// this device's copies that every member (and every vault relay) now holds, or that
     /// waited out the grace period.
-    pub(super) async fn note_content(&mut self, delivered: &super::Delivered) -> Result<(), SyncError> {
+    pub(super) async fn note_content(&mut self, delivered: &super::Delivered) -> Result<(), Error> {
         for m in &delivered.messages {
             let Some(content) = &m.content else { continue };
             if self.refs.record(&content.hash).is_none() {
@@ -248,7 +245,7 @@ impl SyncClient {
         if delivered.acks.is_empty() { Ok(()) } else { self.release_held().await }
     }
 
-    pub(super) async fn release_held(&mut self) -> Result<(), SyncError> {
+    pub(super) async fn release_held(&mut self) -> Result<(), Error> {
         let me = self.device_id();
         let members: Vec<_> = self.state.roster().members().keys().filter(|d| **d != me).copied().collect();
         for mut record in self.refs.records() {
@@ -269,12 +266,12 @@ impl SyncClient {
     ///
     /// # Errors
     /// As [`SyncClient::pull`].
-    pub async fn refresh_roster(&mut self) -> Result<(), SyncError> {
+    pub async fn refresh_roster(&mut self) -> Result<(), Error> {
         self.sync_rosters().await.map(|_| ())
     }
 
     /// Who may fetch this device's attachments: the roster's members and the group's relays.
-    pub(super) fn refresh_members(&self) -> Result<(), SyncError> {
+    pub(super) fn refresh_members(&self) -> Result<(), Error> {
         let relays = self.state.relays()?.into_iter().map(|r| r.id);
         self.members.set(self.state.roster().members().keys().map(|d| d.0).chain(relays));
         Ok(())

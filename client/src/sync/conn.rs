@@ -2,94 +2,32 @@
 //! bidirectional stream each, and a task turning the relay's unidirectional NOTIFY /
 //! DEVICE_REVOKED / roster notices into events.
 
+use std::sync::Arc;
+
+use iroh::endpoint::ConnectionError;
 use tokio::sync::broadcast;
 use zerok_core::sync::{
-    DeviceId, ErrorCode, GroupKeys, Message,
+    DeviceId, GroupKeys, Message,
     frame::MAX_FRAME_BYTES,
     message::{Hello, PROTOCOL_VERSION, Welcome},
 };
 use zerok_wire::{ALPN, CloseCode, RelayAddr, read_frame, write_frame};
 
-use super::SyncEvent;
+use super::{SyncEvent, link::Links};
+use crate::Error;
 
 /// Longest wait for a relay to answer a connection attempt.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Longest wait for a relay to answer one request, unless the client sets another.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Sync failures.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    /// The relay answered with an ERROR.
-    #[error("relay refused: {message} (code {code})")]
-    Refused {
-        /// [`ErrorCode`] value.
-        code: u32,
-        /// Its text.
-        message: String,
-    },
-    /// No relay could be reached.
-    #[error("no relay reachable: {0}")]
-    Unreachable(String),
-    /// Transport trouble.
-    #[error("connection: {0}")]
-    Connection(String),
-    /// A payload did not decrypt.
-    #[error("message at cursor {cursor} does not decrypt with this group's key")]
-    Decrypt {
-        /// Its cursor.
-        cursor: u64,
-    },
-    /// Local state.
-    #[error("{0}")]
-    State(String),
-    /// An invite or code that is malformed, expired or used.
-    #[error("invite: {0}")]
-    Invite(String),
-    /// A roster entry or log that does not verify (refused, never applied).
-    #[error("roster: {0}")]
-    Roster(String),
-    /// This device was removed from the group.
-    #[error("this device was revoked from the sync group")]
-    Revoked,
-    /// An attachment that cannot be read, stored, fetched or opened.
-    #[error("{0}")]
-    Content(String),
-    /// A payload whose sender signature does not verify, or whose sender is no member.
-    #[error("message at cursor {cursor} is not signed by the device the relay names")]
-    Forged {
-        /// Its cursor.
-        cursor: u64,
-    },
-}
-
-impl SyncError {
-    pub(crate) fn unexpected(msg: &Message) -> Self {
-        match msg {
-            Message::Error(e) => SyncError::Refused { code: e.code, message: e.message.clone() },
-            other => SyncError::Connection(format!("unexpected reply {:?}", std::mem::discriminant(other))),
-        }
-    }
-
-    /// The relay's error code, when it refused.
-    pub fn code(&self) -> Option<ErrorCode> {
-        match self {
-            SyncError::Refused { code, .. } => ErrorCode::from_u32(*code),
-            _ => None,
-        }
-    }
-}
-
-impl From<zerok_wire::WireError> for SyncError {
-    fn from(e: zerok_wire::WireError) -> Self {
-        SyncError::Connection(e.to_string())
-    }
-}
-
 /// A session with one relay.
 pub struct RelayConn {
     conn: iroh::endpoint::Connection,
     events_task: tokio::task::JoinHandle<()>,
+    /// The client's links, told when this session ends (`None`: a session of its own, such
+    /// as reading a group left behind).
+    links: Option<(Arc<Links>, RelayAddr)>,
     /// What the relay said at HELLO.
     pub welcome: Welcome,
     timeout: std::time::Duration,
@@ -108,7 +46,7 @@ impl Requester {
     ///
     /// # Errors
     /// Transport failures and timeouts.
-    pub async fn request(&self, msg: &Message) -> Result<Message, SyncError> {
+    pub async fn request(&self, msg: &Message) -> Result<Message, Error> {
         request_on(&self.conn, msg, self.timeout).await
     }
 }
@@ -116,11 +54,15 @@ impl Requester {
 impl Drop for RelayConn {
     fn drop(&mut self) {
         self.events_task.abort();
+        if let Some((links, relay)) = &self.links {
+            links.down(relay, self.conn.stable_id(), "closed".into(), false);
+        }
     }
 }
 
 impl RelayConn {
-    /// Connects and says HELLO.
+    /// Connects and says HELLO: a session of its own, reporting the relay's notices on
+    /// `events`.
     ///
     /// # Errors
     /// Unreachable relay, or HELLO refused (not a member, revoked, version).
@@ -131,7 +73,29 @@ impl RelayConn {
         device_name: &str,
         last_cursor: u64,
         events: broadcast::Sender<SyncEvent>,
-    ) -> Result<Self, SyncError> {
+    ) -> Result<Self, Error> {
+        Self::open(endpoint, relay, (keys, device_name, last_cursor), events, None).await
+    }
+
+    /// [`RelayConn::connect`] as one of a client's sessions: `links` are told when it is up
+    /// and when it ends.
+    pub(super) async fn connect_linked(
+        endpoint: &iroh::Endpoint,
+        relay: &RelayAddr,
+        hello: (&GroupKeys, &str, u64),
+        events: broadcast::Sender<SyncEvent>,
+        links: Arc<Links>,
+    ) -> Result<Self, Error> {
+        Self::open(endpoint, relay, hello, events, Some(links)).await
+    }
+
+    async fn open(
+        endpoint: &iroh::Endpoint,
+        relay: &RelayAddr,
+        (keys, device_name, last_cursor): (&GroupKeys, &str, u64),
+        events: broadcast::Sender<SyncEvent>,
+        links: Option<Arc<Links>>,
+    ) -> Result<Self, Error> {
         let conn = dial(endpoint, relay).await?;
         let me = DeviceId(*endpoint.id().as_bytes());
         let hello = Message::Hello(Hello {
@@ -146,13 +110,22 @@ impl RelayConn {
             Message::Welcome(w) => w,
             other => {
                 CloseCode::Bye.close(&conn, "refused");
-                return Err(SyncError::unexpected(&other));
+                return Err(Error::unexpected(&other));
             }
         };
         let relay_name = relay.to_string();
         let watched = conn.clone();
+        // Up before the task that reports it down can run.
+        if let Some(links) = &links {
+            links.up(relay, conn.stable_id());
+        }
+        let link = links.as_ref().map(|l| (l.clone(), relay.clone()));
         let events_task = tokio::spawn(async move {
-            while let Ok(mut recv) = watched.accept_uni().await {
+            let ended = loop {
+                let mut recv = match watched.accept_uni().await {
+                    Ok(recv) => recv,
+                    Err(e) => break e,
+                };
                 let event = match read_frame(&mut recv, MAX_FRAME_BYTES).await {
                     Ok(Message::Notify(n)) => {
                         SyncEvent::BlobAvailable { relay: relay_name.clone(), cursor: n.cursor, sender: n.sender_id }
@@ -164,17 +137,21 @@ impl RelayConn {
                     _ => continue,
                 };
                 let _ = events.send(event);
+            };
+            if let Some((links, relay)) = link {
+                let by_peer = !matches!(ended, ConnectionError::LocallyClosed);
+                links.down(&relay, watched.stable_id(), ended.to_string(), by_peer);
             }
         });
-        Ok(Self { conn, events_task, welcome, timeout: REQUEST_TIMEOUT })
+        Ok(Self { conn, events_task, links: links.map(|l| (l, relay.clone())), welcome, timeout: REQUEST_TIMEOUT })
     }
 
     /// Sends one request and waits for its reply, at most the request timeout.
     ///
     /// # Errors
-    /// Transport failures and timeouts ([`SyncError::Connection`]); an ERROR reply is
+    /// Transport failures and timeouts ([`Error::Connection`]); an ERROR reply is
     /// returned as a message for the caller to map.
-    pub async fn request(&self, msg: &Message) -> Result<Message, SyncError> {
+    pub async fn request(&self, msg: &Message) -> Result<Message, Error> {
         request_on(&self.conn, msg, self.timeout).await
     }
 
@@ -207,41 +184,37 @@ impl RelayConn {
 /// Fetches the sealed invites of a code's bucket from a relay, before any HELLO.
 ///
 /// # Errors
-/// Unreachable relay, or [`SyncError::Refused`] when there is no such invite.
-pub async fn lookup_invite(
-    endpoint: &iroh::Endpoint,
-    relay: &RelayAddr,
-    lookup: &str,
-) -> Result<Vec<Vec<u8>>, SyncError> {
+/// Unreachable relay, or [`Error::Refused`] when there is no such invite.
+pub async fn lookup_invite(endpoint: &iroh::Endpoint, relay: &RelayAddr, lookup: &str) -> Result<Vec<Vec<u8>>, Error> {
     let conn = dial(endpoint, relay).await?;
     let get = Message::InviteGet(zerok_core::sync::message::InviteGet { lookup: lookup.to_string() });
     let reply = request_on(&conn, &get, REQUEST_TIMEOUT).await;
     CloseCode::Bye.close(&conn, "done");
     match reply? {
         Message::InviteFound(found) => Ok(found.sealed.into_iter().map(|b| b.into_vec()).collect()),
-        other => Err(SyncError::unexpected(&other)),
+        other => Err(Error::unexpected(&other)),
     }
 }
 
 /// Connects to a relay, giving up after [`CONNECT_TIMEOUT`].
-async fn dial(endpoint: &iroh::Endpoint, relay: &RelayAddr) -> Result<iroh::endpoint::Connection, SyncError> {
+async fn dial(endpoint: &iroh::Endpoint, relay: &RelayAddr) -> Result<iroh::endpoint::Connection, Error> {
     tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(relay.endpoint_addr(), ALPN))
         .await
-        .map_err(|_| SyncError::Connection(format!("no answer from {relay} within {}s", CONNECT_TIMEOUT.as_secs())))?
-        .map_err(|e| SyncError::Connection(e.to_string()))
+        .map_err(|_| Error::Connection(format!("no answer from {relay} within {}s", CONNECT_TIMEOUT.as_secs())))?
+        .map_err(|e| Error::Connection(e.to_string()))
 }
 
 async fn request_on(
     conn: &iroh::endpoint::Connection,
     msg: &Message,
     timeout: std::time::Duration,
-) -> Result<Message, SyncError> {
+) -> Result<Message, Error> {
     let exchange = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| SyncError::Connection(e.to_string()))?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| Error::Connection(e.to_string()))?;
         write_frame(&mut send, msg).await?;
         Ok(read_frame(&mut recv, MAX_FRAME_BYTES).await?)
     };
     tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| SyncError::Connection(format!("no reply within {} ms", timeout.as_millis())))?
+        .map_err(|_| Error::Connection(format!("no reply within {} ms", timeout.as_millis())))?
 }

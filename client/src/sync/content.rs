@@ -8,7 +8,6 @@
 use std::{
     collections::BTreeSet,
     io::{Read, Write},
-    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
 };
@@ -31,7 +30,7 @@ use zerok_core::sync::{
 };
 use zerok_wire::blobs::{Gate, Served};
 
-use super::SyncError;
+use crate::Error;
 
 /// Largest attachment, unless the app sets another.
 pub const DEFAULT_MAX_CONTENT_BYTES: u64 = 100 << 20;
@@ -147,16 +146,8 @@ fn hash_of(content: &ContentRef) -> Hash {
     Hash::from_bytes(content.hash.0)
 }
 
-fn private_dir(dir: &Path) -> Result<(), SyncError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| SyncError::State(format!("{}: {e}", dir.display())))
-}
-
-fn store_err(e: impl std::fmt::Display) -> SyncError {
-    SyncError::Content(format!("attachment store: {e}"))
+fn store_err(e: impl std::fmt::Display) -> Error {
+    Error::Content(format!("attachment store: {e}"))
 }
 
 fn sent_tag(hash: &ContentHash) -> String {
@@ -173,9 +164,9 @@ impl ContentStore {
     ///
     /// # Errors
     /// When the store cannot be opened (another process holds it, a damaged database).
-    pub async fn open(dir: &Path, members: Arc<Members>, served: Arc<Served>) -> Result<Self, SyncError> {
+    pub async fn open(dir: &Path, members: Arc<Members>, served: Arc<Served>) -> Result<Self, Error> {
         let root = dir.join("store");
-        private_dir(&root)?;
+        crate::state_store::private_dir(&root)?;
         let mut attempt = 0;
         let store = loop {
             let mut options = Options::new(&root);
@@ -207,7 +198,7 @@ impl ContentStore {
     /// ciphertext here (tagged as sent) for members to fetch.
     ///
     /// # Errors
-    /// [`SyncError::Content`] for a source over `max` bytes, one that changed while it was
+    /// [`Error::Content`] for a source over `max` bytes, one that changed while it was
     /// read, or read and store failures.
     pub async fn add(
         &self,
@@ -215,19 +206,19 @@ impl ContentStore {
         source: ContentSource,
         mime: &str,
         max: u64,
-    ) -> Result<ContentRef, SyncError> {
+    ) -> Result<ContentRef, Error> {
         let (size, name) = match &source {
             ContentSource::Bytes(b) => (b.len() as u64, None),
             ContentSource::Path(p) => {
-                let meta = std::fs::metadata(p).map_err(|e| SyncError::Content(format!("{}: {e}", p.display())))?;
+                let meta = std::fs::metadata(p).map_err(|e| Error::Content(format!("{}: {e}", p.display())))?;
                 if !meta.is_file() {
-                    return Err(SyncError::Content(format!("{}: not a regular file", p.display())));
+                    return Err(Error::Content(format!("{}: not a regular file", p.display())));
                 }
                 (meta.len(), p.file_name().map(|n| n.to_string_lossy().into_owned()))
             }
         };
         if size > max {
-            return Err(SyncError::Content(format!("attachment of {size} bytes is over the limit of {max} bytes")));
+            return Err(Error::Content(format!("attachment of {size} bytes is over the limit of {max} bytes")));
         }
         let id = ContentId::random();
         let sealer = Sealer::new(secret, &id, size);
@@ -235,7 +226,7 @@ impl ContentStore {
         let producer = tokio::task::spawn_blocking(move || seal_into(sealer, source, &tx));
         let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         let added = self.store.add_stream(stream).await.temp_tag().await;
-        let sealer = producer.await.map_err(|e| SyncError::State(e.to_string()))??;
+        let sealer = producer.await.map_err(|e| Error::State(e.to_string()))??;
         let tag = added.map_err(store_err)?;
         let hash = ContentHash(*tag.hash().as_bytes());
         self.store.tags().set(sent_tag(&hash), tag.hash_and_format()).await.map_err(store_err)?;
@@ -247,7 +238,7 @@ impl ContentStore {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn release(&self, hash: &ContentHash) -> Result<(), SyncError> {
+    pub async fn release(&self, hash: &ContentHash) -> Result<(), Error> {
         self.store.tags().delete(sent_tag(hash)).await.map_err(store_err)?;
         Ok(())
     }
@@ -256,7 +247,7 @@ impl ContentStore {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn local_bytes(&self, hash: &ContentHash) -> Result<u64, SyncError> {
+    pub async fn local_bytes(&self, hash: &ContentHash) -> Result<u64, Error> {
         let info = self.store.remote().local(Hash::from_bytes(hash.0)).await.map_err(store_err)?;
         Ok(info.local_bytes())
     }
@@ -266,7 +257,7 @@ impl ContentStore {
     /// opens it into `dest` (which must not exist). `progress` sees (bytes here, total).
     ///
     /// # Errors
-    /// [`SyncError::Content`] when no provider has it, the data does not verify or open
+    /// [`Error::Content`] when no provider has it, the data does not verify or open
     /// (named by its reference), or `dest` exists or cannot be written.
     pub async fn fetch(
         &self,
@@ -275,9 +266,9 @@ impl ContentStore {
         providers: &[EndpointAddr],
         dest: &Path,
         mut progress: impl FnMut(u64, u64),
-    ) -> Result<Fetched, SyncError> {
+    ) -> Result<Fetched, Error> {
         if dest.exists() {
-            return Err(SyncError::Content(format!("{} exists: not overwritten", dest.display())));
+            return Err(Error::Content(format!("{} exists: not overwritten", dest.display())));
         }
         let hash = hash_of(content);
         let total = content.encrypted_size();
@@ -324,7 +315,7 @@ impl ContentStore {
             conn.close(0u32.into(), b"done");
         }
         if !self.is_complete(hash).await? {
-            return Err(SyncError::Content(format!(
+            return Err(Error::Content(format!(
                 "attachment {} could not be fetched: {}",
                 content.hash,
                 if failures.is_empty() && providers.is_empty() {
@@ -342,15 +333,15 @@ impl ContentStore {
         Ok(Fetched { received, resumed_from, size: content.size })
     }
 
-    async fn is_complete(&self, hash: Hash) -> Result<bool, SyncError> {
+    async fn is_complete(&self, hash: Hash) -> Result<bool, Error> {
         Ok(matches!(self.store.status(hash).await.map_err(store_err)?, BlobStatus::Complete { .. }))
     }
 
     /// Decrypts the complete ciphertext into a temporary file beside `dest`, then links it
     /// into place (never replacing a file that appeared meanwhile). One export stream reads
     /// the ciphertext; a blocking thread opens and writes each segment meanwhile.
-    async fn open_into(&self, content: &ContentRef, dest: &Path) -> Result<(), SyncError> {
-        let named = |e: &dyn std::fmt::Display| SyncError::Content(format!("attachment {}: {e}", content.hash));
+    async fn open_into(&self, content: &ContentRef, dest: &Path) -> Result<(), Error> {
+        let named = |e: &dyn std::fmt::Display| Error::Content(format!("attachment {}: {e}", content.hash));
         let size = match self.store.status(hash_of(content)).await.map_err(store_err)? {
             BlobStatus::Complete { size } => size,
             _ => return Err(named(&"not complete")),
@@ -359,7 +350,7 @@ impl ContentStore {
             return Err(named(&"its size does not match its reference"));
         }
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let io = |e: std::io::Error| SyncError::Content(format!("{}: {e}", dest.display()));
+        let io = |e: std::io::Error| Error::Content(format!("{}: {e}", dest.display()));
         // A random name, created new; removed however this ends (error, panic, or the
         // caller dropping the fetch), so no plaintext is left beside `dest`.
         let (mut out, tmp) =
@@ -465,9 +456,9 @@ impl Refs {
     ///
     /// # Errors
     /// Write failures.
-    pub fn put_record(&self, record: &Record) -> Result<(), SyncError> {
-        let bytes = rmp_serde::to_vec_named(record).map_err(|e| SyncError::State(e.to_string()))?;
-        super::SyncHome::write_private(&self.dir.join(record.content.hash.to_string()), &bytes, true)
+    pub fn put_record(&self, record: &Record) -> Result<(), Error> {
+        let bytes = rmp_serde::to_vec_named(record).map_err(|e| Error::State(e.to_string()))?;
+        crate::state_store::write_private(&self.dir.join(record.content.hash.to_string()), &bytes, true)
     }
 }
 
@@ -477,12 +468,12 @@ fn seal_into(
     mut sealer: Sealer,
     source: ContentSource,
     tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-) -> Result<Sealer, SyncError> {
-    let changed = || SyncError::Content("the file changed while it was read".into());
+) -> Result<Sealer, Error> {
+    let changed = || Error::Content("the file changed while it was read".into());
     let mut reader: Box<dyn Read> = match source {
         ContentSource::Bytes(b) => Box::new(std::io::Cursor::new(b)),
         ContentSource::Path(p) => {
-            Box::new(std::fs::File::open(&p).map_err(|e| SyncError::Content(format!("{}: {e}", p.display())))?)
+            Box::new(std::fs::File::open(&p).map_err(|e| Error::Content(format!("{}: {e}", p.display())))?)
         }
     };
     let mut buf = Vec::new();
@@ -490,7 +481,7 @@ fn seal_into(
         buf.resize(sealer.next_len(), 0);
         reader.read_exact(&mut buf).map_err(|_| changed())?;
         if tx.blocking_send(Ok(Bytes::from(sealer.seal(&buf)))).is_err() {
-            return Err(SyncError::Content("the attachment store stopped taking data".into()));
+            return Err(Error::Content("the attachment store stopped taking data".into()));
         }
     }
     if reader.read(&mut [0u8; 1]).map_err(|_| changed())? != 0 {

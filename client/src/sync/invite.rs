@@ -28,7 +28,8 @@ use zerok_core::{
 };
 use zerok_wire::RelayAddr;
 
-use super::{GroupState, SyncError};
+use super::GroupState;
+use crate::Error;
 
 /// Invite lifetime.
 pub const INVITE_SECS: u64 = 600;
@@ -105,26 +106,26 @@ impl Invite {
     /// device's).
     ///
     /// # Errors
-    /// [`SyncError::Invite`] when malformed.
-    pub fn from_url(url: &str) -> Result<Self, SyncError> {
+    /// [`Error::Invite`] when malformed.
+    pub fn from_url(url: &str) -> Result<Self, Error> {
         let payload =
-            url.trim().strip_prefix(URL_PREFIX).ok_or_else(|| SyncError::Invite("not a zerok://pair invite".into()))?;
+            url.trim().strip_prefix(URL_PREFIX).ok_or_else(|| Error::Invite("not a zerok://pair invite".into()))?;
         if payload.len() > 8192 {
-            return Err(SyncError::Invite("invite too long".into()));
+            return Err(Error::Invite("invite too long".into()));
         }
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(payload)
-            .map_err(|_| SyncError::Invite("bad encoding".into()))?;
+            .map_err(|_| Error::Invite("bad encoding".into()))?;
         Self::decode(&bytes)
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, SyncError> {
-        let invite: Self = rmp_serde::from_slice(bytes).map_err(|_| SyncError::Invite("malformed invite".into()))?;
+    fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let invite: Self = rmp_serde::from_slice(bytes).map_err(|_| Error::Invite("malformed invite".into()))?;
         if invite.v != INVITE_VERSION {
-            return Err(SyncError::Invite(format!("unsupported invite version {} (this zerok reads 2)", invite.v)));
+            return Err(Error::Invite(format!("unsupported invite version {} (this zerok reads 2)", invite.v)));
         }
         if invite.relays.is_empty() || invite.relays.iter().any(|r| RelayAddr::parse(r).is_err()) {
-            return Err(SyncError::Invite("invite names no valid relay".into()));
+            return Err(Error::Invite("invite names no valid relay".into()));
         }
         Ok(invite)
     }
@@ -183,9 +184,9 @@ impl InviteCode {
     /// Parses `XXXX-XXXX-XXXX-XXXX` (case, dashes and spaces do not matter).
     ///
     /// # Errors
-    /// [`SyncError::Invite`] for the wrong length or characters.
-    pub fn parse(text: &str) -> Result<Self, SyncError> {
-        let bad = || SyncError::Invite("a pairing code is 16 characters: XXXX-XXXX-XXXX-XXXX".into());
+    /// [`Error::Invite`] for the wrong length or characters.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let bad = || Error::Invite("a pairing code is 16 characters: XXXX-XXXX-XXXX-XXXX".into());
         let mut raw = crockford().decode(text.trim().as_bytes()).map_err(|_| bad())?;
         let code = raw.as_slice().try_into().map(|raw| Self { raw, key: None }).map_err(|_| bad());
         zeroize::Zeroize::zeroize(&mut raw);
@@ -225,8 +226,8 @@ impl InviteCode {
     /// Opens the invite this code sealed among a bucket's.
     ///
     /// # Errors
-    /// [`SyncError::Invite`] when none opens (wrong code, or used and cancelled).
-    pub fn open(&self, bucket: &[Vec<u8>]) -> Result<Invite, SyncError> {
+    /// [`Error::Invite`] when none opens (wrong code, or used and cancelled).
+    pub fn open(&self, bucket: &[Vec<u8>]) -> Result<Invite, Error> {
         let (kek, aad) = (self.kek(), self.aad());
         for sealed in bucket {
             if let Ok(mut body) = aead::open(&kek, &aad, sealed) {
@@ -235,7 +236,7 @@ impl InviteCode {
                 return invite;
             }
         }
-        Err(SyncError::Invite("the code does not match any invite at this relay".into()))
+        Err(Error::Invite("the code does not match any invite at this relay".into()))
     }
 }
 

@@ -10,7 +10,8 @@ use zerok_core::sync::{
 };
 use zerok_wire::{NetOptions, RelayAddr};
 
-use super::{Invite, RelayConn, SyncClient, SyncError, SyncEvent, SyncHome};
+use super::{Invite, RelayConn, SyncClient, SyncEvent, SyncHome};
+use crate::Error;
 
 /// How often a client whose primary relay was unreachable tries it again.
 const PRIMARY_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
@@ -42,7 +43,7 @@ pub struct RosterDevice {
 }
 
 /// Every roster entry a relay has after `after`, and its last position and entry hash.
-async fn fetch(conn: &RelayConn, after: u64) -> Result<(Vec<Entry>, u64, EntryHash), SyncError> {
+async fn fetch(conn: &RelayConn, after: u64) -> Result<(Vec<Entry>, u64, EntryHash), Error> {
     let (mut out, mut after, mut bytes) = (Vec::new(), after, 0);
     loop {
         match conn.request(&Message::RosterGet(RosterGet { after_seq: after })).await? {
@@ -52,26 +53,26 @@ async fn fetch(conn: &RelayConn, after: u64) -> Result<(Vec<Entry>, u64, EntryHa
                 bytes += r.entries.iter().map(Entry::len).sum::<usize>();
                 out.extend(r.entries);
                 if out.len() > MAX_FETCH_ENTRIES || bytes > MAX_FETCH_BYTES {
-                    return Err(SyncError::Roster("a relay sent a roster longer than any this client takes".into()));
+                    return Err(Error::Roster("a relay sent a roster longer than any this client takes".into()));
                 }
                 if !r.has_more || got == 0 {
                     return Ok((out, r.seq, r.head));
                 }
             }
-            other => return Err(SyncError::unexpected(&other)),
+            other => return Err(Error::unexpected(&other)),
         }
     }
 }
 
-async fn append(conn: &RelayConn, entries: Vec<Entry>) -> Result<u64, SyncError> {
+async fn append(conn: &RelayConn, entries: Vec<Entry>) -> Result<u64, Error> {
     match conn.request(&Message::RosterAppend(RosterAppend { entries })).await? {
         Message::RosterAppended(a) => Ok(a.seq),
-        other => Err(SyncError::unexpected(&other)),
+        other => Err(Error::unexpected(&other)),
     }
 }
 
-fn refused(e: impl std::fmt::Display) -> SyncError {
-    SyncError::Roster(e.to_string())
+fn refused(e: impl std::fmt::Display) -> Error {
+    Error::Roster(e.to_string())
 }
 
 /// Admits the device of `identity` with `invite`: fetches the roster log from the first relay that
@@ -87,7 +88,7 @@ pub(super) async fn admit(
     relays: &[RelayAddr],
     name: &str,
     net: NetOptions,
-) -> Result<Vec<Entry>, SyncError> {
+) -> Result<Vec<Entry>, Error> {
     let mut raw = identity.to_bytes();
     let device = zerok_core::sync::SigningKey::from_bytes(&raw);
     zeroize::Zeroize::zeroize(&mut raw);
@@ -96,7 +97,7 @@ pub(super) async fn admit(
     let (events, _) = tokio::sync::broadcast::channel(16);
     // Joins, like every roster change, are made at the primary relay (the others are
     // caught up by the members' next sync), so concurrent changes are ordered in one place.
-    let primary = relays.first().ok_or_else(|| SyncError::Invite("the invite names no relay".into()))?;
+    let primary = relays.first().ok_or_else(|| Error::Invite("the invite names no relay".into()))?;
     let conn = match RelayConn::connect(&endpoint, primary, &keys, name, 0, events).await {
         Ok(c) => c,
         Err(e) => {
@@ -108,7 +109,7 @@ pub(super) async fn admit(
         let (mut chain, _, _) = fetch(&conn, 0).await?;
         let anchored = chain.get(invite.seq.saturating_sub(1) as usize).is_some_and(|e| e.hash() == invite.head);
         if !anchored {
-            return Err(SyncError::Invite("the relay's roster does not contain the inviting device's".into()));
+            return Err(Error::Invite("the relay's roster does not contain the inviting device's".into()));
         }
         let mut roster = Roster::replay(&chain).map_err(refused)?;
         if roster.is_member(&zerok_core::sync::DeviceId(device.verifying_key().to_bytes())) {
@@ -129,11 +130,11 @@ pub(super) async fn admit(
                         chain.push(e);
                     }
                 }
-                Err(SyncError::Refused { message, .. }) => return Err(SyncError::Invite(message)),
+                Err(Error::Refused { message, .. }) => return Err(Error::Invite(message)),
                 Err(e) => return Err(e),
             }
         }
-        Err(SyncError::Invite("the roster kept changing; try again".into()))
+        Err(Error::Invite("the roster kept changing; try again".into()))
     }
     .await;
     conn.close();
@@ -149,14 +150,14 @@ impl SyncClient {
     ///
     /// # Errors
     /// No relay answered, a roster entry does not verify, or this device was revoked.
-    pub(super) async fn sync_rosters(&mut self) -> Result<Vec<usize>, SyncError> {
+    pub(super) async fn sync_rosters(&mut self) -> Result<Vec<usize>, Error> {
         self.reach_primary().await;
         let mut live = Vec::new();
-        let mut last = SyncError::Unreachable("no relay connected".into());
+        let mut last = Error::Unreachable("no relay connected".into());
         for i in 0..self.conns.len() {
             match self.sync_roster_at(i).await {
                 Ok(()) => live.push(i),
-                Err(e @ SyncError::Revoked) => return Err(e),
+                Err(e @ Error::Revoked) => return Err(e),
                 // A relay whose log does not verify or forks from this device's is not used.
                 Err(e) => {
                     tracing::warn!(error = %e, "relay left out of this sync");
@@ -191,10 +192,10 @@ impl SyncClient {
         }
     }
 
-    async fn sync_roster_at(&mut self, i: usize) -> Result<(), SyncError> {
+    async fn sync_roster_at(&mut self, i: usize) -> Result<(), Error> {
         let mine = self.state.roster().seq();
         let fetched = match fetch(&self.conns[i].1, mine).await {
-            Err(SyncError::Connection(_)) => {
+            Err(Error::Connection(_)) => {
                 self.reconnect(i).await?;
                 fetch(&self.conns[i].1, mine).await
             }
@@ -230,7 +231,7 @@ impl SyncClient {
         if !agreed {
             let reason = format!("the roster at {} differs from this device's (a fork)", self.conns[i].0);
             let _ = self.events.send(SyncEvent::RosterRefused { reason: reason.clone() });
-            return Err(SyncError::Roster(reason));
+            return Err(Error::Roster(reason));
         }
         let me = self.device_id();
         if relay_seq < mine && agreed {
@@ -239,7 +240,7 @@ impl SyncClient {
                 if e.code() == Some(zerok_core::sync::ErrorCode::RosterConflict) {
                     let reason = format!("the roster at {} conflicts with this device's (a fork)", self.conns[i].0);
                     let _ = self.events.send(SyncEvent::RosterRefused { reason: reason.clone() });
-                    return Err(SyncError::Roster(reason));
+                    return Err(Error::Roster(reason));
                 }
                 return Err(e);
             }
@@ -252,19 +253,19 @@ impl SyncClient {
             self.reconnect_now(i).await?;
         }
         if self.state.roster().is_removed(&me) {
-            return Err(SyncError::Revoked);
+            return Err(Error::Revoked);
         }
         Ok(())
     }
 
     /// A new HELLO on relay `i` at once (no backoff).
-    async fn reconnect_now(&mut self, i: usize) -> Result<(), SyncError> {
+    async fn reconnect_now(&mut self, i: usize) -> Result<(), Error> {
         self.conns[i].1 = self.dial(&self.conns[i].0).await?;
         Ok(())
     }
 
     /// Verifies and applies one entry beyond the head.
-    fn apply_entry(&mut self, entry: Entry) -> Result<(), SyncError> {
+    fn apply_entry(&mut self, entry: Entry) -> Result<(), Error> {
         match self.state.roster().apply(&entry, None) {
             Ok((roster, change)) => {
                 if let Change::Removed { device, .. } = change {
@@ -288,8 +289,8 @@ impl SyncClient {
     /// device stays in the last group it could enter, able to make that removal itself.
     ///
     /// # Errors
-    /// [`SyncError::Revoked`] when a rotation left this device out.
-    async fn follow_rotations(&mut self) -> Result<bool, SyncError> {
+    /// [`Error::Revoked`] when a rotation left this device out.
+    async fn follow_rotations(&mut self) -> Result<bool, Error> {
         if self.state.roster().group() == self.keys.id() {
             return Ok(false);
         }
@@ -312,7 +313,7 @@ impl SyncClient {
         for (_, rotation) in &rotations[start..] {
             let secret = match self.open_rotation(rotation) {
                 Ok(secret) => secret,
-                Err(SyncError::Revoked) => return Err(SyncError::Revoked),
+                Err(Error::Revoked) => return Err(Error::Revoked),
                 Err(e) => {
                     tracing::warn!(error = %e, "a rotation this device cannot open was passed over");
                     let _ = self.events.send(SyncEvent::RosterRefused { reason: e.to_string() });
@@ -335,15 +336,16 @@ impl SyncClient {
             }
             self.background.restart();
             self.conns = super::connect_all(self.dialer(), &self.state).await?;
+            self.start_redial();
             self.note_unreachable()?;
             let _ = self.events.send(SyncEvent::Rotated);
         }
         Ok(moved)
     }
 
-    fn open_rotation(&self, rotation: &Rotation) -> Result<GroupSecret, SyncError> {
+    fn open_rotation(&self, rotation: &Rotation) -> Result<GroupSecret, Error> {
         let me = self.device_id();
-        let sealed = rotation.sealed.iter().find(|s| s.device == me).ok_or(SyncError::Revoked)?;
+        let sealed = rotation.sealed.iter().find(|s| s.device == me).ok_or(Error::Revoked)?;
         let mut raw = self.device.to_bytes();
         let opened = seal::open_as(&raw, &sealed.sealed);
         zeroize::Zeroize::zeroize(&mut raw);
@@ -362,7 +364,7 @@ impl SyncClient {
 
     /// Queued pushes sealed for an `old` group are sealed again for the current one. One
     /// that opens under none (damaged) is set aside as `<id>.unreadable`, never sent.
-    pub(super) fn reseal_outbox(&self, old: &[zerok_core::sync::GroupKeys]) -> Result<(), SyncError> {
+    pub(super) fn reseal_outbox(&self, old: &[zerok_core::sync::GroupKeys]) -> Result<(), Error> {
         let me = self.device_id();
         for (blob_id, sealed) in self.home.outbox_list()? {
             if self.keys.open(&blob_id, &me, &sealed).is_ok() {
@@ -388,7 +390,7 @@ impl SyncClient {
     ///
     /// # Errors
     /// Not a member, no primary relay, refusals.
-    pub async fn revoke(&mut self, device: DeviceId, rotate: bool) -> Result<(), SyncError> {
+    pub async fn revoke(&mut self, device: DeviceId, rotate: bool) -> Result<(), Error> {
         for _ in 0..ROSTER_ATTEMPTS {
             self.sync_rosters().await?;
             let roster = self.state.roster().clone();
@@ -396,14 +398,14 @@ impl SyncClient {
                 return Ok(());
             }
             if !roster.is_member(&device) {
-                return Err(SyncError::State("no such device in the group's roster".into()));
+                return Err(Error::State("no such device in the group's roster".into()));
             }
             let secret = rotate.then(GroupSecret::generate);
             let rotation = match &secret {
                 Some(secret) => {
                     let mut sealed = Vec::new();
                     for d in roster.members().keys().filter(|d| **d != device) {
-                        let s = seal::seal_to(d, secret.expose()).map_err(|e| SyncError::State(e.to_string()))?;
+                        let s = seal::seal_to(d, secret.expose()).map_err(|e| Error::State(e.to_string()))?;
                         sealed.push(SealedSecret { device: *d, sealed: s });
                     }
                     Some(Rotation { next: secret.derive().id(), sealed })
@@ -428,7 +430,7 @@ impl SyncClient {
                 Err(e) => return Err(e),
             }
         }
-        Err(SyncError::State("the roster kept changing; try again".into()))
+        Err(Error::State("the roster kept changing; try again".into()))
     }
 
     /// Replaces this device's identity with a fresh key, for a device rebuilt from another
@@ -439,10 +441,10 @@ impl SyncClient {
     /// # Errors
     /// The group's latest rotation cannot be followed, the primary relay is unreachable, or
     /// the join or removal is refused.
-    pub async fn replace_identity(mut self, name: &str) -> Result<SyncClient, SyncError> {
+    pub async fn replace_identity(mut self, name: &str) -> Result<SyncClient, Error> {
         self.sync_rosters().await?;
         if self.state.roster().group() != self.keys.id() {
-            return Err(SyncError::Roster("this device cannot open the group's latest rotation".into()));
+            return Err(Error::Roster("this device cannot open the group's latest rotation".into()));
         }
         let invite = Invite::new(&self.state, &self.device, self.invite_expiry());
         let (old, home, relays) = (self.device_id(), self.home.clone(), self.state.relays()?);
@@ -464,11 +466,11 @@ impl SyncClient {
     /// are made first so that concurrent ones are ordered in one place.
     ///
     /// # Errors
-    /// [`SyncError::Unreachable`] when it is not connected.
-    fn primary(&self) -> Result<usize, SyncError> {
+    /// [`Error::Unreachable`] when it is not connected.
+    fn primary(&self) -> Result<usize, Error> {
         let first = self.state.relays()?.into_iter().next();
         self.conns.iter().position(|(r, c)| Some(r) == first.as_ref() && c.is_open()).ok_or_else(|| {
-            SyncError::Unreachable("roster changes are made at the primary relay, which is unreachable".into())
+            Error::Unreachable("roster changes are made at the primary relay, which is unreachable".into())
         })
     }
 
@@ -477,11 +479,11 @@ impl SyncClient {
     ///
     /// # Errors
     /// Connection failures, or a roster entry that does not verify.
-    pub async fn list_devices(&mut self) -> Result<Vec<RosterDevice>, SyncError> {
+    pub async fn list_devices(&mut self) -> Result<Vec<RosterDevice>, Error> {
         self.sync_rosters().await?;
         let presence = match self.request(0, &Message::Presence(Default::default())).await? {
             Message::Presence(p) => p.devices,
-            other => return Err(SyncError::unexpected(&other)),
+            other => return Err(Error::unexpected(&other)),
         };
         let seen = |d: &DeviceId| presence.iter().find(|p| p.device_id == *d);
         let roster = self.state.roster();

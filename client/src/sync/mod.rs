@@ -12,15 +12,17 @@ mod attach;
 mod conn;
 mod content;
 mod invite;
+mod link;
 mod membership;
 mod relays;
 mod state;
 mod wake;
 
 pub use attach::AttachedPush;
-pub use conn::{RelayConn, Requester, SyncError};
+pub use conn::{RelayConn, Requester};
 pub use content::{ContentSource, ContentStore, DEFAULT_MAX_CONTENT_BYTES, Fetched, GRACE_SECS, Record};
 pub use invite::{INVITE_SECS, Invite, InviteCode};
+pub use link::ConnectionStatus;
 pub use membership::RosterDevice;
 pub use state::{GroupState, SyncHome};
 pub use zerok_wire::NetOptions;
@@ -42,9 +44,47 @@ use zerok_core::sync::{
 };
 use zerok_wire::RelayAddr;
 
+use crate::Error;
+
 /// Something that happened on a connection.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SyncEvent {
+    /// A relay accepted this device (at connect, or dialled back after it was lost).
+    Connected {
+        /// Which.
+        relay: String,
+    },
+    /// The last session with a relay ended; it is dialled again unless this device closed it.
+    Disconnected {
+        /// Which.
+        relay: String,
+        /// Why, on one line.
+        reason: String,
+    },
+    /// A lost relay is being dialled again (attempts counted from 1).
+    Reconnecting {
+        /// Which.
+        relay: String,
+        /// This attempt.
+        attempt: u32,
+    },
+    /// The client's overall [`ConnectionStatus`] changed.
+    StatusChanged {
+        /// Now.
+        status: ConnectionStatus,
+    },
+    /// A push was acknowledged by the first relay that took it.
+    BlobPushed {
+        /// Its id.
+        blob_id: BlobId,
+        /// Its cursor there.
+        cursor: u64,
+    },
+    /// Something failed in the background (a relay that refuses this device on reconnect).
+    Error {
+        /// One line.
+        message: String,
+    },
     /// A relay has a new message.
     BlobAvailable {
         /// Relay that has it.
@@ -136,7 +176,7 @@ impl Delivered {
 
 /// HELLO to every relay of the group at once (one that is down costs the others
 /// nothing); at least one must accept. The connections come in preference order.
-async fn connect_all(dialer: relays::Dialer, state: &GroupState) -> Result<Vec<(RelayAddr, RelayConn)>, SyncError> {
+async fn connect_all(dialer: relays::Dialer, state: &GroupState) -> Result<Vec<(RelayAddr, RelayConn)>, Error> {
     let mut dials = tokio::task::JoinSet::new();
     for (i, relay) in state.relays()?.into_iter().enumerate() {
         let (cursor, dialer) = (state.cursor(&relay.to_string()), dialer.clone());
@@ -156,11 +196,11 @@ async fn connect_all(dialer: relays::Dialer, state: &GroupState) -> Result<Vec<(
         }
     }
     if conns.is_empty() {
-        if let Some(i) = failures.iter().position(|(_, e)| matches!(e, SyncError::Refused { .. })) {
+        if let Some(i) = failures.iter().position(|(_, e)| e.is_refusal()) {
             return Err(failures.swap_remove(i).1);
         }
         let text: Vec<String> = failures.iter().map(|(r, e)| format!("{r}: {e}")).collect();
-        return Err(SyncError::Unreachable(text.join("; ")));
+        return Err(Error::Unreachable(text.join("; ")));
     }
     Ok(conns)
 }
@@ -204,13 +244,13 @@ async fn read_group(
     mut after: u64,
     seen: &mut HashSet<BlobId>,
     events: &broadcast::Sender<SyncEvent>,
-) -> Result<(Delivered, u64), SyncError> {
+) -> Result<(Delivered, u64), Error> {
     type Opened = (Vec<BlobEntry>, Vec<Result<Vec<u8>, zerok_core::Error>>);
     let mut out = Delivered::default();
     // Ids delivered by this read join `seen` only when it succeeds (a failed read delivers
     // nothing, so nothing it saw may be dropped later as a duplicate).
     let mut fresh = HashSet::new();
-    let mut opening: Option<tokio::task::JoinHandle<Result<Opened, SyncError>>> = None;
+    let mut opening: Option<tokio::task::JoinHandle<Result<Opened, Error>>> = None;
     let (mut more, mut pages) = (true, 0);
     while more || opening.is_some() {
         // A relay serving pages without end (junk at rising cursors) cannot hold a pull:
@@ -219,14 +259,14 @@ async fn read_group(
         pages += 1;
         let fetched = if more {
             let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: PULL_PAGE })).await?;
-            let Message::PullResponse(resp) = reply else { return Err(SyncError::unexpected(&reply)) };
+            let Message::PullResponse(resp) = reply else { return Err(Error::unexpected(&reply)) };
             (after, more) = page_end(after, &resp)?;
             Some(tokio::spawn(open_halves(keys.clone(), resp.blobs)))
         } else {
             None
         };
         if let Some(task) = std::mem::replace(&mut opening, fetched) {
-            let (blobs, opened) = task.await.map_err(|e| SyncError::State(e.to_string()))??;
+            let (blobs, opened) = task.await.map_err(|e| Error::State(e.to_string()))??;
             deliver(keys, roster, blobs, opened, (seen, &mut fresh), events, &mut out);
         }
     }
@@ -237,16 +277,16 @@ async fn read_group(
 /// Where a page of a pull ends and whether to ask for more. A relay that sends cursors
 /// out of order, or says more follow and sends none (a pull that would never end), is
 /// refused.
-fn page_end(after: u64, page: &zerok_core::sync::message::PullResponse) -> Result<(u64, bool), SyncError> {
+fn page_end(after: u64, page: &zerok_core::sync::message::PullResponse) -> Result<(u64, bool), Error> {
     let mut last = after;
     for b in &page.blobs {
         if b.cursor <= last {
-            return Err(SyncError::Connection(format!("relay sent cursor {} out of order", b.cursor)));
+            return Err(Error::Connection(format!("relay sent cursor {} out of order", b.cursor)));
         }
         last = b.cursor;
     }
     if page.has_more && page.blobs.is_empty() {
-        return Err(SyncError::Connection("relay said more messages follow and sent none".into()));
+        return Err(Error::Connection("relay said more messages follow and sent none".into()));
     }
     Ok((last, page.has_more))
 }
@@ -261,7 +301,7 @@ const PULL_PAGE: u32 = 500;
 async fn open_halves(
     keys: GroupKeys,
     blobs: Vec<BlobEntry>,
-) -> Result<(Vec<BlobEntry>, Vec<Result<Vec<u8>, zerok_core::Error>>), SyncError> {
+) -> Result<(Vec<BlobEntry>, Vec<Result<Vec<u8>, zerok_core::Error>>), Error> {
     let blobs = Arc::new(blobs);
     let mid = blobs.len() / 2;
     let half = |range: std::ops::Range<usize>| {
@@ -269,7 +309,7 @@ async fn open_halves(
         tokio::task::spawn_blocking(move || open_page(&keys, &blobs[range]))
     };
     let (first, second) = (half(0..mid), half(mid..blobs.len()));
-    let failed = |e: tokio::task::JoinError| SyncError::State(e.to_string());
+    let failed = |e: tokio::task::JoinError| Error::State(e.to_string());
     let mut opened = first.await.map_err(failed)?;
     opened.extend(second.await.map_err(failed)?);
     let blobs = Arc::try_unwrap(blobs).unwrap_or_else(|shared| (*shared).clone());
@@ -342,12 +382,12 @@ fn deliver(
 ///
 /// # Errors
 /// This device is already in a group, or no relay answers.
-pub async fn create(home: SyncHome, relays: &[RelayAddr], device_name: &str) -> Result<SyncClient, SyncError> {
+pub async fn create(home: SyncHome, relays: &[RelayAddr], device_name: &str) -> Result<SyncClient, Error> {
     if home.has_group() {
-        return Err(SyncError::State("this device is already in a sync group".into()));
+        return Err(Error::State("this device is already in a sync group".into()));
     }
     if relays.is_empty() {
-        return Err(SyncError::State("give at least one relay".into()));
+        return Err(Error::State("give at least one relay".into()));
     }
     let secret = zerok_core::sync::GroupSecret::generate();
     let genesis = create_entry(secret.derive().id(), &home.signing_key()?, device_name);
@@ -367,16 +407,15 @@ pub async fn join(
     invite_or_code: &str,
     relay: Option<&RelayAddr>,
     device_name: &str,
-) -> Result<SyncClient, SyncError> {
+) -> Result<SyncClient, Error> {
     if home.has_group() {
-        return Err(SyncError::State("this device is already in a sync group".into()));
+        return Err(Error::State("this device is already in a sync group".into()));
     }
     let invite = if invite_or_code.trim().starts_with("zerok://") {
         Invite::from_url(invite_or_code)?
     } else {
         let code = InviteCode::parse(invite_or_code)?;
-        let relay =
-            relay.ok_or_else(|| SyncError::Invite("a short code needs the relay address (--relay ADDR)".into()))?;
+        let relay = relay.ok_or_else(|| Error::Invite("a short code needs the relay address (--relay ADDR)".into()))?;
         let endpoint = home.endpoint(std::slice::from_ref(relay)).await?;
         let sealed = conn::lookup_invite(&endpoint, relay, &code.lookup()).await;
         endpoint.close().await;
@@ -406,8 +445,14 @@ pub struct SyncClient {
     clock_offset: i64,
     /// When an unreachable primary relay was last tried again.
     primary_tried: Option<std::time::Instant>,
-    /// Pushes completing at other relays, and relays being dialled again.
+    /// Pushes completing at other relays, and relays dialled back.
     background: relays::Background,
+    /// Which relays are up, and the status and events that say so.
+    links: Arc<link::Links>,
+    /// Relays lost, for the redial task.
+    lost: Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<RelayAddr>>>,
+    /// The task dialling lost relays again while the client lives.
+    redial: tokio::task::JoinSet<()>,
     /// Records of attachments sent and received.
     refs: content::Refs,
     /// Who may fetch this device's attachments.
@@ -446,17 +491,19 @@ impl SyncClient {
     /// # Errors
     /// No group on this device, no relay reachable, this device revoked, or a roster
     /// entry that does not verify.
-    pub async fn connect(home: SyncHome) -> Result<Self, SyncError> {
+    pub async fn connect(home: SyncHome) -> Result<Self, Error> {
         let state = home.load_group()?;
         let keys = state.secret().derive();
         let device = home.signing_key()?;
         let endpoint = home.endpoint(&state.relays()?).await?;
         let (events, _) = broadcast::channel(1024);
+        let (links, lost) = link::Links::new(events.clone());
         let dialer = relays::Dialer {
             endpoint: endpoint.clone(),
             keys: keys.clone(),
             name: state.device_name.clone(),
             events: events.clone(),
+            links: links.clone(),
             timeout: ReconnectPolicy::default().request_timeout,
         };
         let conns = connect_all(dialer, &state).await?;
@@ -477,6 +524,9 @@ impl SyncClient {
             clock_offset,
             primary_tried: None,
             background: relays::Background::default(),
+            links,
+            lost: Arc::new(tokio::sync::Mutex::new(lost)),
+            redial: tokio::task::JoinSet::new(),
             refs,
             members: Arc::default(),
             served: Arc::default(),
@@ -489,6 +539,7 @@ impl SyncClient {
             client.blobs().await?;
             client.release_held().await?;
         }
+        client.start_redial();
         client.note_unreachable()?;
         client.sync_rosters().await?;
         // Pushes queued while the group rotated (or before a crash during the move) may be
@@ -511,6 +562,24 @@ impl SyncClient {
         for (_, conn) in &mut self.conns {
             conn.set_timeout(policy.request_timeout);
         }
+        self.start_redial();
+        // Relays its dials had in hand are asked for again.
+        if let Err(e) = self.note_unreachable() {
+            tracing::warn!(error = %e, "the group's relays could not be listed");
+        }
+    }
+
+    /// (Re)starts the task that dials lost relays, with the current group and policy.
+    pub(super) fn start_redial(&mut self) {
+        self.redial.abort_all();
+        self.links.restart();
+        let (dialer, done) = (self.dialer(), self.background.sender());
+        self.redial.spawn(link::redial(dialer, self.links.clone(), self.lost.clone(), done, self.reconnect.jitter));
+    }
+
+    /// Where the client stands with its relays.
+    pub fn connection_status(&self) -> ConnectionStatus {
+        self.links.status()
     }
 
     /// Expiry of an invite made now: 10 minutes by the relay's clock, not this device's.
@@ -523,7 +592,9 @@ impl SyncClient {
         DeviceId(*self.endpoint.id().as_bytes())
     }
 
-    /// Events from the relays (NOTIFY, revocations, decryption failures).
+    /// Events: connections (up, lost, dialled again, the overall status), the relays'
+    /// notices (new messages, revocations, roster changes), pushes acknowledged, and
+    /// messages refused (decryption or signature failures).
     pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
         self.events.subscribe()
     }
@@ -538,7 +609,7 @@ impl SyncClient {
     ///
     /// # Errors
     /// This device is in no group, or the outbox cannot be written.
-    pub fn queue_offline(home: &SyncHome, data: &[u8]) -> Result<BlobId, SyncError> {
+    pub fn queue_offline(home: &SyncHome, data: &[u8]) -> Result<BlobId, Error> {
         let keys = home.load_group()?.secret().derive();
         let blob_id = BlobId::random();
         home.outbox_put(&blob_id, &keys.seal(&blob_id, &home.signing_key()?, &[&[KIND_DATA][..], data].concat()))?;
@@ -556,7 +627,7 @@ impl SyncClient {
     /// # Errors
     /// Connection failures, refusals, a roster entry that does not verify, this device
     /// revoked.
-    pub async fn pull(&mut self) -> Result<Vec<Received>, SyncError> {
+    pub async fn pull(&mut self) -> Result<Vec<Received>, Error> {
         self.tend().await?;
         let live = self.sync_rosters().await?;
         let mut out = self.drain().await?;
@@ -564,7 +635,7 @@ impl SyncClient {
             // An old group is left to read: the current one waits, to keep the order.
             return self.take_delivered(out).await;
         }
-        let relay = live.first().copied().ok_or_else(|| SyncError::Unreachable("no relay answered".into()))?;
+        let relay = live.first().copied().ok_or_else(|| Error::Unreachable("no relay answered".into()))?;
         let key = self.conns[relay].0.to_string();
         let after = self.state.cursor(&key);
         let read =
@@ -584,9 +655,26 @@ impl SyncClient {
         self.take_delivered(out).await
     }
 
+    /// Reads the current group again after `after`, a cursor of the relay [`SyncClient::pull`]
+    /// reads from (the first in preference order that answers): for an app rebuilding its
+    /// state from the relay's log. Messages delivered before are delivered again (only
+    /// repeats within this read are dropped); the saved cursor stays where it is.
+    ///
+    /// # Errors
+    /// As [`SyncClient::pull`].
+    pub async fn pull_after(&mut self, after: u64) -> Result<Vec<Received>, Error> {
+        self.tend().await?;
+        let live = self.sync_rosters().await?;
+        let relay = live.first().copied().ok_or_else(|| Error::Unreachable("no relay answered".into()))?;
+        let mut seen = HashSet::new();
+        let conn = &self.conns[relay].1;
+        let (got, _) = read_group(conn, &self.keys, self.state.roster(), after, &mut seen, &self.events).await?;
+        Ok(got.messages)
+    }
+
     /// Files what a read delivered: attachments referenced, acknowledgements; the
     /// messages for the app.
-    async fn take_delivered(&mut self, out: Delivered) -> Result<Vec<Received>, SyncError> {
+    async fn take_delivered(&mut self, out: Delivered) -> Result<Vec<Received>, Error> {
         self.activity.fetch_add(out.messages.len() as u64, Ordering::Relaxed);
         self.note_content(&out).await?;
         Ok(out.messages)
@@ -595,7 +683,7 @@ impl SyncClient {
     /// Reads the groups this device rotated away from to their ends, oldest first, then
     /// forgets them. An old group is given up (with a warning) only when every relay
     /// refuses this device there; one that cannot be reached now is kept for next time.
-    async fn drain(&mut self) -> Result<Delivered, SyncError> {
+    async fn drain(&mut self) -> Result<Delivered, Error> {
         let mut out = Delivered::default();
         while let Some(old) = self.state.draining() {
             let keys = old.secret().derive();
@@ -664,7 +752,7 @@ impl SyncClient {
                 (None, failure) => {
                     self.home.save_group(&self.state)?;
                     if out.messages.is_empty() && out.acks.is_empty() {
-                        return Err(failure.unwrap_or_else(|| SyncError::Unreachable("no relay".into())));
+                        return Err(failure.unwrap_or_else(|| Error::Unreachable("no relay".into())));
                     }
                     break;
                 }
@@ -679,14 +767,14 @@ impl SyncClient {
     ///
     /// # Errors
     /// The relay refused to store it.
-    pub async fn invite(&mut self) -> Result<(String, InviteCode), SyncError> {
+    pub async fn invite(&mut self) -> Result<(String, InviteCode), Error> {
         self.sync_rosters().await?;
         let invite = Invite::new(&self.state, &self.device, self.invite_expiry());
         let code = InviteCode::generate().for_invite(&invite);
         let put = code.seal(&invite);
         match self.request(0, &Message::InvitePut(put)).await? {
             Message::Ok => Ok((invite.to_url(), code)),
-            other => Err(SyncError::unexpected(&other)),
+            other => Err(Error::unexpected(&other)),
         }
     }
 
@@ -694,15 +782,15 @@ impl SyncClient {
     /// devices to pull it.
     ///
     /// # Errors
-    /// [`SyncError::Refused`] with `NOT_BLOB_OWNER` for another device's message.
-    pub async fn force_delete(&mut self, blob_id: BlobId) -> Result<(), SyncError> {
+    /// [`Error::Refused`] with `NOT_BLOB_OWNER` for another device's message.
+    pub async fn force_delete(&mut self, blob_id: BlobId) -> Result<(), Error> {
         // Not sent again to a relay that has not acknowledged it yet.
         self.forget_push(&blob_id)?;
         let msg = Message::Delete(zerok_core::sync::message::Delete { blob_id, force: true });
         for i in 0..self.conns.len() {
             match self.request(i, &msg).await? {
                 Message::Deleted(d) if d.blob_id == blob_id => {}
-                other => return Err(SyncError::unexpected(&other)),
+                other => return Err(Error::unexpected(&other)),
             }
         }
         Ok(())
@@ -713,8 +801,8 @@ impl SyncClient {
     ///
     /// # Errors
     /// Connection failures.
-    pub async fn cancel_invite(&mut self, code: &InviteCode) -> Result<(), SyncError> {
-        let invite_key = code.invite_key().ok_or_else(|| SyncError::Invite("not an invite made here".into()))?;
+    pub async fn cancel_invite(&mut self, code: &InviteCode) -> Result<(), Error> {
+        let invite_key = code.invite_key().ok_or_else(|| Error::Invite("not an invite made here".into()))?;
         let msg = Message::InviteCancel(zerok_core::sync::message::InviteCancel { lookup: code.lookup(), invite_key });
         // At every relay: the code was filed at whichever answered first.
         self.at_every_relay(&msg).await
@@ -728,6 +816,8 @@ impl SyncClient {
     /// Lets pushes still running at other relays finish (at most the request timeout),
     /// then closes the connections.
     pub async fn disconnect(mut self) {
+        self.links.close();
+        self.redial.abort_all();
         self.finish_background().await;
         for (_, conn) in &self.conns {
             conn.close();

@@ -1,6 +1,8 @@
 //! The connections to a group's relays: requests with reconnects, pushes that return at the
-//! first relay's PUSH_ACK while the others complete in the background, the outbox, and
-//! relays that were down dialled again in the background with backoff.
+//! first relay's PUSH_ACK while the others complete in the background, and the outbox.
+//!
+//! Relays that are lost are dialled again by `link`'s task, whatever the app is doing;
+//! what it dials back is taken in here.
 //!
 //! A push goes to the relays in preference order until one acknowledges it (a relay that
 //! answers `GROUP_ROTATED` stops it there: a relay that missed the rotation must not get
@@ -11,14 +13,15 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    time::Instant,
+    sync::Arc,
 };
 
 use tokio::sync::mpsc;
 use zerok_core::sync::{BlobId, ErrorCode, GroupId, GroupKeys, Message, backoff::Backoff, message::Push};
 use zerok_wire::RelayAddr;
 
-use super::{KIND_DATA, RelayConn, SyncClient, SyncError};
+use super::{KIND_DATA, RelayConn, SyncClient, link::Links};
+use crate::Error;
 
 /// What dialling a relay of the group takes, owned, so a task of its own can dial too:
 /// one way to open a session, whether at connect, on reconnect or in the background.
@@ -28,14 +31,16 @@ pub(super) struct Dialer {
     pub keys: GroupKeys,
     pub name: String,
     pub events: tokio::sync::broadcast::Sender<super::SyncEvent>,
+    pub links: Arc<Links>,
     pub timeout: std::time::Duration,
 }
 
 impl Dialer {
     /// HELLO to `relay` from `cursor`, with this client's request timeout.
-    pub async fn dial(&self, relay: &RelayAddr, cursor: u64) -> Result<RelayConn, SyncError> {
+    pub async fn dial(&self, relay: &RelayAddr, cursor: u64) -> Result<RelayConn, Error> {
+        let hello = (&self.keys, self.name.as_str(), cursor);
         let mut conn =
-            RelayConn::connect(&self.endpoint, relay, &self.keys, &self.name, cursor, self.events.clone()).await?;
+            RelayConn::connect_linked(&self.endpoint, relay, hello, self.events.clone(), self.links.clone()).await?;
         conn.set_timeout(self.timeout);
         Ok(conn)
     }
@@ -47,17 +52,9 @@ const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// What a background task finished.
 pub(super) enum Done {
     /// A push to a relay other than the one that answered first, on connection `conn`.
-    Pushed { relay: String, conn: usize, blob_id: BlobId, reply: Result<Message, SyncError> },
-    /// A relay that was down, dialled again in `group`.
-    Dialled { relay: RelayAddr, group: GroupId, conn: Result<RelayConn, SyncError> },
-}
-
-/// A relay not connected now.
-pub(super) struct Down {
-    relay: RelayAddr,
-    backoff: Backoff,
-    next: Instant,
-    dialling: bool,
+    Pushed { relay: String, conn: usize, blob_id: BlobId, reply: Result<Message, Error> },
+    /// A relay that was lost, dialled again in `group`.
+    Dialled { relay: RelayAddr, group: GroupId, conn: RelayConn },
 }
 
 /// Background work of a client: its tasks, their results, and what they wait on.
@@ -65,7 +62,6 @@ pub(super) struct Down {
 pub(super) struct Background {
     tasks: tokio::task::JoinSet<()>,
     done: Option<(mpsc::UnboundedSender<Done>, mpsc::UnboundedReceiver<Done>)>,
-    pub down: Vec<Down>,
     /// Pushes some relay has not acknowledged yet: the relays still to answer.
     unacked: HashMap<BlobId, HashSet<String>>,
     /// A relay answered a push with `GROUP_ROTATED`: the roster is to be followed first.
@@ -80,7 +76,7 @@ impl Background {
         *self = Self::default();
     }
 
-    fn sender(&mut self) -> mpsc::UnboundedSender<Done> {
+    pub fn sender(&mut self) -> mpsc::UnboundedSender<Done> {
         self.done.get_or_insert_with(mpsc::unbounded_channel).0.clone()
     }
 
@@ -88,34 +84,25 @@ impl Background {
         while self.tasks.try_join_next().is_some() {}
         self.done.as_mut()?.1.try_recv().ok()
     }
-
-    /// Marks `relay` down, to be dialled again after its next backoff delay.
-    pub fn relay_down(&mut self, relay: RelayAddr, jitter: bool) {
-        if self.down.iter().any(|d| d.relay == relay) {
-            return;
-        }
-        let mut backoff = Backoff::default();
-        let next = Instant::now() + backoff.next_delay(seed(jitter));
-        self.down.push(Down { relay, backoff, next, dialling: false });
-    }
 }
 
-fn seed(jitter: bool) -> u64 {
+/// The seed of one backoff delay's jitter (none when the policy turns it off).
+pub(super) fn seed(jitter: bool) -> u64 {
     if jitter { u64::from_le_bytes(zerok_core::random_bytes()) } else { 0 }
 }
 
 impl SyncClient {
     /// Sends a request to relay `i`; on a lost connection, reconnects (see
     /// [`SyncClient::reconnect`]) and sends it once more.
-    pub(super) async fn request(&mut self, i: usize, msg: &Message) -> Result<Message, SyncError> {
+    pub(super) async fn request(&mut self, i: usize, msg: &Message) -> Result<Message, Error> {
         let Some((_, conn)) = self.conns.get(i) else {
-            return Err(SyncError::Unreachable("no relay connected".into()));
+            return Err(Error::Unreachable("no relay connected".into()));
         };
         let first = conn.request(msg).await;
-        let Err(SyncError::Connection(_)) = first else { return first };
+        let Err(Error::Connection(_)) = first else { return first };
         match self.reconnect(i).await {
             Ok(()) => self.conns[i].1.request(msg).await,
-            Err(refused @ SyncError::Refused { .. }) => Err(refused),
+            Err(refused) if refused.is_refusal() => Err(refused),
             Err(_) => first,
         }
     }
@@ -127,61 +114,52 @@ impl SyncClient {
             keys: self.keys.clone(),
             name: self.state.device_name.clone(),
             events: self.events.clone(),
+            links: self.links.clone(),
             timeout: self.reconnect.request_timeout,
         }
     }
 
     /// HELLO to `relay` in the current group, from this device's cursor there.
-    pub(super) async fn dial(&self, relay: &RelayAddr) -> Result<RelayConn, SyncError> {
+    pub(super) async fn dial(&self, relay: &RelayAddr) -> Result<RelayConn, Error> {
         self.dialer().dial(relay, self.state.cursor(&relay.to_string())).await
     }
 
     /// Reconnects to relay `i` with jittered exponential backoff (spec §12.2: 1, 2, 4 …
     /// 30 s), at most [`super::ReconnectPolicy::attempts`] times.
-    pub(super) async fn reconnect(&mut self, i: usize) -> Result<(), SyncError> {
+    pub(super) async fn reconnect(&mut self, i: usize) -> Result<(), Error> {
         let relay = self.conns[i].0.clone();
         let mut backoff = Backoff::default();
-        let mut last = SyncError::Connection("no reconnect attempt".into());
-        for _ in 0..self.reconnect.attempts {
+        let mut last = Error::Connection("no reconnect attempt".into());
+        for attempt in 1..=self.reconnect.attempts {
+            self.links.attempt(&relay, attempt);
             tokio::time::sleep(backoff.next_delay(seed(self.reconnect.jitter))).await;
             match self.dial(&relay).await {
                 Ok(conn) => {
                     self.conns[i].1 = conn;
                     return Ok(());
                 }
-                Err(refused @ SyncError::Refused { .. }) => return Err(refused),
+                Err(refused) if refused.is_refusal() => {
+                    self.links.give_up(&relay, Some(refused.to_string()));
+                    return Err(refused);
+                }
                 Err(e) => last = e,
             }
         }
+        // Not back yet: the background goes on dialling it.
+        self.links.give_up(&relay, None);
+        self.links.redial(&relay);
         Err(last)
     }
 
-    /// Takes in what background work finished (pushes acknowledged, relays back), dials
-    /// relays whose backoff delay has passed, and sends the outbox again when a relay came
-    /// back.
-    pub(super) async fn tend(&mut self) -> Result<(), SyncError> {
+    /// Takes in what background work finished (pushes acknowledged, relays dialled back)
+    /// and sends the outbox again when a relay came back.
+    pub(super) async fn tend(&mut self) -> Result<(), Error> {
         let mut back = false;
         while let Some(done) = self.background.try_next() {
             back |= self.settle(done)?;
         }
         if std::mem::take(&mut self.background.rotated) {
             self.sync_rosters().await?;
-        }
-        let primary = self.state.relays()?.into_iter().next();
-        let now = Instant::now();
-        let sender = self.background.sender();
-        let dialer = self.dialer();
-        for down in self.background.down.iter_mut().filter(|d| !d.dialling && d.next <= now) {
-            if Some(&down.relay) == primary.as_ref() {
-                continue;
-            }
-            down.dialling = true;
-            let (relay, dialer, sender) = (down.relay.clone(), dialer.clone(), sender.clone());
-            let cursor = self.state.cursor(&relay.to_string());
-            self.background.tasks.spawn(async move {
-                let conn = dialer.dial(&relay, cursor).await;
-                let _ = sender.send(Done::Dialled { relay, group: dialer.keys.id(), conn });
-            });
         }
         if back {
             self.flush_outbox().await?;
@@ -190,7 +168,7 @@ impl SyncClient {
     }
 
     /// Applies one finished background task; true when a relay came back.
-    fn settle(&mut self, done: Done) -> Result<bool, SyncError> {
+    fn settle(&mut self, done: Done) -> Result<bool, Error> {
         match done {
             Done::Pushed { relay, conn, blob_id, reply } => {
                 match reply {
@@ -201,7 +179,7 @@ impl SyncClient {
                         self.acknowledged(blob_id, &relay)?;
                     }
                     Ok(other) => {
-                        let e = SyncError::unexpected(&other);
+                        let e = Error::unexpected(&other);
                         // That relay knows of a rotation this device has not followed: follow it
                         // before the next push (the outbox is re-sealed for the new group).
                         self.background.rotated |= e.code() == Some(ErrorCode::GroupRotated);
@@ -211,20 +189,23 @@ impl SyncClient {
                         // Lost or stalled: dial it again with backoff; once back, it gets the outbox.
                         tracing::warn!(error = %e, "a push to a relay failed; kept in the outbox");
                         if let Some(i) = self.conns.iter().position(|(_, c)| c.id() == conn) {
-                            let (relay, conn) = self.conns.remove(i);
-                            conn.close();
-                            self.background.relay_down(relay, self.reconnect.jitter);
+                            self.relay_lost(i);
                         }
                     }
                 }
                 Ok(false)
             }
-            Done::Dialled { relay, group, conn: Ok(conn) } => {
-                self.background.down.retain(|d| d.relay != relay);
-                if group != self.keys.id() || self.conns.iter().any(|(r, _)| *r == relay) {
+            Done::Dialled { relay, group, conn } => {
+                let open = self.conns.iter().position(|(r, _)| *r == relay);
+                if group != self.keys.id() || open.is_some_and(|i| self.conns[i].1.is_open()) {
                     // Dialled in a group since left, or connected meanwhile.
                     conn.close();
                     return Ok(false);
+                }
+                if let Some(i) = open {
+                    // In place of the session that was lost.
+                    self.conns[i].1 = conn;
+                    return Ok(true);
                 }
                 let order = self.state.relays()?;
                 let rank = |r: &RelayAddr| order.iter().position(|o| o == r).unwrap_or(usize::MAX);
@@ -232,36 +213,35 @@ impl SyncClient {
                 self.conns.insert(at, (relay, conn));
                 Ok(true)
             }
-            Done::Dialled { relay, conn: Err(e), .. } => {
-                tracing::debug!(error = %e, "a relay is still down");
-                let jitter = self.reconnect.jitter;
-                if let Some(d) = self.background.down.iter_mut().find(|d| d.relay == relay) {
-                    d.dialling = false;
-                    d.next = Instant::now() + d.backoff.next_delay(seed(jitter));
-                }
-                Ok(false)
-            }
         }
     }
 
+    /// Drops the session with relay `i` (it failed or stalled) and has the relay dialled
+    /// again in the background.
+    pub(super) fn relay_lost(&mut self, i: usize) {
+        let (relay, conn) = self.conns.remove(i);
+        conn.close();
+        self.links.redial(&relay);
+    }
+
     /// Forgets a push (force-deleted): it leaves the outbox and is sent nowhere again.
-    pub(super) fn forget_push(&mut self, blob_id: &BlobId) -> Result<(), SyncError> {
+    pub(super) fn forget_push(&mut self, blob_id: &BlobId) -> Result<(), Error> {
         self.background.unacked.remove(blob_id);
         self.home.outbox_remove(blob_id)
     }
 
-    /// Marks every relay of the group that has no connection as down, to be dialled again.
-    pub(super) fn note_unreachable(&mut self) -> Result<(), SyncError> {
+    /// Has every relay of the group that has no connection dialled again.
+    pub(super) fn note_unreachable(&mut self) -> Result<(), Error> {
         for relay in self.state.relays()? {
-            if !self.conns.iter().any(|(r, _)| *r == relay) {
-                self.background.relay_down(relay, self.reconnect.jitter);
+            if !self.conns.iter().any(|(r, c)| *r == relay && c.is_open()) {
+                self.links.redial(&relay);
             }
         }
         Ok(())
     }
 
     /// `relay` has the push: once every relay has it, it leaves the outbox.
-    fn acknowledged(&mut self, blob_id: BlobId, relay: &str) -> Result<(), SyncError> {
+    fn acknowledged(&mut self, blob_id: BlobId, relay: &str) -> Result<(), Error> {
         let Some(waiting) = self.background.unacked.get_mut(&blob_id) else { return Ok(()) };
         waiting.remove(relay);
         if waiting.is_empty() {
@@ -291,12 +271,12 @@ impl SyncClient {
     ///
     /// # Errors
     /// The relay refused it (size, quota, rate, revoked) or no relay acknowledged it.
-    pub async fn push(&mut self, data: &[u8]) -> Result<(BlobId, u64), SyncError> {
+    pub async fn push(&mut self, data: &[u8]) -> Result<(BlobId, u64), Error> {
         self.push_plain(&[&[KIND_DATA][..], data].concat()).await
     }
 
     /// [`SyncClient::push`] of a whole plaintext, its kind byte first.
-    pub(super) async fn push_plain(&mut self, plain: &[u8]) -> Result<(BlobId, u64), SyncError> {
+    pub(super) async fn push_plain(&mut self, plain: &[u8]) -> Result<(BlobId, u64), Error> {
         self.tend().await?;
         let blob_id = BlobId::random();
         let payload = self.keys.seal(&blob_id, &self.device, plain);
@@ -318,10 +298,10 @@ impl SyncClient {
     /// background. Where the relay's cursor directly follows what the device already had,
     /// nobody pushed in between, so the device's state now holds every message up to it
     /// (what a backup of that state records; pulls still return the whole log).
-    pub(super) async fn send_push(&mut self, blob_id: BlobId, payload: Vec<u8>) -> Result<u64, SyncError> {
+    pub(super) async fn send_push(&mut self, blob_id: BlobId, payload: Vec<u8>) -> Result<u64, Error> {
         let msg = Message::Push(Push { blob_id, payload, ttl: 0 });
         let mut waiting: HashSet<String> = self.state.relays_text().iter().cloned().collect();
-        let mut last = SyncError::Unreachable("no relay connected".into());
+        let mut last = Error::Unreachable("no relay connected".into());
         let mut i = 0;
         let first = loop {
             let Some((relay, _)) = self.conns.get(i) else { return Err(last) };
@@ -334,12 +314,10 @@ impl SyncClient {
                     waiting.remove(&relay);
                     break ack.cursor;
                 }
-                Ok(other) => last = SyncError::unexpected(&other),
-                Err(e @ SyncError::Connection(_)) => {
+                Ok(other) => last = Error::unexpected(&other),
+                Err(e @ Error::Connection(_)) => {
                     // Gone: dialled again in the background, so later pushes do not wait on it.
-                    let (relay, conn) = self.conns.remove(i);
-                    conn.close();
-                    self.background.relay_down(relay, self.reconnect.jitter);
+                    self.relay_lost(i);
                     last = e;
                     continue;
                 }
@@ -354,6 +332,7 @@ impl SyncClient {
             i += 1;
         };
         self.activity.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.events.send(super::SyncEvent::BlobPushed { blob_id, cursor: first });
         let sender = self.background.sender();
         for (relay, conn) in self.conns.iter().skip(i + 1) {
             let (relay, requester, msg, sender) = (relay.to_string(), conn.requester(), msg.clone(), sender.clone());
@@ -374,7 +353,7 @@ impl SyncClient {
     /// Resends queued pushes. A push the relay can never accept (too large, not a member
     /// any more) is dropped with a warning; one that failed for a passing reason (network,
     /// quota, rate) stays queued for the next connect, and so do those after it, in order.
-    pub(super) async fn flush_outbox(&mut self) -> Result<(), SyncError> {
+    pub(super) async fn flush_outbox(&mut self) -> Result<(), Error> {
         for (blob_id, payload) in self.home.outbox_list()? {
             match self.send_push(blob_id, payload).await {
                 Ok(_) => {}

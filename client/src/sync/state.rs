@@ -1,25 +1,28 @@
-//! Files under `ZEROK_HOME/sync/`: this device's identity key, the group it belongs to
-//! (`group.json`: secrets and cursors; `roster.bin`: the verified roster log), the outbox
-//! of unacknowledged pushes, the ids of messages already delivered (`seen`), and how the
-//! device reaches others (`net.json`). Secrets are written 0600 via rename.
+//! A device's sync state, under `sync/` in its [`StateStore`] (`ZEROK_HOME/sync/` for the
+//! programs): this device's identity key, the group it belongs to (`group.json`: secrets
+//! and cursors; `roster.bin`: the verified roster log), the outbox of unacknowledged
+//! pushes, the ids of messages already delivered (`seen`), and how the device reaches
+//! others (`net.json`). A [`crate::FileStore`] writes secrets 0600 via rename.
 
 use std::{
     collections::{BTreeMap, HashSet},
-    io::Write,
     net::SocketAddr,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 use zerok_core::sync::{
     BlobId, GroupSecret, SigningKey,
     roster::{Entry, Roster},
 };
 use zerok_wire::{NetOptions, RelayAddr};
 
-use super::SyncError;
+use crate::{
+    Error,
+    state_store::{FileStore, StateStore},
+};
 
 /// A group this device moved on from by a rotation, still to be read to its end (the
 /// messages pushed before the rotation).
@@ -101,14 +104,14 @@ impl GroupState {
     /// A membership in the group of `secret`, whose roster log is `chain` (verified here).
     ///
     /// # Errors
-    /// [`SyncError::Roster`] when the log does not verify.
+    /// [`Error::Roster`] when the log does not verify.
     pub fn new(
         secret: &GroupSecret,
         relays: &[RelayAddr],
         device_name: &str,
         chain: Vec<Entry>,
-    ) -> Result<Self, SyncError> {
-        let roster = Roster::replay(&chain).map_err(|e| SyncError::Roster(e.to_string()))?;
+    ) -> Result<Self, Error> {
+        let roster = Roster::replay(&chain).map_err(|e| Error::Roster(e.to_string()))?;
         Ok(Self {
             secret: hex::encode(secret.expose()),
             relays: relays.iter().map(|r| r.to_string()).collect(),
@@ -146,11 +149,11 @@ impl GroupState {
     /// Replaces the roster log (a longer one of the same group: this device's join).
     ///
     /// # Errors
-    /// [`SyncError::Roster`] when it does not verify or leads to another group.
-    pub fn replace_chain(&mut self, chain: Vec<Entry>) -> Result<(), SyncError> {
-        let roster = Roster::replay(&chain).map_err(|e| SyncError::Roster(e.to_string()))?;
+    /// [`Error::Roster`] when it does not verify or leads to another group.
+    pub fn replace_chain(&mut self, chain: Vec<Entry>) -> Result<(), Error> {
+        let roster = Roster::replay(&chain).map_err(|e| Error::Roster(e.to_string()))?;
         if roster.group() != self.roster().group() || roster.seq() < self.roster().seq() {
-            return Err(SyncError::Roster("a roster log of another group".into()));
+            return Err(Error::Roster("a roster log of another group".into()));
         }
         self.chain = chain;
         self.roster = Some(roster);
@@ -194,8 +197,8 @@ impl GroupState {
     ///
     /// # Errors
     /// A stored address that does not parse.
-    pub fn relays(&self) -> Result<Vec<RelayAddr>, SyncError> {
-        self.relays.iter().map(|r| RelayAddr::parse(r).map_err(|e| SyncError::State(e.to_string()))).collect()
+    pub fn relays(&self) -> Result<Vec<RelayAddr>, Error> {
+        self.relays.iter().map(|r| RelayAddr::parse(r).map_err(|e| Error::State(e.to_string()))).collect()
     }
 
     /// The relay addresses as stored.
@@ -237,56 +240,54 @@ impl GroupState {
 /// Most delivered message ids remembered (16 bytes each).
 pub const MAX_SEEN: usize = 1 << 20;
 
-/// The sync folder of one device.
+/// The sync state of one device: names under `sync/` in its [`StateStore`], and a folder
+/// for attachments (which iroh's blob store keeps as files).
 #[derive(Clone, Debug)]
 pub struct SyncHome {
-    dir: PathBuf,
+    store: Arc<dyn StateStore>,
+    content: PathBuf,
 }
 
+/// Its names in the store.
+const DEVICE_KEY: &str = "sync/device.key";
+const NET: &str = "sync/net.json";
+const GROUP: &str = "sync/group.json";
+const ROSTER: &str = "sync/roster.bin";
+const PUSHED: &str = "sync/pushed.json";
+const SEEN: &str = "sync/seen";
+const OUTBOX: &str = "sync/outbox";
+
 impl SyncHome {
-    /// `home/sync`.
+    /// `home/sync`, as files (attachments in `home/sync/content`).
     pub fn new(home: &Path) -> Self {
-        Self { dir: home.join("sync") }
+        Self::with_store(Arc::new(FileStore::new(home)), home.join("sync").join("content"))
     }
 
-    fn err(path: &Path, e: impl std::fmt::Display) -> SyncError {
-        SyncError::State(format!("{}: {e}", path.display()))
+    /// Over `store` (names under `sync/`), attachments under `content`.
+    pub fn with_store(store: Arc<dyn StateStore>, content: PathBuf) -> Self {
+        Self { store, content }
     }
 
-    /// Writes `bytes` to `path` (0600) by rename; `durable` syncs them first.
-    pub(super) fn write_private(path: &Path, bytes: &[u8], durable: bool) -> Result<(), SyncError> {
-        let parent = path.parent().expect("in a folder");
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(|e| Self::err(parent, e))?;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Self::err(&tmp, e))?;
-        f.write_all(bytes).and_then(|_| if durable { f.sync_all() } else { Ok(()) }).map_err(|e| Self::err(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Self::err(path, e))
+    fn err(&self, name: &str, e: impl std::fmt::Display) -> Error {
+        Error::State(format!("{}: {e}", self.store.locate(name)))
     }
 
     /// This device's identity (created on first use).
     ///
     /// # Errors
-    /// When the key file cannot be read or written.
-    pub fn device_key(&self) -> Result<iroh::SecretKey, SyncError> {
-        let path = self.dir.join("device.key");
-        match std::fs::read(&path) {
-            Ok(mut bytes) => {
-                let raw: [u8; 32] = bytes.as_slice().try_into().map_err(|_| Self::err(&path, "not a 32-byte key"))?;
-                bytes.zeroize();
+    /// When the key cannot be read or written.
+    pub fn device_key(&self) -> Result<iroh::SecretKey, Error> {
+        match self.store.get(DEVICE_KEY)? {
+            Some(bytes) => {
+                let raw: [u8; 32] =
+                    bytes.as_slice().try_into().map_err(|_| self.err(DEVICE_KEY, "not a 32-byte key"))?;
                 Ok(iroh::SecretKey::from_bytes(&raw))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            None => {
                 let key = iroh::SecretKey::generate();
-                Self::write_private(&path, &key.to_bytes(), true)?;
+                self.store.put(DEVICE_KEY, &key.to_bytes(), true)?;
                 Ok(key)
             }
-            Err(e) => Err(Self::err(&path, e)),
         }
     }
 
@@ -296,12 +297,10 @@ impl SyncHome {
     ///
     /// # Errors
     /// A damaged `net.json`.
-    pub fn net(&self) -> Result<NetOptions, SyncError> {
-        let path = self.dir.join("net.json");
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Self::err(&path, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NetOptions::default()),
-            Err(e) => Err(Self::err(&path, e)),
+    pub fn net(&self) -> Result<NetOptions, Error> {
+        match self.store.get(NET)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.err(NET, e)),
+            None => Ok(NetOptions::default()),
         }
     }
 
@@ -309,9 +308,8 @@ impl SyncHome {
     ///
     /// # Errors
     /// When `net.json` cannot be written.
-    pub fn set_net(&self, net: NetOptions) -> Result<(), SyncError> {
-        let bytes = serde_json::to_vec_pretty(&net).map_err(|e| SyncError::State(e.to_string()))?;
-        Self::write_private(&self.dir.join("net.json"), &bytes, true)
+    pub fn set_net(&self, net: NetOptions) -> Result<(), Error> {
+        self.store.put(NET, &serde_json::to_vec_pretty(&net).expect("options encode"), true)
     }
 
     /// An endpoint with this device's identity and [`SyncHome::net`] options, on loopback
@@ -319,7 +317,7 @@ impl SyncHome {
     ///
     /// # Errors
     /// Key, `net.json` or bind failures.
-    pub async fn endpoint(&self, relays: &[RelayAddr]) -> Result<iroh::Endpoint, SyncError> {
+    pub async fn endpoint(&self, relays: &[RelayAddr]) -> Result<iroh::Endpoint, Error> {
         Self::endpoint_as(self.device_key()?, relays, self.net()?).await
     }
 
@@ -331,42 +329,35 @@ impl SyncHome {
         key: iroh::SecretKey,
         relays: &[RelayAddr],
         net: NetOptions,
-    ) -> Result<iroh::Endpoint, SyncError> {
+    ) -> Result<iroh::Endpoint, Error> {
         let loopback = !relays.is_empty() && relays.iter().all(|r| r.addr.is_some_and(|a| a.ip().is_loopback()));
         let bind: SocketAddr = if loopback { "127.0.0.1:0" } else { "0.0.0.0:0" }.parse().expect("valid");
         Ok(zerok_wire::bind(key, bind, Vec::new(), NetOptions { server: false, ..net }).await?)
     }
 
-    /// Where attachments are kept (`sync/content`).
+    /// Where attachments are kept (`sync/content` of a file home).
     pub fn content_dir(&self) -> PathBuf {
-        self.dir.join("content")
+        self.content.clone()
     }
 
     /// The device's group.
     ///
     /// # Errors
-    /// [`SyncError::State`] when this device is in no group.
-    pub fn load_group(&self) -> Result<GroupState, SyncError> {
-        let path = self.dir.join("group.json");
-        let mut text = std::fs::read_to_string(&path).map_err(|_| {
-            SyncError::State("this device is in no sync group: run `zerok sync create` or `zerok sync join`".into())
+    /// [`Error::NotFound`] when this device is in no group.
+    pub fn load_group(&self) -> Result<GroupState, Error> {
+        let text = self.store.get(GROUP)?.ok_or_else(|| {
+            Error::NotFound("this device is in no sync group: run `zerok sync create` or `zerok sync join`".into())
         })?;
-        let state: Result<GroupState, _> = serde_json::from_str(&text);
-        text.zeroize();
-        let state = state.map_err(|e| Self::err(&path, e))?;
-        if state.secret.len() != 64 || hex::decode(&state.secret).is_err() {
-            return Err(Self::err(&path, "damaged group secret"));
+        let mut state: GroupState = serde_json::from_slice(&text).map_err(|e| self.err(GROUP, e))?;
+        let damaged = |secret: &str| secret.len() != 64 || hex::decode(secret).is_err();
+        if damaged(&state.secret) || state.draining.iter().any(|d| damaged(&d.secret)) {
+            return Err(self.err(GROUP, "damaged group secret"));
         }
-        let mut state = state;
-        if state.draining.iter().any(|d| d.secret.len() != 64 || hex::decode(&d.secret).is_err()) {
-            return Err(Self::err(&path, "damaged group secret"));
-        }
-        let log = self.dir.join("roster.bin");
-        let bytes = std::fs::read(&log).map_err(|e| Self::err(&log, e))?;
-        state.chain = rmp_serde::from_slice(&bytes).map_err(|e| Self::err(&log, e))?;
-        state.roster = Some(Roster::replay(&state.chain).map_err(|e| Self::err(&log, e))?);
+        let bytes = self.store.get(ROSTER)?.ok_or_else(|| self.err(ROSTER, "missing"))?;
+        state.chain = rmp_serde::from_slice(&bytes).map_err(|e| self.err(ROSTER, e))?;
+        state.roster = Some(Roster::replay(&state.chain).map_err(|e| self.err(ROSTER, e))?);
         // Lost or damaged after a power cut: replay then starts at the pulled cursor.
-        let pushed = std::fs::read(self.dir.join("pushed.json")).ok();
+        let pushed = self.store.get(PUSHED).ok().flatten();
         state.pushed = pushed.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         Ok(state)
     }
@@ -375,27 +366,24 @@ impl SyncHome {
     ///
     /// # Errors
     /// Write failures.
-    pub fn save_pushed(&self, state: &GroupState) -> Result<(), SyncError> {
-        let bytes = serde_json::to_vec(&state.pushed).map_err(|e| SyncError::State(e.to_string()))?;
-        Self::write_private(&self.dir.join("pushed.json"), &bytes, false)
+    pub fn save_pushed(&self, state: &GroupState) -> Result<(), Error> {
+        self.store.put(PUSHED, &serde_json::to_vec(&state.pushed).expect("cursors encode"), false)
     }
 
     /// Saves the group (secret included; 0600), and its own-push cursors.
     ///
     /// # Errors
     /// Write failures.
-    pub fn save_group(&self, state: &GroupState) -> Result<(), SyncError> {
-        let log = rmp_serde::to_vec(&state.chain).map_err(|e| SyncError::State(e.to_string()))?;
-        Self::write_private(&self.dir.join("roster.bin"), &log, true)?;
-        let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| SyncError::State(e.to_string()))?;
-        let result = Self::write_private(&self.dir.join("group.json"), &bytes, true);
-        bytes.zeroize();
-        result.and_then(|()| self.save_pushed(state))
+    pub fn save_group(&self, state: &GroupState) -> Result<(), Error> {
+        self.store.put(ROSTER, &rmp_serde::to_vec(&state.chain).expect("roster log encodes"), true)?;
+        let bytes = Zeroizing::new(serde_json::to_vec_pretty(state).expect("group encodes"));
+        self.store.put(GROUP, &bytes, true)?;
+        self.save_pushed(state)
     }
 
     /// Ids of messages already delivered (a relay replaying one at a new cursor is caught).
     pub fn seen_load(&self) -> HashSet<BlobId> {
-        let bytes = std::fs::read(self.dir.join("seen")).unwrap_or_default();
+        let bytes = self.store.get(SEEN).ok().flatten().unwrap_or_default();
         bytes.chunks_exact(16).map(|c| BlobId(c.try_into().expect("16 bytes"))).collect()
     }
 
@@ -404,44 +392,32 @@ impl SyncHome {
     ///
     /// # Errors
     /// Write failures.
-    pub fn seen_add(&self, ids: &[BlobId]) -> Result<(), SyncError> {
+    pub fn seen_add(&self, ids: &[BlobId]) -> Result<(), Error> {
         if ids.is_empty() {
             return Ok(());
         }
-        let path = self.dir.join("seen");
-        let len = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
-        if len / 16 + ids.len() > MAX_SEEN {
-            let bytes = std::fs::read(&path).map_err(|e| Self::err(&path, e))?;
-            let keep = &bytes[bytes.len() / 32 * 16..];
-            Self::write_private(&path, keep, false)?;
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Self::err(&path, e))?;
         let bytes: Vec<u8> = ids.iter().flat_map(|id| id.0).collect();
-        f.write_all(&bytes).map_err(|e| Self::err(&path, e))
+        let len = self.store.append(SEEN, &bytes)? as usize;
+        if len / 16 > MAX_SEEN {
+            let all = self.store.get(SEEN)?.unwrap_or_default();
+            self.store.put(SEEN, &all[all.len() / 32 * 16..], false)?;
+        }
+        Ok(())
     }
 
     /// Forgets delivered ids (a replay from a restored snapshot delivers them again).
     ///
     /// # Errors
     /// Delete failures.
-    pub fn seen_clear(&self) -> Result<(), SyncError> {
-        let path = self.dir.join("seen");
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Self::err(&path, e)),
-            _ => Ok(()),
-        }
+    pub fn seen_clear(&self) -> Result<(), Error> {
+        self.store.remove(SEEN)
     }
 
     /// This device's signing key (its identity key as Ed25519).
     ///
     /// # Errors
     /// As [`SyncHome::device_key`].
-    pub fn signing_key(&self) -> Result<SigningKey, SyncError> {
+    pub fn signing_key(&self) -> Result<SigningKey, Error> {
         let mut raw = self.device_key()?.to_bytes();
         let key = SigningKey::from_bytes(&raw);
         raw.zeroize();
@@ -452,72 +428,71 @@ impl SyncHome {
     ///
     /// # Errors
     /// Write failures.
-    pub fn set_device_key(&self, raw: &[u8; 32]) -> Result<(), SyncError> {
-        Self::write_private(&self.dir.join("device.key"), raw, true)
+    pub fn set_device_key(&self, raw: &[u8; 32]) -> Result<(), Error> {
+        self.store.put(DEVICE_KEY, raw, true)
     }
 
     /// Whether this device already belongs to a group.
     pub fn has_group(&self) -> bool {
-        self.dir.join("group.json").exists()
+        self.store.get(GROUP).is_ok_and(|g| g.is_some())
     }
 
-    fn outbox(&self) -> PathBuf {
-        self.dir.join("outbox")
+    fn outbox(id: &BlobId) -> String {
+        format!("{OUTBOX}/{id}")
     }
 
     /// Keeps a sealed push until it is acknowledged.
     ///
     /// # Errors
     /// Write failures.
-    pub fn outbox_put(&self, id: &BlobId, sealed: &[u8]) -> Result<(), SyncError> {
-        Self::write_private(&self.outbox().join(id.to_string()), sealed, true)
+    pub fn outbox_put(&self, id: &BlobId, sealed: &[u8]) -> Result<(), Error> {
+        self.store.put(&Self::outbox(id), sealed, true)
     }
 
     /// A queued push.
     ///
     /// # Errors
-    /// Read failures (it is not queued).
-    pub fn outbox_get(&self, id: &BlobId) -> Result<Vec<u8>, SyncError> {
-        let path = self.outbox().join(id.to_string());
-        std::fs::read(&path).map_err(|e| Self::err(&path, e))
+    /// Read failures, or it is not queued.
+    pub fn outbox_get(&self, id: &BlobId) -> Result<Vec<u8>, Error> {
+        let name = Self::outbox(id);
+        match self.store.get(&name)? {
+            Some(bytes) => Ok(bytes.to_vec()),
+            None => Err(self.err(&name, "not queued")),
+        }
     }
 
-    /// Sets a queued push aside (renamed `<id>.unreadable`, never sent).
+    /// Sets a queued push aside (kept as `<id>.unreadable`, never sent).
     ///
     /// # Errors
-    /// Rename failures.
-    pub fn outbox_set_aside(&self, id: &BlobId) -> Result<(), SyncError> {
-        let path = self.outbox().join(id.to_string());
-        std::fs::rename(&path, path.with_extension("unreadable")).map_err(|e| Self::err(&path, e))
+    /// Store failures.
+    pub fn outbox_set_aside(&self, id: &BlobId) -> Result<(), Error> {
+        let name = Self::outbox(id);
+        if let Some(bytes) = self.store.get(&name)? {
+            self.store.put(&format!("{name}.unreadable"), &bytes, true)?;
+        }
+        self.store.remove(&name)
     }
 
     /// Drops an acknowledged push.
     ///
     /// # Errors
     /// Delete failures.
-    pub fn outbox_remove(&self, id: &BlobId) -> Result<(), SyncError> {
-        let path = self.outbox().join(id.to_string());
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Self::err(&path, e)),
-            _ => Ok(()),
-        }
+    pub fn outbox_remove(&self, id: &BlobId) -> Result<(), Error> {
+        self.store.remove(&Self::outbox(id))
     }
 
     /// Pushes not yet acknowledged, oldest first.
     ///
     /// # Errors
     /// Read failures.
-    pub fn outbox_list(&self) -> Result<Vec<(BlobId, Vec<u8>)>, SyncError> {
-        let Ok(rd) = std::fs::read_dir(self.outbox()) else { return Ok(Vec::new()) };
+    pub fn outbox_list(&self) -> Result<Vec<(BlobId, Vec<u8>)>, Error> {
         let mut items = Vec::new();
-        for entry in rd.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for name in self.store.list(OUTBOX)? {
             let Ok(id) = BlobId::from_hex(&name) else { continue };
-            let modified = entry.metadata().and_then(|m| m.modified()).ok();
-            let bytes = std::fs::read(entry.path()).map_err(|e| Self::err(&entry.path(), e))?;
-            items.push((modified, id, bytes));
+            if let Some(bytes) = self.store.get(&Self::outbox(&id))? {
+                items.push((id, bytes.to_vec()));
+            }
         }
-        items.sort_by_key(|(t, id, _)| (*t, *id));
-        Ok(items.into_iter().map(|(_, id, b)| (id, b)).collect())
+        Ok(items)
     }
 }

@@ -7,7 +7,8 @@ use zerok_core::sync::{
     message::{PushPlatform, RegisterPush, UnregisterPush},
 };
 
-use super::{SyncClient, SyncError};
+use super::SyncClient;
+use crate::Error;
 
 impl SyncClient {
     /// Registers `token` (APNs or FCM; `app_id` the APNs bundle id) at every connected
@@ -21,7 +22,7 @@ impl SyncClient {
         token: &str,
         platform: PushPlatform,
         app_id: Option<&str>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<(), Error> {
         let msg = Message::RegisterPush(RegisterPush {
             token: token.to_string(),
             platform,
@@ -35,20 +36,20 @@ impl SyncClient {
     ///
     /// # Errors
     /// As [`SyncClient::register_push_token`].
-    pub async fn unregister_push_token(&mut self, reason: &str) -> Result<(), SyncError> {
+    pub async fn unregister_push_token(&mut self, reason: &str) -> Result<(), Error> {
         self.at_every_relay(&Message::UnregisterPush(UnregisterPush { reason: reason.to_string() })).await
     }
 
     /// Sends `msg` to every relay; OK when one answered OK, else the last error.
-    pub(super) async fn at_every_relay(&mut self, msg: &Message) -> Result<(), SyncError> {
-        let mut result = Err(SyncError::Unreachable("no relay connected".into()));
+    pub(super) async fn at_every_relay(&mut self, msg: &Message) -> Result<(), Error> {
+        let mut result = Err(Error::Unreachable("no relay connected".into()));
         for i in 0..self.conns.len() {
             let failed = match self.request(i, msg).await {
                 Ok(Message::Ok) => {
                     result = Ok(());
                     continue;
                 }
-                Ok(other) => SyncError::unexpected(&other),
+                Ok(other) => Error::unexpected(&other),
                 Err(e) => e,
             };
             if result.is_err() {

@@ -36,9 +36,9 @@ impl VaultArgs {
         let url = self.url(&home)?;
         let recovery = read_recovery_key(self.recovery_key_file.as_deref())?;
         if self.no_cache {
-            return unlock(&url, recovery.as_ref(), &home).await;
+            return Ok(unlock(&url, recovery.as_ref(), &home).await?);
         }
-        zerok_client::unlock_cached(&url, recovery.as_ref(), &home).await
+        Ok(zerok_client::unlock_cached(&url, recovery.as_ref(), &home).await?)
     }
 }
 

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use zerok_client::rfc3339;
+use zerok_client::time::rfc3339;
 
 use crate::common::{VaultArgs, print_json};
 

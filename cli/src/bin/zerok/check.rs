@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use serde_json::json;
 use zerok_vault::Progress;
 
-use zerok_client::progress::{Bar, Show};
+use zerok_cli::progress::{Bar, Show};
 
 use crate::common::{VaultArgs, print_json};
 

@@ -6,7 +6,7 @@ use std::{path::PathBuf, sync::Arc};
 use anyhow::{Context, Result, bail};
 use zerok_vault::{Progress, RestoreOptions};
 
-use zerok_client::progress::{Bar, Show};
+use zerok_cli::progress::{Bar, Show};
 
 use crate::common::{VaultArgs, print_json};
 
@@ -47,7 +47,7 @@ pub async fn run(args: Args) -> Result<u8> {
         .with_context(|| format!("restoring snapshot {} into {}", id.short(), args.target.display()))?;
     drop(bar);
     if args.json {
-        print_json(&zerok_client::restore_json(&id, &args.target, &s));
+        print_json(&zerok_cli::restore_json(&id, &args.target, &s));
     } else {
         println!(
             "restored snapshot {} into {}: {} files, {} folders, {} symlinks, {}",
@@ -59,5 +59,5 @@ pub async fn run(args: Args) -> Result<u8> {
             indicatif::HumanBytes(s.bytes)
         );
     }
-    Ok(if zerok_client::restore_damage("zerok restore", &s) { 3 } else { 0 })
+    Ok(if zerok_cli::restore_damage("zerok restore", &s) { 3 } else { 0 })
 }

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    zerok_client::process::run("zerok", async {
+    zerok_cli::process::run("zerok", async {
         match cli.command {
             Command::Init(a) => init::run(a).await,
             Command::Backup(a) => backup::run(a).await,

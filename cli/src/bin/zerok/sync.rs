@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use serde_json::json;
 use zerok_client::{
-    Home,
-    sync::{SyncClient, SyncError, SyncEvent, SyncHome, create, join},
+    Error, Home,
+    sync::{SyncClient, SyncEvent, SyncHome, create, join},
 };
 use zerok_core::sync::{DeviceId, message::PushPlatform};
 use zerok_wire::RelayAddr;
@@ -189,7 +189,7 @@ fn on_off(text: &str) -> Result<bool, String> {
 }
 
 fn sync_home() -> Result<SyncHome> {
-    Ok(SyncHome::new(Home::locate()?.dir()))
+    Ok(Home::locate()?.sync())
 }
 
 fn relays(list: &[String]) -> Result<Vec<RelayAddr>> {
@@ -343,7 +343,7 @@ pub async fn run(args: Args) -> Result<u8> {
             let data = read_input(&file.context("a file to push")?)?;
             let mut client = match SyncClient::connect(home.clone()).await {
                 Ok(c) => c,
-                Err(e @ (SyncError::Unreachable(_) | SyncError::Connection(_))) => {
+                Err(e @ (Error::Unreachable(_) | Error::Connection(_))) => {
                     let blob_id = SyncClient::queue_offline(&home, &data)?;
                     if json {
                         print_json(&json!({ "cursor": null, "blob_id": blob_id.to_string(), "queued": true }));

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use zerok_vault::{BackupOptions, Progress, SqliteMode};
 
-use zerok_client::progress::{Bar, Show};
+use zerok_cli::progress::{Bar, Show};
 
 use crate::{
     EXIT_PARTIAL,
@@ -101,7 +101,7 @@ async fn backup(args: Args) -> Result<(u8, Option<String>)> {
     if let Some(host) = args.host {
         opts.hostname = host;
     }
-    let sync_home = zerok_client::sync::SyncHome::new(zerok_client::Home::locate()?.dir());
+    let sync_home = zerok_client::Home::locate()?.sync();
     // A damaged sync state must not stop a backup: the files are saved without the group.
     if let Err(e) = zerok_client::vault_sync::record(&unlocked.vault, &sync_home, &mut opts).await {
         eprintln!("zerok: warning: sync group not recorded with this snapshot: {e:#}");

@@ -1,0 +1,446 @@
+//! [`Bridge`]: the handle a binding holds. Every method returns a `Send + 'static` future
+//! that runs its work on the handle's own runtime, so a binding awaits it from whatever
+//! executor it has (asyncio through pyo3's, Node's through napi's) without sharing one.
+
+use std::{
+    future::Future,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::sync::{Mutex, broadcast, watch};
+use zerok_client::{
+    Home,
+    cloud::{CloudBackup, CloudBackupConfig},
+    new_device::{NewDeviceOptions, restore_new_device},
+    sync::{INVITE_SECS, SyncClient},
+};
+use zerok_core::RecoveryKey;
+use zerok_vault::{InitOptions, Location, Vault};
+use zerok_wire::RelayAddr;
+
+use crate::{
+    BackupReport, BackupSettings, BackupStatus, BridgeError, ErrorKind, Event, InviteInfo, Message, Pushed, Restored,
+    SyncStatus, event::status_words,
+};
+
+/// Where the device keeps its state, and what it is called.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The device's state folder (created 0700; its files 0600): keys, group, cursors,
+    /// outbox. One folder per device.
+    pub state_dir: PathBuf,
+    /// Its name in the sync group and on its vault key slot (default: the host name).
+    pub device_name: Option<String>,
+}
+
+/// Events kept for an app that reads them late (older ones are dropped first).
+const EVENT_BUFFER: usize = 1024;
+
+/// Longest a [`Bridge`] dropped unclosed waits to close (backup, then sync).
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+/// Longest a dropped [`Bridge`] then waits for its runtime's tasks.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
+/// One device: its sync client, its cloud backup and its restores, on a runtime of its own.
+pub struct Bridge {
+    runtime: Option<tokio::runtime::Runtime>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge").field("closed", &self.shared.closed.load(Ordering::Relaxed)).finish()
+    }
+}
+
+struct Shared {
+    home: Home,
+    device_name: String,
+    sync: Mutex<Option<SyncClient>>,
+    backup: Mutex<Option<CloudBackup>>,
+    events: broadcast::Sender<Event>,
+    inbox: Mutex<broadcast::Receiver<Event>>,
+    closed: AtomicBool,
+    closing: watch::Sender<bool>,
+}
+
+fn closed() -> BridgeError {
+    BridgeError::new(ErrorKind::Closed, "the handle was closed")
+}
+
+fn no_group() -> BridgeError {
+    BridgeError::new(ErrorKind::InvalidInput, "not connected to a sync group: create, join or connect first")
+}
+
+fn relay_list(relays: &[String]) -> Result<Vec<RelayAddr>, BridgeError> {
+    relays
+        .iter()
+        .map(|r| {
+            RelayAddr::parse(r).map_err(|e| BridgeError::new(ErrorKind::InvalidInput, format!("relay {r:?}: {e}")))
+        })
+        .collect()
+}
+
+impl Shared {
+    /// Takes `client` as this device's sync client, its events joining the stream.
+    async fn install(&self, client: SyncClient) {
+        forward(client.subscribe(), self.events.clone(), Event::from_sync);
+        if let Some(backup) = &*self.backup.lock().await {
+            backup.watch(&client);
+        }
+        if let Some(old) = self.sync.lock().await.replace(client) {
+            old.disconnect().await;
+        }
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        let _ = self.closing.send(true);
+        if let Some(backup) = self.backup.lock().await.take() {
+            backup.disable().await;
+        }
+        if let Some(client) = self.sync.lock().await.take() {
+            client.disconnect().await;
+        }
+    }
+}
+
+/// Copies `rx`'s events, mapped by `map`, into the bridge's stream until `rx` closes.
+fn forward<E: Clone + Send + 'static>(
+    mut rx: broadcast::Receiver<E>,
+    out: broadcast::Sender<Event>,
+    map: fn(&E) -> Option<Event>,
+) {
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    if let Some(event) = map(&e) {
+                        let _ = out.send(event);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    let message = format!("{n} events were dropped (the app read them too slowly)");
+                    let _ = out.send(Event { kind: "error", message: Some(message), ..Event::default() });
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+impl Bridge {
+    /// A handle for the device whose state is in `config.state_dir`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Other`] when the runtime cannot start.
+    pub fn open(config: Config) -> Result<Self, BridgeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("zerok")
+            .enable_all()
+            .build()
+            .map_err(|e| BridgeError::new(ErrorKind::Other, format!("cannot start a runtime: {e}")))?;
+        let (events, inbox) = broadcast::channel(EVENT_BUFFER);
+        let shared = Arc::new(Shared {
+            home: Home::at(config.state_dir),
+            device_name: config.device_name.unwrap_or_else(zerok_vault::hostname),
+            sync: Mutex::new(None),
+            backup: Mutex::new(None),
+            events,
+            inbox: Mutex::new(inbox),
+            closed: AtomicBool::new(false),
+            closing: watch::channel(false).0,
+        });
+        Ok(Self { runtime: Some(runtime), shared })
+    }
+
+    /// Runs `work` on the handle's runtime.
+    fn run<T, F>(&self, work: impl FnOnce(Arc<Shared>) -> F) -> impl Future<Output = Result<T, BridgeError>> + 'static
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, BridgeError>> + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        let spawned = match (&self.runtime, shared.closed.load(Ordering::Relaxed)) {
+            (Some(rt), false) => Some(rt.spawn(work(shared))),
+            _ => None,
+        };
+        async move {
+            let task = spawned.ok_or_else(closed)?;
+            task.await.map_err(|e| BridgeError::new(ErrorKind::Other, format!("the call did not finish: {e}")))?
+        }
+    }
+
+    /// Creates a sync group with this device as its first member, at `relays`
+    /// (`ENDPOINT_ID@IP:PORT`, the first one primary), and connects.
+    pub fn create_group(&self, relays: Vec<String>) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let relays = relay_list(&relays)?;
+            let client = zerok_client::sync::create(s.home.sync(), &relays, &s.device_name).await?;
+            s.install(client).await;
+            Ok(())
+        })
+    }
+
+    /// Joins a group from an invite URL, or a short code looked up at `relay`, and connects.
+    pub fn join_group(
+        &self,
+        invite: String,
+        relay: Option<String>,
+    ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let relay = relay.map(|r| relay_list(&[r])).transpose()?.and_then(|mut r| r.pop());
+            let client = zerok_client::sync::join(s.home.sync(), &invite, relay.as_ref(), &s.device_name).await?;
+            s.install(client).await;
+            Ok(())
+        })
+    }
+
+    /// Connects to this device's group (after a restart of the app); nothing when connected.
+    pub fn connect(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            if s.sync.lock().await.is_some() {
+                return Ok(());
+            }
+            let client = SyncClient::connect(s.home.sync()).await?;
+            s.install(client).await;
+            Ok(())
+        })
+    }
+
+    /// Lets pushes under way finish, then closes the connections (the group stays).
+    pub fn disconnect(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            if let Some(client) = s.sync.lock().await.take() {
+                client.disconnect().await;
+            }
+            Ok(())
+        })
+    }
+
+    /// An invite for another device (one device, once, for 10 minutes).
+    pub fn create_invite(&self) -> impl Future<Output = Result<InviteInfo, BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let mut sync = s.sync.lock().await;
+            let (url, code) = sync.as_mut().ok_or_else(no_group)?.invite().await?;
+            Ok(InviteInfo { url, code: code.to_string(), expires_in_secs: INVITE_SECS })
+        })
+    }
+
+    /// Encrypts, signs and pushes `data` to the group.
+    pub fn push(&self, data: Vec<u8>) -> impl Future<Output = Result<Pushed, BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let mut sync = s.sync.lock().await;
+            let (blob_id, cursor) = sync.as_mut().ok_or_else(no_group)?.push(&data).await?;
+            Ok(Pushed { blob_id: blob_id.to_string(), cursor })
+        })
+    }
+
+    /// Everything new since the last pull, in order.
+    pub fn pull(&self) -> impl Future<Output = Result<Vec<Message>, BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let mut sync = s.sync.lock().await;
+            let got = sync.as_mut().ok_or_else(no_group)?.pull().await?;
+            Ok(got.iter().map(Message::from).collect())
+        })
+    }
+
+    /// The group's messages after `cursor`, read again (the saved cursor stays).
+    pub fn pull_after(&self, cursor: u64) -> impl Future<Output = Result<Vec<Message>, BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let mut sync = s.sync.lock().await;
+            let got = sync.as_mut().ok_or_else(no_group)?.pull_after(cursor).await?;
+            Ok(got.iter().map(Message::from).collect())
+        })
+    }
+
+    /// Where sync stands.
+    pub fn status(&self) -> impl Future<Output = Result<SyncStatus, BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let sync = s.sync.lock().await;
+            let in_group = s.home.sync().has_group();
+            let Some(client) = sync.as_ref() else {
+                let status = "disconnected".to_string();
+                return Ok(SyncStatus { in_group, status, attempt: None, last_cursor: 0, device_id: None });
+            };
+            let (words, attempt) = status_words(client.connection_status());
+            Ok(SyncStatus {
+                in_group,
+                status: words.into(),
+                attempt,
+                last_cursor: client.last_cursor(),
+                device_id: Some(client.device_id().to_string()),
+            })
+        })
+    }
+
+    /// Creates a vault at `url` and keeps this device's key to it; returns the recovery
+    /// key, for the user to write down (shown once: the only way in without a device).
+    pub fn create_vault(&self, url: String) -> impl Future<Output = Result<String, BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let backend = Location::parse(&url)?.open(&url)?;
+            let created = Vault::init(backend, InitOptions::default()).await?;
+            s.home.save_device_key(&created.vault.config().vault_id, &url, &created.device_key)?;
+            s.home.set_default_vault(&url)?;
+            Ok(created.recovery_key.display())
+        })
+    }
+
+    /// Turns cloud backup on: the folders are snapshotted to the vault on the schedule, after
+    /// bursts of sync activity and on [`Bridge::backup_now`]. The device must hold a key to
+    /// the vault ([`Bridge::create_vault`], or a restore).
+    pub fn enable_backup(
+        &self,
+        settings: BackupSettings,
+    ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let mut config = CloudBackupConfig::new(settings.vault, settings.paths);
+            config.interval = settings.interval_secs.map(Duration::from_secs);
+            config.after_messages = settings.after_messages;
+            let backup = CloudBackup::enable(&s.home, config).await?;
+            forward(backup.subscribe(), s.events.clone(), Event::from_cloud);
+            if let Some(client) = &*s.sync.lock().await {
+                backup.watch(client);
+            }
+            if let Some(old) = s.backup.lock().await.replace(backup) {
+                old.disable().await;
+            }
+            Ok(())
+        })
+    }
+
+    /// Takes a snapshot now (after one already running).
+    pub fn backup_now(&self) -> impl Future<Output = Result<BackupReport, BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let backup = s.backup.lock().await;
+            let backup = backup
+                .as_ref()
+                .ok_or_else(|| BridgeError::new(ErrorKind::InvalidInput, "cloud backup is off: enable it first"))?;
+            let summary = backup.snapshot_now().await?;
+            Ok(BackupReport {
+                snapshot_id: summary.snapshot_id.to_string(),
+                files: summary.files_new + summary.files_changed + summary.files_unmodified,
+                bytes_added: summary.bytes_added,
+            })
+        })
+    }
+
+    /// Where cloud backup stands.
+    pub fn backup_status(&self) -> impl Future<Output = Result<BackupStatus, BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let backup = s.backup.lock().await;
+            let Some(status) = backup.as_ref().map(CloudBackup::status) else {
+                return Ok(BackupStatus {
+                    enabled: false,
+                    running: false,
+                    last_snapshot: None,
+                    last_error: None,
+                    snapshots: 0,
+                });
+            };
+            Ok(BackupStatus {
+                enabled: status.enabled,
+                running: status.running,
+                last_snapshot: status.last_snapshot.map(|(id, _)| id.to_string()),
+                last_error: status.last_error,
+                snapshots: status.snapshots,
+            })
+        })
+    }
+
+    /// Stops cloud backup (a snapshot under way finishes).
+    pub fn disable_backup(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            if let Some(backup) = s.backup.lock().await.take() {
+                backup.disable().await;
+            }
+            Ok(())
+        })
+    }
+
+    /// Makes this device the one backed up to the vault at `url`: restores the latest
+    /// snapshot (or `snapshot`) into `target`, rejoins its sync group and hands back every
+    /// message after the snapshot, registers this device with the vault. Then
+    /// [`Bridge::connect`] connects to the group.
+    pub fn restore_new_device(
+        &self,
+        url: String,
+        recovery_key: String,
+        target: PathBuf,
+        snapshot: Option<String>,
+    ) -> impl Future<Output = Result<Restored, BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let key = RecoveryKey::parse(recovery_key.trim())
+                .map_err(|e| BridgeError::new(ErrorKind::WrongKey, format!("recovery key: {e}")))?;
+            let mut options = NewDeviceOptions { device_name: s.device_name.clone(), ..NewDeviceOptions::default() };
+            if let Some(snapshot) = snapshot {
+                options.snapshot = snapshot;
+            }
+            let mut messages = Vec::new();
+            let done = restore_new_device(&s.home, &url, &key, &target, &options, |m| {
+                messages.push(Message::from(m));
+                Ok(())
+            })
+            .await?;
+            let (snapshot_id, files, bytes, lost) = match &done.restored {
+                Some((id, summary)) => (Some(id.to_string()), summary.files, summary.bytes, summary.lost.clone()),
+                None => (None, 0, 0, Vec::new()),
+            };
+            let messages_missing = done.replay.map_or(0, |r| r.missing);
+            Ok(Restored { snapshot_id, files, bytes, lost, messages, messages_missing })
+        })
+    }
+
+    /// The next event; `None` once the handle is closed.
+    pub fn next_event(&self) -> impl Future<Output = Result<Option<Event>, BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let mut closing = s.closing.subscribe();
+            let mut inbox = s.inbox.lock().await;
+            loop {
+                tokio::select! {
+                    got = inbox.recv() => match got {
+                        Ok(event) => return Ok(Some(event)),
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return Ok(None),
+                    },
+                    _ = closing.wait_for(|closed| *closed) => return Ok(None),
+                }
+            }
+        })
+    }
+
+    /// Closes the handle: cloud backup stops (a snapshot under way finishes), sync
+    /// disconnects (pushes under way finish; its endpoint closes), then every later call
+    /// fails with [`ErrorKind::Closed`]. Dropping the handle then stops its runtime.
+    pub fn close(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            s.close().await;
+            Ok(())
+        })
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let Some(runtime) = self.runtime.take() else { return };
+        // Inside another runtime nothing may block: its tasks are dropped where they stand.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            runtime.shutdown_background();
+            return;
+        }
+        // Not closed by the app: closed here, in order; then the runtime stops.
+        if !self.shared.closed.load(Ordering::Relaxed) {
+            let shared = self.shared.clone();
+            runtime.block_on(async move {
+                let _ = tokio::time::timeout(CLOSE_WAIT, shared.close()).await;
+            });
+        }
+        runtime.shutdown_timeout(SHUTDOWN_WAIT);
+    }
+}
