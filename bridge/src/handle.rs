@@ -13,6 +13,7 @@ use std::{
 };
 
 use tokio::sync::{Mutex, broadcast, watch};
+use zeroize::Zeroizing;
 use zerok_client::{
     Home,
     cloud::{CloudBackup, CloudBackupConfig},
@@ -87,19 +88,37 @@ fn relay_list(relays: &[String]) -> Result<Vec<RelayAddr>, BridgeError> {
 }
 
 impl Shared {
-    /// Takes `client` as this device's sync client, its events joining the stream.
-    async fn install(&self, client: SyncClient) {
+    /// Takes `client` as this device's sync client, its events joining the stream (with
+    /// the connections it made before anyone listened); a client made while the handle
+    /// closed is disconnected instead.
+    async fn install(&self, client: SyncClient) -> Result<(), BridgeError> {
+        let mut sync = self.sync.lock().await;
+        if self.closed.load(Ordering::Relaxed) {
+            drop(sync);
+            client.disconnect().await;
+            return Err(closed());
+        }
         forward(client.subscribe(), self.events.clone(), Event::from_sync);
+        for (relay, _) in client.status().into_iter().filter(|(_, open)| *open) {
+            let _ = self.events.send(Event { kind: "connected", relay: Some(relay), ..Event::default() });
+        }
+        let (words, attempt) = status_words(client.connection_status());
+        let _ =
+            self.events.send(Event { kind: "status-changed", status: Some(words.into()), attempt, ..Event::default() });
         if let Some(backup) = &*self.backup.lock().await {
             backup.watch(&client);
         }
-        if let Some(old) = self.sync.lock().await.replace(client) {
+        if let Some(old) = sync.replace(client) {
             old.disconnect().await;
         }
+        Ok(())
     }
 
     async fn close(&self) {
+        // Set under the sync lock: a client being installed sees it.
+        let sync = self.sync.lock().await;
         self.closed.store(true, Ordering::Relaxed);
+        drop(sync);
         let _ = self.closing.send(true);
         if let Some(backup) = self.backup.lock().await.take() {
             backup.disable().await;
@@ -107,6 +126,15 @@ impl Shared {
         if let Some(client) = self.sync.lock().await.take() {
             client.disconnect().await;
         }
+    }
+}
+
+/// Stops a task when its caller stops waiting for it.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -160,7 +188,8 @@ impl Bridge {
         Ok(Self { runtime: Some(runtime), shared })
     }
 
-    /// Runs `work` on the handle's runtime.
+    /// Runs `work` on the handle's runtime; dropping the returned future cancels it (a pull
+    /// cancelled midway may have moved its cursor: [`Bridge::pull_after`] reads again).
     fn run<T, F>(&self, work: impl FnOnce(Arc<Shared>) -> F) -> impl Future<Output = Result<T, BridgeError>> + 'static
     where
         T: Send + 'static,
@@ -173,6 +202,9 @@ impl Bridge {
         };
         async move {
             let task = spawned.ok_or_else(closed)?;
+            // Dropping the call (a timeout on the app's side) stops its work, so nothing it
+            // would have delivered is taken and thrown away.
+            let _cancel = AbortOnDrop(task.abort_handle());
             task.await.map_err(|e| BridgeError::new(ErrorKind::Other, format!("the call did not finish: {e}")))?
         }
     }
@@ -183,8 +215,7 @@ impl Bridge {
         self.run(move |s| async move {
             let relays = relay_list(&relays)?;
             let client = zerok_client::sync::create(s.home.sync(), &relays, &s.device_name).await?;
-            s.install(client).await;
-            Ok(())
+            s.install(client).await
         })
     }
 
@@ -197,8 +228,7 @@ impl Bridge {
         self.run(move |s| async move {
             let relay = relay.map(|r| relay_list(&[r])).transpose()?.and_then(|mut r| r.pop());
             let client = zerok_client::sync::join(s.home.sync(), &invite, relay.as_ref(), &s.device_name).await?;
-            s.install(client).await;
-            Ok(())
+            s.install(client).await
         })
     }
 
@@ -209,8 +239,7 @@ impl Bridge {
                 return Ok(());
             }
             let client = SyncClient::connect(s.home.sync()).await?;
-            s.install(client).await;
-            Ok(())
+            s.install(client).await
         })
     }
 
@@ -255,7 +284,7 @@ impl Bridge {
     pub fn pull_after(&self, cursor: u64) -> impl Future<Output = Result<Vec<Message>, BridgeError>> + Send + 'static {
         self.run(move |s| async move {
             let mut sync = s.sync.lock().await;
-            let got = sync.as_mut().ok_or_else(no_group)?.pull_after(cursor).await?;
+            let (got, _) = sync.as_mut().ok_or_else(no_group)?.pull_after(cursor).await?;
             Ok(got.iter().map(Message::from).collect())
         })
     }
@@ -375,7 +404,12 @@ impl Bridge {
         target: PathBuf,
         snapshot: Option<String>,
     ) -> impl Future<Output = Result<Restored, BridgeError>> + Send + 'static {
+        let recovery_key = Zeroizing::new(recovery_key);
         self.run(move |s| async move {
+            if s.sync.lock().await.is_some() {
+                let message = "this device is connected to a sync group: disconnect before restoring into it";
+                return Err(BridgeError::new(ErrorKind::InvalidInput, message));
+            }
             let key = RecoveryKey::parse(recovery_key.trim())
                 .map_err(|e| BridgeError::new(ErrorKind::WrongKey, format!("recovery key: {e}")))?;
             let mut options = NewDeviceOptions { device_name: s.device_name.clone(), ..NewDeviceOptions::default() };
@@ -397,20 +431,22 @@ impl Bridge {
         })
     }
 
-    /// The next event; `None` once the handle is closed.
+    /// The next event; `None` when the handle closes while waiting (a call after it is
+    /// closed fails with [`ErrorKind::Closed`]).
     pub fn next_event(&self) -> impl Future<Output = Result<Option<Event>, BridgeError>> + Send + 'static {
         self.run(move |s| async move {
             let mut closing = s.closing.subscribe();
             let mut inbox = s.inbox.lock().await;
-            loop {
-                tokio::select! {
-                    got = inbox.recv() => match got {
-                        Ok(event) => return Ok(Some(event)),
-                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(broadcast::error::RecvError::Closed) => return Ok(None),
-                    },
-                    _ = closing.wait_for(|closed| *closed) => return Ok(None),
-                }
+            tokio::select! {
+                got = inbox.recv() => match got {
+                    Ok(event) => Ok(Some(event)),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        let message = format!("{n} events were dropped (the app read them too slowly)");
+                        Ok(Some(Event { kind: "error", message: Some(message), ..Event::default() }))
+                    }
+                    Err(broadcast::error::RecvError::Closed) => Ok(None),
+                },
+                _ = closing.wait_for(|closed| *closed) => Ok(None),
             }
         })
     }

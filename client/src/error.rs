@@ -13,7 +13,9 @@ pub enum Error {
     /// The recovery key, passphrase or device key given opens nothing here.
     #[error("wrong key: {0}")]
     WrongKey(String),
-    /// This device was removed from the sync group (or a rotation left it out).
+    /// This device was removed from the sync group: the signed roster says so (or a
+    /// rotation left it out), or every relay of the group refuses it as revoked. One relay
+    /// saying so is only that relay's [`Error::Refused`] (a relay cannot revoke anyone).
     #[error("this device was revoked from the sync group")]
     Revoked,
     /// No relay (or store) could be reached.
@@ -87,7 +89,6 @@ impl Error {
     pub(crate) fn unexpected(msg: &Message) -> Self {
         match msg {
             Message::Error(e) => match ErrorCode::from_u32(e.code) {
-                Some(ErrorCode::DeviceRevoked) => Error::Revoked,
                 Some(ErrorCode::BlobTooLarge | ErrorCode::GroupQuotaExceeded | ErrorCode::RateLimited) => {
                     Error::Quota { code: e.code, message: e.message.clone() }
                 }
@@ -101,7 +102,6 @@ impl Error {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Error::Refused { code, .. } | Error::Quota { code, .. } => ErrorCode::from_u32(*code),
-            Error::Revoked => Some(ErrorCode::DeviceRevoked),
             _ => None,
         }
     }
@@ -170,7 +170,8 @@ mod tests {
 
     #[test]
     fn relay_refusals_are_sorted_by_what_an_app_does_next() {
-        assert!(matches!(refusal(ErrorCode::DeviceRevoked), Error::Revoked));
+        // One relay's word is not a revocation: only the roster, or every relay, says so.
+        assert!(matches!(refusal(ErrorCode::DeviceRevoked), Error::Refused { .. }));
         assert!(matches!(refusal(ErrorCode::GroupQuotaExceeded), Error::Quota { .. }));
         assert!(matches!(refusal(ErrorCode::BlobTooLarge), Error::Quota { .. }));
         assert!(matches!(refusal(ErrorCode::NotBlobOwner), Error::Refused { .. }));

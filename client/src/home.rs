@@ -107,13 +107,14 @@ impl Home {
         let parsed: Result<DeviceFile, _> = serde_json::from_slice(&text);
         let damaged = || Error::State(format!("damaged device key file {}", self.store.locate(&name)));
         let mut file = parsed.map_err(|_| damaged())?;
+        let slot = SlotId::from_hex(&file.slot);
         let mut raw = [0u8; 32];
         let ok = hex::decode_to_slice(&file.key, &mut raw).is_ok();
         file.key.zeroize();
-        if !ok {
+        let (true, Ok(slot)) = (ok, slot) else {
+            raw.zeroize();
             return Err(damaged());
-        }
-        let slot = SlotId::from_hex(&file.slot).map_err(|_| damaged())?;
+        };
         let key = Key32::from_bytes(raw);
         raw.zeroize();
         Ok(Some(DeviceKey { slot, key }))

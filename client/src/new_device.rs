@@ -121,7 +121,7 @@ impl NewDevice {
 fn check_target(target: &Path, force: bool) -> Result<()> {
     match std::fs::read_dir(target).map(|mut entries| entries.next().is_some()) {
         Ok(true) if !force => Err(Error::Invalid(format!(
-            "target {} is not empty (pass --force to restore into it anyway)",
+            "target {} is not empty (force the restore to replace files in it)",
             target.display()
         ))),
         Ok(_) => Ok(()),

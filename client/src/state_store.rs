@@ -2,7 +2,8 @@
 //! `sync/group.json`, `sync/outbox/<id>`, …) behind [`StateStore`]. [`FileStore`] keeps
 //! them as files under a folder (0600, folders 0700, replaced by rename), the default;
 //! [`MemoryStore`] keeps them in memory, for an app that loads its secrets from the OS
-//! keychain and saves them back from [`MemoryStore::snapshot`], and for tests.
+//! keychain and saves them back from [`MemoryStore::snapshot`], and for tests. (Attachments
+//! and their records are files under the sync state's content folder either way.)
 
 use std::{
     collections::BTreeMap,
@@ -17,8 +18,9 @@ use zeroize::Zeroizing;
 use crate::{Error, Result};
 
 /// A device's named state. Names are `/`-separated paths of `[A-Za-z0-9._-]` parts, none of
-/// them `.` or `..` (a store refuses others with [`Error::Invalid`]). Implementations must
-/// replace a value atomically: a reader sees the old bytes or the new ones, never a mix.
+/// them `.` or `..`, not ending in `.tmp` (a store refuses others with [`Error::Invalid`]).
+/// Implementations must replace a value atomically: a reader sees the old bytes or the new
+/// ones, never a mix. Their `Debug` must not show values (they hold keys).
 pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// The bytes under `name`, `None` when there are none.
     ///
@@ -58,7 +60,7 @@ fn check_name(name: &str) -> Result<()> {
     let part_ok = |p: &str| {
         !p.is_empty() && p != "." && p != ".." && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     };
-    match name.split('/').all(part_ok) {
+    match name.split('/').all(part_ok) && !name.ends_with(".tmp") {
         true => Ok(()),
         false => Err(Error::Invalid(format!("not a state name: {name:?}"))),
     }
@@ -92,11 +94,16 @@ pub(crate) fn private_dir(dir: &Path) -> Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io(dir, e))
 }
 
-/// Writes `bytes` to `path` (0600, its folder made 0700) by rename; `durable` syncs them
-/// first.
+/// Writes `bytes` to `path` (0600, its folder made 0700) by rename, through a temporary
+/// file of this write's own; `durable` syncs the file before and its folder after.
 pub(crate) fn write_private(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
-    private_dir(path.parent().expect("in a folder"))?;
-    let tmp = path.with_extension("tmp");
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let folder = path.parent().expect("in a folder");
+    private_dir(folder)?;
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.{n}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -105,7 +112,14 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8], durable: bool) -> Result<
         .open(&tmp)
         .map_err(|e| Error::io(&tmp, e))?;
     f.write_all(bytes).and_then(|_| if durable { f.sync_all() } else { Ok(()) }).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    if durable {
+        std::fs::File::open(folder).and_then(|d| d.sync_all()).map_err(|e| Error::io(folder, e))?;
+    }
+    Ok(())
 }
 
 impl StateStore for FileStore {
@@ -168,14 +182,21 @@ impl StateStore for FileStore {
     }
 }
 
-/// State in memory: nothing touches the disk. Load what the app kept with
+/// State in memory: no key or group secret touches the disk. Load what the app kept with
 /// [`MemoryStore::from_snapshot`]; save [`MemoryStore::snapshot`] where the app keeps
 /// secrets (it holds the device's keys and the group secret).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryStore {
     /// Name → (write stamp, bytes).
     values: Mutex<BTreeMap<String, Stamped>>,
     writes: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.values.lock().expect("state").keys().cloned().collect();
+        f.debug_struct("MemoryStore").field("names", &names).finish_non_exhaustive()
+    }
 }
 
 /// A value and when it was written (a store-wide counter).
@@ -273,7 +294,8 @@ mod tests {
         store.remove("sync/outbox/b").unwrap();
         assert_eq!(store.list("sync/outbox").unwrap(), ["a"]);
         assert!(store.list("nothing/here").unwrap().is_empty());
-        for bad in ["../escape", "sync/../../etc/passwd", "/abs", "sync//x", "a/./b", "", "ünï"] {
+        for bad in ["../escape", "sync/../../etc/passwd", "/abs", "sync//x", "a/./b", "", "ünï", "sync/group.json.tmp"]
+        {
             assert!(matches!(store.get(bad), Err(Error::Invalid(_))), "{bad:?} must be refused");
             assert!(store.put(bad, b"x", false).is_err(), "{bad:?} must not be written");
         }
@@ -296,6 +318,7 @@ mod tests {
     fn a_memory_store_round_trips_through_its_snapshot() {
         let store = MemoryStore::new();
         exercise(&store);
+        assert!(!format!("{store:?}").contains("012345"), "Debug shows names, never values");
         let again = MemoryStore::from_snapshot(store.snapshot()).unwrap();
         assert_eq!(again.get("sync/seen").unwrap().as_deref().map(Vec::as_slice), Some(&b"012345"[..]));
         assert!(MemoryStore::from_snapshot([("../x".to_string(), Zeroizing::new(vec![]))].into()).is_err());

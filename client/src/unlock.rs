@@ -77,7 +77,7 @@ pub async fn unlock(url: &str, recovery: Option<&RecoveryKey>, home: &Home) -> R
         return Ok(Unlocked { vault, via: KeySource::Passphrase });
     }
     Err(Error::State(format!(
-        "this device has no key for the vault at {url}: set ZEROK_RECOVERY_KEY or pass --recovery-key-file"
+        "this device has no key for the vault at {url}: give the recovery key (ZEROK_RECOVERY_KEY)"
     )))
 }
 

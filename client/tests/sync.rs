@@ -379,9 +379,11 @@ async fn a_lost_relay_is_dialled_back_while_the_app_makes_no_call_and_events_say
     assert_eq!(got, [&b"before the restart"[..], b"after the restart"]);
     // The log read again from the start, as an app rebuilding its state would; the saved
     // cursor stays.
-    let again: Vec<Vec<u8>> = b.pull_after(0).await.unwrap().into_iter().map(|m| m.data).collect();
-    assert_eq!(again, got);
-    assert!(b.pull_after(cursor).await.unwrap().iter().all(|m| m.data == b"after the restart"));
+    let (again, reached) = b.pull_after(0).await.unwrap();
+    assert_eq!(again.into_iter().map(|m| m.data).collect::<Vec<_>>(), got);
+    assert_eq!(reached, cursor + 1);
+    let (later, _) = b.pull_after(cursor).await.unwrap();
+    assert_eq!(later.into_iter().map(|m| m.data).collect::<Vec<_>>(), [b"after the restart"]);
     assert!(b.pull().await.unwrap().is_empty());
 
     b.disconnect().await;

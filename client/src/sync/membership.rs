@@ -335,8 +335,9 @@ impl SyncClient {
                 conn.close();
             }
             self.background.restart();
-            self.conns = super::connect_all(self.dialer(), &self.state).await?;
+            // Before dialling the new group: a failure there leaves no task dialling the old.
             self.start_redial();
+            self.conns = super::connect_all(self.dialer(), &self.state).await?;
             self.note_unreachable()?;
             let _ = self.events.send(SyncEvent::Rotated);
         }

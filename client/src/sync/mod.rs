@@ -196,6 +196,10 @@ async fn connect_all(dialer: relays::Dialer, state: &GroupState) -> Result<Vec<(
         }
     }
     if conns.is_empty() {
+        let revoked = |e: &Error| e.code() == Some(ErrorCode::DeviceRevoked);
+        if !failures.is_empty() && failures.iter().all(|(_, e)| revoked(e)) {
+            return Err(Error::Revoked);
+        }
         if let Some(i) = failures.iter().position(|(_, e)| e.is_refusal()) {
             return Err(failures.swap_remove(i).1);
         }
@@ -573,8 +577,8 @@ impl SyncClient {
     pub(super) fn start_redial(&mut self) {
         self.redial.abort_all();
         self.links.restart();
-        let (dialer, done) = (self.dialer(), self.background.sender());
-        self.redial.spawn(link::redial(dialer, self.links.clone(), self.lost.clone(), done, self.reconnect.jitter));
+        let dialer = self.dialer();
+        self.redial.spawn(link::redial(dialer, self.links.clone(), self.lost.clone(), self.reconnect.jitter));
     }
 
     /// Where the client stands with its relays.
@@ -658,18 +662,20 @@ impl SyncClient {
     /// Reads the current group again after `after`, a cursor of the relay [`SyncClient::pull`]
     /// reads from (the first in preference order that answers): for an app rebuilding its
     /// state from the relay's log. Messages delivered before are delivered again (only
-    /// repeats within this read are dropped); the saved cursor stays where it is.
+    /// repeats within this read are dropped); the saved cursor stays where it is. Returns
+    /// the messages and the cursor the read reached: one read stops after so many pages,
+    /// so an app reads on from there until the cursor stops moving.
     ///
     /// # Errors
     /// As [`SyncClient::pull`].
-    pub async fn pull_after(&mut self, after: u64) -> Result<Vec<Received>, Error> {
+    pub async fn pull_after(&mut self, after: u64) -> Result<(Vec<Received>, u64), Error> {
         self.tend().await?;
         let live = self.sync_rosters().await?;
         let relay = live.first().copied().ok_or_else(|| Error::Unreachable("no relay answered".into()))?;
         let mut seen = HashSet::new();
         let conn = &self.conns[relay].1;
-        let (got, _) = read_group(conn, &self.keys, self.state.roster(), after, &mut seen, &self.events).await?;
-        Ok(got.messages)
+        let (got, reached) = read_group(conn, &self.keys, self.state.roster(), after, &mut seen, &self.events).await?;
+        Ok((got.messages, reached))
     }
 
     /// Files what a read delivered: attachments referenced, acknowledgements; the

@@ -17,10 +17,13 @@ use std::{
 };
 
 use tokio::sync::mpsc;
-use zerok_core::sync::{BlobId, ErrorCode, GroupId, GroupKeys, Message, backoff::Backoff, message::Push};
+use zerok_core::sync::{BlobId, ErrorCode, GroupKeys, Message, backoff::Backoff, message::Push};
 use zerok_wire::RelayAddr;
 
-use super::{KIND_DATA, RelayConn, SyncClient, link::Links};
+use super::{
+    KIND_DATA, RelayConn, SyncClient,
+    link::{Dialled, Links},
+};
 use crate::Error;
 
 /// What dialling a relay of the group takes, owned, so a task of its own can dial too:
@@ -53,8 +56,6 @@ const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 pub(super) enum Done {
     /// A push to a relay other than the one that answered first, on connection `conn`.
     Pushed { relay: String, conn: usize, blob_id: BlobId, reply: Result<Message, Error> },
-    /// A relay that was lost, dialled again in `group`.
-    Dialled { relay: RelayAddr, group: GroupId, conn: RelayConn },
 }
 
 /// Background work of a client: its tasks, their results, and what they wait on.
@@ -76,7 +77,7 @@ impl Background {
         *self = Self::default();
     }
 
-    pub fn sender(&mut self) -> mpsc::UnboundedSender<Done> {
+    fn sender(&mut self) -> mpsc::UnboundedSender<Done> {
         self.done.get_or_insert_with(mpsc::unbounded_channel).0.clone()
     }
 
@@ -131,22 +132,18 @@ impl SyncClient {
         let mut backoff = Backoff::default();
         let mut last = Error::Connection("no reconnect attempt".into());
         for attempt in 1..=self.reconnect.attempts {
-            self.links.attempt(&relay, attempt);
+            self.links.note_attempt(&relay, attempt);
             tokio::time::sleep(backoff.next_delay(seed(self.reconnect.jitter))).await;
             match self.dial(&relay).await {
                 Ok(conn) => {
                     self.conns[i].1 = conn;
                     return Ok(());
                 }
-                Err(refused) if refused.is_refusal() => {
-                    self.links.give_up(&relay, Some(refused.to_string()));
-                    return Err(refused);
-                }
+                Err(refused) if refused.is_refusal() => return Err(refused),
                 Err(e) => last = e,
             }
         }
-        // Not back yet: the background goes on dialling it.
-        self.links.give_up(&relay, None);
+        // Not back yet: the background goes on dialling it (if it is not already).
         self.links.redial(&relay);
         Err(last)
     }
@@ -156,7 +153,10 @@ impl SyncClient {
     pub(super) async fn tend(&mut self) -> Result<(), Error> {
         let mut back = false;
         while let Some(done) = self.background.try_next() {
-            back |= self.settle(done)?;
+            self.settle(done)?;
+        }
+        for dialled in self.links.take_ready() {
+            back |= self.take_in(dialled)?;
         }
         if std::mem::take(&mut self.background.rotated) {
             self.sync_rosters().await?;
@@ -167,8 +167,8 @@ impl SyncClient {
         Ok(())
     }
 
-    /// Applies one finished background task; true when a relay came back.
-    fn settle(&mut self, done: Done) -> Result<bool, Error> {
+    /// Applies one finished background push.
+    fn settle(&mut self, done: Done) -> Result<(), Error> {
         match done {
             Done::Pushed { relay, conn, blob_id, reply } => {
                 match reply {
@@ -193,27 +193,29 @@ impl SyncClient {
                         }
                     }
                 }
-                Ok(false)
-            }
-            Done::Dialled { relay, group, conn } => {
-                let open = self.conns.iter().position(|(r, _)| *r == relay);
-                if group != self.keys.id() || open.is_some_and(|i| self.conns[i].1.is_open()) {
-                    // Dialled in a group since left, or connected meanwhile.
-                    conn.close();
-                    return Ok(false);
-                }
-                if let Some(i) = open {
-                    // In place of the session that was lost.
-                    self.conns[i].1 = conn;
-                    return Ok(true);
-                }
-                let order = self.state.relays()?;
-                let rank = |r: &RelayAddr| order.iter().position(|o| o == r).unwrap_or(usize::MAX);
-                let at = self.conns.iter().position(|(r, _)| rank(r) > rank(&relay)).unwrap_or(self.conns.len());
-                self.conns.insert(at, (relay, conn));
-                Ok(true)
+                Ok(())
             }
         }
+    }
+
+    /// Takes in a session the background dialled back; true when the relay is back.
+    fn take_in(&mut self, Dialled { relay, group, conn }: Dialled) -> Result<bool, Error> {
+        let open = self.conns.iter().position(|(r, _)| *r == relay);
+        if group != self.keys.id() || open.is_some_and(|i| self.conns[i].1.is_open()) {
+            // Dialled in a group since left, or connected meanwhile.
+            conn.close();
+            return Ok(false);
+        }
+        if let Some(i) = open {
+            // In place of the session that was lost.
+            self.conns[i].1 = conn;
+            return Ok(true);
+        }
+        let order = self.state.relays()?;
+        let rank = |r: &RelayAddr| order.iter().position(|o| o == r).unwrap_or(usize::MAX);
+        let at = self.conns.iter().position(|(r, _)| rank(r) > rank(&relay)).unwrap_or(self.conns.len());
+        self.conns.insert(at, (relay, conn));
+        Ok(true)
     }
 
     /// Drops the session with relay `i` (it failed or stalled) and has the relay dialled

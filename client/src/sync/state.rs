@@ -346,7 +346,7 @@ impl SyncHome {
     /// [`Error::NotFound`] when this device is in no group.
     pub fn load_group(&self) -> Result<GroupState, Error> {
         let text = self.store.get(GROUP)?.ok_or_else(|| {
-            Error::NotFound("this device is in no sync group: run `zerok sync create` or `zerok sync join`".into())
+            Error::NotFound("this device is in no sync group (create one, or join one with an invite)".into())
         })?;
         let mut state: GroupState = serde_json::from_slice(&text).map_err(|e| self.err(GROUP, e))?;
         let damaged = |secret: &str| secret.len() != 64 || hex::decode(secret).is_err();
@@ -432,9 +432,10 @@ impl SyncHome {
         self.store.put(DEVICE_KEY, raw, true)
     }
 
-    /// Whether this device already belongs to a group.
+    /// Whether this device already belongs to a group (a group file that cannot be read
+    /// counts: it is never overwritten by a new group).
     pub fn has_group(&self) -> bool {
-        self.store.get(GROUP).is_ok_and(|g| g.is_some())
+        !matches!(self.store.get(GROUP), Ok(None))
     }
 
     fn outbox(id: &BlobId) -> String {
