@@ -1,3 +1,4 @@
+/// <reference types="node" />
 // Types of zerok for Node.js (see zerok.js).
 
 /** What went wrong, named for what the app does next. */
@@ -49,6 +50,12 @@ export class Client {
   joinGroup(invite: string, relay?: string): Promise<void>;
   connect(): Promise<void>;
   disconnect(): Promise<void>;
+  /** Lets the relays wake this device with a silent push when a message arrives while it is offline. */
+  registerPushToken(token: string, platform: 'apns' | 'fcm', appId?: string): Promise<void>;
+  /** The app goes to the background: flushes the outbox within budgetMs (default 500), then disconnects. */
+  onPause(budgetMs?: number): Promise<void>;
+  /** The app is back (or a push notification woke it): reconnects and pulls. */
+  onResume(): Promise<Message[]>;
   createInvite(): Promise<Invite>;
   push(data: Uint8Array | string): Promise<Pushed>;
   pull(): Promise<Message[]>;

@@ -42,27 +42,35 @@ class Client {
     }
   }
 
-  createGroup(relays) { return call(this.handle.createGroup(relays)); }
-  joinGroup(invite, relay) { return call(this.handle.joinGroup(invite, relay ?? null)); }
-  connect() { return call(this.handle.connect()); }
-  disconnect() { return call(this.handle.disconnect()); }
-  createInvite() { return call(this.handle.createInvite()); }
-  push(data) { return call(this.handle.push(Buffer.from(data))); }
-  pull() { return call(this.handle.pull()); }
-  pullAfter(cursor) { return call(this.handle.pullAfter(cursor)); }
-  status() { return call(this.handle.status()); }
-  createVault(url) { return call(this.handle.createVault(url)); }
-  enableBackup(vault, paths, options = {}) {
+  async createGroup(relays) { return call(this.handle.createGroup(relays)); }
+  async joinGroup(invite, relay) { return call(this.handle.joinGroup(invite, relay ?? null)); }
+  async connect() { return call(this.handle.connect()); }
+  async disconnect() { return call(this.handle.disconnect()); }
+  /** Lets the relays wake this device with a silent push (platform 'apns' or 'fcm'). */
+  async registerPushToken(token, platform, appId) {
+    return call(this.handle.registerPushToken(token, platform, appId ?? null));
+  }
+  /** The app goes to the background: flushes the outbox within budgetMs, then disconnects. */
+  async onPause(budgetMs = 500) { return call(this.handle.onPause(budgetMs)); }
+  /** The app is back (or a push woke it): reconnects and pulls. */
+  async onResume() { return call(this.handle.onResume()); }
+  async createInvite() { return call(this.handle.createInvite()); }
+  async push(data) { return call(this.handle.push(Buffer.from(data))); }
+  async pull() { return call(this.handle.pull()); }
+  async pullAfter(cursor) { return call(this.handle.pullAfter(cursor)); }
+  async status() { return call(this.handle.status()); }
+  async createVault(url) { return call(this.handle.createVault(url)); }
+  async enableBackup(vault, paths, options = {}) {
     const { intervalSecs = null, afterMessages = null } = options;
     return call(this.handle.enableBackup(vault, paths.map(String), intervalSecs, afterMessages));
   }
-  backupNow() { return call(this.handle.backupNow()); }
-  backupStatus() { return call(this.handle.backupStatus()); }
-  disableBackup() { return call(this.handle.disableBackup()); }
-  restoreNewDevice(vault, recoveryKey, target, snapshot) {
+  async backupNow() { return call(this.handle.backupNow()); }
+  async backupStatus() { return call(this.handle.backupStatus()); }
+  async disableBackup() { return call(this.handle.disableBackup()); }
+  async restoreNewDevice(vault, recoveryKey, target, snapshot) {
     return call(this.handle.restoreNewDevice(vault, recoveryKey, String(target), snapshot ?? null));
   }
-  nextEvent() { return call(this.handle.nextEvent()); }
+  async nextEvent() { return call(this.handle.nextEvent()); }
 
   /** Events as they come, until the client closes (one reader at a time). */
   async *events() {

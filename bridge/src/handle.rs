@@ -20,7 +20,7 @@ use zerok_client::{
     new_device::{NewDeviceOptions, restore_new_device},
     sync::{INVITE_SECS, SyncClient},
 };
-use zerok_core::RecoveryKey;
+use zerok_core::{RecoveryKey, sync::message::PushPlatform};
 use zerok_vault::{InitOptions, Location, Vault};
 use zerok_wire::RelayAddr;
 
@@ -68,6 +68,8 @@ struct Shared {
     inbox: Mutex<broadcast::Receiver<Event>>,
     closed: AtomicBool,
     closing: watch::Sender<bool>,
+    /// Sync was disconnected by [`Bridge::on_pause`].
+    paused: AtomicBool,
 }
 
 fn closed() -> BridgeError {
@@ -184,6 +186,7 @@ impl Bridge {
             inbox: Mutex::new(inbox),
             closed: AtomicBool::new(false),
             closing: watch::channel(false).0,
+            paused: AtomicBool::new(false),
         });
         Ok(Self { runtime: Some(runtime), shared })
     }
@@ -250,6 +253,65 @@ impl Bridge {
                 client.disconnect().await;
             }
             Ok(())
+        })
+    }
+
+    /// The app goes to the background (a mobile OS suspends it soon): sends what waits in
+    /// the outbox within `budget`, then disconnects; what did not go stays queued for
+    /// [`Bridge::on_resume`]. Never takes much longer than `budget` plus the closing.
+    pub fn on_pause(&self, budget: Duration) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let Some(mut client) = s.sync.lock().await.take() else { return Ok(()) };
+            s.paused.store(true, Ordering::Relaxed);
+            if let Ok(Err(e)) = tokio::time::timeout(budget, client.flush()).await {
+                tracing::debug!(error = %e, "pushes left queued at pause");
+            }
+            client.disconnect().await;
+            Ok(())
+        })
+    }
+
+    /// The app is back in the foreground (or a push notification woke it): reconnects when
+    /// it was connected before [`Bridge::on_pause`] (queued pushes go out), and pulls.
+    pub fn on_resume(&self) -> impl Future<Output = Result<Vec<Message>, BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let mut sync = s.sync.lock().await;
+            if sync.is_none() {
+                if !s.paused.swap(false, Ordering::Relaxed) && !s.home.sync().has_group() {
+                    return Ok(Vec::new());
+                }
+                drop(sync);
+                let client = SyncClient::connect(s.home.sync()).await?;
+                s.install(client).await?;
+                sync = s.sync.lock().await;
+            }
+            let got = sync.as_mut().ok_or_else(no_group)?.pull().await?;
+            Ok(got.iter().map(Message::from).collect())
+        })
+    }
+
+    /// Registers the app's push token (`platform` `apns` or `fcm`; `app_id` the APNs bundle
+    /// id) at the group's relays, so a relay wakes this device with a silent push when a
+    /// message arrives while it is offline (the wake says nothing of the group; the app
+    /// calls [`Bridge::on_resume`]).
+    pub fn register_push_token(
+        &self,
+        token: String,
+        platform: String,
+        app_id: Option<String>,
+    ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+        self.run(move |s| async move {
+            let platform = match platform.as_str() {
+                "apns" => PushPlatform::Apns,
+                "fcm" => PushPlatform::Fcm,
+                other => {
+                    let message = format!("push platform {other:?}: give apns or fcm");
+                    return Err(BridgeError::new(ErrorKind::InvalidInput, message));
+                }
+            };
+            let mut sync = s.sync.lock().await;
+            let client = sync.as_mut().ok_or_else(no_group)?;
+            Ok(client.register_push_token(&token, platform, app_id.as_deref()).await?)
         })
     }
 
@@ -330,8 +392,12 @@ impl Bridge {
     ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
         self.run(move |s| async move {
             let mut config = CloudBackupConfig::new(settings.vault, settings.paths);
-            config.interval = settings.interval_secs.map(Duration::from_secs);
-            config.after_messages = settings.after_messages;
+            if let Some(secs) = settings.interval_secs {
+                config.interval = Some(Duration::from_secs(secs));
+            }
+            if let Some(n) = settings.after_messages {
+                config.after_messages = Some(n);
+            }
             let backup = CloudBackup::enable(&s.home, config).await?;
             forward(backup.subscribe(), s.events.clone(), Event::from_cloud);
             if let Some(client) = &*s.sync.lock().await {
@@ -463,20 +529,22 @@ impl Bridge {
 }
 
 impl Drop for Bridge {
+    /// Closes (if the app did not), in order, and stops the runtime — on a thread of its own,
+    /// so a handle collected by Python's or Node's garbage collector never blocks the
+    /// interpreter, and one dropped inside a runtime does not block it either.
     fn drop(&mut self) {
         let Some(runtime) = self.runtime.take() else { return };
-        // Inside another runtime nothing may block: its tasks are dropped where they stand.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            runtime.shutdown_background();
-            return;
+        let shared = self.shared.clone();
+        let stop = move || {
+            if !shared.closed.load(Ordering::Relaxed) {
+                runtime.block_on(async move {
+                    let _ = tokio::time::timeout(CLOSE_WAIT, shared.close()).await;
+                });
+            }
+            runtime.shutdown_timeout(SHUTDOWN_WAIT);
+        };
+        if std::thread::Builder::new().name("zerok-close".into()).spawn(stop).is_err() {
+            tracing::warn!("no thread to close a dropped handle on; its tasks stop where they are");
         }
-        // Not closed by the app: closed here, in order; then the runtime stops.
-        if !self.shared.closed.load(Ordering::Relaxed) {
-            let shared = self.shared.clone();
-            runtime.block_on(async move {
-                let _ = tokio::time::timeout(CLOSE_WAIT, shared.close()).await;
-            });
-        }
-        runtime.shutdown_timeout(SHUTDOWN_WAIT);
     }
 }

@@ -67,9 +67,10 @@ pub struct BackupSettings {
     pub vault: String,
     /// The app's state folders.
     pub paths: Vec<PathBuf>,
-    /// Snapshot this often, seconds (`None`: only on activity or on request).
+    /// Snapshot this often, seconds (`None`: the library's default, hourly).
     pub interval_secs: Option<u64>,
-    /// Snapshot after this many messages pushed or pulled since the last one.
+    /// Snapshot after this many messages pushed or pulled since the last one (`None`: the
+    /// library's default, 100).
     pub after_messages: Option<u64>,
 }
 

@@ -68,6 +68,15 @@ fn pair_exchange_back_up_restore_and_fail_by_name() {
         let status = a.status().await.unwrap();
         assert!(status.in_group && status.status == "connected", "{status:?}");
 
+        // A mobile pause and resume: A disconnects within its budget, B's message waits at
+        // the relay, and A's resume reconnects and brings it.
+        a.on_pause(Duration::from_millis(500)).await.unwrap();
+        assert_eq!(a.status().await.unwrap().status, "disconnected");
+        b.push(b"while a slept".to_vec()).await.unwrap();
+        let woke = a.on_resume().await.unwrap();
+        assert_eq!(woke.iter().map(|m| m.data.as_slice()).collect::<Vec<_>>(), [b"while a slept"]);
+        assert_eq!(a.status().await.unwrap().status, "connected");
+
         // A backs its folder up (the snapshot records the group and A's cursor).
         let recovery = a.create_vault(vault.clone()).await.unwrap();
         let settings = BackupSettings {
@@ -126,6 +135,11 @@ fn a_handle_dropped_unclosed_shuts_down_in_order_and_calls_after_close_are_refus
         a.create_group(vec![relay.addr().to_string()]).await.unwrap();
         let bad = a.create_group(vec!["not an address".into()]).await.unwrap_err();
         assert_eq!(bad.kind, ErrorKind::InvalidInput, "{bad}");
+        // What is queued (the connection made at create) is read; a read that times out is
+        // cancelled and takes nothing.
+        while let Ok(got) = tokio::time::timeout(Duration::from_millis(300), a.next_event()).await {
+            assert!(got.unwrap().is_some());
+        }
         let pending = a.next_event();
         a.close().await.unwrap();
         assert!(pending.await.unwrap().is_none(), "a waiting next_event ends when the handle closes");

@@ -155,6 +155,26 @@ impl Handle {
     }
 
     #[napi]
+    pub async fn register_push_token(
+        &self,
+        token: String,
+        platform: String,
+        app_id: Option<String>,
+    ) -> napi::Result<()> {
+        settle(self.bridge.register_push_token(token, platform, app_id)).await
+    }
+
+    #[napi]
+    pub async fn on_pause(&self, budget_ms: u32) -> napi::Result<()> {
+        settle(self.bridge.on_pause(std::time::Duration::from_millis(u64::from(budget_ms)))).await
+    }
+
+    #[napi]
+    pub async fn on_resume(&self) -> napi::Result<Vec<Message>> {
+        Ok(settle(self.bridge.on_resume()).await?.into_iter().map(Message::from).collect())
+    }
+
+    #[napi]
     pub async fn create_invite(&self) -> napi::Result<Invite> {
         let i = settle(self.bridge.create_invite()).await?;
         Ok(Invite { url: i.url, code: i.code, expires_in_secs: js(i.expires_in_secs) })

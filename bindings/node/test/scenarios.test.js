@@ -37,10 +37,15 @@ async function startRelay(data) {
     new Promise((resolve) => lines.once('line', (l) => resolve([l]))),
     new Promise((_, reject) => proc.once('exit', (c) => reject(new Error(`relay exited with ${c}`)))),
   ]);
+  // Resolves to the exit code (null when a signal ended it); SIGKILL after 10 s.
   const stop = () =>
     new Promise((resolve) => {
-      if (proc.exitCode !== null) return resolve(proc.exitCode);
-      proc.once('exit', (code) => resolve(code));
+      if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
+      const kill = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      proc.once('exit', (code) => {
+        clearTimeout(kill);
+        resolve(code);
+      });
       proc.kill('SIGTERM');
     });
   return { addr: JSON.parse(first).addr, stop };
@@ -81,10 +86,13 @@ test('pair, exchange, back up, restore, and fail by name', async () => {
   fs.mkdirSync(state);
   fs.writeFileSync(path.join(state, 'notes.db'), 'the state on monday');
   const vault = path.join(tmp, 'vault');
-  const a = new Client(path.join(tmp, 'a'), 'A');
-  const b = new Client(path.join(tmp, 'b'), 'B');
-  const c = new Client(path.join(tmp, 'c'), 'C');
+  const clients = [];
   try {
+    const [a, b, c] = ['A', 'B', 'C'].map((name) => {
+      const client = new Client(path.join(tmp, name.toLowerCase()), name);
+      clients.push(client);
+      return client;
+    });
     const aEvents = a.events();
     const bEvents = b.events();
     await a.createGroup([relay.addr]);
@@ -101,6 +109,11 @@ test('pair, exchange, back up, restore, and fail by name', async () => {
     assert.ok((await a.pull()).some((m) => m.data.toString() === 'hello from b'));
     const status = await a.status();
     assert.ok(status.inGroup && status.status === 'connected', JSON.stringify(status));
+
+    await a.onPause(500);
+    assert.equal((await a.status()).status, 'disconnected');
+    await b.push('while a slept');
+    assert.deepEqual((await a.onResume()).map((m) => m.data.toString()), ['while a slept']);
 
     const recovery = await a.createVault(vault);
     await a.enableBackup(vault, [state]);
@@ -124,11 +137,13 @@ test('pair, exchange, back up, restore, and fail by name', async () => {
     assert.equal(await relay.stop(), 0, 'the relay stops gracefully on SIGTERM');
     await assert.rejects(b.push('into the void'), (e) => e.code === 'Unreachable' && e.retryable === true);
     await rejectsWith(c.connect(), 'Unreachable');
+    await a.close();
+    await rejectsWith(a.push('after close'), 'Closed');
   } finally {
-    await Promise.all([a.close(), b.close(), c.close()]);
+    await Promise.allSettled(clients.map((client) => client.close()));
     await relay.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
-  await rejectsWith(a.push('after close'), 'Closed');
 });
 
 test('bad input is named', async () => {
@@ -140,5 +155,6 @@ test('bad input is named', async () => {
     await rejectsWith(x.connect(), 'NotFound');
   } finally {
     await x.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
 });

@@ -82,6 +82,26 @@ impl Handle {
         awaitable(py, self.bridge.disconnect())
     }
 
+    #[pyo3(signature = (token, platform, app_id=None))]
+    fn register_push_token<'py>(
+        &self,
+        py: Python<'py>,
+        token: String,
+        platform: String,
+        app_id: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.bridge.register_push_token(token, platform, app_id))
+    }
+
+    fn on_pause<'py>(&self, py: Python<'py>, budget_ms: u64) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.bridge.on_pause(std::time::Duration::from_millis(budget_ms)))
+    }
+
+    fn on_resume<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let work = self.bridge.on_resume();
+        awaitable(py, async move { work.await.map(|ms| ms.into_iter().map(message).collect::<Vec<_>>()) })
+    }
+
     fn create_invite<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let work = self.bridge.create_invite();
         awaitable(py, async move { work.await.map(|i| (i.url, i.code, i.expires_in_secs)) })

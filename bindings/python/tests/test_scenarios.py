@@ -46,7 +46,12 @@ class RelayProcess:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
-            assert self.proc.wait(timeout=10) == 0, "the relay stops gracefully on SIGTERM"
+            try:
+                code = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise
+            assert code == 0, "the relay stops gracefully on SIGTERM"
 
 
 @pytest.fixture
@@ -67,7 +72,7 @@ async def next_of(client: zerok.Client, events, kind: str) -> zerok.Event:
 
 
 def test_pair_exchange_back_up_restore_and_fail_by_name(tmp_path, relay):
-    asyncio.run(scenario(tmp_path, relay))
+    asyncio.run(asyncio.wait_for(scenario(tmp_path, relay), timeout=180))
 
 
 async def scenario(tmp_path: pathlib.Path, relay: RelayProcess) -> None:
@@ -93,6 +98,11 @@ async def scenario(tmp_path: pathlib.Path, relay: RelayProcess) -> None:
         assert b"hello from b" in [m.data for m in await a.pull()]
         status = await a.status()
         assert status.in_group and status.status == "connected", status
+
+        await a.on_pause(500)
+        assert (await a.status()).status == "disconnected"
+        await b.push(b"while a slept")
+        assert [m.data for m in await a.on_resume()] == [b"while a slept"]
 
         recovery = await a.create_vault(vault)
         await a.enable_backup(vault, [state])

@@ -419,7 +419,8 @@ pub async fn join(
         Invite::from_url(invite_or_code)?
     } else {
         let code = InviteCode::parse(invite_or_code)?;
-        let relay = relay.ok_or_else(|| Error::Invite("a short code needs the relay address (--relay ADDR)".into()))?;
+        let relay =
+            relay.ok_or_else(|| Error::Invite("a short code needs the address of the relay that holds it".into()))?;
         let endpoint = home.endpoint(std::slice::from_ref(relay)).await?;
         let sealed = conn::lookup_invite(&endpoint, relay, &code.lookup()).await;
         endpoint.close().await;

@@ -352,6 +352,16 @@ impl SyncClient {
         Ok(first)
     }
 
+    /// Takes in what finished in the background and sends what waits in the outbox (an app
+    /// about to be suspended flushes before it disconnects).
+    ///
+    /// # Errors
+    /// As [`SyncClient::push`]; what is not sent stays queued for the next connect.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        self.tend().await?;
+        self.flush_outbox().await
+    }
+
     /// Resends queued pushes. A push the relay can never accept (too large, not a member
     /// any more) is dropped with a warning; one that failed for a passing reason (network,
     /// quota, rate) stays queued for the next connect, and so do those after it, in order.

@@ -21,7 +21,7 @@ from :meth:`Client.create_vault`) and invites.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, List, Optional, Sequence, TypeVar
 
 from . import _native
@@ -54,10 +54,12 @@ class ZerokError(Exception):
 
     kind = "Other"
 
-    def __init__(self, message: str, retryable: bool = False) -> None:
+    def __init__(self, message: str, retryable: bool = False, kind: Optional[str] = None) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        if kind is not None:
+            self.kind = kind
 
 
 class WrongKeyError(ZerokError):
@@ -137,16 +139,16 @@ async def _call(awaitable: Awaitable[T]) -> T:
         return await awaitable
     except _native.NativeError as e:
         kind, message, retryable = e.args
-        raise _BY_KIND.get(kind, ZerokError)(message, retryable) from None
+        raise _BY_KIND.get(kind, ZerokError)(message, retryable, kind) from None
 
 
 @dataclass(frozen=True)
 class Invite:
     """An invite: ``url`` for a QR code (it holds the group secret), or the short ``code``."""
 
-    url: str
-    code: str
-    expires_in_secs: int
+    url: str = field(repr=False)
+    code: str = field(repr=False)
+    expires_in_secs: int = 0
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,8 @@ class Client:
     async def create_group(self, relays: Sequence[str]) -> None:
         """Creates a sync group with this device as its first member and connects.
         ``relays``: ``ENDPOINT_ID@IP:PORT`` each, the first one primary."""
+        if isinstance(relays, str):
+            raise TypeError("relays: a list of ENDPOINT_ID@IP:PORT strings, not one string")
         await _call(self._h.create_group(list(relays)))
 
     async def join_group(self, invite: str, relay: Optional[str] = None) -> None:
@@ -263,12 +267,28 @@ class Client:
         """Lets pushes under way finish, then closes the connections."""
         await _call(self._h.disconnect())
 
+    async def register_push_token(self, token: str, platform: str, app_id: Optional[str] = None) -> None:
+        """Lets the relays wake this device with a silent push (``platform``: ``apns`` or
+        ``fcm``; ``app_id``: the APNs bundle id) when a message arrives while it is offline."""
+        await _call(self._h.register_push_token(token, platform, app_id))
+
+    async def on_pause(self, budget_ms: int = 500) -> None:
+        """The app goes to the background: sends what waits in the outbox within
+        ``budget_ms``, then disconnects (the rest stays queued)."""
+        await _call(self._h.on_pause(budget_ms))
+
+    async def on_resume(self) -> List[Message]:
+        """The app is back (or a push notification woke it): reconnects and pulls."""
+        return [_message(m) for m in await _call(self._h.on_resume())]
+
     async def create_invite(self) -> Invite:
         """An invite for one more device (once, for 10 minutes)."""
         return Invite(*await _call(self._h.create_invite()))
 
     async def push(self, data: bytes) -> Pushed:
         """Encrypts, signs and pushes ``data`` to the group."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data: bytes, not {type(data).__name__}")
         return Pushed(*await _call(self._h.push(bytes(data))))
 
     async def pull(self) -> List[Message]:
@@ -324,9 +344,14 @@ class Client:
         return Restored(sid, files, size, list(lost), [_message(m) for m in messages], missing)
 
     async def events(self) -> AsyncIterator[Event]:
-        """Events as they come, until the client closes (one reader at a time)."""
+        """Events as they come, until the client closes. One reader at a time: two iterators
+        share one stream (each event goes to one of them). Cancelling a wait (``wait_for``)
+        ends the iterator; take a new one to go on."""
         while True:
-            e = await _call(self._h.next_event())
+            try:
+                e = await _call(self._h.next_event())
+            except ClosedError:
+                return
             if e is None:
                 return
             yield Event(*e)
