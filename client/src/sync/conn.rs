@@ -27,7 +27,7 @@ pub struct RelayConn {
     events_task: tokio::task::JoinHandle<()>,
     /// The client's links, told when this session ends (`None`: a session of its own, such
     /// as reading a group left behind).
-    links: Option<(Arc<Links>, RelayAddr)>,
+    links: Option<(Arc<Links>, RelayAddr, u64)>,
     /// What the relay said at HELLO.
     pub welcome: Welcome,
     timeout: std::time::Duration,
@@ -54,8 +54,8 @@ impl Requester {
 impl Drop for RelayConn {
     fn drop(&mut self) {
         self.events_task.abort();
-        if let Some((links, relay)) = &self.links {
-            links.down(relay, self.conn.stable_id(), "closed".into(), false);
+        if let Some((links, relay, cursor)) = &self.links {
+            links.down((relay, *cursor), self.conn.stable_id(), "closed".into(), false);
         }
     }
 }
@@ -119,7 +119,7 @@ impl RelayConn {
         if let Some(links) = &links {
             links.up(relay, conn.stable_id());
         }
-        let link = links.as_ref().map(|l| (l.clone(), relay.clone()));
+        let link = links.as_ref().map(|l| (l.clone(), relay.clone(), last_cursor));
         let events_task = tokio::spawn(async move {
             let ended = loop {
                 let mut recv = match watched.accept_uni().await {
@@ -138,12 +138,13 @@ impl RelayConn {
                 };
                 let _ = events.send(event);
             };
-            if let Some((links, relay)) = link {
+            if let Some((links, relay, cursor)) = link {
                 let by_peer = !matches!(ended, ConnectionError::LocallyClosed);
-                links.down(&relay, watched.stable_id(), ended.to_string(), by_peer);
+                links.down((&relay, cursor), watched.stable_id(), ended.to_string(), by_peer);
             }
         });
-        Ok(Self { conn, events_task, links: links.map(|l| (l, relay.clone())), welcome, timeout: REQUEST_TIMEOUT })
+        let links = links.map(|l| (l, relay.clone(), last_cursor));
+        Ok(Self { conn, events_task, links, welcome, timeout: REQUEST_TIMEOUT })
     }
 
     /// Sends one request and waits for its reply, at most the request timeout.

@@ -41,10 +41,13 @@ const STABLE: Duration = Duration::from_secs(30);
 /// Most backoff steps a flapping relay's redial skips (past this the delay is at its cap).
 const MAX_FLAPS: u32 = 8;
 
+/// A relay to dial again, and this device's last cursor there (for its HELLO).
+pub(super) type Lost = (RelayAddr, u64);
+
 /// The relays' state, shared by the client, its connections and the redial task.
 pub(super) struct Links {
     events: broadcast::Sender<SyncEvent>,
-    lost: mpsc::UnboundedSender<RelayAddr>,
+    lost: mpsc::UnboundedSender<Lost>,
     state: Mutex<LinkState>,
 }
 
@@ -89,7 +92,7 @@ impl LinkState {
 
 impl Links {
     /// New links reporting on `events`; the receiver gets each relay to dial again.
-    pub fn new(events: broadcast::Sender<SyncEvent>) -> (Arc<Self>, mpsc::UnboundedReceiver<RelayAddr>) {
+    pub fn new(events: broadcast::Sender<SyncEvent>) -> (Arc<Self>, mpsc::UnboundedReceiver<Lost>) {
         let (lost, rx) = mpsc::unbounded_channel();
         let state = LinkState {
             up: BTreeMap::new(),
@@ -140,9 +143,9 @@ impl Links {
         });
     }
 
-    /// Session `conn` to `relay` ended; a relay whose last session the relay or the
-    /// network ended (not this device) is dialled again.
-    pub fn down(&self, relay: &RelayAddr, conn: usize, reason: String, by_peer: bool) {
+    /// Session `conn` to `relay` (opened at `cursor`) ended; a relay whose last session the
+    /// relay or the network ended (not this device) is dialled again.
+    pub fn down(&self, (relay, cursor): (&RelayAddr, u64), conn: usize, reason: String, by_peer: bool) {
         let name = relay.to_string();
         let mut ask = false;
         self.update(|s| {
@@ -162,12 +165,13 @@ impl Links {
             Some(SyncEvent::Disconnected { relay: name.clone(), reason })
         });
         if ask {
-            let _ = self.lost.send(relay.clone());
+            let _ = self.lost.send((relay.clone(), cursor));
         }
     }
 
-    /// Asks for `relay` to be dialled again (unless it is already, or the client closed).
-    pub fn redial(&self, relay: &RelayAddr) {
+    /// Asks for `relay` to be dialled again, from this device's `cursor` there (unless it
+    /// is dialled already, or the client closed).
+    pub fn redial(&self, relay: &RelayAddr, cursor: u64) {
         let name = relay.to_string();
         let mut ask = false;
         self.update(|s| {
@@ -175,7 +179,7 @@ impl Links {
             None
         });
         if ask {
-            let _ = self.lost.send(relay.clone());
+            let _ = self.lost.send((relay.clone(), cursor));
         }
     }
 
@@ -271,13 +275,13 @@ impl Links {
 pub(super) async fn redial(
     dialer: Dialer,
     links: Arc<Links>,
-    lost: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<RelayAddr>>>,
+    lost: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Lost>>>,
     jitter: bool,
 ) {
     let mut lost = lost.lock().await;
     let mut dials = tokio::task::JoinSet::new();
     loop {
-        let relay = tokio::select! {
+        let (relay, cursor) = tokio::select! {
             relay = lost.recv() => match relay {
                 Some(r) => r,
                 None => return,
@@ -295,7 +299,7 @@ pub(super) async fn redial(
                     return;
                 }
                 tokio::time::sleep(backoff.next_delay(super::relays::seed(jitter))).await;
-                match dialer.dial(&relay, 0).await {
+                match dialer.dial(&relay, cursor).await {
                     Ok(conn) => {
                         links.hand_over(Dialled { relay, group: dialer.keys.id(), conn });
                         return;
@@ -326,29 +330,33 @@ mod tests {
         let (links, mut lost) = Links::new(events);
         let r = relay();
         links.up(&r, 1);
-        links.down(&r, 1, "reset by peer".into(), true);
-        assert_eq!(lost.try_recv().unwrap(), r, "a relay lost by the peer is dialled again");
+        links.down((&r, 5), 1, "reset by peer".into(), true);
+        assert_eq!(
+            lost.try_recv().unwrap(),
+            (r.clone(), 5),
+            "a relay lost by the peer is dialled again, from its cursor"
+        );
         // Asked again while its loop runs (a request's own reconnect gave up, a push failed):
         // no second loop.
-        links.redial(&r);
-        links.redial(&r);
+        links.redial(&r, 5);
+        links.redial(&r, 5);
         assert!(lost.try_recv().is_err(), "still one loop");
         assert_eq!(links.status(), ConnectionStatus::Reconnecting { attempt: 1 });
         assert_eq!(links.flaps(&r), 1, "a session that ended at once counts");
         links.up(&r, 2);
-        links.down(&r, 2, "closed by peer: too many sessions".into(), true);
+        links.down((&r, 5), 2, "closed by peer: too many sessions".into(), true);
         assert_eq!(links.flaps(&r), 2, "and the next redial starts further along the backoff");
-        assert_eq!(lost.try_recv().unwrap(), r);
+        assert_eq!(lost.try_recv().unwrap(), (r.clone(), 5));
         // A loop stopped by a restart does not come back to life, and the relay can be asked
         // for again.
         links.restart();
         assert!(!links.attempt(&r, 2));
-        links.redial(&r);
-        assert_eq!(lost.try_recv().unwrap(), r);
+        links.redial(&r, 5);
+        assert_eq!(lost.try_recv().unwrap(), (r.clone(), 5));
         // Closed: nothing is dialled, and the status says so.
         links.close();
         assert!(!links.attempt(&r, 3));
-        links.redial(&r);
+        links.redial(&r, 5);
         assert!(lost.try_recv().is_err());
         assert_eq!(links.status(), ConnectionStatus::Disconnected);
         let mut statuses = Vec::new();

@@ -455,7 +455,7 @@ pub struct SyncClient {
     /// Which relays are up, and the status and events that say so.
     links: Arc<link::Links>,
     /// Relays lost, for the redial task.
-    lost: Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<RelayAddr>>>,
+    lost: Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<link::Lost>>>,
     /// The task dialling lost relays again while the client lives.
     redial: tokio::task::JoinSet<()>,
     /// Records of attachments sent and received.

@@ -144,13 +144,22 @@ impl SyncClient {
             }
         }
         // Not back yet: the background goes on dialling it (if it is not already).
-        self.links.redial(&relay);
+        self.links.redial(&relay, self.state.cursor(&relay.to_string()));
         Err(last)
     }
 
-    /// Takes in what background work finished (pushes acknowledged, relays dialled back)
+    /// Takes in what background work finished (see [`SyncClient::take_in_background`])
     /// and sends the outbox again when a relay came back.
     pub(super) async fn tend(&mut self) -> Result<(), Error> {
+        if self.take_in_background().await? {
+            self.flush_outbox().await?;
+        }
+        Ok(())
+    }
+
+    /// Takes in pushes acknowledged and relays dialled back, and follows a rotation a relay
+    /// reported; true when a relay came back.
+    async fn take_in_background(&mut self) -> Result<bool, Error> {
         let mut back = false;
         while let Some(done) = self.background.try_next() {
             self.settle(done)?;
@@ -161,10 +170,7 @@ impl SyncClient {
         if std::mem::take(&mut self.background.rotated) {
             self.sync_rosters().await?;
         }
-        if back {
-            self.flush_outbox().await?;
-        }
-        Ok(())
+        Ok(back)
     }
 
     /// Applies one finished background push.
@@ -223,7 +229,7 @@ impl SyncClient {
     pub(super) fn relay_lost(&mut self, i: usize) {
         let (relay, conn) = self.conns.remove(i);
         conn.close();
-        self.links.redial(&relay);
+        self.links.redial(&relay, self.state.cursor(&relay.to_string()));
     }
 
     /// Forgets a push (force-deleted): it leaves the outbox and is sent nowhere again.
@@ -236,7 +242,7 @@ impl SyncClient {
     pub(super) fn note_unreachable(&mut self) -> Result<(), Error> {
         for relay in self.state.relays()? {
             if !self.conns.iter().any(|(r, c)| *r == relay && c.is_open()) {
-                self.links.redial(&relay);
+                self.links.redial(&relay, self.state.cursor(&relay.to_string()));
             }
         }
         Ok(())
@@ -358,7 +364,7 @@ impl SyncClient {
     /// # Errors
     /// As [`SyncClient::push`]; what is not sent stays queued for the next connect.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        self.tend().await?;
+        self.take_in_background().await?;
         self.flush_outbox().await
     }
 
