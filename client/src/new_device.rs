@@ -117,13 +117,15 @@ impl NewDevice {
     }
 }
 
-/// Refuses a target that holds anything, unless forced; a file is never a target.
-fn check_target(target: &Path, force: bool) -> Result<()> {
+/// Refuses a target that holds anything, unless forced; a file is never a target. (A
+/// restore checks this itself; a caller that wants to refuse before it asks for the
+/// recovery key checks first.)
+///
+/// # Errors
+/// [`Error::Invalid`] naming the target; [`Error::Io`] when it cannot be read.
+pub fn check_target(target: &Path, force: bool) -> Result<()> {
     match std::fs::read_dir(target).map(|mut entries| entries.next().is_some()) {
-        Ok(true) if !force => Err(Error::Invalid(format!(
-            "target {} is not empty (force the restore to replace files in it)",
-            target.display()
-        ))),
+        Ok(true) if !force => Err(Error::Invalid(format!("target {} is not empty", target.display()))),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(target, e)),

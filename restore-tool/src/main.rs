@@ -17,7 +17,7 @@ use zerok_cli::{
 };
 use zerok_client::{
     Home,
-    new_device::{NewDevice, NewDeviceOptions, Plan, REPLAY_DIR},
+    new_device::{NewDevice, NewDeviceOptions, Plan, REPLAY_DIR, check_target},
     read_recovery_key,
 };
 use zerok_core::RecoveryKey;
@@ -85,9 +85,10 @@ async fn run(args: Args) -> Result<u8> {
         options.device_name = name.clone();
     }
     let home = Home::locate()?;
-    if !args.force && std::fs::read_dir(&args.target).is_ok_and(|mut rd| rd.next().is_some()) {
-        anyhow::bail!("target {} is not empty (pass --force to restore into it anyway)", args.target.display());
-    }
+    check_target(&args.target, args.force).map_err(|e| match e {
+        zerok_client::Error::Invalid(m) => anyhow::anyhow!("{m} (pass --force to restore into it anyway)"),
+        e => e.into(),
+    })?;
     let plan = Plan::new(&home, &args.vault, &key, &options).await?;
     if args.dry_run {
         dry_run(&args, &plan);
