@@ -10,24 +10,33 @@ use zerok_client::{
 /// `status-changed`, `blob-available`, `blob-pushed`, `device-revoked`, `rotated`,
 /// `backup-started`, `backup-saved`, `error`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "camelCase"))]
 pub struct Event {
     /// What happened.
     pub kind: &'static str,
     /// The relay it concerns.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub relay: Option<String>,
     /// A cursor (a new message's, a push's).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub cursor: Option<u64>,
     /// A message id (hex).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub blob_id: Option<String>,
     /// A device id (hex): the sender of a new message, a device revoked.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub device: Option<String>,
     /// A snapshot id (hex).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub snapshot_id: Option<String>,
     /// `connected`, `reconnecting` or `disconnected` (for `status-changed`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub status: Option<String>,
     /// A reconnect attempt.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub attempt: Option<u32>,
     /// One line: why a connection ended, what failed.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub message: Option<String>,
 }
 

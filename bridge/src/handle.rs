@@ -25,8 +25,8 @@ use zerok_vault::{InitOptions, Location, Vault};
 use zerok_wire::RelayAddr;
 
 use crate::{
-    BackupReport, BackupSettings, BackupStatus, BridgeError, ErrorKind, Event, InviteInfo, Message, Pushed, Restored,
-    SyncStatus, event::status_words,
+    BackupReport, BackupSettings, BackupStatus, BridgeError, ErrorKind, Event, InviteInfo, Message, Pulled, Pushed,
+    Restored, SyncStatus, event::status_words,
 };
 
 /// Where the device keeps its state, and what it is called.
@@ -116,6 +116,20 @@ impl Shared {
         Ok(())
     }
 
+    /// Reconnects when sync was connected before a pause (or this device is in a group);
+    /// `true` when connected.
+    async fn resume(&self) -> Result<bool, BridgeError> {
+        if self.sync.lock().await.is_some() {
+            return Ok(true);
+        }
+        if !self.paused.swap(false, Ordering::Relaxed) && !self.home.sync().has_group() {
+            return Ok(false);
+        }
+        let client = SyncClient::connect(self.home.sync()).await?;
+        self.install(client).await?;
+        Ok(true)
+    }
+
     async fn close(&self) {
         // Set under the sync lock: a client being installed sees it.
         let sync = self.sync.lock().await;
@@ -193,10 +207,11 @@ impl Bridge {
 
     /// Runs `work` on the handle's runtime; dropping the returned future cancels it (a pull
     /// cancelled midway may have moved its cursor: [`Bridge::pull_after`] reads again).
-    fn run<T, F>(&self, work: impl FnOnce(Arc<Shared>) -> F) -> impl Future<Output = Result<T, BridgeError>> + 'static
+    fn run<T, F, W>(&self, work: W) -> impl Future<Output = Result<T, BridgeError>> + 'static + use<T, F, W>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, BridgeError>> + Send + 'static,
+        W: FnOnce(Arc<Shared>) -> F,
     {
         let shared = self.shared.clone();
         let spawned = match (&self.runtime, shared.closed.load(Ordering::Relaxed)) {
@@ -214,7 +229,10 @@ impl Bridge {
 
     /// Creates a sync group with this device as its first member, at `relays`
     /// (`ENDPOINT_ID@IP:PORT`, the first one primary), and connects.
-    pub fn create_group(&self, relays: Vec<String>) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+    pub fn create_group(
+        &self,
+        relays: Vec<String>,
+    ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let relays = relay_list(&relays)?;
             let client = zerok_client::sync::create(s.home.sync(), &relays, &s.device_name).await?;
@@ -227,7 +245,7 @@ impl Bridge {
         &self,
         invite: String,
         relay: Option<String>,
-    ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+    ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let relay = relay.map(|r| relay_list(&[r])).transpose()?.and_then(|mut r| r.pop());
             let client = zerok_client::sync::join(s.home.sync(), &invite, relay.as_ref(), &s.device_name).await?;
@@ -236,7 +254,7 @@ impl Bridge {
     }
 
     /// Connects to this device's group (after a restart of the app); nothing when connected.
-    pub fn connect(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+    pub fn connect(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             if s.sync.lock().await.is_some() {
                 return Ok(());
@@ -247,7 +265,7 @@ impl Bridge {
     }
 
     /// Lets pushes under way finish, then closes the connections (the group stays).
-    pub fn disconnect(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+    pub fn disconnect(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             if let Some(client) = s.sync.lock().await.take() {
                 client.disconnect().await;
@@ -259,7 +277,7 @@ impl Bridge {
     /// The app goes to the background (a mobile OS suspends it soon): sends what waits in
     /// the outbox within `budget`, then disconnects; what did not go stays queued for
     /// [`Bridge::on_resume`]. Never takes much longer than `budget` plus the closing.
-    pub fn on_pause(&self, budget: Duration) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+    pub fn on_pause(&self, budget: Duration) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let Some(mut client) = s.sync.lock().await.take() else { return Ok(()) };
             s.paused.store(true, Ordering::Relaxed);
@@ -273,21 +291,22 @@ impl Bridge {
 
     /// The app is back in the foreground (or a push notification woke it): reconnects when
     /// it was connected before [`Bridge::on_pause`] (queued pushes go out), and pulls.
-    pub fn on_resume(&self) -> impl Future<Output = Result<Vec<Message>, BridgeError>> + Send + 'static {
+    pub fn on_resume(&self) -> impl Future<Output = Result<Vec<Message>, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
-            let mut sync = s.sync.lock().await;
-            if sync.is_none() {
-                if !s.paused.swap(false, Ordering::Relaxed) && !s.home.sync().has_group() {
-                    return Ok(Vec::new());
-                }
-                drop(sync);
-                let client = SyncClient::connect(s.home.sync()).await?;
-                s.install(client).await?;
-                sync = s.sync.lock().await;
+            if !s.resume().await? {
+                return Ok(Vec::new());
             }
+            let mut sync = s.sync.lock().await;
             let got = sync.as_mut().ok_or_else(no_group)?.pull().await?;
             Ok(got.iter().map(Message::from).collect())
         })
+    }
+
+    /// [`Bridge::on_resume`] without the pull, for a host that resumes the handle on its
+    /// own (a Tauri app's lifecycle event) and leaves pulling to the app, so no message is
+    /// taken where nobody reads it. `true` when sync is connected.
+    pub fn resume_connection(&self) -> impl Future<Output = Result<bool, BridgeError>> + Send + 'static + use<> {
+        self.run(move |s| async move { s.resume().await })
     }
 
     /// Registers the app's push token (`platform` `apns` or `fcm`; `app_id` the APNs bundle
@@ -299,7 +318,7 @@ impl Bridge {
         token: String,
         platform: String,
         app_id: Option<String>,
-    ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+    ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let platform = match platform.as_str() {
                 "apns" => PushPlatform::Apns,
@@ -316,7 +335,7 @@ impl Bridge {
     }
 
     /// An invite for another device (one device, once, for 10 minutes).
-    pub fn create_invite(&self) -> impl Future<Output = Result<InviteInfo, BridgeError>> + Send + 'static {
+    pub fn create_invite(&self) -> impl Future<Output = Result<InviteInfo, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let mut sync = s.sync.lock().await;
             let (url, code) = sync.as_mut().ok_or_else(no_group)?.invite().await?;
@@ -325,7 +344,7 @@ impl Bridge {
     }
 
     /// Encrypts, signs and pushes `data` to the group.
-    pub fn push(&self, data: Vec<u8>) -> impl Future<Output = Result<Pushed, BridgeError>> + Send + 'static {
+    pub fn push(&self, data: Vec<u8>) -> impl Future<Output = Result<Pushed, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let mut sync = s.sync.lock().await;
             let (blob_id, cursor) = sync.as_mut().ok_or_else(no_group)?.push(&data).await?;
@@ -334,16 +353,27 @@ impl Bridge {
     }
 
     /// Everything new since the last pull, in order.
-    pub fn pull(&self) -> impl Future<Output = Result<Vec<Message>, BridgeError>> + Send + 'static {
+    pub fn pull(&self) -> impl Future<Output = Result<Vec<Message>, BridgeError>> + Send + 'static + use<> {
+        let page = self.pull_page();
+        async move { Ok(page.await?.messages) }
+    }
+
+    /// [`Bridge::pull`], with whether more wait and the cursor reached.
+    pub fn pull_page(&self) -> impl Future<Output = Result<Pulled, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let mut sync = s.sync.lock().await;
-            let got = sync.as_mut().ok_or_else(no_group)?.pull().await?;
-            Ok(got.iter().map(Message::from).collect())
+            let client = sync.as_mut().ok_or_else(no_group)?;
+            let got = client.pull().await?;
+            let messages = got.iter().map(Message::from).collect();
+            Ok(Pulled { messages, has_more: client.has_more(), last_cursor: client.last_cursor() })
         })
     }
 
     /// The group's messages after `cursor`, read again (the saved cursor stays).
-    pub fn pull_after(&self, cursor: u64) -> impl Future<Output = Result<Vec<Message>, BridgeError>> + Send + 'static {
+    pub fn pull_after(
+        &self,
+        cursor: u64,
+    ) -> impl Future<Output = Result<Vec<Message>, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let mut sync = s.sync.lock().await;
             let (got, _) = sync.as_mut().ok_or_else(no_group)?.pull_after(cursor).await?;
@@ -352,7 +382,7 @@ impl Bridge {
     }
 
     /// Where sync stands.
-    pub fn status(&self) -> impl Future<Output = Result<SyncStatus, BridgeError>> + Send + 'static {
+    pub fn status(&self) -> impl Future<Output = Result<SyncStatus, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let sync = s.sync.lock().await;
             let in_group = s.home.sync().has_group();
@@ -373,7 +403,10 @@ impl Bridge {
 
     /// Creates a vault at `url` and keeps this device's key to it; returns the recovery
     /// key, for the user to write down (shown once: the only way in without a device).
-    pub fn create_vault(&self, url: String) -> impl Future<Output = Result<String, BridgeError>> + Send + 'static {
+    pub fn create_vault(
+        &self,
+        url: String,
+    ) -> impl Future<Output = Result<String, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let backend = Location::parse(&url)?.open(&url)?;
             let created = Vault::init(backend, InitOptions::default()).await?;
@@ -389,7 +422,7 @@ impl Bridge {
     pub fn enable_backup(
         &self,
         settings: BackupSettings,
-    ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+    ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let mut config = CloudBackupConfig::new(settings.vault, settings.paths);
             if let Some(secs) = settings.interval_secs {
@@ -411,7 +444,7 @@ impl Bridge {
     }
 
     /// Takes a snapshot now (after one already running).
-    pub fn backup_now(&self) -> impl Future<Output = Result<BackupReport, BridgeError>> + Send + 'static {
+    pub fn backup_now(&self) -> impl Future<Output = Result<BackupReport, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let backup = s.backup.lock().await;
             let backup = backup
@@ -427,7 +460,7 @@ impl Bridge {
     }
 
     /// Where cloud backup stands.
-    pub fn backup_status(&self) -> impl Future<Output = Result<BackupStatus, BridgeError>> + Send + 'static {
+    pub fn backup_status(&self) -> impl Future<Output = Result<BackupStatus, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let backup = s.backup.lock().await;
             let Some(status) = backup.as_ref().map(CloudBackup::status) else {
@@ -450,7 +483,7 @@ impl Bridge {
     }
 
     /// Stops cloud backup (a snapshot under way finishes).
-    pub fn disable_backup(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+    pub fn disable_backup(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             if let Some(backup) = s.backup.lock().await.take() {
                 backup.disable().await;
@@ -469,7 +502,7 @@ impl Bridge {
         recovery_key: String,
         target: PathBuf,
         snapshot: Option<String>,
-    ) -> impl Future<Output = Result<Restored, BridgeError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Restored, BridgeError>> + Send + 'static + use<> {
         let recovery_key = Zeroizing::new(recovery_key);
         self.run(move |s| async move {
             if s.sync.lock().await.is_some() {
@@ -499,7 +532,7 @@ impl Bridge {
 
     /// The next event; `None` when the handle closes while waiting (a call after it is
     /// closed fails with [`ErrorKind::Closed`]).
-    pub fn next_event(&self) -> impl Future<Output = Result<Option<Event>, BridgeError>> + Send + 'static {
+    pub fn next_event(&self) -> impl Future<Output = Result<Option<Event>, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let mut closing = s.closing.subscribe();
             let mut inbox = s.inbox.lock().await;
@@ -520,7 +553,7 @@ impl Bridge {
     /// Closes the handle: cloud backup stops (a snapshot under way finishes), sync
     /// disconnects (pushes under way finish; its endpoint closes), then every later call
     /// fails with [`ErrorKind::Closed`]. Dropping the handle then stops its runtime.
-    pub fn close(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static {
+    pub fn close(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             s.close().await;
             Ok(())

@@ -22,4 +22,6 @@ mod types;
 pub use error::{BridgeError, ErrorKind};
 pub use event::Event;
 pub use handle::{Bridge, Config};
-pub use types::{BackupReport, BackupSettings, BackupStatus, InviteInfo, Message, Pushed, Restored, SyncStatus};
+pub use types::{
+    BackupReport, BackupSettings, BackupStatus, InviteInfo, Message, Pulled, Pushed, Restored, SyncStatus,
+};

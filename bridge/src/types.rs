@@ -1,6 +1,7 @@
 //! The plain data the bridge's methods take and give: ids as hex strings, bytes as bytes,
 //! counts as integers — what every binding can turn into its own types without knowing
-//! zerok's.
+//! zerok's. With the `serde` feature they serialize with camelCase keys (the Tauri plugin's
+//! JSON).
 
 use std::path::PathBuf;
 
@@ -8,6 +9,7 @@ use zerok_client::sync::Received;
 
 /// An invite to pass to the device that joins (URL for a QR code, or the short code).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "camelCase"))]
 pub struct InviteInfo {
     /// `zerok://…` (holds the group secret: show it only to the user who pairs).
     pub url: String,
@@ -19,6 +21,7 @@ pub struct InviteInfo {
 
 /// A push the first relay acknowledged.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "camelCase"))]
 pub struct Pushed {
     /// Its id (hex).
     pub blob_id: String,
@@ -28,6 +31,7 @@ pub struct Pushed {
 
 /// A message received, decrypted and sender-checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "camelCase"))]
 pub struct Message {
     /// Cursor at the relay it came from.
     pub cursor: u64,
@@ -45,8 +49,22 @@ impl From<&Received> for Message {
     }
 }
 
+/// What a pull brought.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "camelCase"))]
+pub struct Pulled {
+    /// The messages, in order.
+    pub messages: Vec<Message>,
+    /// More wait for the next pull (after a key rotation the old group is read to its end
+    /// first, the current one next time).
+    pub has_more: bool,
+    /// The primary relay's cursor the pull reached.
+    pub last_cursor: u64,
+}
+
 /// Where sync stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "camelCase"))]
 pub struct SyncStatus {
     /// This device belongs to a sync group.
     pub in_group: bool,
@@ -76,6 +94,7 @@ pub struct BackupSettings {
 
 /// A snapshot saved.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "camelCase"))]
 pub struct BackupReport {
     /// Its id (hex).
     pub snapshot_id: String,
@@ -87,6 +106,7 @@ pub struct BackupReport {
 
 /// Where cloud backup stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "camelCase"))]
 pub struct BackupStatus {
     /// The schedule runs.
     pub enabled: bool,
@@ -102,6 +122,7 @@ pub struct BackupStatus {
 
 /// What restoring a new device brought.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "camelCase"))]
 pub struct Restored {
     /// The snapshot restored (hex id), if the vault had one.
     pub snapshot_id: Option<String>,

@@ -388,10 +388,10 @@ fn deliver(
 /// This device is already in a group, or no relay answers.
 pub async fn create(home: SyncHome, relays: &[RelayAddr], device_name: &str) -> Result<SyncClient, Error> {
     if home.has_group() {
-        return Err(Error::State("this device is already in a sync group".into()));
+        return Err(Error::Invalid("this device is already in a sync group".into()));
     }
     if relays.is_empty() {
-        return Err(Error::State("give at least one relay".into()));
+        return Err(Error::Invalid("give at least one relay".into()));
     }
     let secret = zerok_core::sync::GroupSecret::generate();
     let genesis = create_entry(secret.derive().id(), &home.signing_key()?, device_name);
@@ -413,7 +413,7 @@ pub async fn join(
     device_name: &str,
 ) -> Result<SyncClient, Error> {
     if home.has_group() {
-        return Err(Error::State("this device is already in a sync group".into()));
+        return Err(Error::Invalid("this device is already in a sync group".into()));
     }
     let invite = if invite_or_code.trim().starts_with("zerok://") {
         Invite::from_url(invite_or_code)?
@@ -602,6 +602,12 @@ impl SyncClient {
     /// messages refused (decryption or signature failures).
     pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
         self.events.subscribe()
+    }
+
+    /// Whether the last [`SyncClient::pull`] left messages for the next one: after a key
+    /// rotation a pull reads the old group to its end first, and the current group waits.
+    pub fn has_more(&self) -> bool {
+        self.state.is_draining()
     }
 
     /// The primary relay's last pulled cursor.

@@ -1,0 +1,5 @@
+//! Resolves the app's capabilities against the plugins' permissions, as `tauri build` does.
+
+fn main() {
+    tauri_build::build();
+}
