@@ -70,7 +70,17 @@ struct Shared {
     closing: watch::Sender<bool>,
     /// Sync was disconnected by [`Bridge::on_pause`].
     paused: AtomicBool,
+    /// Sync was turned off by [`Bridge::disconnect`]: a resume leaves it off.
+    disabled: AtomicBool,
+    /// Held across each change of connection (create, join, connect, disconnect, pause,
+    /// resume, restore), so two never interleave: a resume during a pause's flush would
+    /// otherwise connect a second client on the same state.
+    changing: Mutex<()>,
 }
+
+/// The shortest backup interval taken: a snapshot every few seconds would run up the
+/// store's bill and the battery (backup_now is there for more).
+const MIN_INTERVAL_SECS: u64 = 60;
 
 fn closed() -> BridgeError {
     BridgeError::new(ErrorKind::Closed, "the handle was closed")
@@ -113,21 +123,35 @@ impl Shared {
         if let Some(old) = sync.replace(client) {
             old.disconnect().await;
         }
+        self.paused.store(false, Ordering::Relaxed);
+        self.disabled.store(false, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Reconnects when sync was connected before a pause (or this device is in a group);
-    /// `true` when connected.
+    /// Reconnects when sync was connected before a pause (or this device is in a group
+    /// and sync was not turned off); `true` when connected. Call it holding `changing`.
     async fn resume(&self) -> Result<bool, BridgeError> {
         if self.sync.lock().await.is_some() {
             return Ok(true);
         }
-        if !self.paused.swap(false, Ordering::Relaxed) && !self.home.sync().has_group() {
+        if self.disabled.load(Ordering::Relaxed)
+            || (!self.paused.load(Ordering::Relaxed) && !self.home.sync().has_group())
+        {
             return Ok(false);
         }
         let client = SyncClient::connect(self.home.sync()).await?;
         self.install(client).await?;
         Ok(true)
+    }
+
+    /// The sync client's slot, connected again first when a pause left it empty (an iOS
+    /// app paused by a glance at Control Center gets no resume when it comes back).
+    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<SyncClient>>, BridgeError> {
+        if self.paused.load(Ordering::Relaxed) {
+            let _changing = self.changing.lock().await;
+            self.resume().await?;
+        }
+        Ok(self.sync.lock().await)
     }
 
     async fn close(&self) {
@@ -201,6 +225,8 @@ impl Bridge {
             closed: AtomicBool::new(false),
             closing: watch::channel(false).0,
             paused: AtomicBool::new(false),
+            disabled: AtomicBool::new(false),
+            changing: Mutex::new(()),
         });
         Ok(Self { runtime: Some(runtime), shared })
     }
@@ -235,6 +261,7 @@ impl Bridge {
     ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let relays = relay_list(&relays)?;
+            let _changing = s.changing.lock().await;
             let client = zerok_client::sync::create(s.home.sync(), &relays, &s.device_name).await?;
             s.install(client).await
         })
@@ -248,6 +275,7 @@ impl Bridge {
     ) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
             let relay = relay.map(|r| relay_list(&[r])).transpose()?.and_then(|mut r| r.pop());
+            let _changing = s.changing.lock().await;
             let client = zerok_client::sync::join(s.home.sync(), &invite, relay.as_ref(), &s.device_name).await?;
             s.install(client).await
         })
@@ -256,6 +284,7 @@ impl Bridge {
     /// Connects to this device's group (after a restart of the app); nothing when connected.
     pub fn connect(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
+            let _changing = s.changing.lock().await;
             if s.sync.lock().await.is_some() {
                 return Ok(());
             }
@@ -264,9 +293,13 @@ impl Bridge {
         })
     }
 
-    /// Lets pushes under way finish, then closes the connections (the group stays).
+    /// Lets pushes under way finish, then closes the connections (the group stays); sync
+    /// stays off through pauses and resumes until connected again.
     pub fn disconnect(&self) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
+            let _changing = s.changing.lock().await;
+            s.disabled.store(true, Ordering::Relaxed);
+            s.paused.store(false, Ordering::Relaxed);
             if let Some(client) = s.sync.lock().await.take() {
                 client.disconnect().await;
             }
@@ -276,9 +309,12 @@ impl Bridge {
 
     /// The app goes to the background (a mobile OS suspends it soon): sends what waits in
     /// the outbox within `budget`, then disconnects; what did not go stays queued for
-    /// [`Bridge::on_resume`]. Never takes much longer than `budget` plus the closing.
+    /// [`Bridge::on_resume`]. Never takes much longer than `budget` plus the closing. A
+    /// push or pull while paused connects again first (a resume may never come: iOS pauses
+    /// an app for a glance at Control Center and resumes it only from the background).
     pub fn on_pause(&self, budget: Duration) -> impl Future<Output = Result<(), BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
+            let _changing = s.changing.lock().await;
             let Some(mut client) = s.sync.lock().await.take() else { return Ok(()) };
             s.paused.store(true, Ordering::Relaxed);
             if let Ok(Err(e)) = tokio::time::timeout(budget, client.flush()).await {
@@ -293,10 +329,14 @@ impl Bridge {
     /// it was connected before [`Bridge::on_pause`] (queued pushes go out), and pulls.
     pub fn on_resume(&self) -> impl Future<Output = Result<Vec<Message>, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
-            if !s.resume().await? {
+            let connected = {
+                let _changing = s.changing.lock().await;
+                s.resume().await?
+            };
+            if !connected {
                 return Ok(Vec::new());
             }
-            let mut sync = s.sync.lock().await;
+            let mut sync = s.client().await?;
             let got = sync.as_mut().ok_or_else(no_group)?.pull().await?;
             Ok(got.iter().map(Message::from).collect())
         })
@@ -306,7 +346,10 @@ impl Bridge {
     /// own (a Tauri app's lifecycle event) and leaves pulling to the app, so no message is
     /// taken where nobody reads it. `true` when sync is connected.
     pub fn resume_connection(&self) -> impl Future<Output = Result<bool, BridgeError>> + Send + 'static + use<> {
-        self.run(move |s| async move { s.resume().await })
+        self.run(move |s| async move {
+            let _changing = s.changing.lock().await;
+            s.resume().await
+        })
     }
 
     /// Registers the app's push token (`platform` `apns` or `fcm`; `app_id` the APNs bundle
@@ -328,7 +371,7 @@ impl Bridge {
                     return Err(BridgeError::new(ErrorKind::InvalidInput, message));
                 }
             };
-            let mut sync = s.sync.lock().await;
+            let mut sync = s.client().await?;
             let client = sync.as_mut().ok_or_else(no_group)?;
             Ok(client.register_push_token(&token, platform, app_id.as_deref()).await?)
         })
@@ -337,7 +380,7 @@ impl Bridge {
     /// An invite for another device (one device, once, for 10 minutes).
     pub fn create_invite(&self) -> impl Future<Output = Result<InviteInfo, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
-            let mut sync = s.sync.lock().await;
+            let mut sync = s.client().await?;
             let (url, code) = sync.as_mut().ok_or_else(no_group)?.invite().await?;
             Ok(InviteInfo { url, code: code.to_string(), expires_in_secs: INVITE_SECS })
         })
@@ -346,7 +389,7 @@ impl Bridge {
     /// Encrypts, signs and pushes `data` to the group.
     pub fn push(&self, data: Vec<u8>) -> impl Future<Output = Result<Pushed, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
-            let mut sync = s.sync.lock().await;
+            let mut sync = s.client().await?;
             let (blob_id, cursor) = sync.as_mut().ok_or_else(no_group)?.push(&data).await?;
             Ok(Pushed { blob_id: blob_id.to_string(), cursor })
         })
@@ -361,7 +404,7 @@ impl Bridge {
     /// [`Bridge::pull`], with whether more wait and the cursor reached.
     pub fn pull_page(&self) -> impl Future<Output = Result<Pulled, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
-            let mut sync = s.sync.lock().await;
+            let mut sync = s.client().await?;
             let client = sync.as_mut().ok_or_else(no_group)?;
             let got = client.pull().await?;
             let messages = got.iter().map(Message::from).collect();
@@ -374,10 +417,22 @@ impl Bridge {
         &self,
         cursor: u64,
     ) -> impl Future<Output = Result<Vec<Message>, BridgeError>> + Send + 'static + use<> {
+        let page = self.pull_after_page(cursor);
+        async move { Ok(page.await?.messages) }
+    }
+
+    /// [`Bridge::pull_after`], with whether more wait and the cursor the read reached (read
+    /// on from there while `has_more`).
+    pub fn pull_after_page(
+        &self,
+        cursor: u64,
+    ) -> impl Future<Output = Result<Pulled, BridgeError>> + Send + 'static + use<> {
         self.run(move |s| async move {
-            let mut sync = s.sync.lock().await;
-            let (got, _) = sync.as_mut().ok_or_else(no_group)?.pull_after(cursor).await?;
-            Ok(got.iter().map(Message::from).collect())
+            let mut sync = s.client().await?;
+            let client = sync.as_mut().ok_or_else(no_group)?;
+            let (got, reached) = client.pull_after(cursor).await?;
+            let messages = got.iter().map(Message::from).collect();
+            Ok(Pulled { messages, has_more: client.has_more(), last_cursor: reached })
         })
     }
 
@@ -426,6 +481,10 @@ impl Bridge {
         self.run(move |s| async move {
             let mut config = CloudBackupConfig::new(settings.vault, settings.paths);
             if let Some(secs) = settings.interval_secs {
+                if secs < MIN_INTERVAL_SECS {
+                    let message = format!("backup interval {secs} s: give at least {MIN_INTERVAL_SECS}");
+                    return Err(BridgeError::new(ErrorKind::InvalidInput, message));
+                }
                 config.interval = Some(Duration::from_secs(secs));
             }
             if let Some(n) = settings.after_messages {
@@ -505,6 +564,7 @@ impl Bridge {
     ) -> impl Future<Output = Result<Restored, BridgeError>> + Send + 'static + use<> {
         let recovery_key = Zeroizing::new(recovery_key);
         self.run(move |s| async move {
+            let _changing = s.changing.lock().await;
             if s.sync.lock().await.is_some() {
                 let message = "this device is connected to a sync group: disconnect before restoring into it";
                 return Err(BridgeError::new(ErrorKind::InvalidInput, message));
@@ -536,7 +596,11 @@ impl Bridge {
         self.run(move |s| async move {
             let mut closing = s.closing.subscribe();
             let mut inbox = s.inbox.lock().await;
+            // Closing first: what the shutdown itself reports (the connections going) is not
+            // handed to a caller that waits past the close.
             tokio::select! {
+                biased;
+                _ = closing.wait_for(|closed| *closed) => Ok(None),
                 got = inbox.recv() => match got {
                     Ok(event) => Ok(Some(event)),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -545,7 +609,6 @@ impl Bridge {
                     }
                     Err(broadcast::error::RecvError::Closed) => Ok(None),
                 },
-                _ = closing.wait_for(|closed| *closed) => Ok(None),
             }
         })
     }

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use zerok_client::sync::Received;
 
-/// An invite to pass to the device that joins (URL for a QR code, or the short code).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An invite to pass to the device that joins (URL for a QR code, or the short code);
+/// its `Debug` shows neither.
+#[derive(Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "camelCase"))]
 pub struct InviteInfo {
     /// `zerok://…` (holds the group secret: show it only to the user who pairs).
@@ -17,6 +18,12 @@ pub struct InviteInfo {
     pub code: String,
     /// Seconds it stays valid.
     pub expires_in_secs: u64,
+}
+
+impl std::fmt::Debug for InviteInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InviteInfo").field("expires_in_secs", &self.expires_in_secs).finish_non_exhaustive()
+    }
 }
 
 /// A push the first relay acknowledged.

@@ -137,16 +137,65 @@ fn a_handle_dropped_unclosed_shuts_down_in_order_and_calls_after_close_are_refus
         assert_eq!(bad.kind, ErrorKind::InvalidInput, "{bad}");
         // What is queued (the connection made at create) is read; a read that times out is
         // cancelled and takes nothing.
-        while let Ok(got) = tokio::time::timeout(Duration::from_millis(300), a.next_event()).await {
+        while let Ok(got) = tokio::time::timeout(Duration::from_secs(1), a.next_event()).await {
             assert!(got.unwrap().is_some());
         }
-        let pending = a.next_event();
         a.close().await.unwrap();
-        assert!(pending.await.unwrap().is_none(), "a waiting next_event ends when the handle closes");
         assert_eq!(a.push(b"late".to_vec()).await.unwrap_err().kind, ErrorKind::Closed);
+        // A handle that has nothing to report: its waiting reader ends at the close.
+        let idle = handle(dir.path(), "idle");
+        let pending = idle.next_event();
+        idle.close().await.unwrap();
+        let got = pending.await.unwrap();
+        assert!(got.is_none(), "a waiting next_event ends when the handle closes; it gave {got:?}");
         relay.shutdown().await;
     });
     drop(a);
     let b = handle(dir.path(), "b");
     drop(b);
+}
+
+#[test]
+fn sync_turned_off_stays_off_a_paused_handle_reconnects_to_push_and_bad_settings_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (a, b) = (handle(dir.path(), "a"), handle(dir.path(), "b"));
+    rt.block_on(async {
+        let relay = relay(dir.path()).await;
+        a.create_group(vec![relay.addr().to_string()]).await.unwrap();
+        let invite = a.create_invite().await.unwrap();
+        let shown = format!("{invite:?}");
+        assert!(!shown.contains(&invite.url) && !shown.contains(&invite.code), "{shown}");
+        b.join_group(invite.url, None).await.unwrap();
+
+        // Paused (an iOS glance at Control Center, with no resume after it): a push
+        // connects again and goes out.
+        a.on_pause(Duration::from_millis(300)).await.unwrap();
+        a.push(b"pushed while paused".to_vec()).await.unwrap();
+        assert_eq!(a.status().await.unwrap().status, "connected");
+        let got = b.pull().await.unwrap();
+        assert_eq!(got.iter().map(|m| m.data.as_slice()).collect::<Vec<_>>(), [b"pushed while paused"]);
+
+        // Turned off: no resume turns it on again, and nothing is pulled.
+        a.disconnect().await.unwrap();
+        b.push(b"while a was off".to_vec()).await.unwrap();
+        assert!(!a.resume_connection().await.unwrap());
+        assert!(a.on_resume().await.unwrap().is_empty());
+        assert_eq!(a.status().await.unwrap().status, "disconnected");
+        assert_eq!(a.push(b"x".to_vec()).await.unwrap_err().kind, ErrorKind::InvalidInput);
+        a.connect().await.unwrap();
+        let got = a.pull().await.unwrap();
+        assert!(got.iter().any(|m| m.data == b"while a was off"), "{got:?}");
+
+        let vault = dir.path().join("vault").display().to_string();
+        a.create_vault(vault.clone()).await.unwrap();
+        let every_second =
+            BackupSettings { vault, paths: vec![dir.path().join("a")], interval_secs: Some(0), after_messages: None };
+        let refused = a.enable_backup(every_second).await.unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::InvalidInput, "{refused}");
+        for h in [&a, &b] {
+            h.close().await.unwrap();
+        }
+        relay.shutdown().await;
+    });
 }

@@ -155,6 +155,64 @@ fn forget_and_prune_keep_the_newest_and_free_the_rest() {
 }
 
 #[test]
+fn forget_keeps_by_tag_span_and_group_and_a_dry_run_removes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::new(dir.path(), "dev");
+    dev.json(&["init", "--vault", dir.path().join("vault").to_str().unwrap(), "--json"]);
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    let mut ids = Vec::new();
+    for (src, tag) in [(&one, Some("keep")), (&one, None), (&two, None), (&two, None)] {
+        std::fs::create_dir_all(src).unwrap();
+        std::fs::write(src.join("f"), format!("{}", ids.len())).unwrap();
+        let mut args = vec!["backup", src.to_str().unwrap(), "--json"];
+        args.extend(tag.iter().flat_map(|t| ["--tag", *t]));
+        ids.push(dev.json(&args)["snapshot_id"].as_str().unwrap().to_string());
+    }
+    let removed = |v: &serde_json::Value| -> Vec<String> {
+        let mut r: Vec<String> = v["removed"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().into()).collect();
+        r.sort();
+        r
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let count = || dev.json(&["snapshots", "--json"]).as_array().unwrap().len();
+
+    // A dry run says what goes and removes nothing.
+    let plan = dev.json(&["forget", "--keep-last", "1", "--dry-run", "--json"]);
+    assert_eq!((plan["dry_run"].as_bool(), removed(&plan)), (Some(true), sorted(vec![ids[0].clone(), ids[2].clone()])));
+    assert_eq!(count(), 4);
+    // Within an hour of the newest: everything stays.
+    assert!(removed(&dev.json(&["forget", "--keep-within", "1h", "--json"])).is_empty());
+    // The tagged one stays beside the newest of its paths.
+    assert_eq!(removed(&dev.json(&["forget", "--keep-last", "1", "--keep-tag", "keep", "--json"])), [ids[2].clone()]);
+    // One group for the host: the newest of all stays.
+    let one_group = dev.json(&["forget", "--keep-last", "1", "--group-by", "host", "--json"]);
+    assert_eq!(removed(&one_group), sorted(vec![ids[0].clone(), ids[1].clone()]));
+    assert_eq!(count(), 1);
+    for bad in [&["forget", "--keep-within", "5x"][..], &["forget", "--keep-last", "1", "--group-by", "hosts"]] {
+        let out = dev.run(bad);
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).lines().count() <= 3, "{bad:?}");
+    }
+    assert_eq!(count(), 1);
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::new(dir.path(), "dev");
+    let out = dev.run(&["completions", "bash"]);
+    let script = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success() && script.contains("_zerok") && script.contains("--exclude-if-present"), "{script}");
+    let pages = dir.path().join("man");
+    assert!(dev.run(&["man", "--out", pages.to_str().unwrap()]).status.success());
+    let page = std::fs::read_to_string(pages.join("zerok-backup.1")).unwrap();
+    assert!(page.contains(".TH") && page.contains("exclude"), "{page}");
+    assert!(pages.join("zerok.1").exists() && pages.join("zerok-ls.1").exists());
+}
+
+#[test]
 fn s3_vault_from_the_standard_environment_with_bucket_creation() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

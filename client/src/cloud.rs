@@ -106,7 +106,7 @@ impl CloudBackupConfig {
             paths,
             interval: Some(Duration::from_secs(3600)),
             after_messages: Some(100),
-            retention: Some(Retention { keep_last: 10, keep_daily: 7, keep_weekly: 4 }),
+            retention: Some(Retention { keep_last: 10, keep_daily: 7, keep_weekly: 4, ..Retention::default() }),
             prune: false,
             tags: vec!["cloud-backup".into()],
             sqlite: SqliteMode::Consistent,
@@ -301,7 +301,7 @@ impl CloudBackup {
         if config.paths.is_empty() {
             return Err(Error::Invalid("cloud backup needs at least one path".into()));
         }
-        if config.retention.is_some_and(|r| r.is_empty()) {
+        if config.retention.as_ref().is_some_and(Retention::is_empty) {
             return Err(Error::Invalid("the retention policy must keep at least one snapshot".into()));
         }
         let vault = unlock(&config.vault, None, home).await?.vault;

@@ -222,6 +222,27 @@ async fn rate_limit_size_and_quota_return_their_error_codes() {
     relay.shutdown().await;
 }
 
+/// A push too large for one frame would have the relay close the connection; queued, it
+/// would be sent first at every connect and block every push after it, across restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_no_frame_can_carry_is_refused_before_it_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |c| c.storage.max_blob_bytes = 8 << 20).await;
+    let mut a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
+    let mut b = add_device(&mut a, dir.path(), "b", "phone").await;
+    let err = a.push(&vec![7; 2 << 20]).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::BlobTooLarge), "{err}");
+    assert!(!err.is_retryable(), "{err}");
+    a.push(b"after").await.unwrap();
+    drop(a);
+    // Connecting again sends nothing left over, and later pushes still flow.
+    let mut a = SyncClient::connect(home(dir.path(), "a")).await.unwrap();
+    a.push(b"later").await.unwrap();
+    let got: Vec<Vec<u8>> = b.pull().await.unwrap().into_iter().map(|m| m.data).collect();
+    assert_eq!(got, [b"after".to_vec(), b"later".to_vec()]);
+    relay.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_device_is_refused_and_others_are_told() {
     let dir = tempfile::tempdir().unwrap();

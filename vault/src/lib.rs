@@ -15,8 +15,9 @@
 //!   sealed on this machine.
 //! - [`chunker`]: content-defined chunking (FastCDC 2020) through one reusable buffer.
 //! - [`dirfd`]: folder handles that never follow a symlink (restore's removals, replay).
+//! - [`browse`]: a snapshot's entries by path, and two snapshots compared.
 //! - `backup`: the parallel walk → chunk → compress → encrypt → pack → upload pipeline.
-//! - `restore`, `check`, `prune`, `repair`, `lock`, `progress`.
+//! - `restore`, `check`, `prune`, `repair`, `lock`, `progress`, `stats`.
 //!
 //! ```no_run
 //! # async fn demo() -> zerok_vault::Result<()> {
@@ -31,6 +32,7 @@
 //! ```
 
 mod backup;
+pub mod browse;
 mod cache;
 mod check;
 pub mod chunker;
@@ -45,20 +47,24 @@ mod repair;
 mod restore;
 mod retention;
 mod span;
+mod stats;
 pub mod store;
 mod vault;
 
-pub use backup::{BackupOptions, BackupSummary, SqliteMode, backup};
+pub use backup::{
+    BackupOptions, BackupPlan, BackupSummary, CACHEDIR_SIGNATURE, Exclude, Marker, SqliteMode, backup, dry_run,
+};
 pub use cache::{Cache, DEFAULT_MAX_BYTES as DEFAULT_CACHE_BYTES};
 pub use check::{CheckReport, check};
 pub use error::{Error, Result};
 pub use format::keyslot::SlotKind;
 pub use master_index::{BlobLocation, MasterIndex};
 pub use progress::Progress;
-pub use prune::{ForgetReport, PruneReport, forget, prune};
+pub use prune::{ForgetReport, PruneReport, forget, forget_plan, prune};
 pub use repair::{REPAIRED_TAG, RepairIndexReport, RepairSnapshotsReport, repair_index, repair_snapshots};
 pub use restore::{RestoreOptions, RestoreSummary, restore};
-pub use retention::Retention;
+pub use retention::{GroupBy, Retention, civil_date};
+pub use stats::{Stats, stats};
 pub use store::{Backend, Location};
 pub use vault::{Created, Dated, DeviceKey, InitOptions, Opener, Secret, Vault};
 

@@ -50,30 +50,40 @@ pub struct ForgetReport {
     pub kept: Vec<SnapshotId>,
 }
 
-/// Applies `policy` to each (host, paths) group of snapshots and deletes what it does not
-/// keep.
+/// Applies `policy` to each group of snapshots ([`Retention::group_by`]: host and paths
+/// unless told) and deletes what it does not keep.
 ///
 /// # Errors
 /// [`crate::Error::Invalid`] for a policy that keeps nothing; storage errors.
 pub async fn forget(vault: &Vault, policy: &Retention) -> Result<ForgetReport> {
+    let report = forget_plan(vault, policy).await?;
+    for id in &report.removed {
+        vault.backend().delete(&names::snapshot(id)).await?;
+    }
+    Ok(report)
+}
+
+/// What [`forget`] would delete and keep, deleting nothing.
+///
+/// # Errors
+/// As [`forget`].
+pub async fn forget_plan(vault: &Vault, policy: &Retention) -> Result<ForgetReport> {
     if policy.is_empty() {
         return Err(crate::Error::Invalid("a retention policy must keep at least one snapshot".into()));
     }
-    type HostPaths = (String, Vec<String>);
-    let mut groups: BTreeMap<HostPaths, Vec<(SnapshotId, i64)>> = BTreeMap::new();
+    type Group = (String, Vec<String>, Vec<String>);
+    let mut groups: BTreeMap<Group, Vec<crate::Dated>> = BTreeMap::new();
     // Dated no later than stored: a snapshot dated in the future is not kept forever.
     for d in vault.snapshots_dated().await? {
-        groups.entry((d.snapshot.hostname, d.snapshot.paths)).or_default().push((d.id, d.time_ns));
+        groups.entry(policy.group_by.key(&d.snapshot)).or_default().push(d);
     }
     let mut report = ForgetReport::default();
     for snaps in groups.into_values() {
-        let keep = policy.keep(&snaps);
-        for (id, _) in snaps {
-            if keep.contains(&id) { report.kept.push(id) } else { report.removed.push(id) }
+        let times: Vec<_> = snaps.iter().map(|d| (d.id, d.time_ns, d.snapshot.tags.as_slice())).collect();
+        let keep = policy.keep(&times);
+        for d in &snaps {
+            if keep.contains(&d.id) { report.kept.push(d.id) } else { report.removed.push(d.id) }
         }
-    }
-    for id in &report.removed {
-        vault.backend().delete(&names::snapshot(id)).await?;
     }
     Ok(report)
 }

@@ -57,9 +57,9 @@ export interface Blob {
 
 export interface PullResult {
   blobs: Blob[]
-  /** Pull again: more wait (after a key rotation the old group is read out first). */
+  /** Pull again: more wait (one read stops after so many pages; after a key rotation the old group is read out first). */
   hasMore: boolean
-  /** The highest cursor read: give it as `afterCursor` to read again from there. */
+  /** The cursor the read reached (past messages it refused too): give it as `afterCursor` to read on from there. */
   maxCursor: number
 }
 

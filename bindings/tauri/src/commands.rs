@@ -87,18 +87,11 @@ pub(crate) async fn sync_push(state: State<'_, Zerok>, request: Request<'_>) -> 
 /// cursor read again, the saved cursor left as it is.
 #[tauri::command]
 pub(crate) async fn sync_pull(state: State<'_, Zerok>, after_cursor: Option<u64>) -> Result<PullResult, Error> {
-    let bridge = state.bridge();
-    Ok(match after_cursor {
-        Some(after) => {
-            let blobs = bridge.pull_after(after).await?;
-            let max_cursor = blobs.iter().map(|m| m.cursor).fold(after, u64::max);
-            PullResult { blobs, has_more: false, max_cursor }
-        }
-        None => {
-            let page = bridge.pull_page().await?;
-            PullResult { blobs: page.messages, has_more: page.has_more, max_cursor: page.last_cursor }
-        }
-    })
+    let page = match after_cursor {
+        Some(after) => state.bridge().pull_after_page(after).await?,
+        None => state.bridge().pull_page().await?,
+    };
+    Ok(PullResult { blobs: page.messages, has_more: page.has_more, max_cursor: page.last_cursor })
 }
 
 /// Where sync stands.

@@ -13,9 +13,6 @@ pub enum Error {
     /// zerok refused or failed.
     #[error(transparent)]
     Zerok(#[from] BridgeError),
-    /// Tauri could not do its part (emitting an event, resolving the app's data folder).
-    #[error("tauri: {0}")]
-    Tauri(#[from] tauri::Error),
 }
 
 impl Error {
@@ -28,25 +25,25 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Zerok(e) => e.kind,
-            Error::Tauri(_) => ErrorKind::Other,
         }
     }
 
     /// Whether the same command may succeed later.
     pub fn retryable(&self) -> bool {
-        matches!(self, Error::Zerok(e) if e.retryable)
+        match self {
+            Error::Zerok(e) => e.retryable,
+        }
     }
 }
 
 impl Serialize for Error {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let message = match self {
-            Error::Zerok(e) => e.message.clone(),
-            other => other.to_string(),
+            Error::Zerok(e) => &e.message,
         };
         let mut s = serializer.serialize_struct("Error", 3)?;
         s.serialize_field("kind", self.kind().as_str())?;
-        s.serialize_field("message", &message)?;
+        s.serialize_field("message", message)?;
         s.serialize_field("retryable", &self.retryable())?;
         s.end()
     }

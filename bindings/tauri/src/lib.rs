@@ -44,6 +44,7 @@ use settings::Settings;
 pub struct Zerok {
     bridge: Bridge,
     settings: Settings,
+    changes: lifecycle::Changes,
 }
 
 impl Zerok {
@@ -150,7 +151,8 @@ impl Builder {
                     state_dir: settings.state_dir.clone(),
                     device_name: settings.device_name.clone(),
                 })?;
-                app.manage(Zerok { bridge, settings });
+                let changes = lifecycle::Changes::start(app.clone());
+                app.manage(Zerok { bridge, settings, changes });
                 events::pump(app.clone());
                 Ok(())
             })

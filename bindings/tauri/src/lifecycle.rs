@@ -1,12 +1,15 @@
 //! The app's lifecycle, wired to sync (spec §10): on a mobile OS, `Suspended` sends the
-//! outbox within the pause budget and disconnects, `Resumed` reconnects and emits
-//! `zerok://resumed` (the page pulls then: no message is taken where no script reads it);
-//! on exit the handle closes in order. Desktop windows keep their connection; a page that
-//! wants the same there calls `on_pause` / `on_resume` from `visibilitychange`.
+//! outbox within the pause budget and disconnects, `Resumed` (and, on iOS, where
+//! `Suspended` also comes with a mere glance at Control Center, the window taking focus
+//! again) reconnects and emits `zerok://resumed` (the page pulls then: no message is taken
+//! where no script reads it); on exit the handle closes in order. Changes apply one at a
+//! time, in the order they came. Desktop windows keep their connection; a page that wants
+//! the same there calls `on_pause` / `on_resume` from `visibilitychange`.
 
 use std::time::Duration;
 
 use tauri::{AppHandle, Manager, RunEvent, Runtime};
+use tokio::sync::{mpsc, oneshot};
 use zerok_bridge::Event;
 
 use crate::{Zerok, events::emit};
@@ -25,25 +28,49 @@ pub enum Lifecycle {
     Resume,
 }
 
-/// Applies `change` in the background; the returned task ends when it is done (its failure
-/// is emitted as `zerok://error`).
-pub fn lifecycle<R: Runtime>(app: &AppHandle<R>, change: Lifecycle) -> tauri::async_runtime::JoinHandle<()> {
-    let app = app.clone();
-    tauri::async_runtime::spawn(async move {
-        let Some(z) = app.try_state::<Zerok>() else { return };
-        let done = match change {
-            Lifecycle::Pause => z.bridge().on_pause(z.settings.pause_budget).await.map(|()| None),
-            Lifecycle::Resume => z.bridge().resume_connection().await.map(Some),
-        };
-        match done {
-            Ok(Some(connected)) => {
-                let status = if connected { "connected" } else { "disconnected" };
-                emit(&app, &Event { kind: "resumed", status: Some(status.into()), ..Event::default() });
+/// The changes waiting to be applied, in order, by one task.
+pub(crate) struct Changes(mpsc::UnboundedSender<(Lifecycle, oneshot::Sender<()>)>);
+
+impl Changes {
+    /// Starts the task that applies them; it ends when the plugin's state is dropped.
+    pub(crate) fn start<R: Runtime>(app: AppHandle<R>) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Lifecycle, oneshot::Sender<()>)>();
+        tauri::async_runtime::spawn(async move {
+            while let Some((change, done)) = rx.recv().await {
+                apply(&app, change).await;
+                let _ = done.send(());
             }
-            Ok(None) => {}
-            Err(e) => emit(&app, &Event { kind: "error", message: Some(e.to_string()), ..Event::default() }),
-        }
+        });
+        Self(tx)
+    }
+}
+
+/// Applies `change` after those before it; the returned task ends when it is done (its
+/// failure is emitted as `zerok://error`).
+pub fn lifecycle<R: Runtime>(app: &AppHandle<R>, change: Lifecycle) -> tauri::async_runtime::JoinHandle<()> {
+    let (done, applied) = oneshot::channel();
+    if let Some(z) = app.try_state::<Zerok>() {
+        let _ = z.changes.0.send((change, done));
+    }
+    tauri::async_runtime::spawn(async move {
+        let _ = applied.await;
     })
+}
+
+async fn apply<R: Runtime>(app: &AppHandle<R>, change: Lifecycle) {
+    let Some(z) = app.try_state::<Zerok>() else { return };
+    let done = match change {
+        Lifecycle::Pause => z.bridge().on_pause(z.settings.pause_budget).await.map(|()| None),
+        Lifecycle::Resume => z.bridge().resume_connection().await.map(Some),
+    };
+    match done {
+        Ok(Some(connected)) => {
+            let status = if connected { "connected" } else { "disconnected" };
+            emit(app, &Event { kind: "resumed", status: Some(status.into()), ..Event::default() });
+        }
+        Ok(None) => {}
+        Err(e) => emit(app, &Event { kind: "error", message: Some(e.to_string()), ..Event::default() }),
+    }
 }
 
 /// Maps the app's run events onto [`lifecycle`], and closes the handle on exit.
@@ -57,7 +84,7 @@ pub(crate) fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: &RunEvent) {
             tauri::WindowEvent::Suspended => {
                 lifecycle(app, Lifecycle::Pause);
             }
-            tauri::WindowEvent::Resumed => {
+            tauri::WindowEvent::Resumed | tauri::WindowEvent::Focused(true) => {
                 lifecycle(app, Lifecycle::Resume);
             }
             _ => {}

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use zerok_bridge::{InviteInfo, Message, Restored as BridgeRestored};
 
 /// An invite to show the user who pairs (it holds the group's secret: show it to nobody
-/// else, never log it).
-#[derive(Clone, Debug, Serialize)]
+/// else, never log it; its `Debug` shows neither code).
+#[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Invite {
     /// The `zerok://…` URL to render as a QR code.
@@ -16,6 +16,12 @@ pub struct Invite {
     pub short_code: String,
     /// When it stops working, Unix milliseconds.
     pub expires_at: u64,
+}
+
+impl std::fmt::Debug for Invite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invite").field("expires_at", &self.expires_at).finish_non_exhaustive()
+    }
 }
 
 impl Invite {
@@ -30,9 +36,11 @@ impl Invite {
 pub struct PullResult {
     /// The messages, in order.
     pub blobs: Vec<Message>,
-    /// Pull again: more wait (after a key rotation the old group is read out first).
+    /// Pull again: more wait (one read stops after so many pages; after a key rotation
+    /// the old group is read out first).
     pub has_more: bool,
-    /// The highest cursor read: the one to give `afterCursor` to read again from here.
+    /// The cursor the read reached (past messages it refused too): give it as
+    /// `afterCursor` to read on from here.
     pub max_cursor: u64,
 }
 

@@ -180,6 +180,22 @@ fn pair_exchange_pause_back_up_restore_and_fail_by_name() {
     assert_eq!(a.call("sync_status", json!({}))["status"], "disconnected");
     b.call("sync_push", json!({ "data": b"while a slept again".to_vec() }));
     assert_eq!(texts(&a.call("on_resume", json!({}))), ["while a slept again"]);
+    // Changes the OS sends back to back apply in their order: paused, then resumed.
+    let handle = a.app.handle();
+    let (paused, back) = (
+        tauri_plugin_zerok::lifecycle(handle, Lifecycle::Pause),
+        tauri_plugin_zerok::lifecycle(handle, Lifecycle::Resume),
+    );
+    tauri::async_runtime::block_on(back).unwrap();
+    assert_eq!(next(&resumed, "resumed")["status"], "connected");
+    assert_eq!(a.call("sync_status", json!({}))["status"], "connected");
+    tauri::async_runtime::block_on(paused).unwrap();
+    // Sync turned off stays off when the app comes back.
+    a.call("sync_disable", json!({}));
+    tauri::async_runtime::block_on(tauri_plugin_zerok::lifecycle(handle, Lifecycle::Resume)).unwrap();
+    assert_eq!(next(&resumed, "resumed")["status"], "disconnected");
+    assert_eq!(a.call("sync_status", json!({}))["status"], "disconnected");
+    a.call("sync_enable", json!({}));
 
     // A backs up the app's folder to the app's vault.
     let saved_event = a.events("backup-saved");
@@ -243,7 +259,8 @@ fn a_command_the_capability_does_not_grant_is_refused_and_runs_nothing() {
     let granted: Vec<String> = default_commands().into_iter().filter(|c| c != "vault_create").collect();
     let vault = dir.path().join("vault");
     let d = Device::with(Builder::new().state_dir(dir.path().join("d")).vault(vault.display().to_string()), &granted);
-    assert!(d.invoke("vault_create", InvokeBody::Json(json!({}))).is_err());
+    let refused = d.invoke("vault_create", InvokeBody::Json(json!({}))).unwrap_err();
+    assert!(refused.as_str().is_some_and(|m| m.contains("zerok.vault_create not allowed")), "{refused}");
     assert!(!vault.exists(), "a refused command created the vault");
     assert_eq!(d.call("sync_status", json!({}))["inGroup"], false);
 }
@@ -259,4 +276,10 @@ fn the_default_permission_set_grants_every_command_and_nothing_else() {
     let mut granted = default_commands();
     granted.sort();
     assert_eq!(granted, commands);
+    // The narrower sets share the commands out, each to one set.
+    let sets = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("permissions/sets.toml")).unwrap();
+    let mut in_sets: Vec<String> =
+        sets.split('"').filter_map(|t| t.strip_prefix("allow-")).map(|c| c.replace('-', "_")).collect();
+    in_sets.sort();
+    assert_eq!(in_sets, commands);
 }

@@ -240,7 +240,8 @@ fn open_page(keys: &GroupKeys, blobs: &[BlobEntry]) -> Vec<Result<Vec<u8>, zerok
 /// never skipped silently: it is reported as an event ([`SyncEvent::DecryptFailed`],
 /// [`SyncEvent::Forged`]) and the read goes on past it, so one bad message (a member's, or
 /// a relay's) cannot stop a device for good. Pages are opened on the blocking pool while
-/// the next one is fetched. Returns the messages and the cursor reached.
+/// the next one is fetched. Returns the messages, the cursor reached, and whether the
+/// read stopped at its page limit with more to read.
 async fn read_group(
     conn: &RelayConn,
     keys: &GroupKeys,
@@ -248,18 +249,20 @@ async fn read_group(
     mut after: u64,
     seen: &mut HashSet<BlobId>,
     events: &broadcast::Sender<SyncEvent>,
-) -> Result<(Delivered, u64), Error> {
+) -> Result<(Delivered, u64, bool), Error> {
     type Opened = (Vec<BlobEntry>, Vec<Result<Vec<u8>, zerok_core::Error>>);
     let mut out = Delivered::default();
     // Ids delivered by this read join `seen` only when it succeeds (a failed read delivers
     // nothing, so nothing it saw may be dropped later as a duplicate).
     let mut fresh = HashSet::new();
     let mut opening: Option<tokio::task::JoinHandle<Result<Opened, Error>>> = None;
-    let (mut more, mut pages) = (true, 0);
+    let (mut more, mut pages, mut capped) = (true, 0, false);
     while more || opening.is_some() {
         // A relay serving pages without end (junk at rising cursors) cannot hold a pull:
         // it returns after so many, and the next one goes on.
-        more &= pages < MAX_PAGES_PER_READ;
+        if more && pages >= MAX_PAGES_PER_READ {
+            (more, capped) = (false, true);
+        }
         pages += 1;
         let fetched = if more {
             let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: PULL_PAGE })).await?;
@@ -275,7 +278,7 @@ async fn read_group(
         }
     }
     seen.extend(fresh);
-    Ok((out, after))
+    Ok((out, after, capped))
 }
 
 /// Where a page of a pull ends and whether to ask for more. A relay that sends cursors
@@ -446,6 +449,8 @@ pub struct SyncClient {
     activity: Arc<AtomicU64>,
     /// Ids of messages delivered (see [`SyncHome::seen_load`]).
     seen: HashSet<BlobId>,
+    /// The last read stopped at its page limit.
+    read_more: bool,
     /// Relay clock minus this device's, seconds (from the primary's WELCOME).
     clock_offset: i64,
     /// When an unreachable primary relay was last tried again.
@@ -526,6 +531,7 @@ impl SyncClient {
             reconnect: ReconnectPolicy::default(),
             activity: Arc::default(),
             seen,
+            read_more: false,
             clock_offset,
             primary_tried: None,
             background: relays::Background::default(),
@@ -604,10 +610,11 @@ impl SyncClient {
         self.events.subscribe()
     }
 
-    /// Whether the last [`SyncClient::pull`] left messages for the next one: after a key
-    /// rotation a pull reads the old group to its end first, and the current group waits.
+    /// Whether the last [`SyncClient::pull`] (or [`SyncClient::pull_after`]) left messages
+    /// for the next one: one read stops after so many pages, and after a key rotation a
+    /// pull reads the old group to its end first while the current group waits.
     pub fn has_more(&self) -> bool {
-        self.state.is_draining()
+        self.read_more || self.state.is_draining()
     }
 
     /// The primary relay's last pulled cursor.
@@ -653,7 +660,8 @@ impl SyncClient {
             read_group(&self.conns[relay].1, &self.keys, self.state.roster(), after, &mut self.seen, &self.events)
                 .await;
         match read {
-            Ok((got, reached)) => {
+            Ok((got, reached, more)) => {
+                self.read_more = more;
                 self.state.set_cursor(&key, reached);
                 self.home.save_group(&self.state)?;
                 self.home.seen_add(&got.ids())?;
@@ -681,7 +689,9 @@ impl SyncClient {
         let relay = live.first().copied().ok_or_else(|| Error::Unreachable("no relay answered".into()))?;
         let mut seen = HashSet::new();
         let conn = &self.conns[relay].1;
-        let (got, reached) = read_group(conn, &self.keys, self.state.roster(), after, &mut seen, &self.events).await?;
+        let (got, reached, more) =
+            read_group(conn, &self.keys, self.state.roster(), after, &mut seen, &self.events).await?;
+        self.read_more = more;
         Ok((got.messages, reached))
     }
 
@@ -740,22 +750,28 @@ impl SyncClient {
                 let read = read_group(&conn, &keys, self.state.roster(), cursor, &mut self.seen, &self.events).await;
                 conn.close();
                 match read {
-                    Ok((messages, reached)) => {
+                    Ok((messages, reached, more)) => {
                         if let Some(d) = self.state.draining() {
                             d.set_cursor(&name, reached);
                         }
-                        got = Some(messages);
+                        got = Some((messages, more));
                         break;
                     }
                     Err(e) => failure = Some(e),
                 }
             }
             match (got, failure) {
-                (Some(messages), _) => {
-                    self.state.drained();
+                (Some((messages, more)), _) => {
+                    // Read to its end: forgotten. Stopped at the page limit: read on next time.
+                    if !more {
+                        self.state.drained();
+                    }
                     self.home.save_group(&self.state)?;
                     self.home.seen_add(&messages.ids())?;
                     out.extend(messages);
+                    if more {
+                        break;
+                    }
                 }
                 (None, None) if refusals == relays.len() => {
                     tracing::warn!("giving up the messages left in a group this device rotated away from");

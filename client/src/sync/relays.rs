@@ -288,6 +288,7 @@ impl SyncClient {
         self.tend().await?;
         let blob_id = BlobId::random();
         let payload = self.keys.seal(&blob_id, &self.device, plain);
+        fits_a_frame(&payload)?;
         self.home.outbox_put(&blob_id, &payload)?;
         let cursor = match self.send_push(blob_id, payload).await {
             Err(e) if e.code() == Some(ErrorCode::GroupRotated) => {
@@ -307,6 +308,7 @@ impl SyncClient {
     /// nobody pushed in between, so the device's state now holds every message up to it
     /// (what a backup of that state records; pulls still return the whole log).
     pub(super) async fn send_push(&mut self, blob_id: BlobId, payload: Vec<u8>) -> Result<u64, Error> {
+        fits_a_frame(&payload)?;
         let msg = Message::Push(Push { blob_id, payload, ttl: 0 });
         let mut waiting: HashSet<String> = self.state.relays_text().iter().cloned().collect();
         let mut last = Error::Unreachable("no relay connected".into());
@@ -386,5 +388,39 @@ impl SyncClient {
             }
         }
         Ok(())
+    }
+}
+
+/// What a push's frame holds besides its payload, at most: the header, the message's field
+/// names, the blob id and lengths.
+const PUSH_FRAME_OVERHEAD: usize = 256;
+
+/// Refuses a sealed payload that no relay can take in one frame, as a relay refuses a blob
+/// over its limit: sent, it would close the connection; queued, it would block the outbox.
+fn fits_a_frame(payload: &[u8]) -> Result<(), Error> {
+    let max = zerok_core::sync::frame::MAX_FRAME_BYTES - PUSH_FRAME_OVERHEAD;
+    if payload.len() <= max {
+        return Ok(());
+    }
+    Err(Error::Quota {
+        code: ErrorCode::BlobTooLarge as u32,
+        message: format!(
+            "a sealed message of {} bytes is over the {max} one frame carries; send large data as an attachment",
+            payload.len()
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use zerok_core::sync::{BlobId, Message, frame, message::Push};
+
+    #[test]
+    fn the_largest_payload_allowed_fits_a_frame() {
+        let payload = vec![0xff; frame::MAX_FRAME_BYTES - super::PUSH_FRAME_OVERHEAD];
+        assert!(super::fits_a_frame(&payload).is_ok());
+        let framed = frame::encode(&Message::Push(Push { blob_id: BlobId::random(), payload, ttl: u32::MAX }));
+        assert!(framed.len() <= frame::MAX_FRAME_BYTES, "{} bytes", framed.len());
+        assert!(super::fits_a_frame(&[0; frame::MAX_FRAME_BYTES]).is_err());
     }
 }

@@ -14,6 +14,8 @@
 //! backup uses (it was paused past the store clock's limit) makes it start over, without
 //! the packs found gone (FORMAT.md §5.1).
 
+mod exclude;
+pub use exclude::{CACHEDIR_SIGNATURE, Exclude, Marker};
 mod packer;
 pub(crate) use packer::{PACKS_PER_INDEX, flush as flush_index};
 mod sqlite;
@@ -21,6 +23,7 @@ pub use sqlite::SqliteMode;
 pub(crate) use sqlite::{SIDECARS, is_database_at};
 mod verify;
 mod walk;
+pub(crate) use walk::base_name;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -70,6 +73,8 @@ pub struct BackupOptions {
     pub uploads: usize,
     /// How SQLite databases are read (default: a consistent copy).
     pub sqlite: SqliteMode,
+    /// What to leave out (default: nothing).
+    pub exclude: Exclude,
 }
 
 impl BackupOptions {
@@ -85,6 +90,7 @@ impl BackupOptions {
             workers: cores,
             uploads: 0,
             sqlite: SqliteMode::default(),
+            exclude: Exclude::default(),
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct BackupSummary {
     pub bytes_added: u64,
     /// Chunks not already in the vault.
     pub chunks_new: u64,
+    /// Entries (files, folders and what else) left out by [`BackupOptions::exclude`].
+    pub excluded: u64,
     /// Files that could not be read, with the reason; they are not in the snapshot.
     pub unreadable: Vec<(PathBuf, String)>,
     /// SQLite databases stored through a consistent copy.
@@ -135,24 +143,7 @@ pub struct BackupSummary {
 /// they are listed in [`BackupSummary::unreadable`].
 pub async fn backup(vault: &Vault, opts: BackupOptions, progress: Arc<Progress>) -> Result<BackupSummary> {
     let started = std::time::Instant::now();
-    let mut paths = Vec::new();
-    for p in &opts.paths {
-        let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
-        std::fs::symlink_metadata(&abs).map_err(|e| Error::io(&abs, e))?;
-        paths.push(abs);
-    }
-    if paths.is_empty() {
-        return Err(Error::Invalid("nothing to back up: give at least one path".into()));
-    }
-    let mut names_seen = std::collections::HashSet::new();
-    for p in &paths {
-        if !names_seen.insert(walk::base_name(p)) {
-            return Err(Error::Invalid(format!(
-                "two paths share the name {:?}; back them up separately",
-                p.file_name()
-            )));
-        }
-    }
+    let paths = sources(&opts.paths)?;
     let mut gone: HashSet<PackId> = HashSet::new();
     for attempt in 1..=ATTEMPTS {
         let lock = Lock::acquire(vault, false).await?;
@@ -179,6 +170,87 @@ pub async fn backup(vault: &Vault, opts: BackupOptions, progress: Arc<Progress>)
     unreachable!("the last attempt returns")
 }
 
+/// The source paths made absolute; each must exist and have a name of its own.
+fn sources(given: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for p in given {
+        let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+        std::fs::symlink_metadata(&abs).map_err(|e| Error::io(&abs, e))?;
+        paths.push(abs);
+    }
+    if paths.is_empty() {
+        return Err(Error::Invalid("nothing to back up: give at least one path".into()));
+    }
+    let mut names_seen = std::collections::HashSet::new();
+    for p in &paths {
+        if !names_seen.insert(walk::base_name(p)) {
+            return Err(Error::Invalid(format!(
+                "two paths share the name {:?}; back them up separately",
+                p.file_name()
+            )));
+        }
+    }
+    Ok(paths)
+}
+
+/// What a backup would do, found by walking the paths as [`backup`] does (unchanged files
+/// skipped, new chunks looked up in the index) without storing anything.
+#[derive(Clone, Debug)]
+pub struct BackupPlan {
+    /// The snapshot whose unchanged files would be reused.
+    pub parent: Option<SnapshotId>,
+    /// Files not in the parent.
+    pub files_new: u64,
+    /// Files in the parent but changed.
+    pub files_changed: u64,
+    /// Files that would be skipped as unchanged.
+    pub files_unmodified: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Bytes read from files.
+    pub bytes_read: u64,
+    /// Bytes of all files the snapshot would hold.
+    pub bytes_total: u64,
+    /// Chunks the vault lacks (data and trees).
+    pub chunks_new: u64,
+    /// Their bytes before compression: an upper bound of what the backup would add.
+    pub bytes_new: u64,
+    /// Entries left out by [`BackupOptions::exclude`].
+    pub excluded: u64,
+    /// Files that could not be read, with the reason.
+    pub unreadable: Vec<(PathBuf, String)>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// Walks `opts.paths` as [`backup`] would and says what it would store; writes nothing to
+/// the vault but its lock while it reads the index.
+///
+/// # Errors
+/// As [`backup`].
+pub async fn dry_run(vault: &Vault, opts: BackupOptions, progress: Arc<Progress>) -> Result<BackupPlan> {
+    let started = std::time::Instant::now();
+    let paths = sources(&opts.paths)?;
+    let lock = Lock::acquire(vault, false).await?;
+    let walked = walk(vault, &opts, paths, progress, &lock, &HashSet::new(), true).await;
+    lock.release(vault).await;
+    let Walked { parent, stats, .. } = walked?;
+    Ok(BackupPlan {
+        parent: parent.map(|(id, _)| id),
+        files_new: stats.files_new,
+        files_changed: stats.files_changed,
+        files_unmodified: stats.files_unmodified,
+        dirs: stats.dirs,
+        bytes_read: stats.bytes_read,
+        bytes_total: stats.bytes_total,
+        chunks_new: stats.chunks_new,
+        bytes_new: stats.bytes_new,
+        excluded: stats.excluded,
+        unreadable: stats.unreadable,
+        duration: started.elapsed(),
+    })
+}
+
 /// How one run ended.
 enum Attempt {
     Done(Box<BackupSummary>),
@@ -194,21 +266,37 @@ async fn join<T: Send + 'static>(thread: std::thread::JoinHandle<T>, what: &'sta
         .map_err(|_| Error::Invalid(format!("backup {what} panicked; no snapshot was written")))
 }
 
-async fn run(
+/// What the walk and the pipeline behind it did.
+struct Walked {
+    index: Arc<MasterIndex>,
+    snapshots: Vec<crate::Dated>,
+    parent: Option<(SnapshotId, Snapshot)>,
+    path_strings: Vec<String>,
+    time_ns: i64,
+    root: ChunkId,
+    stats: walk::WalkStats,
+    packed: packer::Packed,
+}
+
+/// Walks the paths against the parent snapshot; unless `dry`, seals and uploads every new
+/// chunk into packs (their index files written as they fill).
+async fn walk(
     vault: &Vault,
     opts: &BackupOptions,
     paths: Vec<PathBuf>,
     progress: Arc<Progress>,
     lock: &Lock,
     gone: &HashSet<PackId>,
-) -> Result<Attempt> {
+    dry: bool,
+) -> Result<Walked> {
+    let filter = exclude::Filter::new(&opts.exclude)?;
     let time_ns = crate::now_ns();
     let (index, snapshots) = tokio::join!(MasterIndex::load(vault), vault.snapshots_dated());
     let mut index = index?;
     index.remove_packs(gone);
     let index = Arc::new(index);
     let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-    let mut snapshots = snapshots?;
+    let snapshots = snapshots?;
     let parent = snapshots
         .iter()
         .rfind(|d| d.snapshot.hostname == opts.hostname && d.snapshot.paths == path_strings)
@@ -256,8 +344,8 @@ async fn run(
     }
     drop((chunk_rx, sealed_tx));
 
-    let walker =
-        walk::Walker::new(vault.clone(), index.clone(), Arc::new(parents), chunk_tx, progress.clone(), opts.sqlite);
+    let rules = walk::Rules { sqlite: opts.sqlite, filter, dry };
+    let walker = walk::Walker::new(vault.clone(), index.clone(), Arc::new(parents), chunk_tx, progress.clone(), rules);
     // Its own thread with a large stack: the walk recurses once per folder level.
     let walker = std::thread::Builder::new()
         .name("zerok-walk".into())
@@ -274,14 +362,27 @@ async fn run(
     for sealer in sealers {
         join(sealer, "sealer").await?;
     }
-    let mut packed = packed?;
+    let packed = packed?;
     let (root, stats) = walked??;
-    if packed.chunks != stats.chunks_new {
+    if !dry && packed.chunks != stats.chunks_new {
         return Err(Error::Invalid(format!(
             "backup pipeline lost chunks ({} sent, {} stored); no snapshot was written",
             stats.chunks_new, packed.chunks
         )));
     }
+    Ok(Walked { index, snapshots, parent, path_strings, time_ns, root, stats, packed })
+}
+
+async fn run(
+    vault: &Vault,
+    opts: &BackupOptions,
+    paths: Vec<PathBuf>,
+    progress: Arc<Progress>,
+    lock: &Lock,
+    gone: &HashSet<PackId>,
+) -> Result<Attempt> {
+    let Walked { index, mut snapshots, parent, path_strings, time_ns, root, stats, mut packed } =
+        walk(vault, opts, paths, progress.clone(), lock, gone, false).await?;
     let last = std::mem::take(&mut packed.unflushed);
     let uses =
         verify::Uses { start: &index, reused: &stats.reused_packs, uploaded: &packed.packs, written: &packed.indexes };
@@ -339,6 +440,7 @@ async fn run(
         bytes_total: stats.bytes_total,
         bytes_added,
         chunks_new: stats.chunks_new,
+        excluded: stats.excluded,
         unreadable: stats.unreadable,
         sqlite_copied: stats.sqlite_copied,
         sqlite_raw: stats.sqlite_raw,

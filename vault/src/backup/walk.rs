@@ -2,7 +2,8 @@
 //! files unchanged since the parent snapshot, chunks and hashes the rest, and hands every
 //! chunk the vault lacks to the sealers. Builds trees bottom-up. SQLite databases are read
 //! through a consistent copy (`sqlite`), cut in runs of whole pages, and their journals left
-//! out.
+//! out. Entries the [`super::exclude::Filter`] leaves out are not visited; a dry run names
+//! and counts chunks without sending them.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -15,7 +16,10 @@ use std::{
 
 use zerok_core::{ChunkId, PackId};
 
-use super::sqlite::{self, SqliteMode};
+use super::{
+    exclude::Filter,
+    sqlite::{self, SqliteMode},
+};
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
     chunker::Chunker,
@@ -73,6 +77,10 @@ pub(super) struct WalkStats {
     pub bytes_read: u64,
     pub bytes_total: u64,
     pub chunks_new: u64,
+    /// Bytes of the new chunks, before compression.
+    pub bytes_new: u64,
+    /// Entries left out by the filter.
+    pub excluded: u64,
     pub unreadable: Vec<(PathBuf, String)>,
     /// Packs holding the chunks reused from the index (verified before the commit).
     pub reused_packs: HashSet<PackId>,
@@ -83,11 +91,19 @@ pub(super) struct WalkStats {
 }
 
 /// The name a source path gets in the snapshot's root tree.
-pub(super) fn base_name(path: &Path) -> Vec<u8> {
+pub(crate) fn base_name(path: &Path) -> Vec<u8> {
     match path.file_name() {
         Some(name) => name.as_bytes().to_vec(),
         None => b"root".to_vec(),
     }
+}
+
+/// How the walker reads and what it leaves out.
+pub(super) struct Rules {
+    pub sqlite: SqliteMode,
+    pub filter: Filter,
+    /// Name and count chunks, send none.
+    pub dry: bool,
 }
 
 pub(super) struct Walker {
@@ -101,7 +117,9 @@ pub(super) struct Walker {
     progress: Arc<Progress>,
     stats: WalkStats,
     chunker: Chunker,
-    sqlite: SqliteMode,
+    rules: Rules,
+    /// The filesystem of the source path being walked.
+    device: u64,
     /// Databases copied consistently in this run (their journals are left out).
     copied: HashSet<PathBuf>,
     /// The bundle being filled with small data chunks.
@@ -115,12 +133,12 @@ impl Walker {
         parents: Arc<HashMap<ChunkId, Tree>>,
         tx: crossbeam_channel::Sender<Job>,
         progress: Arc<Progress>,
-        sqlite: SqliteMode,
+        rules: Rules,
     ) -> Self {
         let chunker = Chunker::new(vault.config().chunker, vault.keys().chunker_seed());
         let (sent, stats, copied) = (HashSet::new(), WalkStats::default(), HashSet::new());
         let bundle = Job::empty_bundle();
-        Self { vault, index, parents, sent, tx, progress, stats, chunker, sqlite, copied, bundle }
+        Self { vault, index, parents, sent, tx, progress, stats, chunker, rules, device: 0, copied, bundle }
     }
 
     /// Walks every path; returns the root tree id.
@@ -131,7 +149,11 @@ impl Walker {
         for path in paths {
             let name = base_name(path);
             let prev = parent_root.and_then(|t| find(t, &name));
-            if let Some(node) = self.entry(path, name, fs::symlink_metadata(path), None, prev, true)? {
+            let meta = fs::symlink_metadata(path);
+            if let Ok(m) = &meta {
+                self.device = m.dev();
+            }
+            if let Some(node) = self.entry(path, name, meta, None, prev, true)? {
                 nodes.push(node);
             }
         }
@@ -171,7 +193,12 @@ impl Walker {
         };
         let mut node = node_from(name, &meta);
         let ft = meta.file_type();
-        if ft.is_dir() {
+        if ft.is_dir() && self.rules.filter.one_file_system && meta.dev() != self.device {
+            // A mount point: kept, what is mounted there left out.
+            node.kind = NodeKind::Dir;
+            node.subtree = Some(self.store_tree(Tree { version: 1, nodes: Vec::new() })?);
+            self.stats.dirs += 1;
+        } else if ft.is_dir() {
             node.kind = NodeKind::Dir;
             let parents = self.parents.clone();
             let prev_tree = prev
@@ -230,6 +257,10 @@ impl Walker {
             if sqlite::sidecar_of(&child).is_some_and(|db| self.copied.contains(&db)) {
                 continue;
             }
+            if self.rules.filter.excludes(&child, meta.as_ref().is_ok_and(Metadata::is_dir)) {
+                self.stats.excluded += 1;
+                continue;
+            }
             let prev_node = prev.and_then(|(_, t)| find(t, name.as_bytes()));
             if let Some(node) =
                 self.entry(&child, name.as_bytes().to_vec(), meta, Some(&folder), prev_node, wal_beside)?
@@ -264,7 +295,7 @@ impl Walker {
             && p.ctime_ns == node.ctime_ns
             && p.inode == node.inode
             && p.content.iter().all(|c| self.index.contains(c))
-            && !(self.sqlite == SqliteMode::Consistent && wal_beside && sqlite::has_wal(path))
+            && !(self.rules.sqlite == SqliteMode::Consistent && wal_beside && sqlite::has_wal(path))
         {
             for c in &p.content {
                 self.reuse(c);
@@ -346,7 +377,7 @@ impl Walker {
         database: bool,
         file: &mut fs::File,
     ) -> std::io::Result<Option<tempfile::NamedTempFile>> {
-        if self.sqlite == SqliteMode::Raw || !database {
+        if self.rules.sqlite == SqliteMode::Raw || !database {
             return Ok(None);
         }
         match sqlite::copy(path) {
@@ -384,6 +415,10 @@ impl Walker {
             self.reuse(&id);
         } else if self.sent.insert(id) {
             self.stats.chunks_new += 1;
+            self.stats.bytes_new += data.len() as u64;
+            if self.rules.dry {
+                return Ok(id);
+            }
             let raw_len = data.len() as u32;
             if kind == Kind::Data && data.len() < BUNDLE_CHUNKS_BELOW {
                 self.bundle.data.extend_from_slice(&data);

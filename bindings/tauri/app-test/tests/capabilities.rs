@@ -1,7 +1,8 @@
 //! What an app's capabilities grant, resolved by tauri-build from `capabilities/` and the
 //! plugin's permissions as in a real app: the `main` window (`zerok:default`) runs every
 //! command; the `viewer` window (`zerok:allow-sync-status`) reads the status and is refused
-//! the rest, with nothing done. The plugin's settings come from `plugins.zerok`, its
+//! the rest, with nothing done; the `notes` window (`zerok:sync`) syncs but neither pairs
+//! nor touches the vault. The plugin's settings come from `plugins.zerok`, its
 //! relative paths under the app's data folder.
 
 use serde_json::{Value, json};
@@ -36,10 +37,23 @@ fn each_window_runs_what_its_capability_grants_and_nothing_more() {
     let vault = data.join("vault");
     let main = WebviewWindowBuilder::new(&app, "main", WebviewUrl::default()).build().unwrap();
     let viewer = WebviewWindowBuilder::new(&app, "viewer", WebviewUrl::default()).build().unwrap();
+    let notes = WebviewWindowBuilder::new(&app, "notes", WebviewUrl::default()).build().unwrap();
 
     assert_eq!(invoke(&viewer, "sync_status").unwrap()["inGroup"], false);
-    assert!(invoke(&viewer, "vault_create").is_err(), "viewer ran vault_create");
-    assert!(invoke(&viewer, "backup_now").is_err(), "viewer ran backup_now");
+    let refused = |page: &WebviewWindow<MockRuntime>, cmd: &str| {
+        let refused = invoke(page, cmd).expect_err(cmd);
+        // Tauri's own refusal (a string naming the command), not zerok's `{ kind, … }`.
+        let said = refused.as_str().unwrap_or_default();
+        assert!(said.contains(&format!("zerok.{cmd} not allowed")), "{cmd}: {refused}");
+    };
+    for cmd in ["vault_create", "backup_now", "sync_create_invite", "sync_push"] {
+        refused(&viewer, cmd);
+    }
+    // `zerok:sync`: sync, but no pairing and no vault.
+    assert_eq!(invoke(&notes, "sync_last_cursor").unwrap(), 0);
+    for cmd in ["sync_create_invite", "sync_join_invite", "vault_create", "backup_now", "restore_new_device"] {
+        refused(&notes, cmd);
+    }
     assert!(!vault.exists(), "a refused command created the vault");
 
     assert_eq!(invoke(&main, "sync_status").unwrap()["inGroup"], false);

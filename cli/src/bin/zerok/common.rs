@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use zerok_client::{Home, Unlocked, read_recovery_key, unlock};
+use zerok_core::SnapshotId;
+use zerok_vault::{Vault, format::snapshot::Snapshot};
 
 /// Where the vault is and how to open it.
 #[derive(clap::Args, Clone, Debug)]
@@ -45,4 +47,19 @@ impl VaultArgs {
 /// Prints one JSON value on stdout.
 pub fn print_json(value: &serde_json::Value) {
     println!("{value}");
+}
+
+/// The vault's snapshots, oldest first, as this device observes them (a rollback the store
+/// shows is warned of on stderr).
+pub async fn snapshots(vault: &Vault) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    let observed = zerok_client::seen::observe(&Home::locate()?, vault).await?;
+    for line in &observed.rollback {
+        eprintln!("zerok: warning: {line}");
+    }
+    Ok(observed.snapshots.into_iter().map(|d| (d.id, d.snapshot)).collect())
+}
+
+/// The snapshot `spec` names: an id, a unique prefix of one, or `latest`.
+pub async fn snapshot(vault: &Vault, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+    Ok(Vault::pick(snapshots(vault).await?, spec)?)
 }

@@ -5,14 +5,17 @@
 
 mod attach;
 mod backup;
+mod browse;
 mod check;
 mod common;
+mod docs;
 mod forget;
 mod init;
 mod key;
 mod repair;
 mod restore;
 mod snapshots;
+mod stats;
 mod sync;
 
 use std::process::ExitCode;
@@ -37,6 +40,16 @@ enum Command {
     Snapshots(snapshots::Args),
     /// Restore a snapshot (or part of one) into a folder.
     Restore(restore::Args),
+    /// List what a snapshot holds (or what lies below a path in it).
+    Ls(browse::LsArgs),
+    /// Show what changed between two snapshots.
+    Diff(browse::DiffArgs),
+    /// Find the files and folders whose name matches a pattern, in every snapshot.
+    Find(browse::FindArgs),
+    /// Write a file of a snapshot to stdout, or a folder as a tar archive.
+    Dump(browse::DumpArgs),
+    /// Show what the vault holds and stores: sizes, chunks, dedup and compression.
+    Stats(stats::Args),
     /// Verify the vault's structure, and with --read-data every byte.
     Check(check::Args),
     /// Delete old snapshots (keep the newest N per host and paths).
@@ -49,6 +62,10 @@ enum Command {
     Key(key::Args),
     /// Sync encrypted messages between this group's devices through relays.
     Sync(sync::Args),
+    /// Print a shell's completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Write man pages: zerok.1 and one per command.
+    Man(docs::ManArgs),
 }
 
 /// Exit code: finished only in part — a backup that could not read some files, or a
@@ -72,12 +89,19 @@ fn main() -> ExitCode {
             Command::Backup(a) => backup::run(a).await,
             Command::Snapshots(a) => snapshots::run(a).await,
             Command::Restore(a) => restore::run(a).await,
+            Command::Ls(a) => browse::ls(a).await,
+            Command::Diff(a) => browse::diff_cmd(a).await,
+            Command::Find(a) => browse::find(a).await,
+            Command::Dump(a) => browse::dump(a).await,
+            Command::Stats(a) => stats::run(a).await,
             Command::Check(a) => check::run(a).await,
             Command::Forget(a) => forget::run_forget(a).await,
             Command::Prune(a) => forget::run_prune(a).await,
             Command::Repair(a) => repair::run(a).await,
             Command::Key(a) => key::run(a).await,
             Command::Sync(a) => sync::run(a).await,
+            Command::Completions(a) => docs::completions::<Cli>(a),
+            Command::Man(a) => docs::man::<Cli>(a),
         }
     })
 }

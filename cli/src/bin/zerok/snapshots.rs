@@ -5,7 +5,7 @@ use serde_json::json;
 
 use zerok_client::time::rfc3339;
 
-use crate::common::{VaultArgs, print_json};
+use crate::common::{VaultArgs, print_json, snapshots};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,11 +18,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> Result<u8> {
     let unlocked = args.vault.open().await?;
-    let observed = zerok_client::seen::observe(&zerok_client::Home::locate()?, &unlocked.vault).await?;
-    for line in &observed.rollback {
-        eprintln!("zerok: warning: {line}");
-    }
-    let snaps: Vec<_> = observed.snapshots.into_iter().map(|d| (d.id, d.snapshot)).collect();
+    let snaps = snapshots(&unlocked.vault).await?;
     if args.json {
         let list: Vec<_> = snaps
             .iter()
