@@ -15,6 +15,8 @@ pub fn restore_json(id: &SnapshotId, target: &Path, s: &RestoreSummary) -> Value
         "files_restored": s.files,
         "dirs_restored": s.dirs,
         "symlinks_restored": s.symlinks,
+        "hardlinks_restored": s.hardlinks,
+        "fifos_restored": s.fifos,
         "bytes_restored": s.bytes,
         "lost": s.lost,
         "index_damage": s.index_damage,

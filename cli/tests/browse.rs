@@ -7,25 +7,12 @@ use std::{collections::BTreeMap, os::unix::fs::PermissionsExt};
 use serde_json::Value;
 
 mod process;
-use process::Device;
+use process::{Device, noise};
 
 fn stdout(dev: &Device, args: &[&str]) -> Vec<u8> {
     let out = dev.run(args);
     assert!(out.status.success(), "zerok {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
-}
-
-/// Bytes that do not compress away and cut into several chunks.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]
@@ -38,7 +25,7 @@ fn ls_diff_find_and_dump_read_snapshots_as_they_were() {
     std::fs::create_dir_all(src.join("sub/deep")).unwrap();
     std::fs::write(src.join("a.txt"), "alpha").unwrap();
     std::fs::write(src.join("sub/b.txt"), "bravo").unwrap();
-    let db = noise(3 << 20);
+    let db = noise(3 << 20, 0x2545_f491_4f6c_dd1d);
     std::fs::write(src.join("sub/deep/c.db"), &db).unwrap();
     std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
     let first = dev.json(&["backup", src.to_str().unwrap(), "--json"])["snapshot_id"].as_str().unwrap().to_string();

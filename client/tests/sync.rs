@@ -222,6 +222,30 @@ async fn rate_limit_size_and_quota_return_their_error_codes() {
     relay.shutdown().await;
 }
 
+/// A backlog larger than one read's budget (16 MiB) comes in reads that say more follow:
+/// a phone that was away does not take it all into memory at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_over_one_read_comes_in_reads_that_say_more_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(&dir.path().join("relay"), 0, |_| {}).await;
+    let mut a = create(home(dir.path(), "a"), &[relay.addr()], "laptop").await.unwrap();
+    let mut b = add_device(&mut a, dir.path(), "b", "phone").await;
+    const N: u8 = 20;
+    for i in 0..N {
+        a.push(&vec![i; 990_000]).await.unwrap();
+    }
+    let mut reads = vec![b.pull().await.unwrap()];
+    assert!(b.has_more(), "the first read took {} of {N}", reads[0].len());
+    while b.has_more() && reads.len() < 5 {
+        reads.push(b.pull().await.unwrap());
+    }
+    assert!(!b.has_more());
+    let firsts: Vec<u8> = reads.iter().flatten().map(|m| m.data[0]).collect();
+    assert_eq!(firsts, (0..N).collect::<Vec<_>>(), "every message once, in order");
+    assert!(reads.len() >= 2 && reads[0].len() < N as usize);
+    relay.shutdown().await;
+}
+
 /// A push too large for one frame would have the relay close the connection; queued, it
 /// would be sent first at every connect and block every push after it, across restarts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,6 +150,9 @@ fn sample_tree(files: usize) -> Tree {
         content: Vec::new(),
         subtree: None,
         target: None,
+        links: None,
+        xattrs: Vec::new(),
+        sparse: false,
     };
     let mut nodes = vec![
         Node { subtree: Some(ChunkId([3; 32])), mode: 0o755, ..node(b"dir", NodeKind::Dir) },

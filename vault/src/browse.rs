@@ -125,7 +125,7 @@ pub enum Change {
     Modified,
     /// Another kind of entry under the same name.
     Type,
-    /// The same bytes, other metadata (mode, owner, times).
+    /// The same bytes, other metadata (mode, owner, times, extended attributes).
     Metadata,
 }
 
@@ -204,7 +204,8 @@ fn compare(a: &Browse, b: &Browse, path: &Path, na: &Node, nb: &Node, out: &mut 
         Some(Change::Type)
     } else if na.content != nb.content || na.target != nb.target || na.size != nb.size {
         Some(Change::Modified)
-    } else if (na.mode, na.uid, na.gid, na.mtime_ns) != (nb.mode, nb.uid, nb.gid, nb.mtime_ns) {
+    } else if (na.mode, na.uid, na.gid, na.mtime_ns) != (nb.mode, nb.uid, nb.gid, nb.mtime_ns) || na.xattrs != nb.xattrs
+    {
         Some(Change::Metadata)
     } else {
         None

@@ -314,7 +314,7 @@ impl Fixer<'_> {
                     (out.files, out.bytes) = (out.files + fixed.files, out.bytes + fixed.bytes);
                     node.subtree = Some(match fixed.id {
                         Some(fixed) => fixed,
-                        None => self.store(Tree { version: 1, nodes: Vec::new() }),
+                        None => self.store(Tree::new(Vec::new())),
                     });
                 }
                 (NodeKind::File, _) => {
@@ -331,7 +331,7 @@ impl Fixer<'_> {
         }
         out.id = Some(match out.lost.is_empty() {
             true => id,
-            false => self.store(Tree { version: 1, nodes }),
+            false => self.store(Tree::new(nodes)),
         });
         self.done.insert(id, out.clone());
         Ok(out)

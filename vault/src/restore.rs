@@ -1,7 +1,8 @@
 //! Restore: snapshot → trees → every needed chunk read once, pack by pack, neighbours in
 //! one ranged GET → authenticated, verified against its id and decompressed → written at
-//! each offset that holds it → files with their modes and times, symlinks, empty files and
-//! folders.
+//! each offset that holds it → files with their modes, extended attributes and times
+//! (holes where a sparse file's chunk is all zeros), hard links between files the snapshot
+//! saw as one, symlinks, fifos, empty files and folders.
 //!
 //! Safety: every name from a tree is checked ([`Node::has_safe_name`]) before it is joined
 //! to the target; folders that already exist are used only if they are real folders (never
@@ -65,6 +66,10 @@ pub struct RestoreSummary {
     pub dirs: u64,
     /// Symlinks.
     pub symlinks: u64,
+    /// Names made as hard links to a file restored under another name.
+    pub hardlinks: u64,
+    /// Named pipes.
+    pub fifos: u64,
     /// Bytes of file content.
     pub bytes: u64,
     /// What was not restored because its data is lost or damaged, each "path: why"; the
@@ -77,7 +82,10 @@ pub struct RestoreSummary {
 struct Plan {
     dirs: Vec<(PathBuf, Node)>,
     files: Vec<(PathBuf, Node)>,
+    /// Symlinks and fifos.
     links: Vec<(PathBuf, Node)>,
+    /// Names of files restored elsewhere: (this name, the file's restored name).
+    hardlinks: Vec<(PathBuf, PathBuf)>,
     /// The snapshot's one folder, whose metadata the target gets.
     top_dir: Option<Node>,
     /// Folders whose trees, and files whose chunks, are nowhere: (path, why).
@@ -162,10 +170,26 @@ pub async fn restore(
     for (file, why) in &damaged {
         lost.push(format!("{}: {why}", plan.files[*file].0.display()));
     }
+    let damaged_paths: std::collections::HashSet<&Path> =
+        damaged.iter().map(|(f, _)| plan.files[*f].0.as_path()).collect();
+    let mut hardlinks = 0;
+    for (rel, primary) in &plan.hardlinks {
+        if damaged_paths.contains(primary.as_path()) {
+            lost.push(format!("{}: a hard link to {}, which is lost", rel.display(), primary.display()));
+            continue;
+        }
+        let path = opts.target.join(rel);
+        clear_entry(&path)?;
+        std::fs::hard_link(opts.target.join(primary), &path).map_err(|e| Error::io(&path, e))?;
+        hardlinks += 1;
+    }
+    let fifos = plan.links.iter().filter(|(_, n)| n.kind == NodeKind::Fifo).count() as u64;
     let summary = RestoreSummary {
         files: (plan.files.len() - damaged.len()) as u64,
         dirs: plan.dirs.len() as u64,
-        symlinks: plan.links.len() as u64,
+        symlinks: plan.links.len() as u64 - fifos,
+        hardlinks,
+        fifos,
         bytes: total - damaged.iter().map(|(f, _)| plan.files[*f].1.size).sum::<u64>(),
         lost,
         index_damage,
@@ -173,6 +197,10 @@ pub async fn restore(
     for (rel, node) in &plan.links {
         let path = opts.target.join(rel);
         clear_entry(&path)?;
+        if node.kind == NodeKind::Fifo {
+            make_fifo(&path, node)?;
+            continue;
+        }
         let target = std::ffi::OsStr::from_bytes(node.target.as_deref().unwrap_or_default());
         std::os::unix::fs::symlink(target, &path).map_err(|e| Error::io(&path, e))?;
         set_owner(&path, node);
@@ -190,6 +218,24 @@ pub async fn restore(
         set_meta(&open_nofollow(&opts.target, true)?, &opts.target, node)?;
     }
     Ok(summary)
+}
+
+/// Makes a named pipe (0600 until its metadata is set through a handle to it).
+fn make_fifo(path: &Path, node: &Node) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::io(path, std::io::Error::other("a NUL in the path")))?;
+    // SAFETY: `c` is a NUL-terminated path that lives across the call.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(Error::io(path, std::io::Error::last_os_error()));
+    }
+    // Opened for reading without waiting for a writer, never through a symlink.
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    set_meta(&handle, path, node)
 }
 
 /// Removes a `-journal`, `-wal` or `-shm` left in the target beside a restored SQLite
@@ -266,7 +312,14 @@ async fn plan(
 ) -> Result<Plan> {
     let index = places.index;
     let root = vault.load_tree(index, &snapshot.tree).await?;
-    let mut plan = Plan { dirs: Vec::new(), files: Vec::new(), links: Vec::new(), top_dir: None, lost: Vec::new() };
+    let mut plan = Plan {
+        dirs: Vec::new(),
+        files: Vec::new(),
+        links: Vec::new(),
+        hardlinks: Vec::new(),
+        top_dir: None,
+        lost: Vec::new(),
+    };
     let top_nodes = match root.nodes.as_slice() {
         [only] if snapshot.paths.len() == 1 && only.kind == NodeKind::Dir => {
             plan.top_dir = Some(only.clone());
@@ -284,7 +337,31 @@ async fn plan(
     if let Some(filter) = filter {
         apply_filter(&mut plan, filter, &opts.includes);
     }
+    link_names(&mut plan);
     Ok(plan)
+}
+
+/// Of the files the snapshot saw as one (same device and inode, same content), restores
+/// the first and makes the others hard links to it.
+fn link_names(plan: &mut Plan) {
+    let mut first: HashMap<(u64, u64), (PathBuf, Vec<ChunkId>)> = HashMap::new();
+    let mut files = Vec::with_capacity(plan.files.len());
+    for (rel, node) in std::mem::take(&mut plan.files) {
+        if let Some(link) = node.links {
+            match first.get(&(link.dev, node.inode)) {
+                Some((primary, content)) if *content == node.content => {
+                    plan.hardlinks.push((rel, primary.clone()));
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    first.insert((link.dev, node.inode), (rel.clone(), node.content.clone()));
+                }
+            }
+        }
+        files.push((rel, node));
+    }
+    plan.files = files;
 }
 
 /// Walks the trees read (`trees`) depth-first, folders before their contents, checking
@@ -326,7 +403,7 @@ fn collect(
                     Some(c) => plan.lost.push((rel, format!("chunk {} is in no pack the store holds", c.short()))),
                     None => plan.files.push((rel, node)),
                 },
-                NodeKind::Symlink => plan.links.push((rel, node)),
+                NodeKind::Symlink | NodeKind::Fifo => plan.links.push((rel, node)),
             }
         }
     }
@@ -549,6 +626,10 @@ fn create_files(plan: Vec<(PathBuf, Node)>, progress: &Progress) -> Result<Vec<T
             o.open(&path).map_err(|e| Error::io(&path, e))?
         };
         let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
+        if node.sparse {
+            // Its length first: the chunks left unwritten stay holes.
+            file.set_len(node.size).map_err(|e| Error::io(&path, e))?;
+        }
         if chunks == 0 {
             set_meta(&file, &path, &node)?;
             Progress::add(&progress.files, 1);
@@ -588,7 +669,13 @@ fn write_span(
                 open = Some((file, reopen(t)?));
             }
             let (_, handle) = open.as_ref().expect("just opened");
-            handle.write_all_at(&plain, offset).map_err(|e| Error::io(&t.path, e))?;
+            // A sparse file's zeros stay holes (the file has its length already).
+            let wrote = if t.node.sparse {
+                write_around_zeros(handle, &plain, offset)
+            } else {
+                handle.write_all_at(&plain, offset)
+            };
+            wrote.map_err(|e| Error::io(&t.path, e))?;
             written += plain.len() as u64;
             if t.chunks_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
                 let (_, handle) = open.take().expect("just written");
@@ -599,6 +686,32 @@ fn write_span(
     }
     Progress::add(&progress.bytes, written);
     Ok(())
+}
+
+/// Block size holes are left in: a block of zeros is not written.
+const HOLE_BLOCK: u64 = 4096;
+
+/// Writes `data` at `offset` but for its blocks (aligned to the file) that are all zeros.
+fn write_around_zeros(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    let mut run: Option<usize> = None;
+    let mut at = 0;
+    while at < data.len() {
+        let end = (((offset + at as u64) / HOLE_BLOCK + 1) * HOLE_BLOCK - offset).min(data.len() as u64) as usize;
+        let zeros = data[at..end].iter().all(|&b| b == 0);
+        match (zeros, run) {
+            (true, Some(start)) => {
+                file.write_all_at(&data[start..at], offset + start as u64)?;
+                run = None;
+            }
+            (false, None) => run = Some(at),
+            _ => {}
+        }
+        at = end;
+    }
+    match run {
+        Some(start) => file.write_all_at(&data[start..], offset + start as u64),
+        None => Ok(()),
+    }
 }
 
 /// Opens a created file for writing, refusing it if the name now holds anything else.
@@ -630,11 +743,29 @@ fn set_meta(file: &std::fs::File, path: &Path, node: &Node) -> Result<()> {
     let owned = meta.uid() == node.uid && meta.gid() == node.gid;
     let mode = if owned { node.mode } else { node.mode & !0o6000 };
     file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))?;
+    // After the mode: an ACL sets the group bits to its mask, as it was.
+    set_xattrs(file, path, node, owned);
     let t = filetime::FileTime::from_unix_time(
         node.mtime_ns.div_euclid(1_000_000_000),
         node.mtime_ns.rem_euclid(1_000_000_000) as u32,
     );
     filetime::set_file_handle_times(file, Some(t), Some(t)).map_err(|e| Error::io(path, e))
+}
+
+/// Sets the node's extended attributes where the filesystem takes them (one it refuses is
+/// noted in the log). File capabilities, like setuid, only on a file that got its recorded
+/// owner.
+fn set_xattrs(file: &std::fs::File, path: &Path, node: &Node, owned: bool) {
+    use xattr::FileExt;
+    for x in &node.xattrs {
+        if x.name == b"security.capability" && !owned {
+            continue;
+        }
+        if let Err(e) = file.set_xattr(std::ffi::OsStr::from_bytes(&x.name), &x.value) {
+            let name = String::from_utf8_lossy(&x.name);
+            tracing::warn!(path = %path.display(), %name, error = %e, "extended attribute not restored");
+        }
+    }
 }
 
 /// Restores the owner where allowed (as root); elsewhere the restoring user keeps it.

@@ -22,7 +22,7 @@ use crate::{
         seal_msgpack,
         snapshot::Snapshot,
         sync_group::SyncGroup,
-        tree::Tree,
+        tree::{TREE_VERSION, Tree},
     },
     span::Span,
 };
@@ -902,8 +902,8 @@ impl Vault {
 /// A tree chunk's body as a tree of a version this build reads.
 fn decode_tree(id: &ChunkId, body: &[u8]) -> Result<Tree> {
     let tree: Tree = rmp_serde::from_slice(body).map_err(|e| Error::corrupt(format!("tree {id}"), e.to_string()))?;
-    if tree.version != 1 {
-        return Err(Error::Unsupported { version: tree.version, supported: 1 });
+    if tree.version == 0 || tree.version > TREE_VERSION {
+        return Err(Error::Unsupported { version: tree.version, supported: TREE_VERSION });
     }
     Ok(tree)
 }

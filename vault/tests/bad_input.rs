@@ -110,6 +110,9 @@ async fn restore_refuses_paths_that_escape_the_target() {
         content: vec![file_id],
         subtree: None,
         target: None,
+        links: None,
+        xattrs: Vec::new(),
+        sparse: false,
     };
     for bad_name in [&b".."[..], b"../escape", b"a/../../b", b""] {
         let tree = Tree { version: 1, nodes: vec![evil(bad_name), evil(b"fine")] };

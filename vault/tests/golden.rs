@@ -7,7 +7,7 @@ use zerok_vault::format::{
     index::{IndexFile, IndexPack},
     names,
     pack::{BlobEntry, Layout, decode_header},
-    tree::{Node, NodeKind, Tree},
+    tree::{HardLink, Node, NodeKind, Tree, Xattr},
 };
 
 fn master() -> MasterKey {
@@ -150,24 +150,39 @@ const GOLDEN_SEALED_BUNDLE: &str =
 
 #[test]
 fn tree_and_index_bodies() {
-    let tree = Tree {
-        version: 1,
-        nodes: vec![Node {
-            name: b"a".to_vec(),
-            kind: NodeKind::File,
-            mode: 0o644,
-            mtime_ns: 1,
-            ctime_ns: 2,
-            inode: 3,
-            uid: 4,
-            gid: 5,
-            size: 6,
-            content: vec![ChunkId([9; 32])],
-            subtree: None,
-            target: None,
-        }],
+    let file = Node {
+        name: b"a".to_vec(),
+        kind: NodeKind::File,
+        mode: 0o644,
+        mtime_ns: 1,
+        ctime_ns: 2,
+        inode: 3,
+        uid: 4,
+        gid: 5,
+        size: 6,
+        content: vec![ChunkId([9; 32])],
+        subtree: None,
+        target: None,
+        links: None,
+        xattrs: Vec::new(),
+        sparse: false,
     };
+    let tree = Tree::new(vec![file.clone()]);
+    assert_eq!(tree.version, 1, "nothing in it needs version 2");
     assert_eq!(hex::encode(tree.encode()), GOLDEN_TREE);
+    // Version 2 (FORMAT.md §4.6): a hard-linked sparse file with an attribute, and a fifo;
+    // cross-checked with msgpack-python 1.1 (`packb(…, use_bin_type=True)`).
+    let linked = Node {
+        links: Some(HardLink { dev: 7, count: 2 }),
+        xattrs: vec![Xattr { name: b"user.k".to_vec(), value: b"v".to_vec() }],
+        sparse: true,
+        ..file.clone()
+    };
+    let fifo =
+        Node { name: b"p".to_vec(), kind: NodeKind::Fifo, mode: 0o600, inode: 8, size: 0, content: vec![], ..file };
+    let v2 = Tree::new(vec![linked, fifo]);
+    assert_eq!(v2.version, 2);
+    assert_eq!(hex::encode(v2.encode()), GOLDEN_TREE_V2);
     let alone = IndexPack { id: PackId([2; 32]), blobs: vec![(1, ChunkId([3; 32]), 0, 46, 5)], bundled: vec![] };
     let index = IndexFile::new(vec![alone.clone()]);
     assert_eq!(hex::encode(rmp_serde::to_vec_named(&index).unwrap()), GOLDEN_INDEX);
@@ -186,6 +201,7 @@ fn tree_and_index_bodies() {
     );
 }
 
+const GOLDEN_TREE_V2: &str = "82a776657273696f6e02a56e6f646573928da46e616d65c40161a46b696e64a466696c65a46d6f6465cd01a4a86d74696d655f6e7301a86374696d655f6e7302a5696e6f646503a375696404a367696405a473697a6506a7636f6e74656e7491c4200909090909090909090909090909090909090909090909090909090909090909a56c696e6b7382a364657607a5636f756e7402a67861747472739182a46e616d65c406757365722e6ba576616c7565c40176a6737061727365c389a46e616d65c40170a46b696e64a46669666fa46d6f6465cd0180a86d74696d655f6e7301a86374696d655f6e7302a5696e6f646508a375696404a367696405a473697a6500";
 const GOLDEN_TREE: &str = "82a776657273696f6e01a56e6f646573918aa46e616d65c40161a46b696e64a466696c65a46d6f6465cd01a4a86d74696d655f6e7301a86374696d655f6e7302a5696e6f646503a375696404a367696405a473697a6506a7636f6e74656e7491c4200909090909090909090909090909090909090909090909090909090909090909";
 // Cross-checked with Python's msgpack.
 const GOLDEN_INDEX_V2: &str = "82a776657273696f6e02a57061636b739183a26964c4200202020202020202020202020202020202020202020202020202020202020202a5626c6f6273919501c4200303030303030303030303030303030303030303030303030303030303030303002e05a762756e646c6564929601c42004040404040404040404040404040404040404040404040404040404040404042e3c05009601c42005050505050505050505050505050505050505050505050505050505050505052e3c0505";

@@ -1,5 +1,5 @@
 //! Helpers of the tests that drive the real binaries: a device (its own ZEROK_HOME),
-//! folder copies, libfaketime for skewed clocks, and a network namespace of the test's own.
+//! incompressible bytes, folder copies, libfaketime for skewed clocks, and a network namespace of the test's own.
 #![allow(dead_code)]
 
 use std::{
@@ -36,6 +36,19 @@ impl Device {
         assert!(out.status.success(), "zerok {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
     }
+}
+
+/// `len` bytes that do not compress away (xorshift from `seed`).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {

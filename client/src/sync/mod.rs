@@ -256,11 +256,12 @@ async fn read_group(
     // nothing, so nothing it saw may be dropped later as a duplicate).
     let mut fresh = HashSet::new();
     let mut opening: Option<tokio::task::JoinHandle<Result<Opened, Error>>> = None;
-    let (mut more, mut pages, mut capped) = (true, 0, false);
+    let (mut more, mut pages, mut capped, mut bytes) = (true, 0, false, 0usize);
     while more || opening.is_some() {
-        // A relay serving pages without end (junk at rising cursors) cannot hold a pull:
-        // it returns after so many, and the next one goes on.
-        if more && pages >= MAX_PAGES_PER_READ {
+        // A relay serving pages without end (junk at rising cursors) cannot hold a pull,
+        // nor can a backlog fill a phone's memory: a read returns after so many pages or
+        // bytes, and the next one goes on.
+        if more && (pages >= MAX_PAGES_PER_READ || bytes >= MAX_BYTES_PER_READ) {
             (more, capped) = (false, true);
         }
         pages += 1;
@@ -268,6 +269,7 @@ async fn read_group(
             let reply = conn.request(&Message::Pull(Pull { after_cursor: after, limit: PULL_PAGE })).await?;
             let Message::PullResponse(resp) = reply else { return Err(Error::unexpected(&reply)) };
             (after, more) = page_end(after, &resp)?;
+            bytes += resp.blobs.iter().map(|b| b.payload.len()).sum::<usize>();
             Some(tokio::spawn(open_halves(keys.clone(), resp.blobs)))
         } else {
             None
@@ -300,6 +302,9 @@ fn page_end(after: u64, page: &zerok_core::sync::message::PullResponse) -> Resul
 
 /// Pages one read takes at most (of [`PULL_PAGE`] messages each).
 const MAX_PAGES_PER_READ: u32 = 200;
+
+/// Ciphertext bytes after which one read takes no further page (it may end one page past).
+const MAX_BYTES_PER_READ: usize = 16 << 20;
 
 /// Messages asked for per PULL (the relay caps it and fills at most one frame).
 const PULL_PAGE: u32 = 500;
@@ -611,7 +616,7 @@ impl SyncClient {
     }
 
     /// Whether the last [`SyncClient::pull`] (or [`SyncClient::pull_after`]) left messages
-    /// for the next one: one read stops after so many pages, and after a key rotation a
+    /// for the next one: one read stops after so many pages or 16 MiB, and after a key rotation a
     /// pull reads the old group to its end first while the current group waits.
     pub fn has_more(&self) -> bool {
         self.read_more || self.state.is_draining()
@@ -678,7 +683,7 @@ impl SyncClient {
     /// reads from (the first in preference order that answers): for an app rebuilding its
     /// state from the relay's log. Messages delivered before are delivered again (only
     /// repeats within this read are dropped); the saved cursor stays where it is. Returns
-    /// the messages and the cursor the read reached: one read stops after so many pages,
+    /// the messages and the cursor the read reached: one read stops after so many pages (or 16 MiB),
     /// so an app reads on from there until the cursor stops moving.
     ///
     /// # Errors

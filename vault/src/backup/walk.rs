@@ -9,7 +9,10 @@ use std::{
     collections::{HashMap, HashSet},
     ffi::OsStr,
     fs::{self, Metadata},
-    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    os::unix::{
+        ffi::OsStrExt,
+        fs::{FileTypeExt, MetadataExt},
+    },
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -26,7 +29,7 @@ use crate::{
     dirfd,
     format::{
         Kind,
-        tree::{Node, NodeKind, Tree},
+        tree::{HardLink, Node, NodeKind, Tree, Xattr},
     },
 };
 
@@ -158,7 +161,7 @@ impl Walker {
             }
         }
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        let root = self.store_tree(Tree { version: 1, nodes })?;
+        let root = self.store_tree(Tree::new(nodes))?;
         self.send_bundle()?;
         Ok((root, self.stats))
     }
@@ -196,7 +199,7 @@ impl Walker {
         if ft.is_dir() && self.rules.filter.one_file_system && meta.dev() != self.device {
             // A mount point: kept, what is mounted there left out.
             node.kind = NodeKind::Dir;
-            node.subtree = Some(self.store_tree(Tree { version: 1, nodes: Vec::new() })?);
+            node.subtree = Some(self.store_tree(Tree::new(Vec::new()))?);
             self.stats.dirs += 1;
         } else if ft.is_dir() {
             node.kind = NodeKind::Dir;
@@ -222,9 +225,14 @@ impl Walker {
                     return Ok(None);
                 }
             }
+        } else if ft.is_fifo() {
+            node.kind = NodeKind::Fifo;
         } else {
-            tracing::warn!(path = %path.display(), "special file (device, socket or fifo) skipped");
+            tracing::warn!(path = %path.display(), "special file (device or socket) skipped");
             return Ok(None);
+        }
+        if node.kind == NodeKind::Dir {
+            node.xattrs = xattrs(path, xattr::list(path).and_then(|names| read_all(names, |n| xattr::get(path, n))));
         }
         Ok(Some(node))
     }
@@ -268,7 +276,7 @@ impl Walker {
                 nodes.push(node);
             }
         }
-        let tree = Tree { version: 1, nodes };
+        let tree = Tree::new(nodes);
         if let Some((id, old)) = prev
             && *old == tree
             && self.index.contains(&id)
@@ -301,6 +309,8 @@ impl Walker {
                 self.reuse(c);
             }
             node.content = p.content.clone();
+            // An attribute set or removed changes the ctime: these are the file's still.
+            node.xattrs = p.xattrs.clone();
             self.stats.files_unmodified += 1;
             self.stats.bytes_total += node.size;
             Progress::add(&self.progress.files, 1);
@@ -322,6 +332,10 @@ impl Walker {
                 return Ok(false);
             }
         };
+        {
+            use xattr::FileExt;
+            node.xattrs = xattrs(path, file.list_xattr().and_then(|names| read_all(names, |n| file.get_xattr(n))));
+        }
         // The first read brings the header (or all of a small file).
         self.chunker.reset();
         let (database, run) = match self.chunker.head(&mut file) {
@@ -448,6 +462,42 @@ fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
     tree.nodes.binary_search_by(|n| n.name.as_slice().cmp(name)).ok().map(|i| &tree.nodes[i])
 }
 
+/// Most bytes of extended attributes kept for one entry (Linux allows 64 KiB a value).
+const MAX_XATTR_BYTES: usize = 1 << 20;
+
+/// Reads the value of each attribute in `names` with `get` (one gone meanwhile is left out).
+fn read_all(
+    names: impl Iterator<Item = std::ffi::OsString>,
+    get: impl Fn(&OsStr) -> std::io::Result<Option<Vec<u8>>>,
+) -> std::io::Result<Vec<Xattr>> {
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(value) = get(&name)? {
+            out.push(Xattr { name: name.as_bytes().to_vec(), value });
+        }
+    }
+    Ok(out)
+}
+
+/// An entry's extended attributes sorted by name, or none where the filesystem has none
+/// or they cannot be read (noted in the log; the entry is backed up without them).
+fn xattrs(path: &Path, read: std::io::Result<Vec<Xattr>>) -> Vec<Xattr> {
+    let mut all = match read {
+        Ok(all) => all,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "extended attributes not read");
+            return Vec::new();
+        }
+    };
+    if all.iter().map(|x| x.name.len() + x.value.len()).sum::<usize>() > MAX_XATTR_BYTES {
+        tracing::warn!(path = %path.display(), "extended attributes over 1 MiB left out");
+        return Vec::new();
+    }
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
 fn node_from(name: Vec<u8>, meta: &Metadata) -> Node {
     Node {
         name,
@@ -462,5 +512,9 @@ fn node_from(name: Vec<u8>, meta: &Metadata) -> Node {
         content: Vec::new(),
         subtree: None,
         target: None,
+        links: (meta.is_file() && meta.nlink() > 1).then(|| HardLink { dev: meta.dev(), count: meta.nlink() }),
+        xattrs: Vec::new(),
+        // Fewer blocks than its length holds: holes (or a filesystem that compresses).
+        sparse: meta.is_file() && meta.blocks().saturating_mul(512) < meta.len(),
     }
 }

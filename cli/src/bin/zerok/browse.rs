@@ -79,6 +79,7 @@ fn kind(node: &Node) -> &'static str {
         NodeKind::File => "file",
         NodeKind::Dir => "dir",
         NodeKind::Symlink => "symlink",
+        NodeKind::Fifo => "fifo",
     }
 }
 
@@ -96,6 +97,16 @@ fn entry_json(path: &Path, node: &Node) -> Value {
     if let Some(target) = &node.target {
         v["target"] = String::from_utf8_lossy(target).into();
     }
+    if let Some(links) = node.links {
+        v["links"] = links.count.into();
+    }
+    if !node.xattrs.is_empty() {
+        v["xattrs"] =
+            node.xattrs.iter().map(|x| String::from_utf8_lossy(&x.name).into_owned()).collect::<Vec<_>>().into();
+    }
+    if node.sparse {
+        v["sparse"] = true.into();
+    }
     v
 }
 
@@ -104,6 +115,7 @@ fn mode_string(node: &Node) -> String {
     let first = match node.kind {
         NodeKind::Dir => 'd',
         NodeKind::Symlink => 'l',
+        NodeKind::Fifo => 'p',
         NodeKind::File => '-',
     };
     let bits = "rwxrwxrwx".chars().enumerate().map(|(i, c)| if node.mode & (0o400 >> i) != 0 { c } else { '-' });
@@ -284,7 +296,7 @@ pub async fn dump(args: DumpArgs) -> Result<u8> {
                 out.flush()?;
             }
             NodeKind::Dir => reader.tar(&browse, &path, stdout)?,
-            NodeKind::Symlink => bail!("{} is a symlink; dump a file or a folder", path.display()),
+            NodeKind::Symlink | NodeKind::Fifo => bail!("{} is not a file or a folder", path.display()),
         }
         Ok(())
     })
@@ -357,6 +369,11 @@ impl Reader<'_> {
         match node.kind {
             NodeKind::Dir => {
                 header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                tar.append_data(&mut header, name, std::io::empty())?;
+            }
+            NodeKind::Fifo => {
+                header.set_entry_type(tar::EntryType::Fifo);
                 header.set_size(0);
                 tar.append_data(&mut header, name, std::io::empty())?;
             }
