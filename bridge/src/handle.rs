@@ -159,7 +159,8 @@ impl Shared {
         let sync = self.sync.lock().await;
         self.closed.store(true, Ordering::Relaxed);
         drop(sync);
-        let _ = self.closing.send(true);
+        // Stored even when nobody listens yet: a next_event that subscribes later sees it.
+        self.closing.send_replace(true);
         if let Some(backup) = self.backup.lock().await.take() {
             backup.disable().await;
         }

@@ -187,15 +187,50 @@ fn forget_keeps_by_tag_span_and_group_and_a_dry_run_removes_nothing() {
     assert!(removed(&dev.json(&["forget", "--keep-within", "1h", "--json"])).is_empty());
     // The tagged one stays beside the newest of its paths.
     assert_eq!(removed(&dev.json(&["forget", "--keep-last", "1", "--keep-tag", "keep", "--json"])), [ids[2].clone()]);
-    // One group for the host: the newest of all stays.
+    // One group for the host: the newest of all stays, and the newest of each host and
+    // paths whatever the rules (devices tell a rolled-back store by it).
     let one_group = dev.json(&["forget", "--keep-last", "1", "--group-by", "host", "--json"]);
-    assert_eq!(removed(&one_group), sorted(vec![ids[0].clone(), ids[1].clone()]));
-    assert_eq!(count(), 1);
+    assert_eq!(removed(&one_group), [ids[0].clone()]);
+    assert_eq!(count(), 2);
+    // A tag alone would keep nothing of `two`: its newest stays all the same.
+    assert!(removed(&dev.json(&["forget", "--keep-tag", "nothing-has-it", "--json"])).is_empty());
     for bad in [&["forget", "--keep-within", "5x"][..], &["forget", "--keep-last", "1", "--group-by", "hosts"]] {
         let out = dev.run(bad);
         assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).lines().count() <= 3, "{bad:?}");
     }
-    assert_eq!(count(), 1);
+    assert_eq!(count(), 2);
+}
+
+#[test]
+fn tags_change_by_rewriting_the_snapshot_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::new(dir.path(), "dev");
+    dev.json(&["init", "--vault", dir.path().join("vault").to_str().unwrap(), "--json"]);
+    let src = dir.path().join("src");
+    write_tree(&src);
+    let id = dev.json(&["backup", src.to_str().unwrap(), "--tag", "old", "--json"])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = dev.json(&["snapshots", "--json"])[0].clone();
+    let done = dev.json(&["tag", &id[..8], "--add", "release", "--remove", "old", "--json"]);
+    let new = done["changed"][0]["new"].as_str().unwrap().to_string();
+    assert_eq!((done["changed"][0]["old"].as_str(), done["unchanged"].as_u64()), (Some(id.as_str()), Some(0)));
+    let after = dev.json(&["snapshots", "--json"]);
+    assert_eq!(after.as_array().unwrap().len(), 1, "the old one is gone");
+    assert_eq!(after[0]["id"], new.as_str());
+    assert_eq!(after[0]["tags"], serde_json::json!(["release"]));
+    for key in ["time", "tree", "paths", "hostname", "bytes", "files", "parent"] {
+        assert_eq!(after[0][key], before[key], "{key} changed");
+    }
+    // No rollback warning on the device, and the data restores under the new id.
+    let restored = dir.path().join("restored");
+    let out = dev.run(&["restore", "latest", "--target", restored.to_str().unwrap()]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(restored.join("notes é.txt")).unwrap(), "remember the milk");
+    let again = dev.json(&["tag", "--add", "release", "--json"]);
+    assert_eq!((again["changed"].as_array().unwrap().len(), again["unchanged"].as_u64()), (0, Some(1)));
+    assert_eq!(dev.run(&["tag", "latest"]).status.code(), Some(1), "nothing to change");
 }
 
 #[test]

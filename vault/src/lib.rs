@@ -17,7 +17,7 @@
 //! - [`dirfd`]: folder handles that never follow a symlink (restore's removals, replay).
 //! - [`browse`]: a snapshot's entries by path, and two snapshots compared.
 //! - `backup`: the parallel walk → chunk → compress → encrypt → pack → upload pipeline.
-//! - `restore`, `check`, `prune`, `repair`, `lock`, `progress`, `stats`.
+//! - `restore`, `check`, `prune`, `repair`, `lock`, `progress`, `stats`, `tags`.
 //!
 //! ```no_run
 //! # async fn demo() -> zerok_vault::Result<()> {
@@ -49,6 +49,7 @@ mod retention;
 mod span;
 mod stats;
 pub mod store;
+mod tags;
 mod vault;
 
 pub use backup::{
@@ -66,6 +67,7 @@ pub use restore::{RestoreOptions, RestoreSummary, restore};
 pub use retention::{GroupBy, Retention, civil_date};
 pub use stats::{Stats, stats};
 pub use store::{Backend, Location};
+pub use tags::{TagChange, retag};
 pub use vault::{Created, Dated, DeviceKey, InitOptions, Opener, Secret, Vault};
 
 /// Seconds since the Unix epoch.

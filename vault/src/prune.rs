@@ -51,7 +51,8 @@ pub struct ForgetReport {
 }
 
 /// Applies `policy` to each group of snapshots ([`Retention::group_by`]: host and paths
-/// unless told) and deletes what it does not keep.
+/// unless told) and deletes what it does not keep. The newest snapshot of each host and
+/// paths is always kept: that is how devices notice a store that rolled back.
 ///
 /// # Errors
 /// [`crate::Error::Invalid`] for a policy that keeps nothing; storage errors.
@@ -74,7 +75,15 @@ pub async fn forget_plan(vault: &Vault, policy: &Retention) -> Result<ForgetRepo
     type Group = (String, Vec<String>, Vec<String>);
     let mut groups: BTreeMap<Group, Vec<crate::Dated>> = BTreeMap::new();
     // Dated no later than stored: a snapshot dated in the future is not kept forever.
-    for d in vault.snapshots_dated().await? {
+    let dated = vault.snapshots_dated().await?;
+    // The newest of each host and paths always stays, whatever the grouping and rules:
+    // devices tell a store that rolled back by it (client `seen`, FORMAT.md §1).
+    let mut newest: BTreeMap<(&str, &[String]), SnapshotId> = BTreeMap::new();
+    for d in &dated {
+        newest.insert((d.snapshot.hostname.as_str(), d.snapshot.paths.as_slice()), d.id);
+    }
+    let newest: std::collections::HashSet<SnapshotId> = newest.into_values().collect();
+    for d in dated.iter().cloned() {
         groups.entry(policy.group_by.key(&d.snapshot)).or_default().push(d);
     }
     let mut report = ForgetReport::default();
@@ -82,7 +91,11 @@ pub async fn forget_plan(vault: &Vault, policy: &Retention) -> Result<ForgetRepo
         let times: Vec<_> = snaps.iter().map(|d| (d.id, d.time_ns, d.snapshot.tags.as_slice())).collect();
         let keep = policy.keep(&times);
         for d in &snaps {
-            if keep.contains(&d.id) { report.kept.push(d.id) } else { report.removed.push(d.id) }
+            if keep.contains(&d.id) || newest.contains(&d.id) {
+                report.kept.push(d.id)
+            } else {
+                report.removed.push(d.id)
+            }
         }
     }
     Ok(report)

@@ -235,6 +235,11 @@ fn make_fifo(path: &Path, node: &Node) -> Result<()> {
         .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
+    // The fifo made, not what someone swapped in since (its metadata would be set on that).
+    use std::os::unix::fs::FileTypeExt;
+    if !handle.metadata().map_err(|e| Error::io(path, e))?.file_type().is_fifo() {
+        return Err(Error::io(path, std::io::Error::other("replaced during the restore; not set")));
+    }
     set_meta(&handle, path, node)
 }
 
@@ -744,7 +749,7 @@ fn set_meta(file: &std::fs::File, path: &Path, node: &Node) -> Result<()> {
     let mode = if owned { node.mode } else { node.mode & !0o6000 };
     file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))?;
     // After the mode: an ACL sets the group bits to its mask, as it was.
-    set_xattrs(file, path, node, owned);
+    set_xattrs(file, path, node);
     let t = filetime::FileTime::from_unix_time(
         node.mtime_ns.div_euclid(1_000_000_000),
         node.mtime_ns.rem_euclid(1_000_000_000) as u32,
@@ -752,13 +757,14 @@ fn set_meta(file: &std::fs::File, path: &Path, node: &Node) -> Result<()> {
     filetime::set_file_handle_times(file, Some(t), Some(t)).map_err(|e| Error::io(path, e))
 }
 
-/// Sets the node's extended attributes where the filesystem takes them (one it refuses is
-/// noted in the log). File capabilities, like setuid, only on a file that got its recorded
-/// owner.
-fn set_xattrs(file: &std::fs::File, path: &Path, node: &Node, owned: bool) {
+/// Sets the node's `user.*` attributes and POSIX ACLs where the filesystem takes them (one
+/// it refuses is noted in the log). Others are not restored: a tree another device wrote
+/// could otherwise plant file capabilities (`security.capability`), relabel files
+/// (`security.selinux`) or redirect an overlay (`trusted.*`) when root restores.
+fn set_xattrs(file: &std::fs::File, path: &Path, node: &Node) {
     use xattr::FileExt;
     for x in &node.xattrs {
-        if x.name == b"security.capability" && !owned {
+        if !(x.name.starts_with(b"user.") || x.name.starts_with(b"system.posix_acl_")) {
             continue;
         }
         if let Err(e) = file.set_xattr(std::ffi::OsStr::from_bytes(&x.name), &x.value) {

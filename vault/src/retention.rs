@@ -2,7 +2,7 @@
 //! newest snapshot of each of the last N hours, days, weeks, months and years that have one
 //! (UTC; weeks start on Monday), every snapshot within a span of the newest, and every
 //! snapshot with a kept tag. Snapshots are grouped (by host and paths unless told) and
-//! each group kept on its own.
+//! each group kept on its own; `forget` keeps the newest of each host and paths besides.
 
 use std::collections::HashSet;
 

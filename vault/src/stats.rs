@@ -56,8 +56,9 @@ pub async fn stats(vault: &Vault) -> Result<Stats> {
     let (index, snapshots) = (index?, snapshots?);
     let mut s = Stats {
         snapshots: snapshots.len(),
-        files: snapshots.iter().map(|(_, snap)| snap.summary.files).sum(),
-        logical_bytes: snapshots.iter().map(|(_, snap)| snap.summary.bytes).sum(),
+        // Summaries are what each device wrote: added without overflowing.
+        files: snapshots.iter().fold(0u64, |n, (_, snap)| n.saturating_add(snap.summary.files)),
+        logical_bytes: snapshots.iter().fold(0u64, |n, (_, snap)| n.saturating_add(snap.summary.bytes)),
         packs: index.packs.len(),
         ..Stats::default()
     };

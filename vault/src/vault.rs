@@ -905,6 +905,12 @@ fn decode_tree(id: &ChunkId, body: &[u8]) -> Result<Tree> {
     if tree.version == 0 || tree.version > TREE_VERSION {
         return Err(Error::Unsupported { version: tree.version, supported: TREE_VERSION });
     }
+    // Sorted, each name once (FORMAT.md §4.6): a name twice (a symlink, then a folder of
+    // the same name) would lead a reader of the listing through the symlink.
+    if let Some(w) = tree.nodes.windows(2).find(|w| w[0].name >= w[1].name) {
+        let name = String::from_utf8_lossy(&w[1].name);
+        return Err(Error::corrupt(format!("tree {id}"), format!("names out of order or twice at {name:?}")));
+    }
     Ok(tree)
 }
 

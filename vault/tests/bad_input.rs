@@ -16,7 +16,7 @@ use zerok_vault::{
         pack::PackWriter,
         seal_msgpack,
         snapshot::{Snapshot, SnapshotSummary},
-        tree::{Node, NodeKind, Tree},
+        tree::{Node, NodeKind, Tree, Xattr},
     },
 };
 
@@ -89,15 +89,9 @@ async fn unreachable_store_fails_after_bounded_retries() {
     assert!(started.elapsed() < Duration::from_secs(90));
 }
 
-/// A snapshot whose tree names `..`: restore must refuse before writing anything.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restore_refuses_paths_that_escape_the_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let vault = new_vault(local_backend(&dir.path().join("vault"))).await;
-    let keys = vault.keys();
-    let file_body = b"owned".to_vec();
-    let file_id = keys.chunk_id(&file_body);
-    let evil = |name: &[u8]| Node {
+/// A file node holding `body` (one chunk) under `name`, as a hostile member may write one.
+fn planted_file(vault: &Vault, name: &[u8], body: &[u8]) -> Node {
+    Node {
         name: name.to_vec(),
         kind: NodeKind::File,
         mode: 0o644,
@@ -106,46 +100,58 @@ async fn restore_refuses_paths_that_escape_the_target() {
         inode: 0,
         uid: 0,
         gid: 0,
-        size: 5,
-        content: vec![file_id],
+        size: body.len() as u64,
+        content: vec![vault.keys().chunk_id(body)],
         subtree: None,
         target: None,
         links: None,
         xattrs: Vec::new(),
         sparse: false,
-    };
+    }
+}
+
+/// Stores `body` and a tree of `nodes` exactly as given (any order, any names) in a pack of
+/// their own, indexed; returns a snapshot of two paths whose root is that tree.
+async fn plant(vault: &Vault, nodes: Vec<Node>, body: &[u8]) -> Snapshot {
+    let keys = vault.keys();
+    let file_id = keys.chunk_id(body);
+    let version = if nodes.iter().any(|n| !n.xattrs.is_empty()) { 2 } else { 1 };
+    let tree_body = Tree { version, nodes }.encode();
+    let tree_id = keys.chunk_id(&tree_body);
+    let mut w = PackWriter::default();
+    let sealed_file = zerok_vault::format::envelope::seal(keys.data(), Kind::Data, &file_id.0, body, 3);
+    w.add(Kind::Data, file_id, &sealed_file, body.len() as u32);
+    let sealed_tree = zerok_vault::format::envelope::seal(keys.metadata(), Kind::Tree, &tree_id.0, &tree_body, 3);
+    w.add(Kind::Tree, tree_id, &sealed_tree, tree_body.len() as u32);
+    let (pack_id, bytes, entries) = w.finish(keys.metadata());
+    vault.backend().put(&names::pack(&pack_id), Bytes::from(bytes)).await.unwrap();
+    let index_id = zerok_core::IndexId::random();
+    let index = IndexFile::new(vec![IndexPack::new(pack_id, &entries)]);
+    let sealed = seal_msgpack(keys.metadata(), Kind::Index, &index_id.0, &index);
+    vault.backend().put(&names::index(&index_id), Bytes::from(sealed)).await.unwrap();
+    Snapshot {
+        version: 1,
+        time_ns: 1,
+        hostname: "attacker".into(),
+        tags: vec![],
+        paths: vec!["/a".into(), "/b".into()],
+        tree: tree_id,
+        parent: None,
+        sync_cursors: Default::default(),
+        sync_group: None,
+        summary: SnapshotSummary::default(),
+        program: "test".into(),
+    }
+}
+
+/// A snapshot whose tree names `..`: restore must refuse before writing anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_refuses_paths_that_escape_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = new_vault(local_backend(&dir.path().join("vault"))).await;
     for bad_name in [&b".."[..], b"../escape", b"a/../../b", b""] {
-        let tree = Tree { version: 1, nodes: vec![evil(bad_name), evil(b"fine")] };
-        let tree_body = tree.encode();
-        let tree_id = keys.chunk_id(&tree_body);
-        let mut w = PackWriter::default();
-        w.add(
-            Kind::Data,
-            file_id,
-            &zerok_vault::format::envelope::seal(keys.data(), Kind::Data, &file_id.0, &file_body, 3),
-            5,
-        );
-        let sealed_tree = zerok_vault::format::envelope::seal(keys.metadata(), Kind::Tree, &tree_id.0, &tree_body, 3);
-        w.add(Kind::Tree, tree_id, &sealed_tree, tree_body.len() as u32);
-        let (pack_id, bytes, entries) = w.finish(keys.metadata());
-        vault.backend().put(&names::pack(&pack_id), Bytes::from(bytes)).await.unwrap();
-        let index_id = zerok_core::IndexId::random();
-        let index = IndexFile::new(vec![IndexPack::new(pack_id, &entries)]);
-        let sealed = seal_msgpack(keys.metadata(), Kind::Index, &index_id.0, &index);
-        vault.backend().put(&names::index(&index_id), Bytes::from(sealed)).await.unwrap();
-        let snap = Snapshot {
-            version: 1,
-            time_ns: 1,
-            hostname: "attacker".into(),
-            tags: vec![],
-            paths: vec!["/a".into(), "/b".into()],
-            tree: tree_id,
-            parent: None,
-            sync_cursors: Default::default(),
-            sync_group: None,
-            summary: SnapshotSummary::default(),
-            program: "test".into(),
-        };
+        let nodes = vec![planted_file(&vault, bad_name, b"owned"), planted_file(&vault, b"fine", b"owned")];
+        let snap = plant(&vault, nodes, b"owned").await;
         let target = dir.path().join("target");
         let err =
             zerok_vault::restore(&vault, &snap, &zerok_vault::RestoreOptions::new(target.clone()), Default::default())
@@ -155,4 +161,65 @@ async fn restore_refuses_paths_that_escape_the_target() {
         assert!(!target.exists(), "nothing may be written when a path is unsafe");
         assert!(!dir.path().join("escape").exists() && !dir.path().join("b").exists());
     }
+}
+
+/// A tree listing one name twice (a symlink `a` to /etc, then a folder `a`: the symlink-
+/// then-file escape for a naive unpacker of `zerok dump`'s tar) or out of order is refused
+/// as damaged, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_with_a_name_twice_or_out_of_order_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = new_vault(local_backend(&dir.path().join("vault"))).await;
+    let link = Node {
+        kind: NodeKind::Symlink,
+        target: Some(b"/etc".to_vec()),
+        content: vec![],
+        size: 0,
+        ..planted_file(&vault, b"a", b"x")
+    };
+    for nodes in [
+        vec![link.clone(), planted_file(&vault, b"a", b"x")],
+        vec![planted_file(&vault, b"b", b"x"), planted_file(&vault, b"a", b"x")],
+    ] {
+        let snap = plant(&vault, nodes, b"x").await;
+        let target = dir.path().join("target");
+        let err =
+            zerok_vault::restore(&vault, &snap, &zerok_vault::RestoreOptions::new(target.clone()), Default::default())
+                .await
+                .unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(!target.exists(), "nothing may be written from a tree that does not parse");
+    }
+}
+
+/// Extended attributes a hostile member put in a tree: only `user.*` and POSIX ACLs are
+/// restored (this test runs as root in CI, where `trusted.*` and `security.*` would be
+/// accepted by the kernel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_sets_only_user_attributes_and_acls() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = new_vault(local_backend(&dir.path().join("vault"))).await;
+    let attr = |name: &str, value: &[u8]| Xattr { name: name.as_bytes().to_vec(), value: value.to_vec() };
+    let mut file = planted_file(&vault, b"f", b"body");
+    file.xattrs = vec![
+        attr(
+            "security.capability",
+            b"\x01\x00\x00\x02\xff\xff\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+        ),
+        attr("trusted.overlay.redirect", b"/etc"),
+        attr("user.note", b"kept"),
+    ];
+    let snap = plant(&vault, vec![file, planted_file(&vault, b"g", b"body")], b"body").await;
+    let target = dir.path().join("target");
+    zerok_vault::restore(&vault, &snap, &zerok_vault::RestoreOptions::new(target.clone()), Default::default())
+        .await
+        .unwrap();
+    let restored = target.join("f");
+    assert_eq!(std::fs::read(&restored).unwrap(), b"body");
+    if xattr::get(&restored, "user.note").unwrap().is_none() {
+        eprintln!("skipping: this filesystem takes no user attributes");
+        return;
+    }
+    let names: Vec<String> = xattr::list(&restored).unwrap().map(|n| n.to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["user.note"]);
 }

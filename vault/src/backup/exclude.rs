@@ -61,16 +61,18 @@ impl Marker {
 
     /// Whether `dir` holds this marker (a regular file, not through a symlink).
     fn in_dir(&self, dir: &Path) -> bool {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = dir.join(&self.name);
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() => {}
-            _ => return false,
-        }
+        // Never through a symlink, never waiting on a fifo put there.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .and_then(|f| Ok((f.metadata()?.is_file(), f)));
+        let Ok((true, file)) = opened else { return false };
         let Some(header) = &self.header else { return true };
         let mut head = Vec::with_capacity(header.len());
-        std::fs::File::open(&path)
-            .and_then(|f| f.take(header.len() as u64).read_to_end(&mut head))
-            .is_ok_and(|_| head == *header)
+        file.take(header.len() as u64).read_to_end(&mut head).is_ok_and(|_| head == *header)
     }
 }
 

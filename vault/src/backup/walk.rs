@@ -40,6 +40,9 @@ const OPEN_FILE: libc::c_int = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBL
 struct Folder<'a> {
     path: &'a Path,
     handle: std::cell::OnceCell<Option<fs::File>>,
+    /// Its tree in the parent snapshot records extended attributes (version 2): an
+    /// unchanged file's are the ones recorded there.
+    xattrs_recorded: bool,
 }
 
 impl Folder<'_> {
@@ -232,7 +235,7 @@ impl Walker {
             return Ok(None);
         }
         if node.kind == NodeKind::Dir {
-            node.xattrs = xattrs(path, xattr::list(path).and_then(|names| read_all(names, |n| xattr::get(path, n))));
+            node.xattrs = path_xattrs(path);
         }
         Ok(Some(node))
     }
@@ -257,7 +260,8 @@ impl Walker {
                 listed.binary_search_by(|(n, _)| n.as_bytes().cmp(&wal)).is_ok()
             })
             .collect();
-        let folder = Folder { path, handle: std::cell::OnceCell::new() };
+        let xattrs_recorded = prev.is_some_and(|(_, t)| t.version >= 2);
+        let folder = Folder { path, handle: std::cell::OnceCell::new(), xattrs_recorded };
         let mut nodes = Vec::with_capacity(listed.len());
         for ((name, meta), wal_beside) in listed.into_iter().zip(wal_beside) {
             let child = path.join(&name);
@@ -309,8 +313,9 @@ impl Walker {
                 self.reuse(c);
             }
             node.content = p.content.clone();
-            // An attribute set or removed changes the ctime: these are the file's still.
-            node.xattrs = p.xattrs.clone();
+            // An attribute set or removed changes the ctime: the recorded ones are the
+            // file's still (a version-1 parent recorded none: read them).
+            node.xattrs = if folder.is_some_and(|f| f.xattrs_recorded) { p.xattrs.clone() } else { path_xattrs(path) };
             self.stats.files_unmodified += 1;
             self.stats.bytes_total += node.size;
             Progress::add(&self.progress.files, 1);
@@ -477,6 +482,11 @@ fn read_all(
         }
     }
     Ok(out)
+}
+
+/// The extended attributes of the entry at `path` (not through a symlink).
+fn path_xattrs(path: &Path) -> Vec<Xattr> {
+    xattrs(path, xattr::list(path).and_then(|names| read_all(names, |n| xattr::get(path, n))))
 }
 
 /// An entry's extended attributes sorted by name, or none where the filesystem has none

@@ -345,6 +345,10 @@ impl Reader<'_> {
                 return;
             }
             let name = path.strip_prefix(base).unwrap_or(path);
+            // A backup of `/` itself: its entries are named below it.
+            if name.as_os_str().is_empty() {
+                return;
+            }
             if let Err(e) = self.entry(&mut tar, name, node) {
                 failed = Some(e.context(format!("writing {} into the archive", path.display())));
             }

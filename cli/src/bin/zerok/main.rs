@@ -17,6 +17,7 @@ mod restore;
 mod snapshots;
 mod stats;
 mod sync;
+mod tag;
 
 use std::process::ExitCode;
 
@@ -50,9 +51,11 @@ enum Command {
     Dump(browse::DumpArgs),
     /// Show what the vault holds and stores: sizes, chunks, dedup and compression.
     Stats(stats::Args),
+    /// Add, remove or set the tags of snapshots.
+    Tag(tag::Args),
     /// Verify the vault's structure, and with --read-data every byte.
     Check(check::Args),
-    /// Delete old snapshots (keep the newest N per host and paths).
+    /// Delete old snapshots a retention policy does not keep (--dry-run to see which).
     Forget(forget::ForgetArgs),
     /// Delete data no snapshot needs.
     Prune(forget::PruneArgs),
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
             Command::Find(a) => browse::find(a).await,
             Command::Dump(a) => browse::dump(a).await,
             Command::Stats(a) => stats::run(a).await,
+            Command::Tag(a) => tag::run(a).await,
             Command::Check(a) => check::run(a).await,
             Command::Forget(a) => forget::run_forget(a).await,
             Command::Prune(a) => forget::run_prune(a).await,
