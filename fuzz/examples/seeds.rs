@@ -206,6 +206,7 @@ fn sample_snapshot(tree: ChunkId, relay: &str) -> Snapshot {
         sync_group: Some(SyncGroupId([3; 32])),
         summary: SnapshotSummary { files: 3, dirs: 1, bytes: 6 << 20 },
         program: "zerok 0.1.0".into(),
+        original: None,
     }
 }
 

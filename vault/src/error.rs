@@ -80,6 +80,10 @@ pub enum Error {
     /// Bad input that fits no other variant.
     #[error("{0}")]
     Invalid(String),
+    /// An append-only vault refused a deletion by a device's credentials, or its storage
+    /// could not be made append-only.
+    #[error("{0}")]
+    AppendOnly(String),
     /// Key handling failed.
     #[error(transparent)]
     Core(#[from] zerok_core::Error),

@@ -31,11 +31,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod append_only;
 mod backup;
 pub mod browse;
 mod cache;
 mod check;
 pub mod chunker;
+mod copy;
 pub mod dirfd;
 mod error;
 pub mod format;
@@ -57,6 +59,7 @@ pub use backup::{
 };
 pub use cache::{Cache, DEFAULT_MAX_BYTES as DEFAULT_CACHE_BYTES};
 pub use check::{CheckReport, check};
+pub use copy::{CopyReport, copy};
 pub use error::{Error, Result};
 pub use format::keyslot::SlotKind;
 pub use master_index::{BlobLocation, MasterIndex};

@@ -156,7 +156,7 @@ impl Lock {
         if first {
             vault.backend().put_new(&self.name, bytes).await
         } else {
-            vault.backend().put(&self.name, bytes).await
+            vault.backend().replace(&self.name, bytes).await
         }
     }
 
@@ -260,7 +260,7 @@ mod tests {
         let id = IndexId::random();
         let body = LockBody { exclusive, hostname: "elsewhere".into(), pid: 1, time: crate::now_secs() + skew };
         let bytes = Bytes::from(seal_msgpack(vault.keys().metadata(), Kind::Lock, &id.0, &body));
-        vault.backend().put(&format!("{}/{id}", names::LOCKS), bytes).await.unwrap();
+        vault.backend().replace(&format!("{}/{id}", names::LOCKS), bytes).await.unwrap();
         id
     }
 

@@ -37,8 +37,6 @@ use crate::{
 pub const REPAIRED_TAG: &str = "repaired";
 /// Reads of a tree before it counts as lost (a lagging replica may not have it yet).
 const TREE_ATTEMPTS: usize = 3;
-/// Folder levels a repaired tree may have (a path of 4096 bytes has at most 2048).
-const MAX_DEPTH: usize = 2048;
 
 /// What `repair index` did.
 #[derive(Debug, Default)]
@@ -291,8 +289,12 @@ impl Fixer<'_> {
         if let Some(done) = self.done.get(&id) {
             return Ok(done.clone());
         }
-        if depth > MAX_DEPTH {
-            return Err(Error::Invalid(format!("tree {} lies more than {MAX_DEPTH} folders deep", id.short())));
+        if depth > crate::format::tree::MAX_DEPTH {
+            return Err(Error::Invalid(format!(
+                "tree {} lies more than {} folders deep",
+                id.short(),
+                crate::format::tree::MAX_DEPTH
+            )));
         }
         let tree = match self.load(&id).await? {
             Ok(tree) => tree,

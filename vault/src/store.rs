@@ -89,12 +89,7 @@ impl Location {
                         .map_err(|e| Error::InvalidUrl { url: url.into(), reason: e.to_string() })
                 };
                 let unsynced = Unsynced { store: folder(false)?, root: path.clone() };
-                return Ok(Backend {
-                    store: folder(true)?,
-                    prefix: String::new(),
-                    url: url.into(),
-                    unsynced: Some(unsynced),
-                });
+                return Ok(Backend { unsynced: Some(unsynced), ..Backend::new(folder(true)?, "", url) });
             }
             Location::S3 { bucket, prefix } => (
                 Arc::new(
@@ -106,7 +101,7 @@ impl Location {
             ),
             Location::Memory => (Arc::new(InMemory::new()), String::new()),
         };
-        Ok(Backend { store, prefix, url: url.to_string(), unsynced: None })
+        Ok(Backend::new(store, &prefix, url))
     }
 }
 
@@ -147,6 +142,11 @@ pub struct Backend {
     url: String,
     /// For a local folder: the same folder written without syncs, and its path.
     unsynced: Option<Unsynced>,
+    /// The vault is append-only: writes are conditional creates, and deletions other than
+    /// of locks are refused unless `admin`.
+    append_only: bool,
+    /// Signed with the admin credentials ([`Backend::as_admin`]).
+    admin: bool,
 }
 
 #[derive(Clone)]
@@ -164,7 +164,50 @@ impl std::fmt::Debug for Backend {
 impl Backend {
     /// Wraps an existing store (tests, embedding apps) with a key prefix.
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, url: &str) -> Self {
-        Self { store, prefix: prefix.trim_matches('/').to_string(), url: url.to_string(), unsynced: None }
+        Self {
+            store,
+            prefix: prefix.trim_matches('/').to_string(),
+            url: url.to_string(),
+            unsynced: None,
+            append_only: false,
+            admin: false,
+        }
+    }
+
+    /// Holds writes and deletions to an append-only vault's rules (set from its config).
+    pub(crate) fn set_append_only(&mut self, on: bool) {
+        self.append_only = on;
+    }
+
+    /// The same vault reached with the admin credentials
+    /// ([`crate::append_only::ADMIN_ACCESS_KEY_ENV`] and its secret): an S3 client signing
+    /// with them, allowed to delete. A local folder or memory store is its own admin.
+    ///
+    /// # Errors
+    /// [`Error::AppendOnly`] when they are not set; [`Error::InvalidUrl`] when the client
+    /// cannot be built.
+    pub fn as_admin(&self) -> Result<Backend> {
+        let mut admin = self.clone();
+        admin.admin = true;
+        if let Ok(Location::S3 { bucket, .. }) = Location::parse(&self.url) {
+            let creds = crate::append_only::admin_credentials().ok_or_else(|| {
+                Error::AppendOnly(format!(
+                    "{} is append-only: deleting needs the admin credentials ({} and {}); a device's may not delete",
+                    self.url,
+                    crate::append_only::ADMIN_ACCESS_KEY_ENV,
+                    crate::append_only::ADMIN_SECRET_KEY_ENV
+                ))
+            })?;
+            let mut builder =
+                s3_builder(&bucket).with_access_key_id(&creds.access_key).with_secret_access_key(&creds.secret_key);
+            if let Some(token) = &creds.session_token {
+                builder = builder.with_token(token);
+            }
+            admin.store = Arc::new(
+                builder.build().map_err(|e| Error::InvalidUrl { url: self.url.clone(), reason: e.to_string() })?,
+            );
+        }
+        Ok(admin)
     }
 
     /// True for a local folder or memory (no network between us and the bytes).
@@ -212,12 +255,27 @@ impl Backend {
         Ok(bytes)
     }
 
-    /// Writes an object, replacing any existing one (only for content-named objects,
-    /// whose content is the same whoever writes them).
+    /// Writes a content-named object (whose content is the same whoever writes it),
+    /// replacing any existing one; in an append-only vault, only if none exists (a
+    /// conditional create, which is all a device may do there).
     ///
     /// # Errors
     /// [`Error::Store`].
     pub async fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
+        if self.append_only {
+            return match self.put_new(name, bytes).await {
+                Err(Error::AlreadyExists(_)) => Ok(()),
+                other => other,
+            };
+        }
+        self.replace(name, bytes).await
+    }
+
+    /// Writes an object, replacing any existing one (a lock's refresh).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn replace(&self, name: &str, bytes: Bytes) -> Result<()> {
         self.store.put(&self.path(name), PutPayload::from(bytes)).await.map_err(|e| Self::err(name, e))?;
         Ok(())
     }
@@ -230,7 +288,7 @@ impl Backend {
     /// # Errors
     /// [`Error::Store`].
     pub async fn put_unsynced(&self, name: &str, bytes: Bytes) -> Result<()> {
-        let Some(unsynced) = &self.unsynced else {
+        let Some(unsynced) = self.unsynced.as_ref().filter(|_| !self.append_only) else {
             return self.put(name, bytes).await;
         };
         unsynced.store.put(&self.path(name), PutPayload::from(bytes)).await.map_err(|e| Self::err(name, e))?;
@@ -362,11 +420,20 @@ impl Backend {
         Ok(out)
     }
 
-    /// Deletes an object; deleting a missing object is not an error.
+    /// Deletes an object; deleting a missing object is not an error. In an append-only
+    /// vault, only a lock unless signed with the admin credentials ([`Backend::as_admin`]).
     ///
     /// # Errors
-    /// [`Error::Store`].
+    /// [`Error::AppendOnly`] for what a device may not delete; [`Error::Store`].
     pub async fn delete(&self, name: &str) -> Result<()> {
+        if self.append_only && !self.admin && !name.starts_with(&format!("{}/", crate::format::names::LOCKS)) {
+            return Err(Error::AppendOnly(format!(
+                "{}/{name}: the vault is append-only, and deleting needs the admin credentials ({} and {})",
+                self.url,
+                crate::append_only::ADMIN_ACCESS_KEY_ENV,
+                crate::append_only::ADMIN_SECRET_KEY_ENV
+            )));
+        }
         match self.store.delete(&self.path(name)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Self::err(name, e)),
@@ -374,15 +441,9 @@ impl Backend {
     }
 }
 
-/// Creates the S3 bucket of `location` when it does not exist (object_store cannot), using
-/// the same `AWS_*` variables as the client.
-///
-/// # Errors
-/// [`Error::Invalid`] when the store refuses; a local folder needs nothing.
-pub async fn create_bucket(location: &Location) -> Result<()> {
-    let Location::S3 { bucket, .. } = location else {
-        return Ok(());
-    };
+/// An `aws-sdk-s3` client (for what object_store cannot: buckets, versioning, Object Lock)
+/// from the same `AWS_*` variables as the object client, and its region.
+pub(crate) fn admin_client() -> (aws_sdk_s3::Client, String) {
     let env = |k: &str| std::env::var(k).ok();
     let creds = aws_sdk_s3::config::Credentials::new(
         env("AWS_ACCESS_KEY_ID").unwrap_or_default(),
@@ -399,11 +460,27 @@ pub async fn create_bucket(location: &Location) -> Result<()> {
     if let Some(endpoint) = env("AWS_ENDPOINT_URL") {
         conf = conf.endpoint_url(endpoint).force_path_style(true);
     }
-    let client = aws_sdk_s3::Client::from_conf(conf.build());
+    (aws_sdk_s3::Client::from_conf(conf.build()), region)
+}
+
+/// Creates the S3 bucket of `location` when it does not exist (object_store cannot), using
+/// the same `AWS_*` variables as the client; with `object_lock`, a bucket that can hold
+/// locked objects (which S3 turns versioning on for).
+///
+/// # Errors
+/// [`Error::Invalid`] when the store refuses; a local folder needs nothing.
+pub async fn create_bucket(location: &Location, object_lock: bool) -> Result<()> {
+    let Location::S3 { bucket, .. } = location else {
+        return Ok(());
+    };
+    let (client, region) = admin_client();
     if client.head_bucket().bucket(bucket).send().await.is_ok() {
         return Ok(());
     }
     let mut req = client.create_bucket().bucket(bucket);
+    if object_lock {
+        req = req.object_lock_enabled_for_bucket(true);
+    }
     if region != "us-east-1" {
         req = req.create_bucket_configuration(
             aws_sdk_s3::types::CreateBucketConfiguration::builder()

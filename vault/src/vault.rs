@@ -67,6 +67,8 @@ pub struct InitOptions {
     pub compression_level: i32,
     /// Target pack size in bytes.
     pub pack_bytes: u32,
+    /// Mark the vault append-only ([`crate::append_only`]).
+    pub append_only: bool,
 }
 
 impl Default for InitOptions {
@@ -76,6 +78,7 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             compression_level: 3,
             pack_bytes: 8 << 20,
+            append_only: false,
         }
     }
 }
@@ -154,7 +157,7 @@ impl Vault {
     ///
     /// # Errors
     /// [`Error::AlreadyExists`] when the location already holds a vault (nothing is written).
-    pub async fn init(backend: Backend, opts: InitOptions) -> Result<Created> {
+    pub async fn init(mut backend: Backend, opts: InitOptions) -> Result<Created> {
         if backend.exists(names::CONFIG).await? || !backend.list(names::KEYS).await?.is_empty() {
             return Err(Error::AlreadyExists(backend.url().to_string()));
         }
@@ -181,6 +184,7 @@ impl Vault {
             compression_level: opts.compression_level,
             pack_bytes: opts.pack_bytes,
             created: crate::now_secs(),
+            append_only: opts.append_only,
         };
         sealed.config = Bytes::from(config.encode(&keys));
         if let Err(e) = backend.put_new(names::CONFIG, sealed.config.clone()).await {
@@ -190,6 +194,7 @@ impl Vault {
             return Err(e);
         }
         let sealed = Arc::new(sealed);
+        backend.set_append_only(config.append_only);
         Ok(Created { vault: Vault { backend, keys, config, master, cache: None, sealed }, recovery_key, device_key })
     }
 
@@ -211,7 +216,7 @@ impl Vault {
     /// # Errors
     /// [`Error::WrongKey`] when no slot opens; [`Error::NoVault`], [`Error::Unsupported`],
     /// [`Error::Corrupt`] (config MAC) or storage errors.
-    pub async fn open(backend: Backend, secret: Secret<'_>) -> Result<Vault> {
+    pub async fn open(mut backend: Backend, secret: Secret<'_>) -> Result<Vault> {
         // A device key names its slot: the slot is read beside the config, in one round trip.
         let device_slot = async {
             match secret {
@@ -241,6 +246,7 @@ impl Vault {
         };
         let keys = master.derive();
         let config = Config::decode(&config_bytes, &keys)?;
+        backend.set_append_only(config.append_only);
         Ok(Vault { backend, keys, config, master, cache: None, sealed: Arc::new(sealed) })
     }
 
@@ -251,7 +257,7 @@ impl Vault {
     ///
     /// # Errors
     /// [`Error::Unsupported`] for a newer format.
-    pub fn open_cached(backend: Backend, dev: &DeviceKey, cache: Cache) -> Result<Option<Vault>> {
+    pub fn open_cached(mut backend: Backend, dev: &DeviceKey, cache: Cache) -> Result<Option<Vault>> {
         let slot_name = names::key(&dev.slot);
         let (Some(config_bytes), Some(slot_bytes)) = (cache.get(names::CONFIG), cache.get(&slot_name)) else {
             return Ok(None);
@@ -269,7 +275,21 @@ impl Vault {
         };
         let sealed =
             Sealed { config: config_bytes.into(), slot: Some((dev.slot, slot_bytes.into())), unconfirmed: true };
+        backend.set_append_only(config.append_only);
         Ok(Some(Vault { backend, keys, config, master, cache: Some(Arc::new(cache)), sealed: Arc::new(sealed) }))
+    }
+
+    /// This vault with the admin credentials when it is append-only (they may delete);
+    /// else as it is.
+    ///
+    /// # Errors
+    /// [`Error::AppendOnly`] when the vault is append-only and the admin credentials are
+    /// not set ([`crate::append_only::ADMIN_ACCESS_KEY_ENV`]).
+    pub fn into_admin(mut self) -> Result<Vault> {
+        if self.config.append_only {
+            self.backend = self.backend.as_admin()?;
+        }
+        Ok(self)
     }
 
     /// This vault reading and keeping its metadata through `cache` (see [`Cache`]); the

@@ -141,6 +141,7 @@ async fn plant(vault: &Vault, nodes: Vec<Node>, body: &[u8]) -> Snapshot {
         sync_group: None,
         summary: SnapshotSummary::default(),
         program: "test".into(),
+        original: None,
     }
 }
 

@@ -18,6 +18,7 @@ mod exclude;
 pub use exclude::{CACHEDIR_SIGNATURE, Exclude, Marker};
 mod packer;
 pub(crate) use packer::{PACKS_PER_INDEX, flush as flush_index};
+pub(crate) use verify::{Uses, verify};
 mod sqlite;
 pub use sqlite::SqliteMode;
 pub(crate) use sqlite::{SIDECARS, is_database_at};
@@ -414,6 +415,7 @@ async fn run(
             bytes: stats.bytes_total,
         },
         program: concat!("zerok ", env!("CARGO_PKG_VERSION")).into(),
+        original: None,
     };
     let (id, name, size) = vault.save_snapshot(&snapshot).await?;
     bytes_added += size;

@@ -17,7 +17,7 @@ use crate::{
 const HEAD_AT_MOST: usize = 64;
 
 /// What a snapshot about to be committed uses.
-pub(super) struct Uses<'a> {
+pub(crate) struct Uses<'a> {
     /// The index loaded when the backup began.
     pub start: &'a MasterIndex,
     /// Packs of the chunks it reuses from that index.
@@ -33,7 +33,7 @@ pub(super) struct Uses<'a> {
 ///
 /// # Errors
 /// Storage errors.
-pub(super) async fn verify(vault: &Vault, uses: Uses<'_>, progress: &Progress) -> Result<Vec<PackId>> {
+pub(crate) async fn verify(vault: &Vault, uses: Uses<'_>, progress: &Progress) -> Result<Vec<PackId>> {
     let mut needed: HashMap<PackId, Vec<BlobEntry>> = HashMap::new();
     for pack in uses.reused {
         if let Some(entries) = uses.start.packs.get(pack) {

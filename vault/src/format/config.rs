@@ -44,6 +44,11 @@ pub struct Config {
     pub pack_bytes: u32,
     /// Creation time, Unix seconds.
     pub created: i64,
+    /// An append-only vault (`init --append-only`): devices write with conditional
+    /// creates and delete nothing but their locks; deleting needs the admin credentials
+    /// (see [`crate::append_only`]). Absent in older configs (false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub append_only: bool,
 }
 
 /// The version number in a config, readable without any key.

@@ -33,6 +33,10 @@ pub struct Snapshot {
     pub summary: SnapshotSummary,
     /// Program that wrote it.
     pub program: String,
+    /// For a snapshot `zerok copy` wrote: the id of the snapshot it copies, in the vault it
+    /// was first taken in (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<SnapshotId>,
 }
 
 /// Totals recorded with a snapshot.

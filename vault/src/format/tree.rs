@@ -6,6 +6,9 @@
 use serde::{Deserialize, Serialize};
 use zerok_core::ChunkId;
 
+/// Folder levels a tree walk follows (a path of 4096 bytes has at most 2048).
+pub(crate) const MAX_DEPTH: usize = 2048;
+
 /// A directory listing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {

@@ -1,9 +1,10 @@
-//! `zerok init`: create a vault, store this device's key, print the recovery key once.
+//! `zerok init`: create a vault, store this device's key, print the recovery key once;
+//! with `--append-only`, protect the bucket and print the policy for devices' credentials.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 use zerok_client::Home;
-use zerok_vault::{InitOptions, Location, Vault};
+use zerok_vault::{InitOptions, Location, Vault, append_only};
 
 use crate::common::print_json;
 
@@ -21,21 +22,55 @@ pub struct Args {
     /// zstd compression level (1–19).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     compression_level: i32,
+    /// An append-only vault (S3 only), against ransomware and stolen devices: turn on the
+    /// bucket's versioning and Object Lock (with these credentials, the operator's), and
+    /// print the IAM policy to give devices' credentials (no deletion, no overwrite). Forget,
+    /// prune, repair, tag and key remove then need the admin credentials
+    /// (ZEROK_ADMIN_AWS_ACCESS_KEY_ID, ZEROK_ADMIN_AWS_SECRET_ACCESS_KEY).
+    #[arg(long)]
+    append_only: bool,
+    /// With --append-only on a store without versioning or Object Lock: rely on the devices'
+    /// policy alone (a credential that may delete, such as the admin's, then destroys for good).
+    #[arg(long, requires = "append_only")]
+    no_object_lock: bool,
+    /// With --append-only: days Object Lock keeps every version (governance mode).
+    #[arg(long, requires = "append_only", default_value_t = append_only::DEFAULT_RETAIN_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    retain_days: u32,
     /// Print one JSON object (vault_id, recovery_key, …) instead of text.
     #[arg(long)]
     json: bool,
 }
 
 pub async fn run(args: Args) -> Result<u8> {
-    let home = Home::locate()?;
     let location = Location::parse(&args.vault)?;
+    let Location::S3 { bucket, prefix } = &location else {
+        if args.append_only {
+            bail!("--append-only needs an s3:// vault: whoever can write a local folder can delete from it");
+        }
+        return create(args, location, None).await;
+    };
+    let object_lock = args.append_only && !args.no_object_lock;
     if args.create_bucket {
-        zerok_vault::store::create_bucket(&location).await?;
+        zerok_vault::store::create_bucket(&location, object_lock).await?;
     }
+    if object_lock {
+        append_only::protect_bucket(&location, args.retain_days)
+            .await
+            .context("not created (pass --no-object-lock to rely on the devices' policy alone)")?;
+    }
+    let policy = args.append_only.then(|| append_only::device_policy(bucket, prefix));
+    create(args, location.clone(), policy).await
+}
+
+/// Writes the vault; `policy` is an append-only vault's policy for devices.
+async fn create(args: Args, location: Location, policy: Option<serde_json::Value>) -> Result<u8> {
+    let home = Home::locate()?;
     let backend = location.open(&args.vault)?;
     let opts = InitOptions {
         pack_bytes: args.pack_size_mib << 20,
         compression_level: args.compression_level,
+        append_only: args.append_only,
         ..InitOptions::default()
     };
     let created = Vault::init(backend, opts).await?;
@@ -47,12 +82,18 @@ pub async fn run(args: Args) -> Result<u8> {
     // opens the vault without a round trip.
     drop(zerok_client::cached(created.vault));
     if args.json {
-        print_json(&json!({
+        let mut out = json!({
             "vault_id": vault_id.to_string(),
             "vault": args.vault,
             "recovery_key": created.recovery_key.display(),
             "device_slot": created.device_key.slot.to_string(),
-        }));
+        });
+        if let Some(policy) = &policy {
+            out["append_only"] = json!(true);
+            out["object_lock"] = json!(!args.no_object_lock);
+            out["device_policy"] = policy.clone();
+        }
+        print_json(&out);
     } else {
         println!("created vault {} at {}", vault_id.short(), args.vault);
         println!();
@@ -61,6 +102,13 @@ pub async fn run(args: Args) -> Result<u8> {
         println!("    {}", created.recovery_key.display());
         println!();
         println!("This device can open the vault without it; a new device needs it.");
+        if let Some(policy) = &policy {
+            println!();
+            println!("APPEND-ONLY: give devices credentials held to this IAM policy (`zerok policy` prints it again):");
+            println!("{}", serde_json::to_string_pretty(policy)?);
+            println!("forget, prune, repair, tag and key remove need the admin credentials in");
+            println!("{} and {}.", append_only::ADMIN_ACCESS_KEY_ENV, append_only::ADMIN_SECRET_KEY_ENV);
+        }
     }
     Ok(0)
 }

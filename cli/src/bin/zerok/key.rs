@@ -94,7 +94,7 @@ pub async fn run(args: Args) -> Result<u8> {
             }
         }
         Action::Remove { slot, vault } => {
-            let unlocked = vault.open().await?;
+            let unlocked = vault.open_to_delete("key remove", true).await?;
             let slots = unlocked.vault.slots().await?;
             let want = slot.to_ascii_lowercase();
             let hits: Vec<SlotId> =

@@ -8,10 +8,12 @@ mod backup;
 mod browse;
 mod check;
 mod common;
+mod copy;
 mod docs;
 mod forget;
 mod init;
 mod key;
+mod policy;
 mod repair;
 mod restore;
 mod snapshots;
@@ -53,6 +55,8 @@ enum Command {
     Stats(stats::Args),
     /// Add, remove or set the tags of snapshots.
     Tag(tag::Args),
+    /// Copy snapshots into another vault (re-encrypted under its keys; only missing chunks sent).
+    Copy(copy::Args),
     /// Verify the vault's structure, and with --read-data every byte.
     Check(check::Args),
     /// Delete old snapshots a retention policy does not keep (--dry-run to see which).
@@ -61,6 +65,8 @@ enum Command {
     Prune(forget::PruneArgs),
     /// Rebuild the index from pack headers, or drop lost data from snapshots.
     Repair(repair::Args),
+    /// Print the IAM policy for devices' credentials on an append-only S3 vault.
+    Policy(policy::Args),
     /// Manage key slots.
     Key(key::Args),
     /// Sync encrypted messages between this group's devices through relays.
@@ -98,11 +104,13 @@ fn main() -> ExitCode {
             Command::Dump(a) => browse::dump(a).await,
             Command::Stats(a) => stats::run(a).await,
             Command::Tag(a) => tag::run(a).await,
+            Command::Copy(a) => copy::run(a).await,
             Command::Check(a) => check::run(a).await,
             Command::Forget(a) => forget::run_forget(a).await,
             Command::Prune(a) => forget::run_prune(a).await,
             Command::Repair(a) => repair::run(a).await,
             Command::Key(a) => key::run(a).await,
+            Command::Policy(a) => policy::run(a),
             Command::Sync(a) => sync::run(a).await,
             Command::Completions(a) => docs::completions::<Cli>(a),
             Command::Man(a) => docs::man::<Cli>(a),

@@ -34,7 +34,8 @@ pub async fn run(args: Args) -> Result<u8> {
     if let Some(bad) = args.add.iter().chain(&args.set).find(|t| t.is_empty() || t.contains(',')) {
         bail!("tag {bad:?}: a tag is not empty and holds no comma");
     }
-    let unlocked = args.vault.open().await?;
+    // A snapshot's tags change by writing it anew and deleting the old one.
+    let unlocked = args.vault.open_to_delete("tag", true).await?;
     let all = snapshots(&unlocked.vault).await?;
     let ids = if args.snapshots.is_empty() {
         all.iter().map(|(id, _)| *id).collect()
