@@ -212,3 +212,59 @@ fn one_file_system_keeps_mount_points_empty() {
     // Outside the namespace nothing is mounted there.
     assert!(!src.join("mnt/inside").exists());
 }
+
+/// `backup --json` as a GUI reads it: status lines (restic's `status` messages) while it
+/// runs, with totals from the scan, then one `summary` line holding the summary's keys; a
+/// backup shorter than the interval prints its summary alone.
+#[test]
+fn json_progress_is_status_lines_then_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::new(dir.path(), "dev");
+    dev.json(&["init", "--vault", dir.path().join("vault").to_str().unwrap(), "--json"]);
+    let src = dir.path().join("src");
+    let mut total = 0;
+    for n in 0..40u64 {
+        let bytes = process::noise(1 << 20, n + 1);
+        total += bytes.len() as u64;
+        std::fs::create_dir_all(src.join(format!("d{}", n % 4))).unwrap();
+        std::fs::write(src.join(format!("d{}/f{n}", n % 4)), bytes).unwrap();
+    }
+    std::fs::write(src.join("d0/skip.tmp"), vec![7; 4 << 20]).unwrap();
+    let src = src.to_str().unwrap();
+    let out = dev
+        .cmd(ZEROK, &["backup", src, "--exclude", "*.tmp", "--json"])
+        .env("ZEROK_PROGRESS_FPS", "60")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (summary, status) = lines.split_last().unwrap();
+    assert_eq!(summary["message_type"], "summary");
+    assert_eq!(summary["bytes_total"], total);
+    assert!(summary["snapshot_id"].as_str().is_some());
+    assert!(!status.is_empty(), "no status line in a backup of 40 MiB at 60 a second");
+    let mut done = 0;
+    for line in status {
+        assert_eq!(line["message_type"], "status", "{line}");
+        let fraction = line["percent_done"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&fraction), "{line}");
+        assert!(line["bytes_done"].as_u64().unwrap() >= done, "bytes done go forward");
+        done = line["bytes_done"].as_u64().unwrap();
+        if line["scanning"] == false {
+            // The count leaves out what the backup leaves out.
+            assert_eq!((line["total_bytes"].as_u64(), line["total_files"].as_u64()), (Some(total), Some(40)), "{line}");
+        }
+    }
+    assert!(status.iter().any(|l| l["scanning"] == false), "the count finished while the backup ran");
+
+    // Done within the interval (10 s here): its summary alone on stdout, one JSON object.
+    let out = dev
+        .cmd(ZEROK, &["backup", src, "--exclude", "*.tmp", "--json"])
+        .env("ZEROK_PROGRESS_FPS", "0.1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap()["files_unmodified"], 40);
+}

@@ -17,6 +17,7 @@
 mod exclude;
 pub use exclude::{CACHEDIR_SIGNATURE, Exclude, Marker};
 mod packer;
+mod scan;
 pub(crate) use packer::{PACKS_PER_INDEX, flush as flush_index};
 pub(crate) use verify::{Uses, verify};
 mod sqlite;
@@ -345,6 +346,7 @@ async fn walk(
     }
     drop((chunk_rx, sealed_tx));
 
+    let scan = scan::Scan::start(&paths, exclude::Filter::new(&opts.exclude)?, progress.clone());
     let rules = walk::Rules { sqlite: opts.sqlite, filter, dry };
     let walker = walk::Walker::new(vault.clone(), index.clone(), Arc::new(parents), chunk_tx, progress.clone(), rules);
     // Its own thread with a large stack: the walk recurses once per folder level.
@@ -360,6 +362,7 @@ async fn walk(
     };
     let packed = packer::run(vault, sealed_rx, uploads, &progress, lock).await;
     let walked = join(walker, "walker").await;
+    drop(scan);
     for sealer in sealers {
         join(sealer, "sealer").await?;
     }

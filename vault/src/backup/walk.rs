@@ -319,6 +319,7 @@ impl Walker {
             self.stats.files_unmodified += 1;
             self.stats.bytes_total += node.size;
             Progress::add(&self.progress.files, 1);
+            Progress::add(&self.progress.bytes_done, node.size);
             return Ok(true);
         }
         let opened = match folder.and_then(Folder::handle) {
@@ -378,6 +379,7 @@ impl Walker {
         node.size = size;
         self.stats.bytes_read += size;
         self.stats.bytes_total += size;
+        Progress::add(&self.progress.bytes_done, size);
         if prev.is_some() {
             self.stats.files_changed += 1;
         } else {

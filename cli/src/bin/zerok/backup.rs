@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use zerok_vault::{BackupOptions, Exclude, Marker, Progress, SqliteMode};
 
-use zerok_cli::progress::{Bar, Show};
+use zerok_cli::progress::{Bar, JsonStatus, Show};
 
 use crate::{
     EXIT_PARTIAL,
@@ -191,13 +191,15 @@ async fn dry_run(mut args: Args) -> Result<u8> {
     let unlocked = args.vault.open().await?;
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(&progress, Show::Backup);
+    let status = args.json.then(|| JsonStatus::start(&progress));
     let p = zerok_vault::dry_run(&unlocked.vault, opts, progress).await?;
-    drop(bar);
+    drop((bar, status));
     for (path, why) in &p.unreadable {
         eprintln!("zerok: could not read {}: {why}", path.display());
     }
     if args.json {
         print_json(&json!({
+            "message_type": "summary",
             "dry_run": true,
             "parent": p.parent.map(|id| id.to_string()),
             "files_new": p.files_new,
@@ -242,8 +244,9 @@ async fn backup(mut args: Args) -> Result<(u8, Option<String>)> {
     let sync_cursors = opts.sync_cursors.clone();
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(&progress, Show::Backup);
+    let status = args.json.then(|| JsonStatus::start(&progress));
     let mut s = zerok_vault::backup(&unlocked.vault, opts, progress).await?;
-    drop(bar);
+    drop((bar, status));
     // Records the new snapshot as the newest this device has seen of these paths.
     let listed = std::mem::take(&mut s.snapshots);
     match zerok_client::seen::record(&zerok_client::Home::locate()?, &unlocked.vault, listed).await {
@@ -258,6 +261,7 @@ async fn backup(mut args: Args) -> Result<(u8, Option<String>)> {
     }
     if args.json {
         print_json(&json!({
+            "message_type": "summary",
             "snapshot_id": s.snapshot_id.to_string(),
             "parent": s.parent.map(|p| p.to_string()),
             "files_new": s.files_new,
