@@ -69,6 +69,11 @@ async fn attack(store: &dyn ObjectStore, name: &str) -> Vec<String> {
     if store.put_opts(&path, PutPayload::from_static(b"ransom"), create).await.is_ok() {
         through.push(format!("create over {name}"));
     }
+    let elsewhere = StorePath::from(format!("{name}.copy"));
+    store.put(&elsewhere, PutPayload::from_static(b"ransom")).await.ok();
+    if store.copy(&elsewhere, &path).await.is_ok() {
+        through.push(format!("copy over {name}"));
+    }
     let bulk = store.delete_stream(futures::stream::iter([Ok(path.clone())]).boxed()).collect::<Vec<_>>().await;
     if bulk.iter().all(Result::is_ok) {
         through.push(format!("bulk delete {name}"));
@@ -111,10 +116,15 @@ fn a_stolen_devices_credentials_cannot_destroy_a_snapshot() {
     let second = s.json(&s.device, &["backup", src_arg, "--vault", URL, "--json"]);
     assert_eq!(s.snapshot_count(), 2);
 
-    // zerok itself refuses to delete with a device's credentials, before any request.
-    for args in
-        [&["forget", "--keep-last", "1", "--prune"][..], &["prune"], &["tag", "--add", "x"], &["repair", "index"]]
-    {
+    // zerok itself refuses to delete (or add a key) with a device's credentials, before any
+    // request.
+    for args in [
+        &["forget", "--keep-last", "1", "--prune"][..],
+        &["prune"],
+        &["tag", "--add", "x"],
+        &["repair", "index"],
+        &["key", "add", "--device"],
+    ] {
         let out = s.run(&s.device, args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("ZEROK_ADMIN_AWS_ACCESS_KEY_ID"), "{args:?}: {}", stderr(&out));
@@ -130,7 +140,7 @@ fn a_stolen_devices_credentials_cannot_destroy_a_snapshot() {
     let owner = server.store_as("vault", ACCESS_KEY, SECRET_KEY);
     let through = rt.block_on(async {
         let mut victims = HashMap::new();
-        for folder in ["snapshots", "index", "data", "keys", "sync"] {
+        for folder in ["snapshots", "index", "data", "keys"] {
             let prefix = StorePath::from(format!("home/{folder}"));
             let listed: Vec<_> = owner.list(Some(&prefix)).collect().await;
             if let Some(Ok(meta)) = listed.first() {
@@ -140,6 +150,10 @@ fn a_stolen_devices_credentials_cannot_destroy_a_snapshot() {
         }
         victims.insert("home/config".into(), owner.get(&"home/config".into()).await.unwrap().bytes().await.unwrap());
         assert!(victims.len() >= 5, "{:?}", victims.keys());
+        // Nor can it add a key slot (adding devices is the admin's).
+        let slot = StorePath::from("home/keys/0000000000000000000000000000000000000000000000000000000000000000");
+        let create = PutOptions { mode: PutMode::Create, ..Default::default() };
+        assert!(stolen.put_opts(&slot, PutPayload::from_static(b"{}"), create).await.is_err());
         let mut through = Vec::new();
         for (name, bytes) in &victims {
             through.extend(attack(stolen.as_ref(), name).await);

@@ -281,11 +281,20 @@ impl Inner {
     /// Applies the retention policy after a saved snapshot.
     async fn retain(&self) -> Result<()> {
         let Some(policy) = &self.config.retention else { return Ok(()) };
-        let forgot = zerok_vault::forget(&self.vault, policy).await?;
+        // An append-only vault forgets with its admin credentials only; a device without
+        // them keeps every snapshot, as it must.
+        let vault = match self.vault.clone().into_admin() {
+            Ok(vault) => vault,
+            Err(e) => {
+                tracing::info!(error = %e, "retention skipped");
+                return Ok(());
+            }
+        };
+        let forgot = zerok_vault::forget(&vault, policy).await?;
         if !forgot.removed.is_empty() {
             self.emit(CloudEvent::Forgot { removed: forgot.removed.len() });
             if self.config.prune {
-                zerok_vault::prune(&self.vault, &Progress::default()).await?;
+                zerok_vault::prune(&vault, &Progress::default()).await?;
             }
         }
         Ok(())

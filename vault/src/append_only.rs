@@ -1,9 +1,16 @@
 //! Append-only vaults, against ransomware and stolen devices: what a device's credentials
-//! may do ([`device_policy`], an IAM policy: read, create what does not exist, refresh and
-//! delete its locks — never overwrite or delete data, indexes, snapshots or keys), the
+//! may do ([`device_policy`], an IAM policy: list and read, create what does not exist,
+//! write and delete locks — never overwrite or delete data, indexes, snapshots, keys or the
+//! config, and add no key slot), the
 //! bucket's own protection ([`protect_bucket`]: versioning and Object Lock, so even a
 //! credential that may delete leaves the old versions), and the separate admin credentials
-//! that forget, prune and repair sign with ([`admin_credentials`]).
+//! that forget, prune, repair, tag and key changes sign with ([`admin_credentials`]).
+//!
+//! What a device can still do: read the vault (it has the key); add snapshots and objects
+//! (which cost space, and fail to open where they are junk, until an admin removes them —
+//! and forged snapshots count in an admin's `forget --keep-last`, so prefer
+//! `--keep-within`); delete other devices' locks (a backup running then may lose what a
+//! prune collects meanwhile; its snapshots already written are safe).
 //!
 //! A vault's config says it is append-only; zerok then writes every object but its locks
 //! with a conditional create (`If-None-Match: *`, which the policy requires) and refuses,
@@ -52,15 +59,25 @@ pub fn admin_credentials() -> Option<AdminCredentials> {
 }
 
 /// Folders a device creates objects in, and never rewrites.
-const CREATED_ONLY: [&str; 5] = [names::DATA, names::INDEX, names::SNAPSHOTS, names::SYNC, names::KEYS];
+const CREATED_ONLY: [&str; 4] = [names::DATA, names::INDEX, names::SNAPSHOTS, names::SYNC];
 
 /// The IAM identity policy for a device's credentials on the vault at `bucket`/`prefix`:
-/// list and read the vault; create objects in `data/`, `index/`, `snapshots/`, `sync/` and
-/// `keys/` only with `If-None-Match: *` (so none is overwritten; multipart parts are
-/// allowed, their completion needs the header); write and delete `locks/`. Nothing else:
-/// no deletion, no overwrite, no `config`, no versions.
-pub fn device_policy(bucket: &str, prefix: &str) -> Value {
+/// list the bucket and read the vault; create objects in `data/`, `index/`, `snapshots/` and
+/// `sync/` only with `If-None-Match: *` (so none is overwritten; zerok sends no multipart
+/// uploads); write and delete `locks/`. Nothing else: no deletion, no overwrite, no
+/// `config`, no key slot, no versions. Listing is not narrowed to the prefix: S3 answers a
+/// HEAD of a missing object with 403 to a principal that may not list it, and a device asks
+/// whether objects exist (a revocation marker). One bucket per vault keeps a device from
+/// seeing other vaults' object names.
+///
+/// # Errors
+/// [`Error::Invalid`] for a prefix holding `*`, `?` or `$` (wildcards and variables in a
+/// policy's resources).
+pub fn device_policy(bucket: &str, prefix: &str) -> Result<Value> {
     let prefix = prefix.trim_matches('/');
+    if let Some(c) = bucket.chars().chain(prefix.chars()).find(|c| matches!(c, '*' | '?' | '$')) {
+        return Err(Error::Invalid(format!("a vault path holding {c:?} cannot be named in an IAM policy")));
+    }
     let object = |rest: &str| {
         if prefix.is_empty() {
             format!("arn:aws:s3:::{bucket}/{rest}")
@@ -68,20 +85,11 @@ pub fn device_policy(bucket: &str, prefix: &str) -> Value {
             format!("arn:aws:s3:::{bucket}/{prefix}/{rest}")
         }
     };
-    let mut list = json!({
-        "Sid": "ZerokDeviceList",
-        "Effect": "Allow",
-        "Action": "s3:ListBucket",
-        "Resource": format!("arn:aws:s3:::{bucket}"),
-    });
-    if !prefix.is_empty() {
-        list["Condition"] = json!({"StringLike": {"s3:prefix": [format!("{prefix}/*")]}});
-    }
     let created: Vec<String> = CREATED_ONLY.iter().map(|folder| object(&format!("{folder}/*"))).collect();
-    json!({
+    Ok(json!({
         "Version": "2012-10-17",
         "Statement": [
-            list,
+            {"Sid": "ZerokDeviceList", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{bucket}")},
             {"Sid": "ZerokDeviceRead", "Effect": "Allow", "Action": "s3:GetObject", "Resource": object("*")},
             {
                 "Sid": "ZerokDeviceCreateOnly",
@@ -91,20 +99,13 @@ pub fn device_policy(bucket: &str, prefix: &str) -> Value {
                 "Condition": {"StringEquals": {"s3:if-none-match": "*"}},
             },
             {
-                "Sid": "ZerokDeviceMultipartParts",
-                "Effect": "Allow",
-                "Action": "s3:PutObject",
-                "Resource": created,
-                "Condition": {"Bool": {"s3:ObjectCreationOperation": "false"}},
-            },
-            {
                 "Sid": "ZerokDeviceLocks",
                 "Effect": "Allow",
                 "Action": ["s3:PutObject", "s3:DeleteObject"],
                 "Resource": object(&format!("{}/*", names::LOCKS)),
             },
         ],
-    })
+    }))
 }
 
 /// Turns on versioning and Object Lock for the vault's bucket, every new version retained
@@ -128,7 +129,7 @@ pub async fn protect_bucket(location: &Location, retain_days: u32) -> Result<()>
     let refused = |what: &str, e: String| {
         Error::AppendOnly(format!(
             "bucket {bucket}: the store did not turn on {what} ({e}); an append-only vault needs versioning \
-             and Object Lock so that no credential can destroy what was written"
+             and Object Lock, so that what was written outlives any deletion until its retention ends"
         ))
     };
     let days = i32::try_from(retain_days).map_err(|_| Error::Invalid(format!("{retain_days} days is too long")))?;
@@ -172,7 +173,7 @@ mod tests {
 
     #[test]
     fn the_device_policy_grants_no_deletion_but_of_locks() {
-        let policy = device_policy("b", "/v/");
+        let policy = device_policy("b", "/v/").unwrap();
         let text = policy.to_string();
         assert!(text.contains("arn:aws:s3:::b/v/snapshots/*"), "{text}");
         for statement in policy["Statement"].as_array().unwrap() {
@@ -182,6 +183,7 @@ mod tests {
             }
             assert!(!actions.contains('*') && !actions.contains("Version"), "{actions}");
         }
-        assert!(device_policy("b", "")["Statement"][0].get("Condition").is_none());
+        assert!(device_policy("b", "").unwrap().to_string().contains("arn:aws:s3:::b/snapshots/*"));
+        assert!(device_policy("b", "v/*").is_err() && device_policy("b", "${aws:username}").is_err());
     }
 }

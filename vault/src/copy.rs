@@ -4,6 +4,9 @@
 //! with the new names. The destination's snapshot records the one it copies (`original`),
 //! so a snapshot already copied is skipped. Runs under a shared lock on the destination and
 //! commits as a backup does: every pack the new snapshot uses is verified present first.
+//! The sync-group record a snapshot names (the group secret and the device's identity key,
+//! which a restore needs to rejoin) is copied too, unless the caller says not to: whoever
+//! holds the destination's keys can then act as that device in the group.
 
 use std::collections::{HashMap, HashSet};
 
@@ -43,7 +46,8 @@ pub struct CopyReport {
     pub bytes_sent: u64,
 }
 
-/// Copies `snapshots` (oldest first as given) from `src` into `dst`.
+/// Copies `snapshots` (oldest first as given) from `src` into `dst`; with `sync_groups`,
+/// the sync-group records they name too (else the copies name none).
 ///
 /// # Errors
 /// Storage errors; a source chunk that does not open ([`Error::Corrupt`], naming it);
@@ -53,13 +57,14 @@ pub async fn copy(
     src: &Vault,
     dst: &Vault,
     snapshots: &[(SnapshotId, Snapshot)],
+    sync_groups: bool,
     progress: &Progress,
 ) -> Result<CopyReport> {
     if src.config().vault_id == dst.config().vault_id {
         return Err(Error::Invalid("source and destination are the same vault".into()));
     }
     let lock = Lock::acquire(dst, false).await?;
-    let result = run(src, dst, snapshots, progress, &lock).await;
+    let result = run(src, dst, snapshots, sync_groups, progress, &lock).await;
     lock.release(dst).await;
     result
 }
@@ -68,6 +73,7 @@ async fn run(
     src: &Vault,
     dst: &Vault,
     snapshots: &[(SnapshotId, Snapshot)],
+    sync_groups: bool,
     progress: &Progress,
     lock: &Lock,
 ) -> Result<CopyReport> {
@@ -94,22 +100,20 @@ async fn run(
                 missing.len()
             )));
         }
-        let sync_group = match snapshot.sync_group {
+        let sync_group = match snapshot.sync_group.filter(|_| sync_groups) {
             Some(group) => Some(copy_sync_group(src, dst, &group).await?),
             None => None,
         };
+        let sync_cursors = if sync_group.is_some() { snapshot.sync_cursors.clone() } else { Default::default() };
         let copied = Snapshot {
             tree,
             parent: snapshot.parent.and_then(|p| copies.get(&p).copied()),
             sync_group,
+            sync_cursors,
             original: Some(original),
             ..snapshot.clone()
         };
-        let (new_id, name, size) = dst.save_snapshot(&copied).await?;
-        if let Err(e) = lock.check(dst).await {
-            dst.backend().delete(&name).await?;
-            return Err(e);
-        }
+        let (new_id, _, size, _) = crate::lock::commit(dst, lock, &copied).await?;
         copier.bytes += size;
         copies.insert(original, new_id);
         copies.insert(*id, new_id);
@@ -198,7 +202,8 @@ impl<'a> Copier<'a> {
             match (node.kind, node.subtree) {
                 (NodeKind::Dir, Some(sub)) => node.subtree = Some(Box::pin(self.tree(sub, depth + 1)).await?),
                 (NodeKind::File, _) => node.content = self.chunks(&node.content).await?,
-                _ => {}
+                // Only files have content; anything else's would name the source's chunks.
+                _ => node.content.clear(),
             }
             nodes.push(node);
         }
@@ -212,7 +217,10 @@ impl<'a> Copier<'a> {
     /// The destination's ids of a file's chunks, each stored as needed; chunks not met
     /// before are read from the source a few at once.
     async fn chunks(&mut self, content: &[ChunkId]) -> Result<Vec<ChunkId>> {
-        let unseen: Vec<ChunkId> = content.iter().filter(|c| !self.names.contains_key(c)).copied().collect();
+        let mut unseen: Vec<ChunkId> = content.iter().filter(|c| !self.names.contains_key(c)).copied().collect();
+        // A file of zeros names one chunk many times: it is read once.
+        let mut met = HashSet::new();
+        unseen.retain(|c| met.insert(*c));
         let (src, index) = (self.src, self.src_index);
         let mut reads = futures::stream::iter(unseen)
             .map(|c| async move { (c, src.read_chunk(index, &c).await) })
@@ -225,6 +233,8 @@ impl<'a> Copier<'a> {
             let new = self.dst.keys().chunk_id(&plain);
             self.store(Kind::Data, new, &plain).await?;
             self.names.insert(c, new);
+            // Reading what the destination holds already uploads nothing for a long time.
+            self.keep_lock().await?;
         }
         Ok(content.iter().map(|c| self.names[c]).collect())
     }
@@ -257,6 +267,11 @@ impl<'a> Copier<'a> {
         self.bytes += bytes.len() as u64;
         self.dst.backend().put(&names::pack(&id), Bytes::from(bytes)).await?;
         self.uploaded.push(IndexPack::new(id, &entries));
+        self.keep_lock().await
+    }
+
+    /// Rewrites the lock when it is due, as a backup does.
+    async fn keep_lock(&mut self) -> Result<()> {
         if self.refreshed.elapsed().as_secs() >= REFRESH_SECS {
             self.lock.refresh(self.dst).await?;
             self.refreshed = std::time::Instant::now();

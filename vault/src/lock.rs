@@ -201,6 +201,39 @@ impl Lock {
     }
 }
 
+/// Writes `snapshot` under `lock` and confirms the lock still holds (FORMAT.md §5.1 point
+/// 3); returns the snapshot's id, object name and size, and the lock's last write. A
+/// revoked lock's snapshot is deleted again — except by a device of an append-only vault,
+/// which may not: it checks the lock before writing too, and names a snapshot written as
+/// the lock was revoked for an admin to forget.
+///
+/// # Errors
+/// [`Error::Revoked`]; storage errors.
+pub(crate) async fn commit(
+    vault: &Vault,
+    lock: &Lock,
+    snapshot: &crate::format::snapshot::Snapshot,
+) -> Result<(zerok_core::SnapshotId, String, u64, i64)> {
+    let may_delete = vault.backend().may_delete(names::SNAPSHOTS);
+    if !may_delete {
+        lock.check(vault).await?;
+    }
+    let (id, name, size) = vault.save_snapshot(snapshot).await?;
+    match lock.check(vault).await {
+        Ok(written) => Ok((id, name, size, written)),
+        Err(e) if may_delete => {
+            // Prune may be deleting what the snapshot uses.
+            vault.backend().delete(&name).await?;
+            Err(e)
+        }
+        Err(e) => Err(Error::Revoked(format!(
+            "{e}; snapshot {} was written as it happened and may name data prune removed: this append-only \
+             vault's devices may not delete it, an admin should forget it",
+            id.short()
+        ))),
+    }
+}
+
 /// Takes an ended lock's protection away: writes its revocation marker, then removes it.
 ///
 /// # Errors

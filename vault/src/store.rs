@@ -101,7 +101,8 @@ impl Location {
             ),
             Location::Memory => (Arc::new(InMemory::new()), String::new()),
         };
-        Ok(Backend::new(store, &prefix, url))
+        let from_env = matches!(self, Location::S3 { .. });
+        Ok(Backend { from_env, ..Backend::new(store, &prefix, url) })
     }
 }
 
@@ -109,18 +110,59 @@ impl Location {
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL` (path-style requests when set,
 /// as MinIO expects) and `AWS_ALLOW_HTTP`.
 pub fn s3_builder(bucket: &str) -> AmazonS3Builder {
-    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(object_store::RetryConfig {
+    configure(AmazonS3Builder::from_env(), bucket)
+}
+
+/// Bucket, retries, path-style requests to an endpoint, and a default region.
+fn configure(b: AmazonS3Builder, bucket: &str) -> AmazonS3Builder {
+    let env = |k: &str| std::env::var(k).ok();
+    let mut b = b.with_bucket_name(bucket).with_retry(object_store::RetryConfig {
         max_retries: S3_MAX_RETRIES,
         retry_timeout: S3_RETRY_TIMEOUT,
         ..Default::default()
     });
-    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+    if let Some(endpoint) = env("AWS_ENDPOINT_URL") {
         b = b.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
     }
-    if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+    if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() {
         b = b.with_region("us-east-1");
     }
     b
+}
+
+/// Every `AWS_*` setting of the environment but its credentials (for the admin's).
+fn env_without_credentials() -> AmazonS3Builder {
+    const CREDENTIALS: [&str; 3] = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_") && !CREDENTIALS.contains(&k.as_str()))
+        .filter_map(|(k, v)| Some((k.to_ascii_lowercase().parse::<object_store::aws::AmazonS3ConfigKey>().ok()?, v)))
+        .fold(AmazonS3Builder::new(), |b, (k, v)| b.with_config(k, v))
+}
+
+/// The client of an append-only vault: every upload carries its SHA-256 (S3 refuses
+/// uploads without a checksum into a bucket with Object Lock), signed with `admin` when
+/// given (and nothing of the device's `AWS_*` credentials), else as [`s3_builder`].
+fn append_only_store(
+    bucket: &str,
+    admin: Option<&crate::append_only::AdminCredentials>,
+) -> Result<Arc<dyn ObjectStore>> {
+    let b = match admin {
+        None => s3_builder(bucket),
+        Some(creds) => {
+            let b = configure(env_without_credentials(), bucket)
+                .with_access_key_id(&creds.access_key)
+                .with_secret_access_key(&creds.secret_key);
+            match &creds.session_token {
+                Some(token) => b.with_token(token),
+                None => b,
+            }
+        }
+    };
+    let store = b
+        .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
+        .build()
+        .map_err(|e| Error::InvalidUrl { url: format!("s3://{bucket}"), reason: e.to_string() })?;
+    Ok(Arc::new(store))
 }
 
 /// One listed object.
@@ -147,6 +189,9 @@ pub struct Backend {
     append_only: bool,
     /// Signed with the admin credentials ([`Backend::as_admin`]).
     admin: bool,
+    /// An S3 client built from the environment by [`Location::open`] (so it may be built
+    /// again, for an append-only vault or with the admin's credentials).
+    from_env: bool,
 }
 
 #[derive(Clone)]
@@ -171,12 +216,30 @@ impl Backend {
             unsynced: None,
             append_only: false,
             admin: false,
+            from_env: false,
         }
     }
 
     /// Holds writes and deletions to an append-only vault's rules (set from its config).
-    pub(crate) fn set_append_only(&mut self, on: bool) {
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] when its S3 client cannot be built again.
+    pub(crate) fn set_append_only(&mut self, on: bool) -> Result<()> {
+        if on
+            && !self.append_only
+            && self.from_env
+            && let Ok(Location::S3 { bucket, .. }) = Location::parse(&self.url)
+        {
+            self.store = append_only_store(&bucket, None)?;
+        }
         self.append_only = on;
+        Ok(())
+    }
+
+    /// Whether this backend may delete `name` (a device in an append-only vault deletes
+    /// only locks).
+    pub fn may_delete(&self, name: &str) -> bool {
+        !self.append_only || self.admin || name.starts_with(&format!("{}/", crate::format::names::LOCKS))
     }
 
     /// The same vault reached with the admin credentials
@@ -189,23 +252,18 @@ impl Backend {
     pub fn as_admin(&self) -> Result<Backend> {
         let mut admin = self.clone();
         admin.admin = true;
-        if let Ok(Location::S3 { bucket, .. }) = Location::parse(&self.url) {
+        if self.from_env
+            && let Ok(Location::S3 { bucket, .. }) = Location::parse(&self.url)
+        {
             let creds = crate::append_only::admin_credentials().ok_or_else(|| {
                 Error::AppendOnly(format!(
-                    "{} is append-only: deleting needs the admin credentials ({} and {}); a device's may not delete",
+                    "{} is append-only: this needs its admin credentials ({} and {}), which a device has not",
                     self.url,
                     crate::append_only::ADMIN_ACCESS_KEY_ENV,
                     crate::append_only::ADMIN_SECRET_KEY_ENV
                 ))
             })?;
-            let mut builder =
-                s3_builder(&bucket).with_access_key_id(&creds.access_key).with_secret_access_key(&creds.secret_key);
-            if let Some(token) = &creds.session_token {
-                builder = builder.with_token(token);
-            }
-            admin.store = Arc::new(
-                builder.build().map_err(|e| Error::InvalidUrl { url: self.url.clone(), reason: e.to_string() })?,
-            );
+            admin.store = append_only_store(&bucket, Some(&creds))?;
         }
         Ok(admin)
     }
@@ -426,7 +484,7 @@ impl Backend {
     /// # Errors
     /// [`Error::AppendOnly`] for what a device may not delete; [`Error::Store`].
     pub async fn delete(&self, name: &str) -> Result<()> {
-        if self.append_only && !self.admin && !name.starts_with(&format!("{}/", crate::format::names::LOCKS)) {
+        if !self.may_delete(name) {
             return Err(Error::AppendOnly(format!(
                 "{}/{name}: the vault is append-only, and deleting needs the admin credentials ({} and {})",
                 self.url,

@@ -158,6 +158,8 @@ impl Vault {
     /// # Errors
     /// [`Error::AlreadyExists`] when the location already holds a vault (nothing is written).
     pub async fn init(mut backend: Backend, opts: InitOptions) -> Result<Created> {
+        // An append-only vault's first writes are its own (checksums: Object Lock wants them).
+        backend.set_append_only(opts.append_only)?;
         if backend.exists(names::CONFIG).await? || !backend.list(names::KEYS).await?.is_empty() {
             return Err(Error::AlreadyExists(backend.url().to_string()));
         }
@@ -194,7 +196,6 @@ impl Vault {
             return Err(e);
         }
         let sealed = Arc::new(sealed);
-        backend.set_append_only(config.append_only);
         Ok(Created { vault: Vault { backend, keys, config, master, cache: None, sealed }, recovery_key, device_key })
     }
 
@@ -246,7 +247,7 @@ impl Vault {
         };
         let keys = master.derive();
         let config = Config::decode(&config_bytes, &keys)?;
-        backend.set_append_only(config.append_only);
+        backend.set_append_only(config.append_only)?;
         Ok(Vault { backend, keys, config, master, cache: None, sealed: Arc::new(sealed) })
     }
 
@@ -275,7 +276,7 @@ impl Vault {
         };
         let sealed =
             Sealed { config: config_bytes.into(), slot: Some((dev.slot, slot_bytes.into())), unconfirmed: true };
-        backend.set_append_only(config.append_only);
+        backend.set_append_only(config.append_only)?;
         Ok(Some(Vault { backend, keys, config, master, cache: Some(Arc::new(cache)), sealed: Arc::new(sealed) }))
     }
 

@@ -420,16 +420,8 @@ async fn run(
         program: concat!("zerok ", env!("CARGO_PKG_VERSION")).into(),
         original: None,
     };
-    let (id, name, size) = vault.save_snapshot(&snapshot).await?;
+    let (id, _, size, lock_written) = crate::lock::commit(vault, lock, &snapshot).await?;
     bytes_added += size;
-    let lock_written = match lock.check(vault).await {
-        Ok(written) => written,
-        Err(e) => {
-            // Revoked while committing: prune may be deleting what the snapshot uses.
-            vault.backend().delete(&name).await?;
-            return Err(e);
-        }
-    };
     // The store wrote the snapshot after the lock: the lock's time bounds the snapshot's.
     let time_ns = snapshot.time_ns.min(crate::vault::stored_ns(lock_written));
     snapshots.push(crate::Dated { id, time_ns, snapshot: snapshot.clone() });

@@ -78,8 +78,10 @@ pub(super) async fn unindex(vault: &Vault, packed: &Packed, missing: &[PackId], 
     for batch in kept.chunks(PACKS_PER_INDEX) {
         flush(vault, batch.to_vec(), progress).await?;
     }
-    for id in &packed.indexes {
-        vault.backend().delete(&names::index(id)).await?;
+    // A device of an append-only vault may not delete them: they stay, naming packs that
+    // are gone, until an admin's `repair index` (readers use the packs the store holds).
+    for name in packed.indexes.iter().map(names::index).filter(|n| vault.backend().may_delete(n)) {
+        vault.backend().delete(&name).await?;
     }
     Ok(())
 }

@@ -43,13 +43,13 @@ impl VaultArgs {
         Ok(zerok_client::unlock_cached(&url, recovery.as_ref(), &home).await?)
     }
 
-    /// Unlocks the vault for `command`, which deletes when `deletes`: an append-only
-    /// vault is then reached with the admin credentials, and refused without them before
-    /// anything is written.
-    pub async fn open_to_delete(&self, command: &str, deletes: bool) -> Result<Unlocked> {
+    /// Unlocks the vault for `command`, which deletes or changes keys when `admin`: an
+    /// append-only vault is then reached with the admin credentials, and refused without
+    /// them before anything is written.
+    pub async fn open_admin(&self, command: &str, admin: bool) -> Result<Unlocked> {
         let mut unlocked = self.open().await?;
-        if deletes {
-            unlocked.vault = unlocked.vault.into_admin().with_context(|| format!("zerok {command} deletes"))?;
+        if admin {
+            unlocked.vault = unlocked.vault.into_admin().with_context(|| format!("zerok {command}"))?;
         }
         Ok(unlocked)
     }

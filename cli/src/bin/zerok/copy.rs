@@ -25,6 +25,11 @@ pub struct Args {
     /// Snapshots to copy: ids, unique prefixes or `latest` (default: all). Those the
     /// destination holds a copy of already are skipped.
     snapshots: Vec<String>,
+    /// Leave out the sync-group records the snapshots name (the group secret and this
+    /// device's identity key in the group): a restore from the copies cannot rejoin the
+    /// group, and whoever holds the destination's keys cannot act as this device in it.
+    #[arg(long)]
+    no_sync_group: bool,
     /// Print one JSON object (copied, skipped, chunks_sent, …) instead of text.
     #[arg(long)]
     json: bool,
@@ -56,7 +61,7 @@ pub async fn run(args: Args) -> Result<u8> {
         picked.sort_by_key(|(_, s)| s.time_ns);
         picked
     };
-    let r = zerok_vault::copy(&src, &dst, &chosen, &Progress::default()).await?;
+    let r = zerok_vault::copy(&src, &dst, &chosen, !args.no_sync_group, &Progress::default()).await?;
     if args.json {
         print_json(&json!({
             "copied": r.copied.iter().map(|(from, to)| json!({"source": from.to_string(), "snapshot_id": to.to_string()})).collect::<Vec<_>>(),

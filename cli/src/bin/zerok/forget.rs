@@ -142,7 +142,7 @@ pub async fn run_forget(args: ForgetArgs) -> Result<u8> {
         keep_tags: args.keep_tags,
         group_by: GroupBy::parse(&args.group_by)?,
     };
-    let unlocked = args.vault.open_to_delete("forget", !args.dry_run).await?;
+    let unlocked = args.vault.open_admin("forget", !args.dry_run).await?;
     let report = if args.dry_run {
         zerok_vault::forget_plan(&unlocked.vault, &policy).await?
     } else {
@@ -170,7 +170,7 @@ pub async fn run_forget(args: ForgetArgs) -> Result<u8> {
 }
 
 pub async fn run_prune(args: PruneArgs) -> Result<u8> {
-    let unlocked = args.vault.open_to_delete("prune", true).await?;
+    let unlocked = args.vault.open_admin("prune", true).await?;
     let r = zerok_vault::prune(&unlocked.vault, &Progress::default()).await?;
     if args.json {
         print_json(&prune_json(&r));

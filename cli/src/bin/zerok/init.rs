@@ -26,7 +26,7 @@ pub struct Args {
     /// bucket's versioning and Object Lock (with these credentials, the operator's), and
     /// print the IAM policy to give devices' credentials (no deletion, no overwrite). Forget,
     /// prune, repair, tag and key remove then need the admin credentials
-    /// (ZEROK_ADMIN_AWS_ACCESS_KEY_ID, ZEROK_ADMIN_AWS_SECRET_ACCESS_KEY).
+    /// (ZEROK_ADMIN_AWS_ACCESS_KEY_ID, ZEROK_ADMIN_AWS_SECRET_ACCESS_KEY), and so does key add.
     #[arg(long)]
     append_only: bool,
     /// With --append-only on a store without versioning or Object Lock: rely on the devices'
@@ -50,16 +50,21 @@ pub async fn run(args: Args) -> Result<u8> {
         }
         return create(args, location, None).await;
     };
+    let policy = args.append_only.then(|| append_only::device_policy(bucket, prefix)).transpose()?;
     let object_lock = args.append_only && !args.no_object_lock;
+    // Versioning and Object Lock cannot be turned off again: not for a URL that is wrong.
+    if object_lock && let Ok(id) = Vault::peek(&location.open(&args.vault)?).await {
+        bail!("a vault ({}) already exists at {}; refusing to change its bucket", id.short(), args.vault);
+    }
     if args.create_bucket {
         zerok_vault::store::create_bucket(&location, object_lock).await?;
     }
     if object_lock {
-        append_only::protect_bucket(&location, args.retain_days)
-            .await
-            .context("not created (pass --no-object-lock to rely on the devices' policy alone)")?;
+        append_only::protect_bucket(&location, args.retain_days).await.context(
+            "not created (a bucket `--create-bucket --append-only` makes has Object Lock; or pass \
+                 --no-object-lock to rely on the devices' policy alone)",
+        )?;
     }
-    let policy = args.append_only.then(|| append_only::device_policy(bucket, prefix));
     create(args, location.clone(), policy).await
 }
 
@@ -106,7 +111,7 @@ async fn create(args: Args, location: Location, policy: Option<serde_json::Value
             println!();
             println!("APPEND-ONLY: give devices credentials held to this IAM policy (`zerok policy` prints it again):");
             println!("{}", serde_json::to_string_pretty(policy)?);
-            println!("forget, prune, repair, tag and key remove need the admin credentials in");
+            println!("forget, prune, repair, tag and key add/remove need the admin credentials in");
             println!("{} and {}.", append_only::ADMIN_ACCESS_KEY_ENV, append_only::ADMIN_SECRET_KEY_ENV);
         }
     }

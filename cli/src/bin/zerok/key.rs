@@ -70,7 +70,7 @@ pub async fn run(args: Args) -> Result<u8> {
             }
         }
         Action::Add { vault, device, label } => {
-            let unlocked = vault.open().await?;
+            let unlocked = vault.open_admin("key add", true).await?;
             let label = label.unwrap_or_else(zerok_vault::hostname);
             if device {
                 let home = Home::locate()?;
@@ -94,7 +94,7 @@ pub async fn run(args: Args) -> Result<u8> {
             }
         }
         Action::Remove { slot, vault } => {
-            let unlocked = vault.open_to_delete("key remove", true).await?;
+            let unlocked = vault.open_admin("key remove", true).await?;
             let slots = unlocked.vault.slots().await?;
             let want = slot.to_ascii_lowercase();
             let hits: Vec<SlotId> =

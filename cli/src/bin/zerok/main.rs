@@ -13,6 +13,7 @@ mod docs;
 mod forget;
 mod init;
 mod key;
+mod mount;
 mod policy;
 mod repair;
 mod restore;
@@ -51,6 +52,8 @@ enum Command {
     Find(browse::FindArgs),
     /// Write a file of a snapshot to stdout, or a folder as a tar archive.
     Dump(browse::DumpArgs),
+    /// Show the snapshots as a read-only folder (FUSE) until ctrl-c.
+    Mount(mount::Args),
     /// Show what the vault holds and stores: sizes, chunks, dedup and compression.
     Stats(stats::Args),
     /// Add, remove or set the tags of snapshots.
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             Command::Diff(a) => browse::diff_cmd(a).await,
             Command::Find(a) => browse::find(a).await,
             Command::Dump(a) => browse::dump(a).await,
+            Command::Mount(a) => mount::run(a).await,
             Command::Stats(a) => stats::run(a).await,
             Command::Tag(a) => tag::run(a).await,
             Command::Copy(a) => copy::run(a).await,

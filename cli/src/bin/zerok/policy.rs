@@ -17,6 +17,6 @@ pub fn run(args: Args) -> Result<u8> {
     let Location::S3 { bucket, prefix } = Location::parse(&url)? else {
         bail!("{url} is not an s3:// vault: a policy holds S3 credentials");
     };
-    println!("{}", serde_json::to_string_pretty(&append_only::device_policy(&bucket, &prefix))?);
+    println!("{}", serde_json::to_string_pretty(&append_only::device_policy(&bucket, &prefix)?)?);
     Ok(0)
 }

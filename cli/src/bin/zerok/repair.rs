@@ -54,7 +54,7 @@ pub async fn run(args: Args) -> Result<u8> {
 
 /// `repair index`.
 async fn index(vault: VaultArgs, read_all_packs: bool, as_json: bool) -> Result<u8> {
-    let unlocked = vault.open_to_delete("repair index", true).await?;
+    let unlocked = vault.open_admin("repair index", true).await?;
     let r = zerok_vault::repair_index(&unlocked.vault, read_all_packs, &Progress::default()).await?;
     if as_json {
         print_json(&json!({
@@ -83,7 +83,7 @@ async fn index(vault: VaultArgs, read_all_packs: bool, as_json: bool) -> Result<
 
 /// `repair snapshots`.
 async fn snapshots(vault: VaultArgs, dry_run: bool, forget: bool, as_json: bool) -> Result<u8> {
-    let unlocked = vault.open_to_delete("repair snapshots --forget", forget && !dry_run).await?;
+    let unlocked = vault.open_admin("repair snapshots --forget", forget && !dry_run).await?;
     let r = zerok_vault::repair_snapshots(&unlocked.vault, dry_run, forget, &Progress::default()).await?;
     let pairs: Vec<_> =
         r.repaired.iter().map(|(old, new)| json!({"old": old.to_string(), "new": new.to_string()})).collect();

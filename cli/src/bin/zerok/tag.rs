@@ -35,7 +35,7 @@ pub async fn run(args: Args) -> Result<u8> {
         bail!("tag {bad:?}: a tag is not empty and holds no comma");
     }
     // A snapshot's tags change by writing it anew and deleting the old one.
-    let unlocked = args.vault.open_to_delete("tag", true).await?;
+    let unlocked = args.vault.open_admin("tag", true).await?;
     let all = snapshots(&unlocked.vault).await?;
     let ids = if args.snapshots.is_empty() {
         all.iter().map(|(id, _)| *id).collect()
