@@ -95,6 +95,11 @@ fn copy_sends_what_the_other_vault_lacks_and_restores_byte_for_byte() {
     assert!(third["chunks_present"].as_u64().unwrap() >= 1, "{third}");
     assert!(third["bytes_sent"].as_u64().unwrap() < 64 << 10, "{third}");
 
+    // Copied back, a copy is skipped: the source holds what it copies already.
+    let back = json(&["copy", "--vault", b, "--to", a, "--json"]);
+    assert_eq!(back["copied"].as_array().unwrap().len(), 0, "{back}");
+    assert_eq!(back["skipped"].as_array().unwrap().len(), 3, "{back}");
+
     // Bad input: one line, non-zero.
     let same = run(&["copy", "--vault", a, "--to", a]);
     assert_eq!(same.status.code(), Some(1));

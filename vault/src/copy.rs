@@ -80,9 +80,13 @@ async fn run(
     let (src_index, dst_index, dst_snapshots) =
         tokio::join!(MasterIndex::load(src), MasterIndex::load(dst), dst.snapshots());
     let (src_index, dst_index) = (src_index?, dst_index?);
-    // The destination's copies, by the id of the snapshot each one copies.
-    let mut copies: HashMap<SnapshotId, SnapshotId> =
-        dst_snapshots?.into_iter().filter_map(|(id, s)| Some((s.original?, id))).collect();
+    // The destination's snapshots by the id of the one each copies, and its own by their
+    // own id (a copy of one of them, copied back, is skipped too).
+    let mut copies: HashMap<SnapshotId, SnapshotId> = HashMap::new();
+    for (id, s) in dst_snapshots? {
+        copies.insert(s.original.unwrap_or(id), id);
+        copies.insert(id, id);
+    }
     let mut copier = Copier::new(src, &src_index, dst, &dst_index, lock);
     let mut report = CopyReport::default();
     for (id, snapshot) in snapshots {

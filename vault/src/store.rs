@@ -244,7 +244,8 @@ impl Backend {
 
     /// The same vault reached with the admin credentials
     /// ([`crate::append_only::ADMIN_ACCESS_KEY_ENV`] and its secret): an S3 client signing
-    /// with them, allowed to delete. A local folder or memory store is its own admin.
+    /// with them, allowed to delete. A local folder, a memory store, or a store handed to
+    /// [`Backend::new`] (whose credentials are its owner's business) is its own admin.
     ///
     /// # Errors
     /// [`Error::AppendOnly`] when they are not set; [`Error::InvalidUrl`] when the client
