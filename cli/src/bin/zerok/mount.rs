@@ -53,13 +53,14 @@ pub async fn run(args: Args) -> Result<u8> {
         config.mount_options.push(fuser::MountOption::DefaultPermissions);
     }
     config.n_threads = Some(4);
+    use tokio::signal::unix::{SignalKind, signal};
+    // ctrl-c, a kill, or the terminal closing: each unmounts (a dead mount is left by none);
+    // caught from before the mount on.
+    let (mut int, mut term, mut hup) =
+        (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?, signal(SignalKind::hangup())?);
     let session = fuser::spawn_mount(fs, &at, &config)
         .with_context(|| format!("cannot mount at {} (is /dev/fuse there, and fuse3 installed?)", at.display()))?;
     eprintln!("zerok: {count} snapshots mounted at {}; ctrl-c unmounts", at.display());
-    use tokio::signal::unix::{SignalKind, signal};
-    // ctrl-c, a kill, or the terminal closing: each unmounts (a dead mount is left by none).
-    let (mut int, mut term, mut hup) =
-        (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?, signal(SignalKind::hangup())?);
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     let mut detached = false;
     loop {
