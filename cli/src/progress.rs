@@ -111,7 +111,8 @@ impl JsonStatus {
     /// Starts printing `progress`'s status.
     pub fn start(progress: &Arc<Progress>) -> Self {
         let fps = std::env::var("ZEROK_PROGRESS_FPS").ok().and_then(|f| f.parse::<f64>().ok()).filter(|f| *f > 0.0);
-        let every = Duration::from_secs_f64(1.0 / fps.unwrap_or(1.0).min(60.0));
+        // At least one line a hundred seconds (a tiny rate would overflow the interval).
+        let every = Duration::from_secs_f64(1.0 / fps.unwrap_or(1.0).clamp(0.01, 60.0));
         let (p, started) = (progress.clone(), Instant::now());
         let task = tokio::spawn(async move {
             loop {
