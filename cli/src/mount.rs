@@ -365,10 +365,11 @@ impl VaultFs {
         Ok(plain)
     }
 
-    fn with_node<T>(&self, ino: u64, f: impl FnOnce(&Node) -> Result<T, Errno>) -> Result<T, Errno> {
+    /// `f` of the snapshot entry at `ino`; `other` for an entry of the view itself.
+    fn with_node<T>(&self, ino: u64, other: Errno, f: impl FnOnce(&Node) -> Result<T, Errno>) -> Result<T, Errno> {
         match self.inodes.lock().expect("inodes lock").get(ino) {
             Some(Entry::Node { node, .. }) => f(node),
-            Some(_) => Err(Errno::NO_XATTR),
+            Some(_) => Err(other),
             None => Err(Errno::ENOENT),
         }
     }
@@ -423,7 +424,7 @@ impl Filesystem for VaultFs {
         if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
-        let content = self.with_node(ino.0, |node| match node.kind {
+        let content = self.with_node(ino.0, Errno::EISDIR, |node| match node.kind {
             NodeKind::File => Ok(node.content.clone()),
             _ => Err(Errno::EISDIR),
         });
@@ -519,7 +520,7 @@ impl Filesystem for VaultFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let value = self.with_node(ino.0, |node| {
+        let value = self.with_node(ino.0, Errno::NO_XATTR, |node| {
             node.xattrs.iter().find(|x| x.name == name.as_bytes()).map(|x| x.value.clone()).ok_or(Errno::NO_XATTR)
         });
         match value {
@@ -529,7 +530,7 @@ impl Filesystem for VaultFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let names = self.with_node(ino.0, |node| {
+        let names = self.with_node(ino.0, Errno::NO_XATTR, |node| {
             Ok(node.xattrs.iter().flat_map(|x| x.name.iter().copied().chain([0])).collect::<Vec<u8>>())
         });
         match names {

@@ -9,7 +9,7 @@ use std::{collections::HashMap, path::Path, process::Output};
 
 use futures::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, path::Path as StorePath};
-use process::{Device, ZEROK, noise};
+use process::{Device, noise};
 use serde_json::Value;
 use zerok_testkit::{ACCESS_KEY, DEVICE_ACCESS_KEY, DEVICE_SECRET_KEY, S3Server, SECRET_KEY};
 
@@ -36,13 +36,11 @@ impl Setup {
     }
 
     fn run(&self, env: &[(&'static str, String)], args: &[&str]) -> Output {
-        self.dev.cmd(ZEROK, args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap()
+        self.dev.run_with(env, args)
     }
 
     fn json(&self, env: &[(&'static str, String)], args: &[&str]) -> Value {
-        let out = self.run(env, args);
-        assert!(out.status.success(), "zerok {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
+        self.dev.json_with(env, args)
     }
 
     fn snapshot_count(&self) -> usize {

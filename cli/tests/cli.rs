@@ -255,11 +255,8 @@ fn s3_vault_from_the_standard_environment_with_bucket_creation() {
     std::fs::create_dir(&s3_root).unwrap();
     let server = rt.block_on(zerok_testkit::S3Server::start(&s3_root));
     let dev = Device::new(dir.path(), "dev");
-    let with_env = |args: &[&str]| {
-        let mut c = dev.cmd(ZEROK, args);
-        c.envs(server.env());
-        c.output().unwrap()
-    };
+    let env = server.env();
+    let with_env = |args: &[&str]| dev.run_with(&env, args);
     let url = "s3://fresh-bucket/devices/laptop";
     let out = with_env(&["init", "--vault", url, "--create-bucket", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

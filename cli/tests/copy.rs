@@ -7,7 +7,7 @@ use std::{collections::HashSet, path::Path};
 use serde_json::Value;
 
 mod process;
-use process::{Device, ZEROK, noise};
+use process::{Device, noise};
 
 fn names_in(folder: &Path) -> HashSet<String> {
     let mut out = HashSet::new();
@@ -34,12 +34,9 @@ fn copy_sends_what_the_other_vault_lacks_and_restores_byte_for_byte() {
     std::fs::create_dir_all(s3_root.join("offsite")).unwrap();
     let server = rt.block_on(zerok_testkit::S3Server::start(&s3_root));
     let dev = Device::new(dir.path(), "dev");
-    let run = |args: &[&str]| dev.cmd(ZEROK, args).envs(server.env()).output().unwrap();
-    let json = |args: &[&str]| -> Value {
-        let out = run(args);
-        assert!(out.status.success(), "zerok {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let env = server.env();
+    let run = |args: &[&str]| dev.run_with(&env, args);
+    let json = |args: &[&str]| -> Value { dev.json_with(&env, args) };
     let local = dir.path().join("vault");
     let (a, b) = (local.to_str().unwrap(), "s3://offsite/copies");
     json(&["init", "--vault", a, "--json"]);

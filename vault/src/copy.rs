@@ -10,13 +10,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use bytes::Bytes;
 use futures::StreamExt;
 use zerok_core::{ChunkId, IndexId, PackId, SnapshotId};
 
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
-    backup::{Uses, flush_index, verify},
+    backup::{Uses, flush_index, put_pack, verify},
     format::{
         Kind, envelope,
         index::IndexPack,
@@ -267,10 +266,9 @@ impl<'a> Copier<'a> {
     }
 
     async fn upload(&mut self, writer: PackWriter) -> Result<()> {
-        let (id, bytes, entries) = writer.finish(self.dst.keys().metadata());
-        self.bytes += bytes.len() as u64;
-        self.dst.backend().put(&names::pack(&id), Bytes::from(bytes)).await?;
-        self.uploaded.push(IndexPack::new(id, &entries));
+        let (pack, n) = put_pack(self.dst, writer).await?;
+        self.bytes += n;
+        self.uploaded.push(pack);
         self.keep_lock().await
     }
 

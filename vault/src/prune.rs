@@ -511,8 +511,7 @@ async fn collect(
 }
 
 async fn put_pack(vault: &Vault, writer: PackWriter, report: &mut PruneReport) -> Result<IndexPack> {
-    let (id, bytes, entries) = writer.finish(vault.keys().metadata());
-    report.bytes_written += bytes.len() as u64;
-    vault.backend().put(&names::pack(&id), Bytes::from(bytes)).await?;
-    Ok(IndexPack::new(id, &entries))
+    let (pack, n) = crate::backup::put_pack(vault, writer).await?;
+    report.bytes_written += n;
+    Ok(pack)
 }

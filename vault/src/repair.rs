@@ -17,12 +17,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use bytes::Bytes;
 use zerok_core::{ChunkId, SnapshotId};
 
 use crate::{
     Error, MasterIndex, Progress, Result, Vault,
-    backup::{PACKS_PER_INDEX, flush_index},
+    backup::{PACKS_PER_INDEX, flush_index, put_pack},
     format::{
         Kind, envelope,
         index::IndexPack,
@@ -359,9 +358,7 @@ impl Fixer<'_> {
         self.full.push(self.writer);
         let mut packs = Vec::new();
         for writer in self.full.into_iter().filter(|w| !w.is_empty()) {
-            let (pack, bytes, entries) = writer.finish(self.vault.keys().metadata());
-            self.vault.backend().put(&names::pack(&pack), Bytes::from(bytes)).await?;
-            packs.push(IndexPack::new(pack, &entries));
+            packs.push(put_pack(self.vault, writer).await?.0);
         }
         flush_index(self.vault, packs, progress).await.map(drop)
     }

@@ -28,11 +28,21 @@ impl Device {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd(ZEROK, args).output().unwrap()
+        self.run_with(&[], args)
     }
 
     pub fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args);
+        self.json_with(&[], args)
+    }
+
+    /// `zerok` with `env` set besides (an S3 server's `AWS_*`, say).
+    pub fn run_with(&self, env: &[(&str, String)], args: &[&str]) -> Output {
+        self.cmd(ZEROK, args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap()
+    }
+
+    /// As [`Device::run_with`], its stdout parsed as one JSON value; fails on a failure.
+    pub fn json_with(&self, env: &[(&str, String)], args: &[&str]) -> Value {
+        let out = self.run_with(env, args);
         assert!(out.status.success(), "zerok {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
     }

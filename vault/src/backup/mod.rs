@@ -18,7 +18,7 @@ mod exclude;
 pub use exclude::{CACHEDIR_SIGNATURE, Exclude, Marker};
 mod packer;
 mod scan;
-pub(crate) use packer::{PACKS_PER_INDEX, flush as flush_index};
+pub(crate) use packer::{PACKS_PER_INDEX, flush as flush_index, put_pack};
 pub(crate) use verify::{Uses, verify};
 mod sqlite;
 pub use sqlite::SqliteMode;
@@ -291,7 +291,7 @@ async fn walk(
     gone: &HashSet<PackId>,
     dry: bool,
 ) -> Result<Walked> {
-    let filter = exclude::Filter::new(&opts.exclude)?;
+    let filter = Arc::new(exclude::Filter::new(&opts.exclude)?);
     let time_ns = crate::now_ns();
     let (index, snapshots) = tokio::join!(MasterIndex::load(vault), vault.snapshots_dated());
     let mut index = index?;
@@ -346,7 +346,7 @@ async fn walk(
     }
     drop((chunk_rx, sealed_tx));
 
-    let scan = scan::Scan::start(&paths, exclude::Filter::new(&opts.exclude)?, progress.clone());
+    let scan = scan::Scan::start(&paths, filter.clone(), progress.clone());
     let rules = walk::Rules { sqlite: opts.sqlite, filter, dry };
     let walker = walk::Walker::new(vault.clone(), index.clone(), Arc::new(parents), chunk_tx, progress.clone(), rules);
     // Its own thread with a large stack: the walk recurses once per folder level.

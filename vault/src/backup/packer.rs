@@ -126,6 +126,18 @@ async fn upload(vault: &Vault, writer: PackWriter, progress: &Progress) -> Resul
     Ok((IndexPack::new(id, &entries), n))
 }
 
+/// Finishes `writer` and stores its pack (synced, for those that write packs outside a
+/// backup: prune, repair, copy); returns what an index file says of it, and its size.
+///
+/// # Errors
+/// Storage errors.
+pub(crate) async fn put_pack(vault: &Vault, writer: PackWriter) -> Result<(IndexPack, u64)> {
+    let (id, bytes, entries) = writer.finish(vault.keys().metadata());
+    let n = bytes.len() as u64;
+    vault.backend().put(&names::pack(&id), Bytes::from(bytes)).await?;
+    Ok((IndexPack::new(id, &entries), n))
+}
+
 /// Packs named per index file by whoever writes index files in bulk (prune, repair, and a
 /// backup naming its packs again).
 pub(crate) const PACKS_PER_INDEX: usize = 1024;

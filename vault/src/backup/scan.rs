@@ -25,14 +25,13 @@ pub(super) struct Scan {
 impl Scan {
     /// Starts counting into `progress.files_total` and `progress.bytes_total`; sets
     /// `progress.scanned` when the count is complete.
-    pub fn start(paths: &[PathBuf], filter: Filter, progress: Arc<Progress>) -> Scan {
+    pub fn start(paths: &[PathBuf], filter: Arc<Filter>, progress: Arc<Progress>) -> Scan {
         let stop = Arc::new(AtomicBool::new(false));
         let Some((first, rest)) = paths.split_first() else { return Scan { stop, thread: None } };
         let mut walk = ignore::WalkBuilder::new(first);
         for path in rest {
             walk.add(path);
         }
-        let filter = Arc::new(filter);
         walk.standard_filters(false)
             .follow_links(false)
             .same_file_system(filter.one_file_system)

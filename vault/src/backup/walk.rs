@@ -107,7 +107,8 @@ pub(crate) fn base_name(path: &Path) -> Vec<u8> {
 /// How the walker reads and what it leaves out.
 pub(super) struct Rules {
     pub sqlite: SqliteMode,
-    pub filter: Filter,
+    /// Shared with the count beside the walk.
+    pub filter: Arc<Filter>,
     /// Name and count chunks, send none.
     pub dry: bool,
 }

@@ -292,7 +292,7 @@ pub async fn dump(args: DumpArgs) -> Result<u8> {
         match node.kind {
             NodeKind::File => {
                 let mut out = std::io::BufWriter::new(stdout);
-                reader.copy(&node, &mut out)?;
+                std::io::copy(&mut reader.bytes(&node), &mut out)?;
                 out.flush()?;
             }
             NodeKind::Dir => reader.tar(&browse, &path, stdout)?,
@@ -315,23 +315,15 @@ struct Reader<'a> {
 const READ_AHEAD: usize = 8;
 
 impl Reader<'_> {
-    /// Writes a file's bytes to `out`, checking its size.
-    fn copy(&self, node: &Node, out: &mut impl Write) -> Result<()> {
+    /// A file's bytes as a [`std::io::Read`], [`READ_AHEAD`] chunks fetched ahead.
+    fn bytes<'a>(&'a self, node: &'a Node) -> ChunkRead<'a> {
         use futures::StreamExt;
         let (vault, index) = (self.vault, self.index);
-        let mut chunks = futures::stream::iter(node.content.iter())
-            .map(|id| async move { vault.read_chunk(index, id).await })
-            .buffered(READ_AHEAD);
-        let mut written = 0u64;
-        while let Some(chunk) = self.runtime.block_on(chunks.next()) {
-            let chunk = chunk?;
-            written += chunk.len() as u64;
-            out.write_all(&chunk)?;
-        }
-        if written != node.size {
-            bail!("{} bytes read where the snapshot lists {}", written, node.size);
-        }
-        Ok(())
+        let chunks = futures::stream::iter(node.content.iter())
+            .map(move |id| async move { vault.read_chunk(index, id).await })
+            .buffered(READ_AHEAD)
+            .boxed();
+        ChunkRead { runtime: self.runtime, chunks, size: node.size, buf: Vec::new(), at: 0, total: 0 }
     }
 
     /// Writes the folder at `root` as a tar archive, its entries named below the folder's
@@ -390,41 +382,40 @@ impl Reader<'_> {
             NodeKind::File => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(node.size);
-                let mut bytes = ChunkRead { reader: self, node, chunk: 0, buf: Vec::new(), at: 0, total: 0 };
-                tar.append_data(&mut header, name, &mut bytes)?;
+                tar.append_data(&mut header, name, &mut self.bytes(node))?;
             }
         }
         Ok(())
     }
 }
 
-/// A file's bytes as a [`std::io::Read`], chunk by chunk (for the archive's writer).
-struct ChunkRead<'a, 'b> {
-    reader: &'a Reader<'b>,
-    node: &'a Node,
-    chunk: usize,
+/// A file's bytes as a [`std::io::Read`], chunk by chunk, failing when they come to more or
+/// less than the size the snapshot lists.
+struct ChunkRead<'a> {
+    runtime: &'a tokio::runtime::Handle,
+    chunks: futures::stream::BoxStream<'a, zerok_vault::Result<Vec<u8>>>,
+    size: u64,
     buf: Vec<u8>,
     at: usize,
     /// Bytes read so far.
     total: u64,
 }
 
-impl std::io::Read for ChunkRead<'_, '_> {
+impl std::io::Read for ChunkRead<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use futures::StreamExt;
         while self.at == self.buf.len() {
-            let Some(id) = self.node.content.get(self.chunk) else {
-                if self.total != self.node.size {
-                    let why = format!("{} bytes read where the snapshot lists {}", self.total, self.node.size);
+            let Some(chunk) = self.runtime.block_on(self.chunks.next()) else {
+                if self.total != self.size {
+                    let why = format!("{} bytes read where the snapshot lists {}", self.total, self.size);
                     return Err(std::io::Error::other(why));
                 }
                 return Ok(0);
             };
-            let r = self.reader;
-            self.buf = r.runtime.block_on(r.vault.read_chunk(r.index, id)).map_err(std::io::Error::other)?;
-            (self.chunk, self.at) = (self.chunk + 1, 0);
+            (self.buf, self.at) = (chunk.map_err(std::io::Error::other)?, 0);
             self.total += self.buf.len() as u64;
-            if self.total > self.node.size {
-                let why = format!("more bytes than the {} the snapshot lists", self.node.size);
+            if self.total > self.size {
+                let why = format!("more bytes than the {} the snapshot lists", self.size);
                 return Err(std::io::Error::other(why));
             }
         }
