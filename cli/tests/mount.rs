@@ -178,3 +178,103 @@ fn mounting_on_a_missing_folder_fails_in_one_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("mount point"), "{err}");
 }
+
+/// A snapshot a hostile device wrote: entries named "", "..", "a/b" beside "ok", and a host
+/// and a tag holding `/`. The kernel refuses a whole folder listing over one such name; the
+/// mount leaves them out (or, for hosts and tags, shows `∕`), so the rest still lists.
+#[test]
+fn hostile_names_in_a_snapshot_leave_the_rest_of_the_mount_listable() {
+    use zerok_vault::{
+        Secret, Vault,
+        format::{
+            Kind,
+            index::{IndexFile, IndexPack},
+            names,
+            pack::PackWriter,
+            seal_msgpack,
+            snapshot::{Snapshot, SnapshotSummary},
+            tree::{Node, NodeKind, Tree},
+        },
+    };
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("skipping: no /dev/fuse on this machine (FUSE is not available)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::new(dir.path(), "dev");
+    let url = dir.path().join("vault").display().to_string();
+    let init = dev.json(&["init", "--vault", &url, "--json"]);
+    let key = zerok_core::RecoveryKey::parse(init["recovery_key"].as_str().unwrap()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let backend = zerok_vault::Location::parse(&url).unwrap().open(&url).unwrap();
+        let vault = Vault::open(backend, Secret::Recovery(&key)).await.unwrap();
+        let link = |name: &[u8]| Node {
+            name: name.to_vec(),
+            kind: NodeKind::Symlink,
+            mode: 0o777,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            content: Vec::new(),
+            subtree: None,
+            target: Some(b"/etc/passwd".to_vec()),
+            links: None,
+            xattrs: Vec::new(),
+            sparse: false,
+        };
+        // Sorted and each once, as a reader demands; every name but "ok" unholdable.
+        let body = Tree::new(vec![link(b""), link(b".."), link(b"a/b"), link(b"ok")]).encode();
+        let (keys, tree) = (vault.keys(), vault.keys().chunk_id(&body));
+        let sealed = zerok_vault::format::envelope::seal(keys.metadata(), Kind::Tree, &tree.0, &body, 3);
+        let mut pack = PackWriter::default();
+        pack.add(Kind::Tree, tree, &sealed, body.len() as u32);
+        let (pack_id, bytes, entries) = pack.finish(keys.metadata());
+        vault.backend().put(&names::pack(&pack_id), bytes::Bytes::from(bytes)).await.unwrap();
+        let index_id = zerok_core::IndexId::random();
+        let index = seal_msgpack(
+            keys.metadata(),
+            Kind::Index,
+            &index_id.0,
+            &IndexFile::new(vec![IndexPack::new(pack_id, &entries)]),
+        );
+        vault.backend().put(&names::index(&index_id), bytes::Bytes::from(index)).await.unwrap();
+        let snapshot = Snapshot {
+            version: 1,
+            time_ns: 1_700_000_000_000_000_000,
+            hostname: "host/evil".into(),
+            tags: vec!["release/1.0".into(), String::new()],
+            paths: vec!["/x".into()],
+            tree,
+            parent: None,
+            sync_cursors: Default::default(),
+            sync_group: None,
+            summary: SnapshotSummary::default(),
+            program: "attacker".into(),
+            original: None,
+        };
+        vault.save_snapshot(&snapshot).await.unwrap();
+    });
+
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mut child = mount(&dev, &mnt);
+    let names = |p: &Path| -> std::io::Result<Vec<String>> {
+        let mut n = Vec::new();
+        for e in std::fs::read_dir(p)? {
+            n.push(e?.file_name().to_string_lossy().into_owned());
+        }
+        n.sort();
+        Ok(n)
+    };
+    assert_eq!(names(&mnt.join("latest")).unwrap(), ["ok"]);
+    assert_eq!(std::fs::read_link(mnt.join("latest/ok")).unwrap(), Path::new("/etc/passwd"));
+    assert_eq!(names(&mnt.join("hosts")).unwrap(), ["host\u{2215}evil"]);
+    assert_eq!(names(&mnt.join("tags")).unwrap(), ["(none)", "release\u{2215}1.0"]);
+    // SAFETY: kill sends a signal to the child this test started.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGINT) };
+    assert!(ended(&mut child).is_some_and(|s| s.success()));
+}
